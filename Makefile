@@ -1,0 +1,55 @@
+# The two commands that matter: `make demo` (the main job) and `make test` (the whole suite).
+# Everything the project needs is installed from here: the virtualenv and the testbed's binaries.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+TESTBED_BIN = $(shell scripts/testbed-bin.sh --print)
+export PATH := $(TESTBED_BIN):$(abspath $(BIN)):$(PATH)
+
+.PHONY: all venv testbed-bin crds golden lint typecheck unit test demo clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+## Build the control-plane binaries (kube-apiserver, etcd, kwok, helm, …) into the cache outside the clone.
+testbed-bin:
+	scripts/testbed-bin.sh
+
+## Regenerate crds/ from the pydantic models.
+crds: venv
+	$(BIN)/sharedcore crds --out crds
+
+## Regenerate the renderer's golden files under tests/golden/.
+golden: venv
+	SHAREDCORE_UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/unit/test_render_golden.py
+
+lint: venv
+	$(BIN)/ruff check operator tests scripts bench
+	$(BIN)/ruff format --check operator tests scripts bench
+
+typecheck: venv
+	$(BIN)/mypy
+
+## Fast tests only (no control planes).
+unit: venv
+	$(BIN)/pytest -m 'not cluster'
+
+## Everything: lint, types, unit and cluster tests on real control planes.
+test: venv testbed-bin lint typecheck
+	$(BIN)/pytest
+
+## The main job: two sites and a witness, both operators, a failover narrated end to end.
+demo: venv testbed-bin
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,4 @@
+"""sharedcore: runs a city's shared platforms across two sites and fails them over safely."""
+
+API_GROUP = "sharedcore.danang.gov.vn"
+API_VERSION = "v1alpha1"

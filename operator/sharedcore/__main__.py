@@ -1,0 +1,3 @@
+from sharedcore.cli import main
+
+main()

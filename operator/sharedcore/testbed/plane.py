@@ -1,0 +1,238 @@
+"""One control plane: etcd + kube-apiserver, and with workloads kube-controller-manager, kube-scheduler and kwok.
+
+Flags follow controller-runtime's envtest, plus an audit log (tests count the operator's writes from it) and a
+service CIDR large enough for the benchmarks.
+"""
+
+import base64
+import json
+import ssl
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sharedcore.testbed import pki, processes
+from sharedcore.testbed.binaries import binary
+from sharedcore.testbed.state import PlaneState
+
+READY_TIMEOUT = 120.0
+COMPANIONS = ("kube-controller-manager", "kube-scheduler", "kwok")
+USERS = ("admin", *COMPANIONS)
+FAKE_NODES = 3
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        # The companions are the testbed's own machinery: keep them out of what tests count.
+        {"level": "None", "users": list(COMPANIONS)},
+        {"level": "None", "nonResourceURLs": ["/readyz*", "/healthz*", "/livez*", "/metrics", "/version"]},
+        {"level": "Metadata"},
+    ],
+}
+
+
+class PlaneError(RuntimeError):
+    """A process of a plane failed to start or become ready; the message names it and tails its log."""
+
+
+def plane_dir(root: Path, name: str) -> Path:
+    return root / name
+
+
+def kubeconfig_path(root: Path, name: str, user: str = "admin") -> Path:
+    return plane_dir(root, name) / ("kubeconfig" if user == "admin" else f"{user}.kubeconfig")
+
+
+def peer_kubeconfig_path(root: Path, site: str, peer: str) -> Path:
+    return plane_dir(root, site) / "peers" / f"{peer}.kubeconfig"
+
+
+def kubeconfig(name: str, server: str, keys: pki.PlanePki, user: str = "admin") -> dict[str, Any]:
+    """A self-contained kubeconfig (certificates inline), so it can be copied into a Secret as is."""
+
+    def b64(path: Path) -> str:
+        return base64.b64encode(path.read_bytes()).decode()
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority-data": b64(keys.ca_cert)}}],
+        "users": [{"name": f"{user}@{name}", "user": {
+            "client-certificate-data": b64(keys.client_cert(user)),
+            "client-key-data": b64(keys.client_key(user)),
+        }}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": f"{user}@{name}"}}],
+        "current-context": name,
+    }
+
+
+def write_yaml(path: Path, content: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+    path.chmod(0o600)
+
+
+def prepare(root: Path, plane: PlaneState) -> None:
+    """Create the plane's certificates, kubeconfigs and audit policy (once; a restart keeps them)."""
+    directory = plane_dir(root, plane.name)
+    keys = pki.create(directory / "pki", plane.name, USERS)
+    server = f"https://127.0.0.1:{plane.apiserver_port}"
+    for user in USERS:
+        write_yaml(kubeconfig_path(root, plane.name, user), kubeconfig(plane.name, server, keys, user))
+    write_yaml(directory / "audit-policy.yaml", AUDIT_POLICY)
+
+
+def _etcd_argv(root: Path, plane: PlaneState) -> list[str]:
+    peer = f"http://127.0.0.1:{plane.etcd_peer_port}"
+    client = f"http://127.0.0.1:{plane.etcd_client_port}"
+    return [
+        str(binary("etcd")), f"--name={plane.name}", f"--data-dir={plane_dir(root, plane.name) / 'etcd'}",
+        f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster={plane.name}={peer}", "--unsafe-no-fsync=true", "--log-level=warn",
+    ]
+
+
+def _apiserver_argv(root: Path, plane: PlaneState) -> list[str]:
+    directory = plane_dir(root, plane.name)
+    keys = pki.PlanePki(directory / "pki")
+    port = plane.apiserver_port
+    return [
+        str(binary("kube-apiserver")),
+        f"--etcd-servers=http://127.0.0.1:{plane.etcd_client_port}",
+        f"--cert-dir={directory / 'pki'}", f"--tls-cert-file={keys.serving_cert}",
+        f"--tls-private-key-file={keys.serving_key}", f"--client-ca-file={keys.ca_cert}",
+        f"--secure-port={port}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+        "--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
+        "--authorization-mode=RBAC", "--disable-admission-plugins=ServiceAccount",
+        f"--service-account-issuer=https://127.0.0.1:{port}/",
+        f"--service-account-key-file={keys.sa_public_key}",
+        f"--service-account-signing-key-file={keys.sa_private_key}",
+        f"--audit-policy-file={directory / 'audit-policy.yaml'}",
+        f"--audit-log-path={directory / 'audit.log'}", "--audit-log-format=json",
+        "--audit-log-maxsize=200", "--audit-log-maxbackup=2",
+    ]
+
+
+def _companion_argv(root: Path, plane: PlaneState, name: str) -> list[str]:
+    keys = pki.PlanePki(plane_dir(root, plane.name) / "pki")
+    config = f"--kubeconfig={kubeconfig_path(root, plane.name, name)}"
+    if name == "kube-controller-manager":
+        return [
+            str(binary(name)), config, f"--root-ca-file={keys.ca_cert}",
+            f"--service-account-private-key-file={keys.sa_private_key}",
+            "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0",
+            "--use-service-account-credentials=false", "--controllers=*,-nodeipam",
+        ]
+    if name == "kube-scheduler":
+        return [str(binary(name)), config, "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0"]
+    return [
+        str(binary(name)), config, f"--config={binary('kwok-stages.yaml')}", "--node-lease-duration-seconds=40",
+        "--manage-all-nodes=false",
+        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+        "--cidr=10.244.0.0/16", "--node-ip=10.244.255.1",
+    ]
+
+
+def _tls_context(root: Path, name: str) -> ssl.SSLContext:
+    keys = pki.PlanePki(plane_dir(root, name) / "pki")
+    context = ssl.create_default_context(cafile=str(keys.ca_cert))
+    context.load_cert_chain(str(keys.client_cert("admin")), str(keys.client_key("admin")))
+    return context
+
+
+def get(root: Path, plane: PlaneState, path: str, timeout: float = 5.0) -> bytes:
+    """An admin GET against the plane's apiserver (for /readyz, /version, /metrics)."""
+    url = f"https://127.0.0.1:{plane.apiserver_port}{path}"
+    with urllib.request.urlopen(url, context=_tls_context(root, plane.name), timeout=timeout) as response:
+        body: bytes = response.read()
+        return body
+
+
+def _wait(plane: PlaneState, process: str, probe: Any, deadline: float) -> None:
+    """Poll `probe` until it returns True; fail naming the process, with its log tail, if it dies or times out."""
+    record = plane.processes[process]
+    while time.monotonic() < deadline:
+        if not processes.alive(record):
+            raise PlaneError(f"{plane.name}: {process} exited\n--- {record.log} ---\n{processes.log_tail(record)}")
+        try:
+            if probe():
+                return
+        except (OSError, urllib.error.URLError, ssl.SSLError):
+            pass
+        time.sleep(0.1)
+    raise PlaneError(
+        f"{plane.name}: {process} not ready after {READY_TIMEOUT:.0f}s\n--- {record.log} ---\n"
+        f"{processes.log_tail(record)}"
+    )
+
+
+def _start_process(root: Path, plane: PlaneState, name: str, argv: list[str]) -> None:
+    record = plane.processes.get(name)
+    if record and processes.alive(record):
+        return
+    plane.processes[name] = processes.spawn(name, argv, plane_dir(root, plane.name) / "logs" / f"{name}.log")
+
+
+def start(root: Path, plane: PlaneState) -> None:
+    """Start (or restart with the same data and ports) every process of the plane; return when it serves."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    _start_process(root, plane, "etcd", _etcd_argv(root, plane))
+    etcd_health = f"http://127.0.0.1:{plane.etcd_client_port}/health"
+
+    def etcd_healthy() -> bool:
+        with urllib.request.urlopen(etcd_health, timeout=2) as response:
+            return bool(json.loads(response.read()).get("health") == "true")
+
+    _wait(plane, "etcd", etcd_healthy, deadline)
+    _start_process(root, plane, "kube-apiserver", _apiserver_argv(root, plane))
+    _wait(plane, "kube-apiserver", lambda: get(root, plane, "/readyz") == b"ok", deadline)
+    if plane.workloads:
+        for name in COMPANIONS:
+            _start_process(root, plane, name, _companion_argv(root, plane, name))
+        _ensure_nodes(root, plane, deadline)
+    plane.paused = False
+
+
+def _ensure_nodes(root: Path, plane: PlaneState, deadline: float) -> None:
+    """Fake nodes that kwok plays: pods get scheduled onto them and become Running/Ready."""
+    from kubernetes import client, config  # imported here: the CLI's other commands should start fast
+
+    api = client.CoreV1Api(config.new_client_from_config(str(kubeconfig_path(root, plane.name))))
+    existing = {node.metadata.name for node in api.list_node().items}
+    for index in range(FAKE_NODES):
+        name = f"kwok-{plane.name}-{index}"
+        if name in existing:
+            continue
+        capacity = {"cpu": "64", "memory": "256Gi", "pods": "250"}
+        api.create_node({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                         "labels": {"kubernetes.io/hostname": name, "type": "kwok",
+                                    "topology.kubernetes.io/zone": f"{plane.name}-{index}"}},
+            "status": {"allocatable": capacity, "capacity": capacity},
+        })
+
+    def nodes_ready() -> bool:
+        nodes = api.list_node(label_selector="type=kwok").items
+        return len(nodes) >= FAKE_NODES and all(
+            any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or []) for node in nodes
+        )
+
+    _wait(plane, "kwok", nodes_ready, deadline)
+
+
+def stop(plane: PlaneState) -> None:
+    """Kill the plane's processes, companions first; etcd's data stays on disk for a later start."""
+    for name in reversed(list(plane.processes)):
+        processes.terminate(plane.processes[name])
+    plane.paused = False
+
+
+def process_states(plane: PlaneState) -> dict[str, str]:
+    return {name: processes.state(record) for name, record in plane.processes.items()}

@@ -1,0 +1,75 @@
+"""The testbed's persisted state: DIR/testbed.json, so every CLI call (and the tests) sees the same planes."""
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+STATE_FILE = "testbed.json"
+
+
+@dataclass
+class ProcessRecord:
+    name: str
+    pid: int
+    # The kernel's start time of the pid (/proc/PID/stat field 22): tells our process from a reused pid.
+    start_ticks: int
+    argv: list[str]
+    log: str
+
+
+@dataclass
+class PlaneState:
+    name: str
+    etcd_client_port: int
+    etcd_peer_port: int
+    apiserver_port: int
+    workloads: bool
+    processes: dict[str, ProcessRecord] = field(default_factory=dict)
+    paused: bool = False
+
+
+@dataclass
+class LinkState:
+    """A directed link: connections that `source` opens to `target` pass through a proxy on `port`."""
+
+    source: str
+    target: str
+    port: int
+    blocked: bool = False
+
+
+@dataclass
+class TestbedState:
+    planes: dict[str, PlaneState] = field(default_factory=dict)
+    links: list[LinkState] = field(default_factory=list)
+    proxy: ProcessRecord | None = None
+    # Bumped on every partition change; the proxy acknowledges the generation it has applied.
+    generation: int = 0
+
+    def link(self, source: str, target: str) -> LinkState:
+        for link in self.links:
+            if (link.source, link.target) == (source, target):
+                return link
+        raise KeyError(f"no link {source} -> {target}")
+
+
+def load(directory: Path) -> TestbedState:
+    path = directory / STATE_FILE
+    if not path.exists():
+        return TestbedState()
+    raw = json.loads(path.read_text())
+    planes = {
+        name: PlaneState(**{**plane, "processes": {k: ProcessRecord(**v) for k, v in plane["processes"].items()}})
+        for name, plane in raw["planes"].items()
+    }
+    proxy = ProcessRecord(**raw["proxy"]) if raw.get("proxy") else None
+    return TestbedState(planes, [LinkState(**link) for link in raw["links"]], proxy, raw["generation"])
+
+
+def save(directory: Path, state: TestbedState) -> None:
+    """Write atomically: the proxy daemon may read the file at any moment."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(asdict(state), indent=2, sort_keys=True))
+    os.replace(tmp, directory / STATE_FILE)

@@ -1,0 +1,57 @@
+"""Session-scoped control planes (started once, only when a cluster test runs) and a namespace per test."""
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from sharedcore.testbed import Testbed
+from tests.support.cluster import Site
+
+SITES = ("danang", "quangnam", "witness")
+WORKLOAD_SITES = ("danang", "quangnam")  # the witness only arbitrates: no nodes, no controllers
+
+
+@dataclass
+class Sites:
+    bed: Testbed
+    danang: Site
+    quangnam: Site
+    witness: Site
+
+    def __iter__(self) -> Iterator[Site]:
+        return iter((self.danang, self.quangnam, self.witness))
+
+
+@pytest.fixture(scope="session")
+def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
+    """danang and quangnam with workloads, and a bare witness; reused by every cluster test of the session.
+
+    SHAREDCORE_TEST_TESTBED_DIR keeps the planes' files somewhere you can read after a failed run.
+    """
+    directory = Path(os.environ.get("SHAREDCORE_TEST_TESTBED_DIR") or tmp_path_factory.mktemp("testbed"))
+    bed = Testbed(directory)
+    bed.up(SITES, workloads=WORKLOAD_SITES)
+    try:
+        yield Sites(bed, *(Site(name, bed) for name in SITES))
+    finally:
+        bed.down()
+
+
+@pytest.fixture
+def namespace(sites: Sites, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace with the same name at every site, removed afterwards (without waiting)."""
+    name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:6]}"
+    name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
+    for site in sites:
+        site.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    for site in sites:
+        try:
+            site.core.delete_namespace(name, _request_timeout=5)
+        except Exception:  # noqa: BLE001 - a test may have stopped the site; the planes go away anyway
+            pass
