@@ -1,5 +1,6 @@
 """Session-scoped control planes (started once, only when a cluster test runs) and a namespace per test."""
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -51,7 +52,6 @@ def namespace(sites: Sites, request: pytest.FixtureRequest) -> Iterator[str]:
         site.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     for site in sites:
-        try:
+        # A test may have stopped the site; the planes go away at the end of the session anyway.
+        with contextlib.suppress(Exception):
             site.core.delete_namespace(name, _request_timeout=5)
-        except Exception:  # noqa: BLE001 - a test may have stopped the site; the planes go away anyway
-            pass

@@ -64,7 +64,9 @@ def test_cel_rule_rejects_with_its_message(sites: Sites, namespace: str) -> None
     site = sites.witness
     site.kubectl("apply", "-f", "-", stdin=CEL_CRD)
     site.kubectl("wait", "--for=condition=Established", "crd/widgets.testbed.example.org", "--timeout=30s")
-    good = "apiVersion: testbed.example.org/v1\nkind: Widget\nmetadata: {name: good}\nspec: {min: 1, max: 2}\n"
+    good = (
+        "apiVersion: testbed.example.org/v1\nkind: Widget\nmetadata: {name: good}\nspec: {min: 1, max: 2}\n"
+    )
     bad = good.replace("good", "bad").replace("min: 1", "min: 3")
     site.kubectl("apply", "-n", namespace, "-f", "-", stdin=good)
     rejected = site.kubectl("apply", "-n", namespace, "-f", "-", stdin=bad, check=False)
@@ -76,8 +78,11 @@ def test_deployment_becomes_available_through_kwok(sites: Sites, namespace: str)
     site = sites.danang
     site.kubectl("create", "deployment", "web", "-n", namespace, "--image=nginx:1.27", "--replicas=2")
     deployment = eventually(
-        lambda: (d := site.apps.read_namespaced_deployment("web", namespace)).status.available_replicas == 2 and d,
-        timeout=90, message="2 available replicas",
+        lambda: (
+            (d := site.apps.read_namespaced_deployment("web", namespace)).status.available_replicas == 2 and d
+        ),
+        timeout=90,
+        message="2 available replicas",
     )
     assert deployment.status.ready_replicas == 2
     pods = site.core.list_namespaced_pod(namespace).items
@@ -162,13 +167,26 @@ def test_down_leaves_nothing_running(tmp_path: Path) -> None:
     assert _testbed_processes(tmp_path) == []
 
 
-def test_failed_start_names_the_process_and_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_start_names_the_process_and_cleans_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake = tmp_path / "assets"
     fake.mkdir()
-    (fake / "kube-apiserver").write_text("#!/bin/sh\necho 'flag provided but not defined: --nonsense' >&2\nexit 1\n")
+    (fake / "kube-apiserver").write_text(
+        "#!/bin/sh\necho 'flag provided but not defined: --nonsense' >&2\nexit 1\n"
+    )
     (fake / "kube-apiserver").chmod(0o755)
-    real_etcd = Path(subprocess.run([sys.executable, "-m", "sharedcore", "testbed", "bin-dir"],
-                                    capture_output=True, text=True, check=True).stdout.strip()) / "etcd"
+    real_etcd = (
+        Path(
+            subprocess.run(
+                [sys.executable, "-m", "sharedcore", "testbed", "bin-dir"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
+        / "etcd"
+    )
     os.symlink(real_etcd, fake / "etcd")
     monkeypatch.setenv("KUBEBUILDER_ASSETS", str(fake))
     bed = Testbed(tmp_path / "bed")
@@ -180,10 +198,16 @@ def test_failed_start_names_the_process_and_cleans_up(tmp_path: Path, monkeypatc
 def test_interrupted_session_leaves_nothing(tmp_path: Path) -> None:
     """A CLI `up` killed by Ctrl-C tears down what it had started."""
     directory = tmp_path / "bed"
-    process = subprocess.Popen([sys.executable, "-m", "sharedcore", "testbed", "up", "--dir", str(directory),
-                                "one", "two"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    eventually(lambda: (directory / "one" / "logs" / "kube-apiserver.log").exists(), timeout=60,
-               message="first apiserver started")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sharedcore", "testbed", "up", "--dir", str(directory), "one", "two"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    eventually(
+        (directory / "one" / "logs" / "kube-apiserver.log").exists,
+        timeout=60,
+        message="first apiserver started",
+    )
     process.send_signal(signal.SIGINT)
     process.wait(timeout=60)
     assert process.returncode != 0

@@ -59,11 +59,17 @@ class Site:
     def extensions(self) -> client.ApiextensionsV1Api:
         return client.ApiextensionsV1Api(self.api)
 
-    def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run the project's own kubectl against this site."""
         return subprocess.run(
             [str(binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
-            input=stdin, capture_output=True, text=True, check=check, timeout=120,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
         )
 
     def stop(self) -> None:
@@ -73,8 +79,9 @@ class Site:
         self.bed.start(self.name)
 
 
-def eventually(probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.25,
-               message: str = "condition") -> T:
+def eventually(
+    probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.25, message: str = "condition"
+) -> T:
     """Poll until probe returns something truthy; fail with the last value seen."""
     deadline = time.monotonic() + timeout
     last: Any = None

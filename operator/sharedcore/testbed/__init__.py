@@ -13,8 +13,8 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sharedcore.testbed import pki, processes, proxy
 from sharedcore.testbed import plane as planes
-from sharedcore.testbed import processes, proxy
 from sharedcore.testbed import state as testbed_state
 from sharedcore.testbed.plane import PlaneError
 from sharedcore.testbed.state import LinkState, PlaneState, TestbedState
@@ -61,7 +61,9 @@ class Testbed:
 
     def _plane(self, current: TestbedState, name: str) -> PlaneState:
         if name not in current.planes:
-            raise KeyError(f"no site {name!r} in {self.directory} (sites: {', '.join(current.planes) or 'none'})")
+            raise KeyError(
+                f"no site {name!r} in {self.directory} (sites: {', '.join(current.planes) or 'none'})"
+            )
         return current.planes[name]
 
     # --- lifecycle -------------------------------------------------------------------------------------
@@ -92,11 +94,12 @@ class Testbed:
         with self._editing() as current:
             (self.directory / proxy.ACK_FILE).unlink(missing_ok=True)
             current.proxy = processes.spawn(
-                "proxy", [sys.executable, "-m", "sharedcore.testbed.proxy", str(self.directory)],
+                "proxy",
+                [sys.executable, "-m", "sharedcore.testbed.proxy", str(self.directory)],
                 self.directory / "proxy.log",
             )
             for link in current.links:
-                keys = planes.pki.PlanePki(planes.plane_dir(self.directory, link.target) / "pki")
+                keys = pki.PlanePki(planes.plane_dir(self.directory, link.target) / "pki")
                 server = f"https://127.0.0.1:{link.port}"
                 planes.write_yaml(
                     planes.peer_kubeconfig_path(self.directory, link.source, link.target),
@@ -182,15 +185,20 @@ class Testbed:
         return planes.peer_kubeconfig_path(self.directory, site, peer)
 
     def get(self, name: str, path: str) -> bytes:
-        return planes.get(self.directory, self._plane(self._load(), name), path)
+        return planes.request(self.directory, self._plane(self._load(), name), path)
 
     def status(self) -> list[PlaneStatus]:
         current = self._load()
         return [
             PlaneStatus(
-                name=plane.name, apiserver_port=plane.apiserver_port, etcd_port=plane.etcd_client_port,
-                workloads=plane.workloads, processes=planes.process_states(plane),
-                unreachable=tuple(link.target for link in current.links if link.source == plane.name and link.blocked),
+                name=plane.name,
+                apiserver_port=plane.apiserver_port,
+                etcd_port=plane.etcd_client_port,
+                workloads=plane.workloads,
+                processes=planes.process_states(plane),
+                unreachable=tuple(
+                    link.target for link in current.links if link.source == plane.name and link.blocked
+                ),
             )
             for plane in current.planes.values()
         ]

@@ -51,7 +51,10 @@ def bin_dir() -> Path:
 
 
 def binary(name: str) -> Path:
-    """Path of one binary (or data file such as kwok-stages.yaml): KUBEBUILDER_ASSETS first for what envtest ships, then the project's cache."""
+    """Path of a built binary or data file (kwok-stages.yaml).
+
+    KUBEBUILDER_ASSETS comes first for what envtest ships, then the project's cache.
+    """
     candidates = []
     assets = os.environ.get("KUBEBUILDER_ASSETS")
     if assets and name in ENVTEST_BINARIES:
@@ -60,4 +63,6 @@ def binary(name: str) -> Path:
     for path in candidates:
         if os.access(path, os.X_OK if not path.suffix else os.R_OK):
             return path
-    raise MissingBinaryError(f"{name} is not built (looked in {', '.join(map(str, candidates))}): run `make testbed-bin`")
+    raise MissingBinaryError(
+        f"{name} is not built (looked in {', '.join(map(str, candidates))}): run `make testbed-bin`"
+    )

@@ -9,8 +9,12 @@ from sharedcore.testbed import PlaneError, Testbed
 from sharedcore.testbed.binaries import MissingBinaryError, bin_dir
 
 DIR_OPTION = click.option(
-    "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path(".testbed"),
-    show_default=True, help="Where the planes keep their data, certificates, kubeconfigs and logs.",
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".testbed"),
+    show_default=True,
+    help="Where the planes keep their data, certificates, kubeconfigs and logs.",
 )
 
 
@@ -36,7 +40,9 @@ def bin_dir_command() -> None:
 @testbed.command()
 @DIR_OPTION
 @click.option("--workloads", is_flag=True, help="Also run controller-manager, scheduler and kwok fake nodes.")
-@click.option("--bare", multiple=True, metavar="NAME", help="With --workloads: a site that gets none (a witness).")
+@click.option(
+    "--bare", multiple=True, metavar="NAME", help="With --workloads: a site that gets none (a witness)."
+)
 @click.argument("names", nargs=-1, required=True)
 def up(directory: Path, workloads: bool, bare: tuple[str, ...], names: tuple[str, ...]) -> None:
     """Start one control plane per NAME; return when every apiserver is ready."""
@@ -93,8 +99,16 @@ def status(directory: Path) -> None:
     rows = [("SITE", "APISERVER", "ETCD", "WORKLOADS", "PROCESSES", "CANNOT REACH")]
     for plane in Testbed(directory).status():
         states = " ".join(f"{name}={state}" for name, state in plane.processes.items())
-        rows.append((plane.name, f"127.0.0.1:{plane.apiserver_port}", str(plane.etcd_port),
-                     "yes" if plane.workloads else "no", states, ",".join(plane.unreachable) or "-"))
+        rows.append(
+            (
+                plane.name,
+                f"127.0.0.1:{plane.apiserver_port}",
+                str(plane.etcd_port),
+                "yes" if plane.workloads else "no",
+                states,
+                ",".join(plane.unreachable) or "-",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

@@ -72,7 +72,9 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attributes)
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
+) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()
@@ -100,9 +102,15 @@ def create(directory: Path, plane: str, users: tuple[str, ...]) -> PlanePki:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -111,8 +119,13 @@ def create(directory: Path, plane: str, users: tuple[str, ...]) -> PlanePki:
     _write_key(pki.ca_key, ca_key)
     pki.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(cert_path: Path, key_path: Path, subject: x509.Name, usage: x509.ObjectIdentifier,
-              sans: list[x509.GeneralName] | None = None) -> None:
+    def issue(
+        cert_path: Path,
+        key_path: Path,
+        subject: x509.Name,
+        usage: x509.ObjectIdentifier,
+        sans: list[x509.GeneralName] | None = None,
+    ) -> None:
         key = _key()
         builder = _builder(subject, ca_name, key.public_key()).add_extension(
             x509.ExtendedKeyUsage([usage]), critical=False
@@ -123,17 +136,29 @@ def create(directory: Path, plane: str, users: tuple[str, ...]) -> PlanePki:
         cert_path.write_bytes(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
 
     issue(
-        pki.serving_cert, pki.serving_key, _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH,
-        [x509.DNSName("localhost"), x509.DNSName("kubernetes.default.svc"),
-         x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+        pki.serving_cert,
+        pki.serving_key,
+        _name("kube-apiserver"),
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        [
+            x509.DNSName("localhost"),
+            x509.DNSName("kubernetes.default.svc"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        ],
     )
     for user in users:
-        issue(pki.client_cert(user), pki.client_key(user), _name(user, "system:masters"),
-              ExtendedKeyUsageOID.CLIENT_AUTH)
+        issue(
+            pki.client_cert(user),
+            pki.client_key(user),
+            _name(user, "system:masters"),
+            ExtendedKeyUsageOID.CLIENT_AUTH,
+        )
 
     sa_key = _key()
     _write_key(pki.sa_private_key, sa_key)
     pki.sa_public_key.write_bytes(
-        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     return pki

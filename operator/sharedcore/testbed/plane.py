@@ -1,4 +1,4 @@
-"""One control plane: etcd + kube-apiserver, and with workloads kube-controller-manager, kube-scheduler and kwok.
+"""One control plane: etcd + kube-apiserver; with workloads also controller-manager, scheduler and kwok.
 
 Flags follow controller-runtime's envtest, plus an audit log (tests count the operator's writes from it) and a
 service CIDR large enough for the benchmarks.
@@ -10,6 +10,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +62,18 @@ def kubeconfig(name: str, server: str, keys: pki.PlanePki, user: str = "admin") 
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority-data": b64(keys.ca_cert)}}],
-        "users": [{"name": f"{user}@{name}", "user": {
-            "client-certificate-data": b64(keys.client_cert(user)),
-            "client-key-data": b64(keys.client_key(user)),
-        }}],
+        "clusters": [
+            {"name": name, "cluster": {"server": server, "certificate-authority-data": b64(keys.ca_cert)}}
+        ],
+        "users": [
+            {
+                "name": f"{user}@{name}",
+                "user": {
+                    "client-certificate-data": b64(keys.client_cert(user)),
+                    "client-key-data": b64(keys.client_key(user)),
+                },
+            }
+        ],
         "contexts": [{"name": name, "context": {"cluster": name, "user": f"{user}@{name}"}}],
         "current-context": name,
     }
@@ -91,10 +99,16 @@ def _etcd_argv(root: Path, plane: PlaneState) -> list[str]:
     peer = f"http://127.0.0.1:{plane.etcd_peer_port}"
     client = f"http://127.0.0.1:{plane.etcd_client_port}"
     return [
-        str(binary("etcd")), f"--name={plane.name}", f"--data-dir={plane_dir(root, plane.name) / 'etcd'}",
-        f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster={plane.name}={peer}", "--unsafe-no-fsync=true", "--log-level=warn",
+        str(binary("etcd")),
+        f"--name={plane.name}",
+        f"--data-dir={plane_dir(root, plane.name) / 'etcd'}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster={plane.name}={peer}",
+        "--unsafe-no-fsync=true",
+        "--log-level=warn",
     ]
 
 
@@ -105,17 +119,25 @@ def _apiserver_argv(root: Path, plane: PlaneState) -> list[str]:
     return [
         str(binary("kube-apiserver")),
         f"--etcd-servers=http://127.0.0.1:{plane.etcd_client_port}",
-        f"--cert-dir={directory / 'pki'}", f"--tls-cert-file={keys.serving_cert}",
-        f"--tls-private-key-file={keys.serving_key}", f"--client-ca-file={keys.ca_cert}",
-        f"--secure-port={port}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-        "--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
-        "--authorization-mode=RBAC", "--disable-admission-plugins=ServiceAccount",
+        f"--cert-dir={directory / 'pki'}",
+        f"--tls-cert-file={keys.serving_cert}",
+        f"--tls-private-key-file={keys.serving_key}",
+        f"--client-ca-file={keys.ca_cert}",
+        f"--secure-port={port}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        "--service-cluster-ip-range=10.96.0.0/16",
+        "--allow-privileged=true",
+        "--authorization-mode=RBAC",
+        "--disable-admission-plugins=ServiceAccount",
         f"--service-account-issuer=https://127.0.0.1:{port}/",
         f"--service-account-key-file={keys.sa_public_key}",
         f"--service-account-signing-key-file={keys.sa_private_key}",
         f"--audit-policy-file={directory / 'audit-policy.yaml'}",
-        f"--audit-log-path={directory / 'audit.log'}", "--audit-log-format=json",
-        "--audit-log-maxsize=200", "--audit-log-maxbackup=2",
+        f"--audit-log-path={directory / 'audit.log'}",
+        "--audit-log-format=json",
+        "--audit-log-maxsize=200",
+        "--audit-log-maxbackup=2",
     ]
 
 
@@ -124,18 +146,33 @@ def _companion_argv(root: Path, plane: PlaneState, name: str) -> list[str]:
     config = f"--kubeconfig={kubeconfig_path(root, plane.name, name)}"
     if name == "kube-controller-manager":
         return [
-            str(binary(name)), config, f"--root-ca-file={keys.ca_cert}",
+            str(binary(name)),
+            config,
+            f"--root-ca-file={keys.ca_cert}",
             f"--service-account-private-key-file={keys.sa_private_key}",
-            "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0",
-            "--use-service-account-credentials=false", "--controllers=*,-nodeipam",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--use-service-account-credentials=false",
+            "--controllers=*,-nodeipam",
         ]
     if name == "kube-scheduler":
-        return [str(binary(name)), config, "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0"]
+        return [
+            str(binary(name)),
+            config,
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+        ]
     return [
-        str(binary(name)), config, f"--config={binary('kwok-stages.yaml')}", "--node-lease-duration-seconds=40",
+        str(binary(name)),
+        config,
+        f"--config={binary('kwok-stages.yaml')}",
+        "--node-lease-duration-seconds=40",
         "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        "--cidr=10.244.0.0/16", "--node-ip=10.244.255.1",
+        "--cidr=10.244.0.0/16",
+        "--node-ip=10.244.255.1",
     ]
 
 
@@ -146,20 +183,27 @@ def _tls_context(root: Path, name: str) -> ssl.SSLContext:
     return context
 
 
-def get(root: Path, plane: PlaneState, path: str, timeout: float = 5.0) -> bytes:
-    """An admin GET against the plane's apiserver (for /readyz, /version, /metrics)."""
-    url = f"https://127.0.0.1:{plane.apiserver_port}{path}"
-    with urllib.request.urlopen(url, context=_tls_context(root, plane.name), timeout=timeout) as response:
-        body: bytes = response.read()
-        return body
+def request(root: Path, plane: PlaneState, path: str, body: Any = None, timeout: float = 5.0) -> bytes:
+    """An admin request to the plane's apiserver: GET, or POST of a JSON body (no client library needed)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        f"https://127.0.0.1:{plane.apiserver_port}{path}",
+        data=data,
+        headers={"Content-Type": "application/json"} if data else {},
+    )
+    with urllib.request.urlopen(req, context=_tls_context(root, plane.name), timeout=timeout) as response:
+        payload: bytes = response.read()
+        return payload
 
 
-def _wait(plane: PlaneState, process: str, probe: Any, deadline: float) -> None:
-    """Poll `probe` until it returns True; fail naming the process, with its log tail, if it dies or times out."""
+def _wait(plane: PlaneState, process: str, probe: Callable[[], bool], deadline: float) -> None:
+    """Poll `probe` until True; fail naming the process, with its log tail, if it dies or stalls."""
     record = plane.processes[process]
     while time.monotonic() < deadline:
         if not processes.alive(record):
-            raise PlaneError(f"{plane.name}: {process} exited\n--- {record.log} ---\n{processes.log_tail(record)}")
+            raise PlaneError(
+                f"{plane.name}: {process} exited\n--- {record.log} ---\n{processes.log_tail(record)}"
+            )
         try:
             if probe():
                 return
@@ -191,7 +235,7 @@ def start(root: Path, plane: PlaneState) -> None:
 
     _wait(plane, "etcd", etcd_healthy, deadline)
     _start_process(root, plane, "kube-apiserver", _apiserver_argv(root, plane))
-    _wait(plane, "kube-apiserver", lambda: get(root, plane, "/readyz") == b"ok", deadline)
+    _wait(plane, "kube-apiserver", lambda: request(root, plane, "/readyz") == b"ok", deadline)
     if plane.workloads:
         for name in COMPANIONS:
             _start_process(root, plane, name, _companion_argv(root, plane, name))
@@ -201,27 +245,36 @@ def start(root: Path, plane: PlaneState) -> None:
 
 def _ensure_nodes(root: Path, plane: PlaneState, deadline: float) -> None:
     """Fake nodes that kwok plays: pods get scheduled onto them and become Running/Ready."""
-    from kubernetes import client, config  # imported here: the CLI's other commands should start fast
-
-    api = client.CoreV1Api(config.new_client_from_config(str(kubeconfig_path(root, plane.name))))
-    existing = {node.metadata.name for node in api.list_node().items}
+    nodes_path = "/api/v1/nodes?labelSelector=type%3Dkwok"
+    existing = {node["metadata"]["name"] for node in json.loads(request(root, plane, nodes_path))["items"]}
+    capacity = {"cpu": "64", "memory": "256Gi", "pods": "250"}
     for index in range(FAKE_NODES):
         name = f"kwok-{plane.name}-{index}"
-        if name in existing:
-            continue
-        capacity = {"cpu": "64", "memory": "256Gi", "pods": "250"}
-        api.create_node({
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                         "labels": {"kubernetes.io/hostname": name, "type": "kwok",
-                                    "topology.kubernetes.io/zone": f"{plane.name}-{index}"}},
-            "status": {"allocatable": capacity, "capacity": capacity},
-        })
+        if name not in existing:
+            request(
+                root,
+                plane,
+                "/api/v1/nodes",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": name,
+                        "annotations": {"kwok.x-k8s.io/node": "fake"},
+                        "labels": {"kubernetes.io/hostname": name, "type": "kwok"},
+                    },
+                    "status": {"allocatable": capacity, "capacity": capacity},
+                },
+            )
 
     def nodes_ready() -> bool:
-        nodes = api.list_node(label_selector="type=kwok").items
+        nodes = json.loads(request(root, plane, nodes_path))["items"]
         return len(nodes) >= FAKE_NODES and all(
-            any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or []) for node in nodes
+            any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in node.get("status", {}).get("conditions", [])
+            )
+            for node in nodes
         )
 
     _wait(plane, "kwok", nodes_ready, deadline)

@@ -15,8 +15,12 @@ def spawn(name: str, argv: list[str], log: Path, env: Mapping[str, str] | None =
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, env={**os.environ, **(env or {})},
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
     ticks = _stat(process.pid)
     assert ticks is not None, "a child we just forked has a /proc entry"

@@ -47,11 +47,15 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def _serve(link: Link, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+async def _serve(
+    link: Link, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+) -> None:
     if link.blocked:
         # Black hole until the partition heals or the client gives up; then drop the connection.
         drain = asyncio.ensure_future(_discard(client_reader))
-        await asyncio.wait([drain, asyncio.ensure_future(link.healed.wait())], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            [drain, asyncio.ensure_future(link.healed.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
         drain.cancel()
         client_writer.transport.abort()
         return
@@ -93,7 +97,7 @@ async def run(directory: Path) -> None:
     for spec in initial.links:
         link = Link(target_port=initial.planes[spec.target].apiserver_port)
         links[(spec.source, spec.target)] = link
-        servers.append(await asyncio.start_server(_handler(link), "127.0.0.1", spec.port, reuse_address=True))
+        servers.append(await asyncio.start_server(handler(link), "127.0.0.1", spec.port, reuse_address=True))
     while not stopping:
         current = testbed_state.load(directory)
         for spec in current.links:
@@ -105,7 +109,7 @@ async def run(directory: Path) -> None:
         server.close()
 
 
-def _handler(link: Link) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+def handler(link: Link) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _serve(link, reader, writer)
 

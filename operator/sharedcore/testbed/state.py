@@ -60,7 +60,9 @@ def load(directory: Path) -> TestbedState:
         return TestbedState()
     raw = json.loads(path.read_text())
     planes = {
-        name: PlaneState(**{**plane, "processes": {k: ProcessRecord(**v) for k, v in plane["processes"].items()}})
+        name: PlaneState(
+            **{**plane, "processes": {k: ProcessRecord(**v) for k, v in plane["processes"].items()}}
+        )
         for name, plane in raw["planes"].items()
     }
     proxy = ProcessRecord(**raw["proxy"]) if raw.get("proxy") else None
