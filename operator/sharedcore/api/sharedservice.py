@@ -1,0 +1,354 @@
+"""SharedService: one platform of the city, run at both sites, active at one and standing by at the other."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AwareDatetime, Field, StrictBool, StrictFloat, StrictInt
+from pydantic.alias_generators import to_camel
+
+from sharedcore.api.common import (
+    Conditions,
+    CrdInfo,
+    DeletionPolicy,
+    Model,
+    Platform,
+    PrinterColumn,
+    Resource,
+    Role,
+    StandbyMode,
+    defaulted,
+)
+from sharedcore.api.formats import (
+    CRON,
+    IMAGE_REPOSITORY,
+    IMAGE_TAG,
+    LICENSE,
+    DnsLabel,
+    DnsSubdomain,
+    Host,
+    HttpsUrl,
+    Quantity,
+)
+from sharedcore.api.validation import AS_SET, Immutable, keyed_by, rule
+
+
+class Standby(Model):
+    """How the standby site is kept."""
+
+    mode: StandbyMode = StandbyMode.WARM
+    """Hot runs the whole service at the standby site too, for the fastest takeover. Warm runs one replica of
+    each component, so that images are pulled and the configuration proven. Cold runs nothing there but the
+    replication of the data."""
+
+
+class Database(Model):
+    """The service's PostgreSQL database, streamed from the active site to the standby."""
+
+    enabled: StrictBool = True
+    """Whether the service has a database."""
+    instances: StrictInt = Field(default=2, ge=1, le=5)
+    """Database instances at the active site: a primary and its replicas."""
+    storage: Quantity = "10Gi"
+    """Size of each instance's volume, as a Kubernetes quantity such as 10Gi."""
+    storage_class_name: DnsSubdomain | None = None
+    """StorageClass of the volumes; the cluster's default when unset."""
+
+
+class Files(Model):
+    """The service's shared files (uploads, attachments, recordings), copied to the standby site."""
+
+    enabled: StrictBool = True
+    """Whether the service has a shared files volume."""
+    size: Quantity = "20Gi"
+    """Size of the volume, as a Kubernetes quantity such as 20Gi."""
+    storage_class_name: DnsSubdomain | None = None
+    """StorageClass of the volume; the cluster's default when unset. It must allow ReadWriteMany."""
+    sync_interval_seconds: StrictInt = Field(default=300, ge=60, le=86400)
+    """Seconds between two copies of the files to the standby site; files written since the last copy are
+    lost if the active site fails."""
+
+
+class Ingress(Model):
+    """How citizens and staff reach the service over HTTPS."""
+
+    host: DnsSubdomain
+    """Public host name, e.g. qlvb.danang.gov.vn. DNS points it at the active site."""
+    class_name: DnsSubdomain | None = None
+    """IngressClass to use; the cluster's default when unset."""
+    tls_secret_name: DnsSubdomain | None = None
+    """Secret (type kubernetes.io/tls) with the certificate for host, present at both sites."""
+
+
+class Objectives(Model):
+    """Recovery objectives: what a failover may lose and how long it may take. Breaches are reported in the
+    status and in alerts; they do not block a failover."""
+
+    rpo_seconds: StrictInt = Field(default=300, ge=0)
+    """Recovery point objective: the most recent seconds of data a failover may lose."""
+    rto_seconds: StrictInt = Field(default=600, ge=1)
+    """Recovery time objective: seconds from the start of a failover until the service answers again."""
+
+
+class SignatureProvider(enum.StrEnum):
+    """Who signs documents digitally."""
+
+    VGCA = "VGCA"
+    REMOTE_SIGNING = "RemoteSigning"
+    DISABLED = "Disabled"
+
+
+class PushProvider(enum.StrEnum):
+    """A push notification service."""
+
+    FCM = "FCM"
+    APNS = "APNs"
+
+
+class SipTransport(enum.StrEnum):
+    """Transport of SIP signalling."""
+
+    UDP = "UDP"
+    TCP = "TCP"
+    TLS = "TLS"
+
+
+class DocumentManagementSettings(Model):
+    """Settings of the document management and executive system (quản lý văn bản và điều hành)."""
+
+    ocr_workers: StrictInt = Field(default=2, ge=0, le=32)
+    """Workers that extract the text of scanned documents; 0 turns OCR off."""
+    signature_provider: SignatureProvider = SignatureProvider.VGCA
+    """Digital signatures: VGCA (USB tokens of the Government Certification Authority), RemoteSigning (a
+    remote signing service) or Disabled."""
+    max_upload_megabytes: StrictInt = Field(default=100, ge=1, le=1024)
+    """Largest file a user may attach, in megabytes."""
+    retention_years: StrictInt = Field(default=10, ge=1, le=100)
+    """Years documents are kept before they may be archived."""
+
+
+class SmartCitySettings(Model):
+    """Settings of the Smart City app: citizens' reports and the notifications sent back to their phones."""
+
+    push_workers: StrictInt = Field(default=2, ge=1, le=64)
+    """Workers that send push notifications."""
+    push_providers: Annotated[list[PushProvider], Field(max_length=2), AS_SET] = Field(
+        default=[PushProvider.FCM, PushProvider.APNS]
+    )
+    """Push services to send through: FCM (Android) and APNs (iOS)."""
+    rate_limit_per_minute: StrictInt = Field(default=600, ge=1, le=100000)
+    """Requests a single client may make per minute."""
+
+
+class OpenDataSettings(Model):
+    """Settings of the open data portal."""
+
+    harvest_schedule: str = Field(default="0 2 * * *", max_length=128, pattern=CRON)
+    """When to harvest the sources, as a five-field cron expression in the site's time zone (numbers, *, -,
+    / and , only)."""
+    harvest_sources: Annotated[list[HttpsUrl], Field(max_length=64), AS_SET] = Field(default=[])
+    """HTTPS catalogues whose datasets the portal harvests."""
+    default_license: str = Field(default="CC-BY-4.0", max_length=64, pattern=LICENSE)
+    """License of datasets published without one, as an SPDX identifier."""
+
+
+class OperationsCenterSettings(Model):
+    """Settings of the intelligent operations center (IOC)."""
+
+    stream_ingestors: StrictInt = Field(default=2, ge=1, le=64)
+    """Workers that ingest the sensor and camera event streams."""
+    retention_days: StrictInt = Field(default=90, ge=1, le=3650)
+    """Days events are kept."""
+    alert_webhook_url: HttpsUrl | None = None
+    """HTTPS endpoint that receives alerts; none are sent when unset."""
+
+
+class SipTrunk(Model):
+    """A carrier's SIP trunk that delivers 1022 calls."""
+
+    name: DnsLabel
+    """Name of the trunk, unique in the list."""
+    host: Host
+    """Host name or IPv4 address of the carrier's SIP server."""
+    port: StrictInt = Field(default=5060, ge=1, le=65535)
+    """Port of the carrier's SIP server."""
+    transport: SipTransport = SipTransport.UDP
+    """Transport of the signalling: UDP, TCP or TLS."""
+
+
+class Hotline1022Settings(Model):
+    """Settings of the 1022 citizen hotline."""
+
+    sip_trunks: Annotated[list[SipTrunk], Field(min_length=1, max_length=16), keyed_by("name")]
+    """The carriers' SIP trunks; at least one."""
+    agent_seats: StrictInt = Field(default=30, ge=1, le=1000)
+    """Agents who can take calls at the same time."""
+    call_recording: StrictBool = True
+    """Whether calls are recorded."""
+    recording_retention_days: StrictInt = Field(default=365, ge=1, le=3650)
+    """Days recordings are kept."""
+
+
+class PlatformSettings(Model):
+    """Settings of the platform: only the member named after spec.platform may be set."""
+
+    document_management: DocumentManagementSettings | None = None
+    """Settings for platform DocumentManagement."""
+    smart_city: SmartCitySettings | None = None
+    """Settings for platform SmartCity."""
+    open_data: OpenDataSettings | None = None
+    """Settings for platform OpenData."""
+    operations_center: OperationsCenterSettings | None = None
+    """Settings for platform OperationsCenter."""
+    hotline1022: Hotline1022Settings | None = None
+    """Settings for platform Hotline1022; required by it."""
+
+
+SETTINGS_FIELDS: dict[Platform, str] = {
+    Platform.DOCUMENT_MANAGEMENT: "document_management",
+    Platform.SMART_CITY: "smart_city",
+    Platform.OPEN_DATA: "open_data",
+    Platform.OPERATIONS_CENTER: "operations_center",
+    Platform.HOTLINE_1022: "hotline1022",
+}
+_SETTINGS_KEYS = {platform: to_camel(name) for platform, name in SETTINGS_FIELDS.items()}
+
+
+def _settings_message(spec: SharedServiceSpec) -> str:
+    return f"spec.platform is {spec.platform}: only settings.{_SETTINGS_KEYS[spec.platform]} may be set"
+
+
+_SETTINGS_KEY_EXPRESSION = "{" + ", ".join(f"'{p}': '{key}'" for p, key in _SETTINGS_KEYS.items()) + "}"
+
+
+class SharedServiceSpec(Model):
+    """The desired state of the service, the same at both sites."""
+
+    platform: Annotated[
+        Platform, Immutable("platform is immutable: create another SharedService to run another platform")
+    ]
+    """Which platform this is: DocumentManagement, SmartCity, OpenData, OperationsCenter or Hotline1022.
+    Immutable."""
+    version: str = Field(max_length=128, pattern=IMAGE_TAG)
+    """Version of the platform: the tag of its images, e.g. 4.2.1."""
+    image: str | None = Field(default=None, max_length=255, pattern=IMAGE_REPOSITORY)
+    """Image repository, without tag, replacing the platform's own, e.g. for a mirror registry."""
+    replicas: StrictInt | None = Field(default=None, ge=1)
+    """Replicas of the serving components at the active site; the platform's default when unset."""
+    standby: Standby = defaulted(Standby)
+    """How the standby site is kept."""
+    database: Database = defaulted(Database)
+    """The service's database."""
+    files: Files = defaulted(Files)
+    """The service's shared files."""
+    ingress: Ingress | None = None
+    """How the service is reached over HTTPS; not exposed when unset."""
+    objectives: Objectives = defaulted(Objectives)
+    """Recovery objectives."""
+    settings: PlatformSettings = defaulted(PlatformSettings)
+    """Settings of the platform, under the key named after spec.platform, e.g. settings.smartCity."""
+    paused: StrictBool = False
+    """Stop reconciling the service: the operator leaves its objects as they are until unpaused."""
+    deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+    """When the SharedService is deleted, Retain keeps its volumes and database at both sites; Delete
+    removes them."""
+
+    @rule(
+        " && ".join(
+            f"(!has(self.settings.{key}) || self.platform == '{platform}')"
+            for platform, key in _SETTINGS_KEYS.items()
+        ),
+        message="only the settings of spec.platform may be set",
+        message_expression="'spec.platform is ' + self.platform + ': only settings.' + "
+        f"{_SETTINGS_KEY_EXPRESSION}[self.platform] + ' may be set'",
+        explain=_settings_message,
+        field_path=".settings",
+    )
+    def _settings_match_platform(self) -> bool:
+        return all(
+            getattr(self.settings, name) is None
+            for platform, name in SETTINGS_FIELDS.items()
+            if platform != self.platform
+        )
+
+    @rule(
+        "self.platform != 'Hotline1022' || has(self.settings.hotline1022)",
+        message="platform Hotline1022 requires settings.hotline1022: the hotline needs a SIP trunk",
+        field_path=".settings",
+        reason="FieldValueRequired",
+    )
+    def _hotline_has_trunks(self) -> bool:
+        return self.platform != Platform.HOTLINE_1022 or self.settings.hotline1022 is not None
+
+
+class ComponentStatus(Model):
+    """A workload of the service at this site."""
+
+    name: str = Field(max_length=253)
+    """Name of the component, e.g. api."""
+    kind: str = Field(max_length=63)
+    """Kind of the workload, e.g. Deployment."""
+    replicas: StrictInt = Field(default=0, ge=0)
+    """Replicas the workload should run."""
+    ready_replicas: StrictInt = Field(default=0, ge=0)
+    """Replicas that are ready."""
+
+
+class ReplicationStatus(Model):
+    """How far this site's copy of the data is behind the active site."""
+
+    source_site: DnsLabel | None = None
+    """Site the data is copied from; unset at the active site."""
+    database_lag_seconds: StrictFloat | None = Field(default=None, ge=0)
+    """Seconds of database changes not yet replayed here."""
+    database_last_replay_time: AwareDatetime | None = None
+    """Commit time of the last database change replayed here."""
+    files_last_sync_time: AwareDatetime | None = None
+    """When the last copy of the files completed."""
+    message: str | None = Field(default=None, max_length=32768)
+    """Why replication is stopped or behind, when it is."""
+
+
+class SharedServiceStatus(Model):
+    """The observed state of the service at the site that reports it."""
+
+    observed_generation: StrictInt | None = Field(default=None, ge=0)
+    """The .metadata.generation that this status describes."""
+    conditions: Conditions = Field(default_factory=list)
+    """Conditions of the service, among them Ready."""
+    site: DnsLabel | None = None
+    """Site this status was written by."""
+    role: Role | None = None
+    """Role of that site for this service: Active, Standby or Fenced."""
+    epoch: StrictInt | None = Field(default=None, ge=0)
+    """Failover epoch the role belongs to; it grows with each failover."""
+    components: Annotated[list[ComponentStatus], Field(max_length=64), keyed_by("name")] = Field(
+        default_factory=list
+    )
+    """Workloads of the service at the site."""
+    replication: ReplicationStatus | None = None
+    """Replication of the data to this site."""
+
+
+class SharedService(Resource):
+    """A shared platform of the city run at two sites: active at one, standing by at the other, with its
+    database and files replicated so that it can fail over."""
+
+    crd: ClassVar[CrdInfo] = CrdInfo(
+        plural="sharedservices",
+        short_name="shs",
+        namespaced=True,
+        columns=(
+            PrinterColumn("Platform", ".spec.platform"),
+            PrinterColumn("Role", ".status.role"),
+            PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),
+            PrinterColumn("Lag", ".status.replication.databaseLagSeconds", "number"),
+        ),
+    )
+
+    kind: Literal["SharedService"] = "SharedService"
+    spec: SharedServiceSpec
+    """The desired state of the service."""
+    status: SharedServiceStatus | None = None
+    """The observed state of the service."""

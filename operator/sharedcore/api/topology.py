@@ -1,0 +1,193 @@
+"""Topology: the two sites, which of them is preferred, and how failover between them is decided."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AwareDatetime, Field, StrictBool, StrictFloat, StrictInt
+
+from sharedcore.api.common import (
+    Conditions,
+    CrdInfo,
+    Model,
+    PrinterColumn,
+    Resource,
+    Role,
+    SecretKeyRef,
+    defaulted,
+)
+from sharedcore.api.formats import DnsLabel, DnsSubdomain, Host, SecretKey
+from sharedcore.api.validation import keyed_by, rule
+
+
+class FailoverMode(enum.StrEnum):
+    """Who decides to fail over."""
+
+    MANUAL = "Manual"
+    AUTOMATIC = "Automatic"
+
+
+class FailbackMode(enum.StrEnum):
+    """Who decides to move back to the preferred primary."""
+
+    MANUAL = "Manual"
+    AUTOMATIC = "Automatic"
+
+
+class KubeconfigSecretRef(SecretKeyRef):
+    """A kubeconfig in a Secret."""
+
+    key: SecretKey = "kubeconfig"
+    """Key in the Secret's data that holds the kubeconfig."""
+
+
+class Site(Model):
+    """A Kubernetes cluster that runs the shared services."""
+
+    name: DnsLabel
+    """Name of the site, e.g. danang."""
+    kubeconfig_secret_ref: KubeconfigSecretRef
+    """Where the operator of the other site finds the kubeconfig to reach this site."""
+    ingress_address: Host
+    """IPv4 address or host name that DNS points the services' hosts at while this site is active."""
+    service_domain: DnsSubdomain = "svc.clusterset.local"
+    """DNS suffix under which this site's Services are reachable from the other site."""
+
+
+class Witness(Model):
+    """A third cluster that holds the lease deciding which site may be active."""
+
+    kubeconfig_secret_ref: KubeconfigSecretRef
+    """Where the operators find the kubeconfig to reach the witness."""
+
+
+class FailoverPolicy(Model):
+    """How failures are detected and who decides to fail over and back."""
+
+    mode: FailoverMode = FailoverMode.MANUAL
+    """Manual: an operator creates a Failover. Automatic: the standby site takes over when the active site's
+    lease at the witness expires; requires spec.witness."""
+    heartbeat_interval_seconds: StrictInt = Field(default=2, ge=1, le=60)
+    """Seconds between two heartbeats of a site."""
+    lease_duration_seconds: StrictInt = Field(default=15, ge=3, le=600)
+    """Seconds without a heartbeat after which a site's lease expires; at least 3 heartbeats."""
+    failback: FailbackMode = FailbackMode.MANUAL
+    """Manual: the services stay at the site they failed over to. Automatic: they move back to
+    spec.preferredPrimary once it has been healthy for failbackHoldSeconds."""
+    failback_hold_seconds: StrictInt = Field(default=300, ge=0, le=86400)
+    """Seconds the preferred primary must stay healthy before an automatic failback."""
+
+    @rule(
+        "self.leaseDurationSeconds >= 3 * self.heartbeatIntervalSeconds",
+        message="leaseDurationSeconds must be at least 3 times heartbeatIntervalSeconds, so that one late "
+        "heartbeat does not expire the lease",
+        field_path=".leaseDurationSeconds",
+    )
+    def _lease_outlasts_heartbeats(self) -> bool:
+        return self.lease_duration_seconds >= 3 * self.heartbeat_interval_seconds
+
+
+class TopologySpec(Model):
+    """The sites and the failover policy."""
+
+    sites: Annotated[list[Site], Field(min_length=2, max_length=2), keyed_by("name")]
+    """The two sites."""
+    preferred_primary: DnsLabel
+    """Site that is active when both are healthy; one of sites."""
+    witness: Witness | None = None
+    """Third cluster that arbitrates between the sites; required for automatic failover."""
+    failover: FailoverPolicy = defaulted(FailoverPolicy)
+    """How failures are detected and acted upon."""
+
+    @rule(
+        "self.sites.exists(s, s.name == self.preferredPrimary)",
+        message="spec.preferredPrimary must name one of spec.sites",
+        field_path=".preferredPrimary",
+    )
+    def _preferred_primary_is_a_site(self) -> bool:
+        return any(site.name == self.preferred_primary for site in self.sites)
+
+    @rule(
+        "self.failover.mode != 'Automatic' || has(self.witness)",
+        message="Automatic failover requires spec.witness: without a third party, a site cut off from its "
+        "peer cannot tell the peer's failure from its own isolation",
+        field_path=".witness",
+        reason="FieldValueRequired",
+    )
+    def _automatic_has_witness(self) -> bool:
+        return self.failover.mode != FailoverMode.AUTOMATIC or self.witness is not None
+
+
+class SiteStatus(Model):
+    """What the operator last saw of a site."""
+
+    name: DnsLabel
+    """Name of the site."""
+    reachable: StrictBool | None = None
+    """Whether the site answered the last heartbeat."""
+    last_heartbeat_time: AwareDatetime | None = None
+    """When the site's last heartbeat was received."""
+    role: Role | None = None
+    """Role of the site."""
+    epoch: StrictInt | None = Field(default=None, ge=0)
+    """Failover epoch the site last acknowledged."""
+
+
+class LastFailover(Model):
+    """The last completed Failover."""
+
+    name: DnsSubdomain
+    """Name of the Failover object."""
+    completion_time: AwareDatetime | None = None
+    """When it completed."""
+    rto_seconds: StrictFloat | None = Field(default=None, ge=0)
+    """Seconds it took until the services answered again."""
+    data_loss_window_seconds: StrictFloat | None = Field(default=None, ge=0)
+    """Seconds of changes it may have lost, at worst over all services."""
+
+
+class TopologyStatus(Model):
+    """The observed state of the sites."""
+
+    observed_generation: StrictInt | None = Field(default=None, ge=0)
+    """The .metadata.generation that this status describes."""
+    conditions: Conditions = Field(default_factory=list)
+    """Conditions of the topology."""
+    active_site: DnsLabel | None = None
+    """Site that is active."""
+    epoch: StrictInt | None = Field(default=None, ge=0)
+    """Failover epoch: it grows with each failover, and a site acting under an older epoch is fenced."""
+    sites: Annotated[list[SiteStatus], Field(max_length=2), keyed_by("name")] = Field(default_factory=list)
+    """State of each site."""
+    last_failover: LastFailover | None = None
+    """The last completed failover."""
+
+
+class Topology(Resource):
+    """The sites that run the shared services and how they fail over; a cluster has exactly one, named
+    default."""
+
+    crd: ClassVar[CrdInfo] = CrdInfo(
+        plural="topologies",
+        short_name="topo",
+        namespaced=False,
+        columns=(
+            PrinterColumn("Active", ".status.activeSite"),
+            PrinterColumn("Epoch", ".status.epoch", "integer"),
+            PrinterColumn("Mode", ".spec.failover.mode"),
+        ),
+    )
+
+    kind: Literal["Topology"] = "Topology"
+    spec: TopologySpec
+    """The sites and the failover policy."""
+    status: TopologyStatus | None = None
+    """The observed state of the sites."""
+
+    @rule(
+        "self.metadata.name == 'default'",
+        message="the Topology must be named default: a cluster has exactly one",
+    )
+    def _named_default(self) -> bool:
+        return self.metadata.name == "default"

@@ -1,0 +1,1 @@
+"""Manifests the API must accept (valid/) and reject (invalid/); `corpus` loads them."""
