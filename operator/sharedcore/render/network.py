@@ -1,0 +1,127 @@
+"""Traffic: a NetworkPolicy per component, the Ingress, and the DNS record that points users at a site."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from sharedcore.api import Role
+from sharedcore.render import names
+from sharedcore.render.context import Manifest, RenderContext
+from sharedcore.render.profile import Component
+from sharedcore.render.workloads import POSTGRES_PORT
+
+INGRESS_COMPONENT = "ingress"
+DNS_TTL_SECONDS = 30  # short, so clients follow a failover quickly
+ANYWHERE_CIDRS = ("0.0.0.0/0", "::/0")
+
+
+def network_policies(ctx: RenderContext) -> list[Manifest]:
+    return [network_policy(ctx, component) for component in ctx.components]
+
+
+def network_policy(ctx: RenderContext, component: Component) -> Manifest:
+    if component.web_facing or component.external:
+        # The ingress controller's namespace differs between sites, and SIP carriers are outside the
+        # cluster: open the component's own ports to any source.
+        ingress: list[dict[str, Any]] = [{"ports": _ports(component)}]
+    else:
+        # Every component of this service may talk to every other; nothing else in the namespace may.
+        ingress = [{"from": _same_service(ctx), "ports": _ports(component)}]
+    egress: list[dict[str, Any]] = [_dns_egress(), {"to": _same_service(ctx)}]
+    if component.database and ctx.service.spec.database.enabled:
+        cluster = names.database_cluster(ctx.name, ctx.site.name)
+        egress.append(
+            {
+                "to": [{"podSelector": {"matchLabels": {"cnpg.io/cluster": cluster}}}],
+                "ports": [{"port": POSTGRES_PORT, "protocol": "TCP"}],
+            }
+        )
+    if component.egress:
+        egress.append(
+            {
+                "to": [{"ipBlock": {"cidr": cidr}} for cidr in ANYWHERE_CIDRS],
+                "ports": [{"port": rule.port, "protocol": rule.protocol} for rule in component.egress],
+            }
+        )
+    spec = {
+        "podSelector": {"matchLabels": ctx.selector(component.name)},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": ingress,
+        "egress": egress,
+    }
+    name = names.component(ctx.name, component.name)
+    return ctx.manifest("networking.k8s.io/v1", "NetworkPolicy", name, component.name, spec=spec)
+
+
+def _ports(component: Component) -> list[dict[str, Any]]:
+    return [{"port": port.name, "protocol": port.protocol} for port in component.ports]
+
+
+def _same_service(ctx: RenderContext) -> list[dict[str, Any]]:
+    return [{"podSelector": {"matchLabels": ctx.instance_selector()}}]
+
+
+def _dns_egress() -> dict[str, Any]:
+    return {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            }
+        ],
+        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+    }
+
+
+def ingresses(ctx: RenderContext) -> list[Manifest]:
+    """The web-facing component's Ingress, at both sites: failover moves DNS, not the Ingress."""
+    spec_ingress = ctx.service.spec.ingress
+    if spec_ingress is None:
+        return []
+    web = ctx.profile.web_component
+    backend = {
+        "service": {
+            "name": names.component(ctx.name, web.name),
+            "port": {"name": web.ports[0].name},
+        }
+    }
+    spec: dict[str, Any] = {}
+    if spec_ingress.class_name is not None:
+        spec["ingressClassName"] = spec_ingress.class_name
+    if spec_ingress.tls_secret_name is not None:
+        spec["tls"] = [{"hosts": [spec_ingress.host], "secretName": spec_ingress.tls_secret_name}]
+    spec["rules"] = [
+        {
+            "host": spec_ingress.host,
+            "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
+        }
+    ]
+    name = names.ingress(ctx.name)
+    return [ctx.manifest("networking.k8s.io/v1", "Ingress", name, INGRESS_COMPONENT, spec=spec)]
+
+
+def dns_endpoints(ctx: RenderContext) -> list[Manifest]:
+    """The public name, published only by the active site and only once it knows its ingress address."""
+    spec_ingress = ctx.service.spec.ingress
+    address = ctx.site.ingress_address
+    if spec_ingress is None or address is None or ctx.site.role is not Role.ACTIVE:
+        return []
+    endpoint = {
+        "dnsName": spec_ingress.host,
+        "recordType": record_type(address),
+        "recordTTL": DNS_TTL_SECONDS,
+        "targets": [address],
+    }
+    name = names.ingress(ctx.name)
+    spec = {"endpoints": [endpoint]}
+    return [ctx.manifest("externaldns.k8s.io/v1alpha1", "DNSEndpoint", name, INGRESS_COMPONENT, spec=spec)]
+
+
+def record_type(address: str) -> str:
+    """A for an IPv4 address, AAAA for IPv6, CNAME for a host name (a load balancer's, say)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "CNAME"
+    return "A" if ip.version == 4 else "AAAA"
