@@ -2,6 +2,9 @@
 
 import click
 
+from sharedcore.api.cli import crds
+from sharedcore.render.cli import render_command
+from sharedcore.runner import run_command
 from sharedcore.testbed.cli import testbed
 
 
@@ -11,3 +14,6 @@ def main() -> None:
 
 
 main.add_command(testbed)
+main.add_command(crds)
+main.add_command(run_command)
+main.add_command(render_command)

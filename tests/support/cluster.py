@@ -36,6 +36,10 @@ class Site:
     def kubeconfig(self) -> Path:
         return self.bed.kubeconfig(self.name)
 
+    @property
+    def audit_log(self) -> Path:
+        return self.bed.directory / self.name / "audit.log"
+
     def peer_kubeconfig(self, peer: str) -> Path:
         return self.bed.peer_kubeconfig(self.name, peer)
 
@@ -62,15 +66,18 @@ class Site:
     def kubectl(
         self, *args: str, check: bool = True, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run the project's own kubectl against this site."""
-        return subprocess.run(
+        """Run the project's own kubectl against this site; with check, a failure shows kubectl's stderr."""
+        result = subprocess.run(
             [str(binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
             input=stdin,
             capture_output=True,
             text=True,
-            check=check,
+            check=False,
             timeout=120,
         )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
 
     def stop(self) -> None:
         self.bed.stop(self.name)

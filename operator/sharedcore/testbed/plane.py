@@ -7,6 +7,7 @@ service CIDR large enough for the benchmarks.
 import base64
 import json
 import ssl
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +22,7 @@ from sharedcore.testbed.binaries import binary
 from sharedcore.testbed.state import PlaneState
 
 READY_TIMEOUT = 120.0
-COMPANIONS = ("kube-controller-manager", "kube-scheduler", "kwok")
+COMPANIONS = ("kube-controller-manager", "kube-scheduler", "kwok", "provisioner")
 USERS = ("admin", *COMPANIONS)
 FAKE_NODES = 3
 AUDIT_POLICY = {
@@ -156,6 +157,8 @@ def _companion_argv(root: Path, plane: PlaneState, name: str) -> list[str]:
             "--use-service-account-credentials=false",
             "--controllers=*,-nodeipam",
         ]
+    if name == "provisioner":
+        return [sys.executable, "-m", "sharedcore.testbed.provisioner", str(root), plane.name]
     if name == "kube-scheduler":
         return [
             str(binary(name)),
@@ -176,22 +179,34 @@ def _companion_argv(root: Path, plane: PlaneState, name: str) -> list[str]:
     ]
 
 
-def _tls_context(root: Path, name: str) -> ssl.SSLContext:
+def _tls_context(root: Path, name: str, user: str) -> ssl.SSLContext:
     keys = pki.PlanePki(plane_dir(root, name) / "pki")
     context = ssl.create_default_context(cafile=str(keys.ca_cert))
-    context.load_cert_chain(str(keys.client_cert("admin")), str(keys.client_key("admin")))
+    context.load_cert_chain(str(keys.client_cert(user)), str(keys.client_key(user)))
     return context
 
 
-def request(root: Path, plane: PlaneState, path: str, body: Any = None, timeout: float = 5.0) -> bytes:
-    """An admin request to the plane's apiserver: GET, or POST of a JSON body (no client library needed)."""
+def request(
+    root: Path,
+    plane: PlaneState,
+    path: str,
+    body: Any = None,
+    *,
+    timeout: float = 5.0,
+    method: str | None = None,
+    user: str = "admin",
+) -> bytes:
+    """A request to the plane's apiserver: GET, or POST of a JSON body (no client library needed)."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
         f"https://127.0.0.1:{plane.apiserver_port}{path}",
         data=data,
+        method=method,
         headers={"Content-Type": "application/json"} if data else {},
     )
-    with urllib.request.urlopen(req, context=_tls_context(root, plane.name), timeout=timeout) as response:
+    with urllib.request.urlopen(
+        req, context=_tls_context(root, plane.name, user), timeout=timeout
+    ) as response:
         payload: bytes = response.read()
         return payload
 

@@ -1,0 +1,51 @@
+"""Does a live object already hold everything we would apply? If so, applying is skipped: no idle writes.
+
+The API server adds defaults (protocol: TCP, imagePullPolicy, …) and other managers add fields, so the test is
+containment: every field we render must be present in the live object with the same value. Lists must match
+element by element (extra defaulted keys inside elements are fine, extra elements are not).
+"""
+
+from typing import Any
+
+# Server-populated or ours-to-ignore metadata: never compared.
+IGNORED_METADATA = frozenset(
+    {"ownerReferences", "resourceVersion", "uid", "generation", "creationTimestamp", "managedFields"}
+)
+
+
+def _contains(desired: Any, live: Any, path: str) -> str | None:
+    """The first path where live differs from desired, or None when desired ⊆ live."""
+    if isinstance(desired, dict):
+        return _dict_contains(desired, live, path) if isinstance(live, dict) else path or "."
+    if isinstance(desired, list):
+        if not isinstance(live, list) or len(live) != len(desired):
+            return path
+        pairs = zip(desired, live, strict=True)
+        return next(
+            (
+                found
+                for index, (want, have) in enumerate(pairs)
+                if (found := _contains(want, have, f"{path}[{index}]")) is not None
+            ),
+            None,
+        )
+    return None if desired == live else path
+
+
+def _dict_contains(desired: dict[str, Any], live: dict[str, Any], path: str) -> str | None:
+    for key, value in desired.items():
+        if path == ".metadata" and key in IGNORED_METADATA:
+            continue
+        if key not in live:
+            return f"{path}.{key}"
+        if (found := _contains(value, live[key], f"{path}.{key}")) is not None:
+            return found
+    return None
+
+
+def drifted_field(desired: dict[str, Any], live: dict[str, Any] | None) -> str | None:
+    """Where `live` departs from `desired` (e.g. ".spec.replicas"), "(missing)" if absent, None if in sync."""
+    if live is None:
+        return "(missing)"
+    body = {key: value for key, value in desired.items() if key != "status"}
+    return _contains(body, live, "")

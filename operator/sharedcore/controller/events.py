@@ -1,0 +1,63 @@
+"""Kubernetes Events for the transitions people care about (never for routine, unchanged reconciles)."""
+
+import datetime
+import logging
+import uuid
+from typing import Any
+
+from sharedcore.kube.client import ApiError, KubeClient
+from sharedcore.kube.resources import EVENTS
+
+COMPONENT = "sharedcore"
+log = logging.getLogger(__name__)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class EventRecorder:
+    def __init__(self, client: KubeClient, site: str) -> None:
+        self._client = client
+        self._site = site
+
+    async def record(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """Post a core/v1 Event about obj. Failing to post is logged, never fatal: events are best effort."""
+        metadata = obj["metadata"]
+        namespace = metadata.get("namespace") or "default"
+        now = _now()
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{metadata['name']}.{uuid.uuid4().hex[:12]}", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": obj["apiVersion"],
+                "kind": obj["kind"],
+                "name": metadata["name"],
+                "namespace": metadata.get("namespace"),
+                "uid": metadata.get("uid"),
+                "resourceVersion": metadata.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message,
+            "source": {"component": COMPONENT, "host": self._site},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": f"{COMPONENT}-{self._site}",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        log.log(
+            logging.WARNING if type_ == "Warning" else logging.INFO,
+            "%s %s/%s: %s: %s",
+            obj["kind"],
+            namespace,
+            metadata["name"],
+            reason,
+            message,
+        )
+        try:
+            await self._client.create(EVENTS, event)
+        except (ApiError, OSError) as error:
+            log.warning("could not post event %s: %s", reason, error)

@@ -1,0 +1,27 @@
+"""What every reconcile shares: the client, the caches, the queue, the event recorder and the site."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sharedcore.controller.cache import ObjectCache, ObjectKey
+from sharedcore.controller.events import EventRecorder
+from sharedcore.controller.workqueue import WorkQueue
+from sharedcore.kube.client import KubeClient
+from sharedcore.render import SiteContext
+
+ServiceKey = tuple[str, str]  # (namespace, name)
+
+
+@dataclass
+class Runtime:
+    client: KubeClient
+    recorder: EventRecorder
+    site: Callable[[], SiteContext]
+    resync_seconds: float
+    cache: ObjectCache = field(default_factory=ObjectCache)
+    services: dict[ServiceKey, dict[str, Any]] = field(default_factory=dict)
+    queue: WorkQueue[ServiceKey] = field(default_factory=WorkQueue)
+    # The body we last applied per object: tells a hand edit (drift) from a change of the service's spec.
+    applied: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
+    deleting: set[ServiceKey] = field(default_factory=set)

@@ -1,0 +1,237 @@
+"""Reconcile one SharedService at this site: render, converge with server-side apply, prune, report.
+
+Level-based: the same function runs for creation, updates, watch events of owned objects and periodic resyncs.
+It writes only what differs from the cache, so an unchanged service costs the API server nothing.
+"""
+
+import datetime
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from sharedcore import API_GROUP
+from sharedcore.api import DeletionPolicy, SharedService
+from sharedcore.controller import conditions, status
+from sharedcore.controller.cache import ObjectKey, key_of
+from sharedcore.controller.drift import drifted_field
+from sharedcore.controller.runtime import Runtime, ServiceKey
+from sharedcore.kube.client import ApiError
+from sharedcore.kube.resources import SECRETS, SHARED_SERVICES, for_object
+from sharedcore.metrics import OBJECT_WRITES, SERVICES
+from sharedcore.render import KIND_ORDER, SiteContext, render
+
+log = logging.getLogger(__name__)
+Body = dict[str, Any]
+ORPHANED_LABEL = f"{API_GROUP}/orphaned"
+DATA_KINDS = frozenset({"PersistentVolumeClaim", "Cluster"})  # what deletionPolicy: Retain keeps
+STALLED_RETRY_SECONDS = 10.0
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def owner_reference(service: Body) -> Body:
+    metadata = service["metadata"]
+    return {
+        "apiVersion": service["apiVersion"],
+        "kind": service["kind"],
+        "name": metadata["name"],
+        "uid": metadata["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _owned(obj: Body, uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences", []))
+
+
+async def _missing_references(rt: Runtime, service: SharedService) -> status.Blocker | None:
+    """Secrets the rendered objects depend on but nobody created yet (checked on every pass: cheap reads)."""
+    ingress = service.spec.ingress
+    if ingress and ingress.tls_secret_name:
+        namespace = service.metadata.namespace
+        if await rt.client.get(SECRETS, ingress.tls_secret_name, namespace) is None:
+            return status.Blocker(
+                "TLSSecretNotFound",
+                f"Secret {namespace}/{ingress.tls_secret_name} (spec.ingress.tlsSecretName) does not exist",
+            )
+    return None
+
+
+async def _apply_all(rt: Runtime, body: Body, desired: list[Body]) -> status.Blocker | None:
+    """Apply what drifted, in dependency order; a refusal by the API server stalls the service."""
+    repaired = []
+    for obj in desired:
+        key = key_of(obj)
+        drift = drifted_field(obj, rt.cache.get(key))
+        if drift is None:
+            rt.applied[key] = obj
+            continue
+        by_hand = rt.applied.get(key) == obj  # we applied this very body before: someone changed it since
+        try:
+            rt.cache.upsert(await rt.client.apply(obj))
+        except ApiError as error:
+            if error.status == 404:
+                return status.Blocker(
+                    "MissingDependency",
+                    f"{obj['apiVersion']} {obj['kind']} is not served here: is its operator "
+                    f"installed? ({error.message})",
+                )
+            if error.status in (400, 403, 422):
+                return status.Blocker(
+                    "ApplyRejected", f"{obj['kind']} {obj['metadata']['name']}: {error.message}"
+                )
+            raise
+        rt.applied[key] = obj
+        OBJECT_WRITES.labels(obj["kind"], "drift" if by_hand else "render").inc()
+        if by_hand:
+            repaired.append(
+                f"{obj['kind']} {obj['metadata']['name']} ({'deleted' if drift == '(missing)' else drift})"
+            )
+    if repaired:
+        await rt.recorder.record(body, "Normal", "DriftRepaired", "restored " + "; ".join(repaired))
+    return None
+
+
+async def _release(rt: Runtime, obj: Body, uid: str) -> None:
+    """Keep a data object but cut it loose from the service, labelled so people can find and reclaim it."""
+    refs = [ref for ref in obj["metadata"].get("ownerReferences", []) if ref.get("uid") != uid]
+    patch = {"metadata": {"ownerReferences": refs or None, "labels": {ORPHANED_LABEL: "true"}}}
+    meta = obj["metadata"]
+    rt.cache.upsert(await rt.client.patch(for_object(obj), meta["name"], meta.get("namespace"), patch))
+    OBJECT_WRITES.labels(obj["kind"], "orphan").inc()
+
+
+async def _remove(rt: Runtime, objects: list[Body], uid: str, retain_data: bool, reason: str) -> list[str]:
+    """Delete (or, for retained data, release) objects, last-created first; returns what was removed."""
+    removed = []
+    for obj in sorted(
+        objects, key=lambda o: KIND_ORDER.index(o["kind"]) if o["kind"] in KIND_ORDER else 0, reverse=True
+    ):
+        meta = obj["metadata"]
+        if retain_data and obj["kind"] in DATA_KINDS:
+            if meta.get("labels", {}).get(ORPHANED_LABEL) != "true":
+                await _release(rt, obj, uid)
+            continue
+        await rt.client.delete(for_object(obj), meta["name"], meta.get("namespace"))
+        rt.cache.remove(obj)
+        rt.applied.pop(key_of(obj), None)
+        OBJECT_WRITES.labels(obj["kind"], reason).inc()
+        removed.append(f"{obj['kind']} {meta['name']}")
+    return removed
+
+
+async def _prune(rt: Runtime, body: Body, desired: list[Body], *, retain_data: bool) -> None:
+    wanted: set[ObjectKey] = {key_of(obj) for obj in desired}
+    meta = body["metadata"]
+    stale = [
+        obj
+        for obj in rt.cache.owned_by(meta["namespace"], meta["name"])
+        if key_of(obj) not in wanted and _owned(obj, meta["uid"])
+    ]
+    if removed := await _remove(rt, stale, meta["uid"], retain_data, "prune"):
+        await rt.recorder.record(
+            body, "Normal", "Pruned", "removed what is no longer rendered: " + ", ".join(removed)
+        )
+
+
+async def _write_status(rt: Runtime, body: Body, new: Body) -> None:
+    if status.differs(body.get("status"), new):
+        meta = body["metadata"]
+        updated = await rt.client.patch(
+            SHARED_SERVICES, meta["name"], meta["namespace"], {"status": new}, "status"
+        )
+        rt.services[(meta["namespace"], meta["name"])] = updated
+
+
+async def _announce(rt: Runtime, body: Body, new: Body) -> None:
+    """Events for condition flips only: Ready gained or lost, Stalled entered."""
+    old = body.get("status", {}).get("conditions")
+    now_ready = conditions.is_true(new["conditions"], "Ready")
+    if now_ready != conditions.is_true(old, "Ready") and (old or now_ready):
+        ready = conditions.find(new["conditions"], "Ready") or {}
+        await rt.recorder.record(
+            body,
+            "Normal" if now_ready else "Warning",
+            "Ready" if now_ready else "NotReady",
+            str(ready.get("message")),
+        )
+    stalled = conditions.find(new["conditions"], "Stalled") or {}
+    if stalled.get("status") == "True" and not conditions.is_true(old, "Stalled"):
+        await rt.recorder.record(body, "Warning", str(stalled["reason"]), str(stalled["message"]))
+
+
+def _replication_condition(site: SiteContext) -> conditions.Want:
+    if site.peer is None:
+        return conditions.Want("ReplicationHealthy", True, "NoPeerSite", "single site: nothing to replicate")
+    return conditions.Want("ReplicationHealthy", None, "Unknown", "replication status not observed yet")
+
+
+async def _parse(rt: Runtime, body: Body, site: SiteContext) -> SharedService | None:
+    """The model of the service, or None after reporting why the stored object is unusable."""
+    try:
+        return SharedService.model_validate(body)
+    except ValidationError as error:
+        first = error.errors()[0]
+        blocker = status.Blocker("InvalidSpec", f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
+        await _report(rt, body, site, [], blocker, paused=False)
+        return None
+
+
+async def reconcile(rt: Runtime, key: ServiceKey) -> float | None:
+    """Converge one service; returns seconds until it wants another look (None: only on change/resync)."""
+    body = rt.services.get(key)
+    if body is None or body["metadata"].get("deletionTimestamp") or key in rt.deleting:
+        return None
+    site = rt.site()
+    service = await _parse(rt, body, site)
+    if service is None:
+        return None
+    spec = service.spec
+    desired = render(service, site)
+    for obj in desired:
+        obj["metadata"]["ownerReferences"] = [owner_reference(body)]
+    blocker: status.Blocker | None = None
+    if not spec.paused:
+        blocker = await _missing_references(rt, service) or await _apply_all(rt, body, desired)
+        if blocker is None:
+            await _prune(rt, body, desired, retain_data=spec.deletion_policy == DeletionPolicy.RETAIN)
+    new = await _report(rt, body, site, status.components(desired, rt.cache.get), blocker, paused=spec.paused)
+    ready = conditions.is_true(new["conditions"], "Ready")
+    SERVICES.set(*key, platform=spec.platform, version=spec.version, role=site.role, ready=ready)
+    return STALLED_RETRY_SECONDS if blocker else None
+
+
+async def _report(
+    rt: Runtime,
+    body: Body,
+    site: SiteContext,
+    rows: list[Body],
+    blocker: status.Blocker | None,
+    *,
+    paused: bool,
+) -> Body:
+    new = status.build(
+        body, site, rows, blocker, paused=paused, replication=_replication_condition(site), now=now()
+    )
+    await _announce(rt, body, new)
+    await _write_status(rt, body, new)
+    return new
+
+
+async def finalize(rt: Runtime, body: Body) -> None:
+    """On deletion: remove what the service rendered, traffic first; keep data unless the policy is Delete."""
+    meta = body["metadata"]
+    retain = (body.get("spec") or {}).get("deletionPolicy", "Retain") != "Delete"
+    owned = [obj for obj in rt.cache.owned_by(meta["namespace"], meta["name"]) if _owned(obj, meta["uid"])]
+    removed = await _remove(rt, owned, meta["uid"], retain, "delete")
+    log.info(
+        "SharedService %s/%s deleted: removed %d objects%s",
+        meta["namespace"],
+        meta["name"],
+        len(removed),
+        ", data retained" if retain else "",
+    )

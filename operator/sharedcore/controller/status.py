@@ -1,0 +1,112 @@
+"""SharedService status, computed purely from the service, what was rendered and what the cache holds.
+
+kstatus reads it as: observedGeneration behind → InProgress; Reconciling=True → InProgress; Stalled=True →
+Failed; otherwise Current, with Ready saying whether every serving component is available.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sharedcore.controller import conditions
+from sharedcore.controller.cache import ObjectKey, key_of
+from sharedcore.render import SiteContext
+
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Why the operator cannot make progress (a Stalled reason), or why it chose not to (paused)."""
+
+    reason: str
+    message: str
+
+
+def components(desired: list[Body], lookup: Callable[[ObjectKey], Body | None]) -> list[Body]:
+    """Deployments (serving and workers) and the database, with replicas as rendered and as observed."""
+    rows = []
+    for obj in desired:
+        live = lookup(key_of(obj)) or {}
+        observed = live.get("status", {})
+        if obj["kind"] == "Deployment":
+            want = obj["spec"].get("replicas", 1)
+            ready = observed.get("availableReplicas", 0) if _current(live) else 0
+        elif obj["kind"] == "Cluster":
+            want, ready = obj["spec"].get("instances", 1), observed.get("readyInstances", 0)
+        else:
+            continue
+        rows.append(
+            {"name": obj["metadata"]["name"], "kind": obj["kind"], "replicas": want, "readyReplicas": ready}
+        )
+    return rows
+
+
+def _current(live: Body) -> bool:
+    """The Deployment controller has seen the latest spec (otherwise its counts describe an older one)."""
+    metadata, observed = live.get("metadata", {}), live.get("status", {})
+    return bool(live) and observed.get("observedGeneration", 0) >= metadata.get("generation", 0)
+
+
+def _ready(rows: list[Body]) -> tuple[bool, str]:
+    deployments = [row for row in rows if row["kind"] == "Deployment"]
+    waiting = [
+        f"{row['name']} {row['readyReplicas']}/{row['replicas']}"
+        for row in deployments
+        if row["readyReplicas"] < row["replicas"]
+    ]
+    if waiting:
+        return False, "waiting for " + ", ".join(waiting)
+    return True, f"all {len(deployments)} components available"
+
+
+def build(
+    service: Body,
+    site: SiteContext,
+    rows: list[Body],
+    blocker: Blocker | None,
+    *,
+    paused: bool,
+    replication: conditions.Want,
+    now: str,
+) -> Body:
+    generation = service["metadata"].get("generation", 0)
+    current = service.get("status") or {}
+    ready, ready_message = _ready(rows)
+    if paused:
+        reconciling = conditions.Want(
+            "Reconciling", False, "Paused", "spec.paused is true: sharedcore changes nothing for this service"
+        )
+    elif blocker:
+        reconciling = conditions.Want("Reconciling", False, blocker.reason, blocker.message)
+    elif not ready:
+        reconciling = conditions.Want("Reconciling", True, "Progressing", ready_message)
+    else:
+        reconciling = conditions.Want("Reconciling", False, "Reconciled", "the service matches its spec")
+    stalled = (
+        conditions.Want("Stalled", True, blocker.reason, blocker.message)
+        if blocker and not paused
+        else conditions.Want("Stalled", False, "NotStalled", "nothing blocks reconciliation")
+    )
+    wanted = [
+        conditions.Want("Ready", ready, "Available" if ready else "ComponentsNotReady", ready_message),
+        reconciling,
+        stalled,
+        replication,
+    ]
+    status: Body = {
+        "observedGeneration": generation,
+        "conditions": conditions.merge(current.get("conditions") or [], wanted, generation, now),
+        "site": site.name,
+        "role": str(site.role),
+        "epoch": site.epoch,
+        "components": rows,
+    }
+    if "replication" in current:
+        status["replication"] = current["replication"]
+    return status
+
+
+def differs(current: Body | None, new: Body) -> bool:
+    """Whether writing `new` would change anything (timestamps are kept by `conditions.merge`)."""
+    return (current or {}) != new

@@ -1,0 +1,190 @@
+"""A small asyncio Kubernetes client: the only place sharedcore's own requests to an API server are made.
+
+Kopf watches; this client reads, applies (server-side apply) and deletes. Every request is reported to an
+observer (the metrics count them by verb and status code, which is how "zero writes when idle" is checked).
+"""
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+from sharedcore.kube.credentials import Credentials
+from sharedcore.kube.resources import Resource, for_object
+
+FIELD_MANAGER = "sharedcore"
+# 429 means the server did not process the request: safe to repeat for any verb. Reads also survive
+# a failing apiserver replica or a dropped connection. Backoff in seconds; a Retry-After header wins.
+RETRY_BACKOFF = (0.2, 0.5, 1.0)
+RETRYABLE_READ_STATUSES = frozenset({500, 502, 503, 504})
+READ_VERBS = frozenset({"get", "list"})
+Body = dict[str, Any]
+RequestObserver = Callable[[str, int], None]  # (verb, HTTP status or 0 for a connection failure)
+
+
+class ApiError(Exception):
+    """The API server refused a request; `status` is the HTTP code, `reason` Kubernetes' reason."""
+
+    def __init__(self, status: int, reason: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status, self.reason, self.message, self.retry_after = status, reason, message, retry_after
+
+
+class KubeClient:
+    def __init__(
+        self, credentials: Credentials, *, timeout: float = 10.0, observer: RequestObserver | None = None
+    ) -> None:
+        self.credentials = credentials
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._observer = observer
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session:
+            await self._session.close()
+            self._session = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self.credentials.ssl_context(), limit=32),
+                timeout=self._timeout,
+            )
+        return self._session
+
+    async def _request(
+        self,
+        verb: str,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Body | None = None,
+        content_type: str = "application/json",
+    ) -> Body:
+        for delay in (*RETRY_BACKOFF, None):
+            try:
+                return await self._request_once(
+                    verb, method, path, query=query, body=body, content_type=content_type
+                )
+            except ApiError as error:
+                retryable = error.status == 429 or (
+                    verb in READ_VERBS and error.status in RETRYABLE_READ_STATUSES
+                )
+                if delay is None or not retryable:
+                    raise
+                await asyncio.sleep(error.retry_after or delay)
+            except (aiohttp.ClientError, TimeoutError):
+                if delay is None or verb not in READ_VERBS:
+                    raise
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _request_once(
+        self,
+        verb: str,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None,
+        body: Body | None,
+        content_type: str,
+    ) -> Body:
+        headers = {"Accept": "application/json"}
+        if token := self.credentials.bearer():
+            headers["Authorization"] = f"Bearer {token}"
+        if body is not None:
+            headers["Content-Type"] = content_type
+        url = f"{self.credentials.server}{path}" + (f"?{urlencode(query)}" if query else "")
+        try:
+            async with self._open().request(
+                method, url, headers=headers, data=json.dumps(body) if body is not None else None
+            ) as response:
+                payload = await response.read()
+                status = response.status
+                retry_after = response.headers.get("Retry-After", "")
+        except (aiohttp.ClientError, TimeoutError):
+            if self._observer:
+                self._observer(verb, 0)
+            raise
+        if self._observer:
+            self._observer(verb, status)
+        parsed: Body = json.loads(payload) if payload else {}
+        if status >= 400:
+            raise ApiError(
+                status,
+                str(parsed.get("reason", "")),
+                str(parsed.get("message", payload[:200])),
+                float(retry_after) if retry_after.isdigit() else None,
+            )
+        return parsed
+
+    async def get(self, resource: Resource, name: str, namespace: str | None = None) -> Body | None:
+        try:
+            return await self._request("get", "GET", resource.path(namespace, name))
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def list(
+        self, resource: Resource, namespace: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[Body]:
+        query = {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())} if labels else None
+        items: list[Body] = (await self._request("list", "GET", resource.path(namespace), query=query))[
+            "items"
+        ]
+        return items
+
+    async def apply(self, obj: Body, *, dry_run: bool = False) -> Body:
+        """Server-side apply as field manager `sharedcore`, taking over conflicting fields (we own them)."""
+        resource = for_object(obj)
+        metadata = obj["metadata"]
+        query = {"fieldManager": FIELD_MANAGER, "force": "true"} | ({"dryRun": "All"} if dry_run else {})
+        return await self._request(
+            "apply",
+            "PATCH",
+            resource.path(metadata.get("namespace"), metadata["name"]),
+            query=query,
+            body=obj,
+            content_type="application/apply-patch+yaml",
+        )
+
+    async def create(self, resource: Resource, obj: Body, *, dry_run: bool = False) -> Body:
+        query = {"fieldManager": FIELD_MANAGER} | ({"dryRun": "All"} if dry_run else {})
+        return await self._request(
+            "create", "POST", resource.path(obj["metadata"].get("namespace")), query=query, body=obj
+        )
+
+    async def patch(
+        self,
+        resource: Resource,
+        name: str,
+        namespace: str | None,
+        patch: Body,
+        subresource: str | None = None,
+    ) -> Body:
+        """A JSON merge patch (status updates, labels)."""
+        return await self._request(
+            "patch",
+            "PATCH",
+            resource.path(namespace, name, subresource),
+            query={"fieldManager": FIELD_MANAGER},
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+
+    async def delete(self, resource: Resource, name: str, namespace: str | None = None) -> bool:
+        """Delete in the background (owned objects go with it); False if it was already gone."""
+        try:
+            await self._request(
+                "delete", "DELETE", resource.path(namespace, name), body={"propagationPolicy": "Background"}
+            )
+        except ApiError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True

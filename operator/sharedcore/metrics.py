@@ -1,0 +1,85 @@
+"""The operator's Prometheus metrics: one `sharedcore_` prefix, base units, bounded labels.
+
+Label values come from a closed set (kinds, verbs, results, roles) or from the SharedServices themselves
+(namespace/name/platform: bounded by what the platform team creates, removed when a service goes away).
+"""
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    gc_collector,
+    platform_collector,
+    process_collector,
+)
+
+REGISTRY = CollectorRegistry()
+process_collector.ProcessCollector(registry=REGISTRY)
+platform_collector.PlatformCollector(registry=REGISTRY)
+gc_collector.GCCollector(registry=REGISTRY)
+
+RECONCILE_TOTAL = Counter(
+    "sharedcore_reconcile_total",
+    "Reconciliations by kind and result (success, error, stalled).",
+    ["kind", "result"],
+    registry=REGISTRY,
+)
+RECONCILE_DURATION = Histogram(
+    "sharedcore_reconcile_duration_seconds",
+    "Time one reconciliation took.",
+    ["kind"],
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SERVICE_READY = Gauge(
+    "sharedcore_service_ready",
+    "1 when every serving component of the SharedService is available.",
+    ["namespace", "name", "platform"],
+    registry=REGISTRY,
+)
+SERVICE_INFO = Gauge(
+    "sharedcore_service_info",
+    "Always 1; labels describe the SharedService at this site.",
+    ["namespace", "name", "platform", "version", "role"],
+    registry=REGISTRY,
+)
+API_REQUESTS = Counter(
+    "sharedcore_kube_requests_total",
+    "Requests sharedcore made to a Kubernetes API server (code 0: no answer).",
+    ["cluster", "verb", "code"],
+    registry=REGISTRY,
+)
+OBJECT_WRITES = Counter(
+    "sharedcore_object_writes_total",
+    "Rendered objects applied or deleted, by kind and why.",
+    ["kind", "reason"],
+    registry=REGISTRY,
+)
+WORKQUEUE_DEPTH = Gauge("sharedcore_workqueue_depth", "Keys waiting to be reconciled.", registry=REGISTRY)
+MANAGED_SERVICES = Gauge("sharedcore_services", "SharedServices this operator manages.", registry=REGISTRY)
+
+
+class ServiceSeries:
+    """The per-service gauges, whose label sets change with version and role: stale series are removed."""
+
+    def __init__(self) -> None:
+        self._labels: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    def set(self, namespace: str, name: str, *, platform: str, version: str, role: str, ready: bool) -> None:
+        info = (namespace, name, platform, version, role)
+        previous = self._labels.get((namespace, name))
+        if previous and previous != info:
+            self.forget(namespace, name)
+        self._labels[(namespace, name)] = info
+        SERVICE_READY.labels(namespace, name, platform).set(1 if ready else 0)
+        SERVICE_INFO.labels(*info).set(1)
+
+    def forget(self, namespace: str, name: str) -> None:
+        info = self._labels.pop((namespace, name), None)
+        if info:
+            SERVICE_READY.remove(*info[:3])
+            SERVICE_INFO.remove(*info)
+
+
+SERVICES = ServiceSeries()

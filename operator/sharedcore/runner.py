@@ -1,0 +1,178 @@
+"""`sharedcore run`: one operator process for one site: Kopf embedded, workers, metrics and health."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import kopf
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from sharedcore.api import Role
+from sharedcore.controller.events import EventRecorder
+from sharedcore.controller.operator import Controller, configure, register
+from sharedcore.controller.runtime import Runtime
+from sharedcore.kube import credentials
+from sharedcore.kube.client import KubeClient
+from sharedcore.metrics import API_REQUESTS, REGISTRY
+from sharedcore.render import SiteContext
+
+log = logging.getLogger("sharedcore")
+
+
+@dataclass(frozen=True)
+class Options:
+    site: str
+    namespaces: tuple[str, ...]
+    metrics_port: int
+    health_port: int
+    resync_seconds: float
+    workers: int
+    kubeconfig: Path | None
+
+
+def _count(cluster: str) -> Callable[[str, int], None]:
+    def observe(verb: str, code: int) -> None:
+        API_REQUESTS.labels(cluster, verb, str(code)).inc()
+
+    return observe
+
+
+async def _serve(routes: list[web.RouteDef], port: int) -> web.AppRunner:
+    app = web.Application()
+    app.add_routes(routes)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner
+
+
+async def run(options: Options) -> None:
+    creds = credentials.load(options.kubeconfig)
+    client = KubeClient(creds, observer=_count("local"))
+    site = SiteContext(name=options.site, role=Role.ACTIVE, epoch=0)  # no Topology: a single active site
+    rt = Runtime(
+        client=client,
+        recorder=EventRecorder(client, options.site),
+        site=lambda: site,
+        resync_seconds=options.resync_seconds,
+    )
+    controller = Controller(rt, options.namespaces, options.workers)
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        ok = controller.health.alive(len(rt.queue))
+        return web.Response(status=200 if ok else 500, text="ok" if ok else "workers stalled")
+
+    async def readyz(_: web.Request) -> web.Response:
+        ok = controller.health.synced
+        return web.Response(status=200 if ok else 503, text="ok" if ok else "first sync not done")
+
+    registry = kopf.OperatorRegistry()
+    register(registry, controller)
+
+    @kopf.on.startup(registry=registry)
+    def _settings(settings: kopf.OperatorSettings, **_: object) -> None:
+        configure(settings)
+
+    @kopf.on.login(registry=registry)
+    def _login(**_: object) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(
+            server=creds.server,
+            ca_data=creds.ca_data,
+            insecure=creds.insecure,
+            scheme="Bearer",
+            token=creds.bearer(),
+            certificate_data=creds.cert_data,
+            private_key_data=creds.key_data,
+            default_namespace=creds.namespace,
+        )
+
+    servers = [
+        await _serve([web.get("/metrics", metrics)], options.metrics_port),
+        await _serve([web.get("/healthz", healthz), web.get("/readyz", readyz)], options.health_port),
+    ]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "sharedcore at site %s: %s",
+        options.site,
+        f"namespaces {', '.join(options.namespaces)}" if options.namespaces else "all namespaces",
+    )
+    tasks = [
+        asyncio.create_task(
+            kopf.operator(
+                registry=registry,
+                standalone=True,
+                clusterwide=not options.namespaces,
+                namespaces=options.namespaces,
+                stop_flag=stop,
+            )
+        ),
+        asyncio.create_task(controller.run()),
+    ]
+    try:
+        done, _ = await asyncio.wait(
+            [*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in done:
+            if task in tasks and task.exception():
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.gather(*tasks)
+        for server in servers:
+            await server.cleanup()
+        await client.close()
+
+
+@click.command("run")
+@click.option("--site", required=True, help="This operator's site (a Topology site name).")
+@click.option("--namespace", "namespaces", multiple=True, help="Watch only these namespaces (repeatable).")
+@click.option(
+    "--all-namespaces", is_flag=True, help="Watch every namespace (the default without --namespace)."
+)
+@click.option("--metrics-port", default=8080, show_default=True)
+@click.option("--health-port", default=8081, show_default=True)
+@click.option(
+    "--resync-seconds", default=60.0, show_default=True, help="Full resync (and drift repair) interval."
+)
+@click.option("--workers", default=8, show_default=True, help="Services reconciled concurrently.")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Default: $KUBECONFIG, then the pod's service account.",
+)
+@click.option("--log-level", default="INFO", show_default=True)
+def run_command(
+    *,
+    site: str,
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    metrics_port: int,
+    health_port: int,
+    resync_seconds: float,
+    workers: int,
+    kubeconfig: Path | None,
+    log_level: str,
+) -> None:
+    """Run the operator for one site."""
+    if namespaces and all_namespaces:
+        raise click.UsageError("--namespace and --all-namespaces exclude each other")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kopf").setLevel(max(logging.WARNING, logging.getLogger().level))
+    asyncio.run(
+        run(Options(site, namespaces, metrics_port, health_port, resync_seconds, workers, kubeconfig))
+    )
