@@ -239,9 +239,11 @@ class SharedServiceSpec(Model):
     standby: Standby = defaulted(Standby)
     """How the standby site is kept."""
     database: Database = defaulted(Database)
-    """The service's database."""
+    """PostgreSQL, run by CloudNativePG: a cluster at the active site and a replica cluster following it at the
+    standby site."""
     files: Files = defaulted(Files)
-    """The service's shared files."""
+    """The platform's file store: a volume at each site, copied from the active to the standby site by VolSync
+    (rsync over TLS) every syncIntervalSeconds."""
     ingress: Ingress | None = None
     """How the service is reached over HTTPS; not exposed when unset."""
     objectives: Objectives = defaulted(Objectives)

@@ -1,0 +1,119 @@
+"""The API at a real API server: the generated CRDs install, explain well, and refuse every bad input."""
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from sharedcore.api import Role, SharedService, StandbyMode
+from sharedcore.render import PeerSite, SiteContext, render
+from tests.cases.corpus import InvalidCase, invalid_cases, valid_objects
+from tests.conftest import Sites
+from tests.support import samples
+from tests.support.cluster import Site
+from tests.support.operator import install_crds
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def api_site(sites: Sites) -> Site:
+    """The witness plane: bare (no controllers), so nothing but the API server looks at what we create."""
+    install_crds(sites.witness)
+    return sites.witness
+
+
+def _placed(manifest: dict[str, Any], namespace: str) -> dict[str, Any]:
+    if manifest["kind"] == "SharedService":
+        manifest = {**manifest, "metadata": {**manifest["metadata"], "namespace": namespace}}
+    return manifest
+
+
+def _yaml(manifest: dict[str, Any]) -> str:
+    return yaml.safe_dump(manifest, sort_keys=False)
+
+
+@pytest.fixture
+def cleanup(api_site: Site) -> Iterator[list[dict[str, Any]]]:
+    """Cluster-scoped objects a test created (Topology, Failover) are deleted after it."""
+    created: list[dict[str, Any]] = []
+    yield created
+    for manifest in created:
+        if manifest["kind"] != "SharedService":
+            api_site.kubectl("delete", "--ignore-not-found", "--wait=false", "-f", "-", stdin=_yaml(manifest))
+
+
+def test_crds_are_established_and_explained(api_site: Site) -> None:
+    names = api_site.kubectl("get", "crd", "-o", "name").stdout.split()
+    for plural in ("sharedservices", "topologies", "failovers"):
+        assert f"customresourcedefinition.apiextensions.k8s.io/{plural}.sharedcore.danang.gov.vn" in names
+    explained = api_site.kubectl("explain", "sharedservice.spec.database").stdout
+    assert "CloudNativePG" in explained
+    for field in ("instances", "storage", "storageClassName", "enabled"):
+        assert f"{field}\t" in explained or f"{field} " in explained, field
+    assert (
+        "categories" not in api_site.kubectl("api-resources", "--categories=sharedcore", "-o", "name").stderr
+    )
+    kinds = api_site.kubectl("api-resources", "--categories=sharedcore", "-o", "name").stdout.split()
+    assert sorted(kinds) == sorted(
+        f"{p}.sharedcore.danang.gov.vn" for p in ("sharedservices", "topologies", "failovers")
+    )
+
+
+def test_valid_objects_are_stored_with_the_models_defaults(
+    api_site: Site, namespace: str, cleanup: list[dict[str, Any]]
+) -> None:
+    for valid in valid_objects():
+        manifest = _placed(valid.object, namespace)
+        cleanup.append(manifest)
+        stored = yaml.safe_load(
+            api_site.kubectl("create", "-o", "yaml", "-f", "-", stdin=_yaml(manifest)).stdout
+        )
+        model_class = {"SharedService": SharedService}.get(manifest["kind"])
+        if model_class:
+            expected = model_class.model_validate(manifest).model_dump(
+                by_alias=True, exclude_none=True, mode="json"
+            )
+            assert stored["spec"] == expected["spec"], valid.name
+
+
+@pytest.mark.parametrize("case", invalid_cases(), ids=lambda case: case.name)
+def test_invalid_input_is_refused_with_a_clear_message(
+    api_site: Site, namespace: str, case: InvalidCase, cleanup: list[dict[str, Any]]
+) -> None:
+    manifest = _placed(case.object, namespace)
+    if case.previous:
+        previous = _placed(case.previous, namespace)
+        cleanup.append(previous)
+        api_site.kubectl("create", "-f", "-", stdin=_yaml(previous))
+        result = api_site.kubectl("replace", "-f", "-", stdin=_yaml(manifest), check=False)
+    else:
+        cleanup.append(manifest)
+        result = api_site.kubectl("create", "-f", "-", stdin=_yaml(manifest), check=False)
+    assert result.returncode != 0, f"{case.description}: accepted by the API server"
+    assert case.expect_apiserver in result.stderr, result.stderr
+
+
+def _sites(role: Role) -> SiteContext:
+    name, peer = ("danang", "quangnam") if role == Role.ACTIVE else ("quangnam", "danang")
+    return SiteContext(
+        name, role, epoch=3, ingress_address="203.0.113.10", peer=PeerSite(peer, "svc.clusterset.local")
+    )
+
+
+def test_every_render_passes_server_side_dry_run(api_site: Site, namespace: str) -> None:
+    """Every platform x role x standby mode: the API server (with the engines' CRDs) accepts every object."""
+    checked = 0
+    for slug, role, mode in itertools.product(samples.SLUGS, Role, StandbyMode):
+        body = samples.service(slug, namespace, standby={"mode": str(mode)})
+        objects = render(SharedService.model_validate(body), _sites(role))
+        stream = "---\n".join(_yaml(obj) for obj in objects)
+        result = api_site.kubectl(
+            "create", "--dry-run=server", "-o", "name", "-f", "-", stdin=stream, check=False
+        )
+        assert result.returncode == 0, f"{slug} {role} {mode}: {result.stderr}"
+        assert len(result.stdout.split()) == len(objects)
+        checked += len(objects)
+    assert checked > 5 * 3 * 3 * 8
