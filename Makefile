@@ -38,6 +38,7 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy
+	$(BIN)/mypy scripts bench
 
 ## Fast tests only (no control planes).
 unit: venv

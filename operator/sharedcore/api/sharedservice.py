@@ -239,8 +239,8 @@ class SharedServiceSpec(Model):
     standby: Standby = defaulted(Standby)
     """How the standby site is kept."""
     database: Database = defaulted(Database)
-    """PostgreSQL, run by CloudNativePG: a cluster at the active site and a replica cluster following it at the
-    standby site."""
+    """PostgreSQL, run by CloudNativePG: a cluster at the active site and a replica cluster following it
+    at the standby site."""
     files: Files = defaulted(Files)
     """The platform's file store: a volume at each site, copied from the active to the standby site by VolSync
     (rsync over TLS) every syncIntervalSeconds."""

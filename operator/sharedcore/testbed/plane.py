@@ -262,7 +262,7 @@ def _ensure_nodes(root: Path, plane: PlaneState, deadline: float) -> None:
     """Fake nodes that kwok plays: pods get scheduled onto them and become Running/Ready."""
     nodes_path = "/api/v1/nodes?labelSelector=type%3Dkwok"
     existing = {node["metadata"]["name"] for node in json.loads(request(root, plane, nodes_path))["items"]}
-    capacity = {"cpu": "64", "memory": "256Gi", "pods": "250"}
+    capacity = {"cpu": "256", "memory": "1Ti", "pods": "2000"}
     for index in range(FAKE_NODES):
         name = f"kwok-{plane.name}-{index}"
         if name not in existing:

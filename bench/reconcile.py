@@ -1,0 +1,161 @@
+"""Benchmark: N SharedServices (mixed platforms) reconciled to Ready by one operator on a testbed plane.
+
+For each N it starts a fresh plane with workloads, runs the operator as its ServiceAccount, creates N services
+at once, and measures: time until every service is reconciled (status written for its generation) and until
+every one is Ready (which includes kube-controller-manager, kube-scheduler and kwok making the pods Ready),
+the operator's API requests by verb (from the API server's audit log), its writes during an idle window of
+two resync intervals, and its peak RSS. Prints a table and writes bench/results/reconcile.json.
+
+    .venv/bin/python bench/reconcile.py [--sizes 10 100 500] [--resync 20]
+"""
+
+import argparse
+import collections
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sharedcore.testbed import Testbed
+from sharedcore.testbed.operators import (
+    OPERATOR_USER,
+    OperatorProcess,
+    audit_events,
+    install_crds,
+    kubectl,
+    service_account_kubeconfig,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = sorted((ROOT / "tests" / "golden" / "inputs").glob("*.yaml"))
+WRITES = {"create", "update", "patch", "delete"}
+
+
+def services(n: int) -> list[dict[str, Any]]:
+    """n services cycling through the platforms, 1 replica each (the plane plays every pod with kwok)."""
+    bodies = []
+    for i in range(n):
+        body = yaml.safe_load(SAMPLES[i % len(SAMPLES)].read_text())
+        body["metadata"] = {"name": f"svc-{i:04d}", "namespace": f"bench-{i % 10}"}
+        body["spec"]["replicas"] = 1
+        body["spec"].pop("ingress", None)  # no TLS secrets to provision
+        bodies.append(body)
+    return bodies
+
+
+def statuses(kubeconfig: Path) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = json.loads(kubectl(kubeconfig, "get", "shs", "-A", "-o", "json"))["items"]
+    return items
+
+
+def reconciled(item: dict[str, Any]) -> bool:
+    return bool((item.get("status") or {}).get("observedGeneration") == item["metadata"]["generation"])
+
+
+def ready(item: dict[str, Any]) -> bool:
+    conditions = (item.get("status") or {}).get("conditions", [])
+    return reconciled(item) and any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def wait_all(kubeconfig: Path, n: int, predicate: Any, timeout: float) -> float | None:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if sum(map(predicate, statuses(kubeconfig))) == n:
+            return time.monotonic()
+        time.sleep(0.5)
+    return None
+
+
+def measure(n: int, resync: float, workdir: Path) -> dict[str, Any]:
+    bed = Testbed(workdir / f"n{n}")
+    bed.up(["bench"], workloads={"bench"})
+    try:
+        admin = bed.kubeconfig("bench")
+        install_crds(admin, ROOT / "crds", ROOT / "tests" / "fixtures" / "crds")
+        operator = OperatorProcess(
+            "bench",
+            service_account_kubeconfig(bed, "bench", workdir / f"n{n}.kubeconfig"),
+            workdir / f"n{n}-operator.log",
+            args=("--all-namespaces", "--resync-seconds", str(resync)),
+        )
+        operator.start()
+        while not operator.ready():
+            time.sleep(0.2)
+        bodies = services(n)
+        for namespace in sorted({b["metadata"]["namespace"] for b in bodies}):
+            kubectl(admin, "create", "namespace", namespace)
+        since = time.time()
+        started = time.monotonic()
+        kubectl(admin, "create", "-f", "-", stdin="---\n".join(yaml.safe_dump(b) for b in bodies))
+        done_reconciled = wait_all(admin, n, reconciled, 600)
+        done_ready = wait_all(admin, n, ready, 900)
+        busy = collections.Counter(
+            str(e["verb"]) for e in audit_events(bed.directory / "bench" / "audit.log", OPERATOR_USER, since)
+        )
+        time.sleep(resync)  # let the last status and watch events settle
+        idle_since = time.time()
+        time.sleep(2 * resync)
+        idle = [
+            e
+            for e in audit_events(bed.directory / "bench" / "audit.log", OPERATOR_USER, idle_since)
+            if e["verb"] in WRITES
+        ]
+        result = {
+            "services": n,
+            "reconciled_seconds": round(done_reconciled - started, 1) if done_reconciled else None,
+            "ready_seconds": round(done_ready - started, 1) if done_ready else None,
+            "requests_until_ready": dict(sorted(busy.items())),
+            "idle_window_seconds": 2 * resync,
+            "idle_writes": len(idle),
+            "peak_rss_mib": round(operator.peak_rss_bytes() / 2**20, 1),
+        }
+        operator.stop()
+        return result
+    finally:
+        bed.down()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 500])
+    parser.add_argument("--resync", type=float, default=20.0, help="operator resync interval during the run")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="sharedcore-bench-") as tmp:
+        for n in args.sizes:
+            print(f"measuring N={n} ...", flush=True)
+            results.append(measure(n, args.resync, Path(tmp)))
+            print(json.dumps(results[-1]), flush=True)
+    columns = ("N", "reconciled s", "Ready s", "writes", "reads", "idle writes", "RSS MiB")
+    print("\n" + "  ".join(f"{c:>12}" for c in columns))
+    for r in results:
+        writes = sum(v for k, v in r["requests_until_ready"].items() if k in WRITES)
+        reads = sum(v for k, v in r["requests_until_ready"].items() if k not in WRITES)
+        row = (
+            r["services"],
+            r["reconciled_seconds"],
+            r["ready_seconds"],
+            writes,
+            reads,
+            r["idle_writes"],
+            r["peak_rss_mib"],
+        )
+        print("  ".join(f"{v!s:>12}" for v in row))
+    out = ROOT / "bench" / "results" / "reconcile.json"
+    out.parent.mkdir(exist_ok=True)
+    machine = {
+        "cpus": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    out.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
+    print(f"\nwritten: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Run the real operator against a testbed site, as it runs in a cluster: authenticated as its ServiceAccount,
+bound to the shipped ClusterRole and nothing more. Used by the tests, the benchmarks and `make demo`."""
+
+import datetime
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from sharedcore import rbac
+from sharedcore.testbed import Testbed
+from sharedcore.testbed.binaries import binary
+
+OPERATOR_NAMESPACE = "sharedcore-system"
+OPERATOR_ACCOUNT = "sharedcore-operator"
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
+
+
+def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
+    """The testbed's kubectl; a failure raises with kubectl's own message."""
+    result = subprocess.run(
+        [str(binary("kubectl")), f"--kubeconfig={kubeconfig}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def install_crds(kubeconfig: Path, *directories: Path) -> None:
+    for directory in directories:
+        kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(directory))
+    kubectl(kubeconfig, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+
+
+def service_account_kubeconfig(bed: Testbed, site: str, out: Path) -> Path:
+    """Create the operator's ServiceAccount and RBAC at `site`; write a kubeconfig with its token to `out`."""
+    admin = bed.kubeconfig(site)
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": rbac.CLUSTER_ROLE_NAME},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": rbac.CLUSTER_ROLE_NAME,
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NAMESPACE}],
+    }
+    objects = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NAMESPACE},
+        },
+        rbac.cluster_role(),
+        binding,
+    ]
+    kubectl(
+        admin,
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        stdin="---\n".join(yaml.safe_dump(obj) for obj in objects),
+    )
+    token = kubectl(
+        admin, "create", "token", OPERATOR_ACCOUNT, "-n", OPERATOR_NAMESPACE, "--duration=24h"
+    ).strip()
+    cluster = yaml.safe_load(admin.read_text())["clusters"][0]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "operator",
+                "clusters": [cluster],
+                "users": [{"name": "operator", "user": {"token": token}}],
+                "contexts": [
+                    {"name": "operator", "context": {"cluster": cluster["name"], "user": "operator"}}
+                ],
+            }
+        )
+    )
+    out.chmod(0o600)
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class OperatorProcess:
+    """`sharedcore run` for one site as a child process: started, stopped or SIGKILLed, probed and scraped."""
+
+    site: str
+    kubeconfig: Path
+    log_path: Path
+    args: tuple[str, ...] = ()
+    metrics_port: int = field(default_factory=_free_port)
+    health_port: int = field(default_factory=_free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "sharedcore",
+                    "run",
+                    "--site",
+                    self.site,
+                    "--metrics-port",
+                    str(self.metrics_port),
+                    "--health-port",
+                    str(self.health_port),
+                    *self.args,
+                ],
+                env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def http(self, port: int, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def ready(self) -> bool:
+        """Readiness as the kubelet would probe it; an exited process fails loudly with its log."""
+        if self.process is None or self.process.poll() is not None:
+            code = None if self.process is None else self.process.returncode
+            raise RuntimeError(f"operator at {self.site} is not running (exit {code}):\n{self.log_tail()}")
+        try:
+            return self.http(self.health_port, "/readyz")[0] == 200
+        except OSError:
+            return False
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+
+    def metrics_text(self) -> str:
+        return self.http(self.metrics_port, "/metrics")[1]
+
+    def peak_rss_bytes(self) -> int:
+        """The process's high-water mark of resident memory (VmHWM), for benchmarks."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def audit_events(audit_log: Path, user: str, since: float) -> list[dict[str, object]]:
+    """The API server's own record of `user`'s completed requests received after `since` (epoch seconds)."""
+    events = []
+    # kube-apiserver rotates audit.log into audit-<time>.log beside it.
+    for path in sorted(audit_log.parent.glob("audit*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the line being written right now
+            if event.get("user", {}).get("username") != user or event.get("stage") != "ResponseComplete":
+                continue
+            if datetime.datetime.fromisoformat(event["requestReceivedTimestamp"]).timestamp() >= since:
+                events.append(event)
+    return events
