@@ -1,0 +1,184 @@
+"""What a Failover would do, and whether it may: computed purely from what the target site observes.
+
+The same plan serves a dry run (recorded, nothing changed: phase Planned) and the CheckPreconditions step.
+
+Data-loss window of a service: how much of its history the target does not have. The source wrote until it
+was last seen (its last heartbeat, or now while it is still up); the target holds everything up to its last
+successful sync. So the window is `last_seen - last_sync` for files (VolSync) and the replication lag for the
+database (CloudNativePG), the larger of the two; unknown if either is unknown. A switchover's final sync
+closes the window to 0.
+"""
+
+import datetime
+from dataclasses import dataclass
+
+from sharedcore.api import FailoverType, StepName
+
+SWITCHOVER_STEPS = (
+    StepName.CHECK_PRECONDITIONS,
+    StepName.FENCE_SOURCE,
+    StepName.FINAL_SYNC,
+    StepName.PROMOTE,
+    StepName.REDIRECT,
+    StepName.VERIFY,
+)
+# A failover cannot sync from a site that is gone: FinalSync is recorded as skipped, for the audit trail.
+FAILOVER_SKIPS = frozenset({StepName.FINAL_SYNC})
+
+
+@dataclass(frozen=True)
+class ServiceReplica:
+    """What the target site knows of one service's replicated state."""
+
+    namespace: str
+    name: str
+    rpo_seconds: float
+    database_lag_seconds: float | None = None  # None: unknown (or no database: see database_enabled)
+    files_last_sync: datetime.datetime | None = None
+    database_enabled: bool = True
+    files_enabled: bool = True
+
+    def data_loss_window(self, source_last_seen: datetime.datetime) -> float | None:
+        windows = []
+        if self.database_enabled:
+            if self.database_lag_seconds is None:
+                return None
+            windows.append(self.database_lag_seconds)
+        if self.files_enabled:
+            if self.files_last_sync is None:
+                return None
+            windows.append((source_last_seen - self.files_last_sync).total_seconds())
+        return max(0.0, *windows) if windows else 0.0
+
+
+@dataclass(frozen=True)
+class Situation:
+    """The world as the target site sees it when the Failover is planned."""
+
+    target: str
+    sites: tuple[str, ...]
+    active_site: str | None
+    epoch: int
+    source_reachable: bool
+    source_last_seen: datetime.datetime
+    services: tuple[ServiceReplica, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A failed precondition: `reason` is the CamelCase word automation matches on."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    namespace: str
+    name: str
+    data_loss_window_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    type: FailoverType
+    source: str | None
+    target: str
+    from_epoch: int
+    to_epoch: int
+    steps: tuple[StepName, ...]
+    skipped: frozenset[StepName]
+    services: tuple[ServicePlan, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def data_loss_window_seconds(self) -> float | None:
+        """The worst window over all services; None if any is unknown."""
+        windows = [s.data_loss_window_seconds for s in self.services]
+        if any(w is None for w in windows):
+            return None
+        return max((w for w in windows if w is not None), default=0.0)
+
+    @property
+    def feasible(self) -> bool:
+        return not self.problems
+
+
+def _source(situation: Situation) -> str | None:
+    others = [site for site in situation.sites if site != situation.target]
+    return (
+        situation.active_site
+        if situation.active_site != situation.target
+        else (others[0] if others else None)
+    )
+
+
+def _data_loss_problems(
+    situation: Situation, windows: dict[tuple[str, str], float | None], accept_data_loss: bool
+) -> list[Problem]:
+    if accept_data_loss:
+        return []
+    unknown = [f"{ns}/{name}" for (ns, name), window in windows.items() if window is None]
+    over = [
+        f"{s.namespace}/{s.name} ({windows[(s.namespace, s.name)]:.0f}s > {s.rpo_seconds:.0f}s)"
+        for s in situation.services
+        if (w := windows[(s.namespace, s.name)]) is not None and w > s.rpo_seconds
+    ]
+    problems = []
+    if unknown:
+        problems.append(
+            Problem(
+                "DataLossNotAccepted",
+                f"data-loss window unknown for {', '.join(unknown)}: set acceptDataLoss to proceed",
+            )
+        )
+    if over:
+        problems.append(
+            Problem(
+                "DataLossNotAccepted",
+                f"data-loss window above the RPO for {', '.join(over)}: set acceptDataLoss to proceed",
+            )
+        )
+    return problems
+
+
+def make_plan(failover_type: FailoverType, accept_data_loss: bool, situation: Situation) -> Plan:
+    """The steps, the per-service data-loss windows, and every precondition that fails."""
+    problems: list[Problem] = []
+    if situation.target not in situation.sites:
+        problems.append(
+            Problem(
+                "UnknownSite",
+                f"{situation.target} is not a site of the Topology ({', '.join(situation.sites)})",
+            )
+        )
+    if situation.active_site == situation.target:
+        problems.append(Problem("AlreadyActive", f"{situation.target} is already the active site"))
+    switchover = failover_type == FailoverType.SWITCHOVER
+    if switchover and not situation.source_reachable:
+        problems.append(
+            Problem(
+                "SourceUnreachable",
+                f"{_source(situation)} cannot be reached: a switchover needs both sites; use type Failover",
+            )
+        )
+    last_seen = situation.source_last_seen
+    windows = {(s.namespace, s.name): s.data_loss_window(last_seen) for s in situation.services}
+    if switchover:
+        # The final sync brings the target level with the fenced source: nothing is lost.
+        windows = {key: 0.0 for key in windows}
+    else:
+        problems += _data_loss_problems(situation, windows, accept_data_loss)
+    return Plan(
+        type=failover_type,
+        source=_source(situation),
+        target=situation.target,
+        from_epoch=situation.epoch,
+        to_epoch=situation.epoch + 1,
+        steps=SWITCHOVER_STEPS,
+        skipped=frozenset() if switchover else FAILOVER_SKIPS,
+        services=tuple(
+            ServicePlan(s.namespace, s.name, windows[(s.namespace, s.name)]) for s in situation.services
+        ),
+        problems=tuple(problems),
+    )
