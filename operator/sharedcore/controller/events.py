@@ -5,7 +5,7 @@ import logging
 import uuid
 from typing import Any
 
-from sharedcore.kube.client import ApiError, KubeClient
+from sharedcore.kube.client import ApiError, KubeClient, namespace_terminating
 from sharedcore.kube.resources import EVENTS
 
 COMPONENT = "sharedcore"
@@ -59,5 +59,8 @@ class EventRecorder:
         )
         try:
             await self._client.create(EVENTS, event)
-        except (ApiError, OSError) as error:
+        except ApiError as error:
+            if not namespace_terminating(error):
+                log.warning("could not post event %s: %s", reason, error)
+        except OSError as error:
             log.warning("could not post event %s: %s", reason, error)

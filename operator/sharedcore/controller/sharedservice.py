@@ -16,7 +16,7 @@ from sharedcore.controller import conditions, status
 from sharedcore.controller.cache import ObjectKey, key_of
 from sharedcore.controller.drift import drifted_field
 from sharedcore.controller.runtime import Runtime, ServiceKey
-from sharedcore.kube.client import ApiError
+from sharedcore.kube.client import ApiError, namespace_terminating
 from sharedcore.kube.resources import SECRETS, SHARED_SERVICES, for_object
 from sharedcore.metrics import OBJECT_WRITES, SERVICES
 from sharedcore.render import KIND_ORDER, SiteContext, render
@@ -183,6 +183,15 @@ async def _parse(rt: Runtime, body: Body, site: SiteContext) -> SharedService | 
 
 async def reconcile(rt: Runtime, key: ServiceKey) -> float | None:
     """Converge one service; returns seconds until it wants another look (None: only on change/resync)."""
+    try:
+        return await _reconcile(rt, key)
+    except ApiError as error:
+        if namespace_terminating(error):
+            return None  # the service goes with its namespace; its deletion event follows
+        raise
+
+
+async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
     body = rt.services.get(key)
     if body is None or body["metadata"].get("deletionTimestamp") or key in rt.deleting:
         return None

@@ -33,6 +33,11 @@ class ApiError(Exception):
         self.status, self.reason, self.message, self.retry_after = status, reason, message, retry_after
 
 
+def namespace_terminating(error: ApiError) -> bool:
+    """The API server refuses new objects in a namespace being deleted: nothing to do there any more."""
+    return error.status == 403 and "being terminated" in error.message
+
+
 class KubeClient:
     def __init__(
         self, credentials: Credentials, *, timeout: float = 10.0, observer: RequestObserver | None = None
