@@ -28,6 +28,11 @@ testbed-bin:
 crds: venv
 	$(BIN)/sharedcore crds --out crds
 
+## Regenerate the packaging files derived from one source: RBAC, CRD copies, alert rules, dashboard, Argo CD health.
+.PHONY: manifests
+manifests: venv
+	$(BIN)/sharedcore manifests
+
 ## Regenerate the renderer's golden files under tests/golden/.
 golden: venv
 	SHAREDCORE_UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/unit/test_render_golden.py

@@ -3,6 +3,7 @@
 import click
 
 from sharedcore.api.cli import crds
+from sharedcore.manifests import manifests_command
 from sharedcore.render.cli import render_command
 from sharedcore.runner import run_command
 from sharedcore.testbed.cli import testbed
@@ -17,3 +18,4 @@ main.add_command(testbed)
 main.add_command(crds)
 main.add_command(run_command)
 main.add_command(render_command)
+main.add_command(manifests_command)

@@ -1,0 +1,1 @@
+"""`kubectl sharedcore`: the kubectl plugin people act with (console script `kubectl-sharedcore`)."""

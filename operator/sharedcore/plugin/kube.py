@@ -1,0 +1,92 @@
+"""How the plugin reads a cluster: the current kubeconfig context, or the one named with --context.
+
+kubectl hands a plugin only the arguments after its name (its own flags may not come before it), so the plugin
+takes --kubeconfig and --context itself and reads $KUBECONFIG as kubectl does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import click
+from kubernetes import client, config
+
+from sharedcore import API_GROUP, API_VERSION
+
+Body = dict[str, Any]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class PluginError(click.ClickException):
+    """Cannot reach the cluster, or sharedcore is not installed there: one line and exit code 1."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    kubeconfig: Path | None
+    context: str | None
+
+    def cluster(self) -> Cluster:
+        try:
+            api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=str(self.kubeconfig) if self.kubeconfig else None, context=self.context
+            )
+        except (config.ConfigException, OSError) as error:
+            raise PluginError(f"cannot load kubeconfig: {error}") from None
+        return Cluster(api)
+
+
+def connection_options(command: F) -> F:
+    """--kubeconfig and --context, the same on every subcommand (each builds its Connection from them)."""
+    command = click.option(
+        "--context", help="Kubeconfig context, i.e. which site to ask; default: the current one."
+    )(command)
+    return click.option(
+        "--kubeconfig",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Kubeconfig file; default: $KUBECONFIG, then ~/.kube/config.",
+    )(command)
+
+
+class Cluster:
+    """sharedcore's objects at one site, read with the user's own credentials."""
+
+    def __init__(self, api: Any) -> None:
+        self._custom = client.CustomObjectsApi(api)
+
+    def _call(self, what: str, call: Callable[[], object]) -> Body | None:
+        try:
+            return cast(Body, call())
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise PluginError(f"cannot read {what}: {error.status} {error.reason}") from None
+        except OSError as error:  # urllib3's connection errors are OSErrors
+            raise PluginError(f"cannot reach the cluster: {error}") from None
+
+    def topology(self) -> Body | None:
+        return self._call(
+            "the Topology",
+            lambda: self._custom.get_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default"),
+        )
+
+    def _list(self, plural: str, namespace: str | None) -> list[Body]:
+        def call() -> object:
+            if namespace:
+                return self._custom.list_namespaced_custom_object(API_GROUP, API_VERSION, namespace, plural)
+            return self._custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural)
+
+        listing = self._call(plural, call)
+        if listing is None:
+            raise PluginError(f"sharedcore is not installed in this cluster: no {plural}.{API_GROUP} CRD")
+        items: list[Body] = listing.get("items", [])
+        return items
+
+    def services(self, namespace: str | None) -> list[Body]:
+        return self._list("sharedservices", namespace)
+
+    def failovers(self) -> list[Body]:
+        return self._list("failovers", None)
