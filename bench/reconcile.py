@@ -90,9 +90,11 @@ def measure(n: int, resync: float, workdir: Path) -> dict[str, Any]:
         for namespace in sorted({b["metadata"]["namespace"] for b in bodies}):
             kubectl(admin, "create", "namespace", namespace)
         since = time.time()
+        cpu_before = operator.cpu_seconds()
         started = time.monotonic()
         kubectl(admin, "create", "-f", "-", stdin="---\n".join(yaml.safe_dump(b) for b in bodies))
         done_reconciled = wait_all(admin, n, reconciled, 600)
+        cpu_reconciled = operator.cpu_seconds() - cpu_before
         done_ready = wait_all(admin, n, ready, 900)
         busy = collections.Counter(
             str(e["verb"]) for e in audit_events(bed.directory / "bench" / "audit.log", OPERATOR_USER, since)
@@ -109,6 +111,7 @@ def measure(n: int, resync: float, workdir: Path) -> dict[str, Any]:
             "services": n,
             "reconciled_seconds": round(done_reconciled - started, 1) if done_reconciled else None,
             "ready_seconds": round(done_ready - started, 1) if done_ready else None,
+            "operator_cpu_seconds_until_reconciled": round(cpu_reconciled, 1),
             "requests_until_ready": dict(sorted(busy.items())),
             "idle_window_seconds": 2 * resync,
             "idle_writes": len(idle),
@@ -131,7 +134,7 @@ def main() -> None:
             print(f"measuring N={n} ...", flush=True)
             results.append(measure(n, args.resync, Path(tmp)))
             print(json.dumps(results[-1]), flush=True)
-    columns = ("N", "reconciled s", "Ready s", "writes", "reads", "idle writes", "RSS MiB")
+    columns = ("N", "reconciled s", "op. CPU s", "Ready s", "writes", "reads", "idle writes", "RSS MiB")
     print("\n" + "  ".join(f"{c:>12}" for c in columns))
     for r in results:
         writes = sum(v for k, v in r["requests_until_ready"].items() if k in WRITES)
@@ -139,6 +142,7 @@ def main() -> None:
         row = (
             r["services"],
             r["reconciled_seconds"],
+            r["operator_cpu_seconds_until_reconciled"],
             r["ready_seconds"],
             writes,
             reads,

@@ -35,10 +35,14 @@ class ObjectCache:
         return self._objects.get(key)
 
     def upsert(self, obj: Body) -> None:
-        """Keep the newest revision: a priming list and the watch may deliver the same object out of order."""
+        """Keep the newest revision: a priming list and the watch may deliver the same object out of order.
+
+        managedFields are dropped: often the largest part of an object, and never read here.
+        """
         key = key_of(obj)
         known = self._objects.get(key)
         if known is None or _revision(obj) >= _revision(known):
+            obj["metadata"].pop("managedFields", None)
             self._objects[key] = obj
 
     def remove(self, obj: Body) -> None:
