@@ -1,8 +1,7 @@
 """The `kubectl-sharedcore` console script: kubectl runs it for `kubectl sharedcore …`.
 
-Each subcommand is a click command taking `connection_options`; the plugin never changes roles by itself. The
-commands that move roles (switchover, failover, drill) will create a Failover object and follow its steps,
-registered here like `status`.
+Each subcommand is a click command taking `connection_options`; the plugin never changes roles by itself: the
+commands that move roles (switchover, failover, drill) create a Failover object and follow its steps.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import click
 
 from sharedcore.plugin import status as status_report
 from sharedcore.plugin.kube import Connection, connection_options
+from sharedcore.plugin.moves import drill_command, failover_command, switchover_command
 from sharedcore.render.cli import render_command
 
 FORMATS = {"text": status_report.as_text, "json": status_report.as_json, "yaml": status_report.as_yaml}
@@ -40,3 +40,6 @@ def status_command(kubeconfig: Path | None, context: str | None, namespace: str 
 
 
 main.add_command(render_command)
+main.add_command(switchover_command)
+main.add_command(failover_command)
+main.add_command(drill_command)

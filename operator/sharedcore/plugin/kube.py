@@ -90,3 +90,19 @@ class Cluster:
 
     def failovers(self) -> list[Body]:
         return self._list("failovers", None)
+
+    def failover(self, name: str) -> Body | None:
+        return self._call(
+            f"Failover {name}",
+            lambda: self._custom.get_cluster_custom_object(API_GROUP, API_VERSION, "failovers", name),
+        )
+
+    def create_failover(self, body: Body) -> Body:
+        """Create a Failover request; the API server's refusal (schema, CEL) is shown as it words it."""
+        try:
+            created = self._custom.create_cluster_custom_object(API_GROUP, API_VERSION, "failovers", body)
+        except client.ApiException as error:
+            raise PluginError(f"Failover refused: {error.status} {error.reason}: {error.body}") from None
+        except OSError as error:
+            raise PluginError(f"cannot reach the cluster: {error}") from None
+        return cast(Body, created)
