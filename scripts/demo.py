@@ -53,36 +53,23 @@ def samples() -> list[dict[str, object]]:
 
 
 def ensure_tls_secrets(kubeconfig: Path, services: list[dict[str, object]]) -> None:
-    """The samples name TLS secrets (cert-manager would issue them); create placeholders."""
+    """The samples' namespaces and the TLS secrets they name (placeholders for what cert-manager issues)."""
+    objects: list[dict[str, object]] = []
     for service in services:
         meta, spec = service["metadata"], service["spec"]
         assert isinstance(meta, dict) and isinstance(spec, dict)
-        kubectl(
-            kubeconfig,
-            "apply",
-            "-f",
-            "-",
-            stdin=yaml.safe_dump(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": meta["namespace"]}}
-            ),
-        )
-        secret = (spec.get("ingress") or {}).get("tlsSecretName")
-        if secret:
-            kubectl(
-                kubeconfig,
-                "apply",
-                "-f",
-                "-",
-                stdin=yaml.safe_dump(
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Secret",
-                        "type": "kubernetes.io/tls",
-                        "metadata": {"name": secret, "namespace": meta["namespace"]},
-                        "data": {"tls.crt": "", "tls.key": ""},
-                    }
-                ),
+        objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": meta["namespace"]}})
+        if secret := (spec.get("ingress") or {}).get("tlsSecretName"):
+            objects.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "type": "kubernetes.io/tls",
+                    "metadata": {"name": secret, "namespace": meta["namespace"]},
+                    "data": {"tls.crt": "", "tls.key": ""},
+                }
             )
+    kubectl(kubeconfig, "apply", "-f", "-", stdin="---\n".join(yaml.safe_dump(obj) for obj in objects))
 
 
 def run(directory: Path) -> None:

@@ -43,16 +43,7 @@ def plane(sites: Sites) -> Site:
 
 
 def helm(site: Site, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(binary("helm")), f"--kubeconfig={site.kubeconfig}", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=180,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-    return result
+    return site.run("helm", *args, check=check)
 
 
 def ensure_namespace(site: Site, name: str) -> None:

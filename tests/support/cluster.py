@@ -1,17 +1,17 @@
 """Typed handles on the testbed's sites for tests: clients, kubectl, and the faults a site can suffer."""
 
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any, TypeVar
 
 from kubernetes import client, config
 
 from sharedcore.testbed import Testbed
-from sharedcore.testbed.binaries import binary
+from sharedcore.testbed.operators import run_tool
 
 T = TypeVar("T")
 
@@ -63,21 +63,17 @@ class Site:
     def extensions(self) -> client.ApiextensionsV1Api:
         return client.ApiextensionsV1Api(self.api)
 
-    def kubectl(
-        self, *args: str, check: bool = True, stdin: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        """Run the project's own kubectl against this site; with check, a failure shows kubectl's stderr."""
-        result = subprocess.run(
-            [str(binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
+    def run(
+        self, tool: str, *args: str, check: bool = True, stdin: str | None = None
+    ) -> CompletedProcess[str]:
+        """Run a testbed binary (kubectl, helm) against this site; with check, a failure shows its stderr."""
+        result = run_tool(tool, self.kubeconfig, *args, stdin=stdin)
         if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+            raise AssertionError(f"{tool} {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result
+
+    def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> CompletedProcess[str]:
+        return self.run("kubectl", *args, check=check, stdin=stdin)
 
     def stop(self) -> None:
         self.bed.stop(self.name)

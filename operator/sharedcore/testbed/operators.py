@@ -24,16 +24,23 @@ OPERATOR_ACCOUNT = "sharedcore-operator"
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
 
 
-def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
-    """The testbed's kubectl; a failure raises with kubectl's own message."""
-    result = subprocess.run(
-        [str(binary("kubectl")), f"--kubeconfig={kubeconfig}", *args],
+def run_tool(
+    tool: str, kubeconfig: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A testbed binary (kubectl, helm) against one site's kubeconfig; the caller judges the exit code."""
+    return subprocess.run(
+        [str(binary(tool)), f"--kubeconfig={kubeconfig}", *args],
         input=stdin,
         capture_output=True,
         text=True,
         check=False,
-        timeout=120,
+        timeout=180,
     )
+
+
+def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
+    """The testbed's kubectl; a failure raises with kubectl's own message."""
+    result = run_tool("kubectl", kubeconfig, *args, stdin=stdin)
     if result.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
     return result.stdout
