@@ -4,6 +4,9 @@ Label values come from a closed set (kinds, verbs, results, roles) or from the S
 (namespace/name/platform: bounded by what the platform team creates, removed when a service goes away).
 """
 
+import time
+from collections.abc import Callable
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -56,6 +59,39 @@ OBJECT_WRITES = Counter(
     ["kind", "reason"],
     registry=REGISTRY,
 )
+SITE_ROLE = Gauge(
+    "sharedcore_site_role",
+    "1 for the role this site has now (Active, Standby or Fenced), 0 for the others.",
+    ["site", "role"],
+    registry=REGISTRY,
+)
+EPOCH = Gauge(
+    "sharedcore_epoch", "Failover epoch this site acts under (0: a single site).", registry=REGISTRY
+)
+PEER_HEARTBEAT_AGE = Gauge(
+    "sharedcore_peer_heartbeat_age_seconds",
+    "Seconds since the peer's heartbeat was last seen renewed in this cluster (+Inf: not seen yet).",
+    ["peer"],
+    registry=REGISTRY,
+)
+REPLICATION_LAG = Gauge(
+    "sharedcore_replication_lag_seconds",
+    "How far this site's copy of a service's data is behind (kind: database or files).",
+    ["namespace", "name", "kind"],
+    registry=REGISTRY,
+)
+LAST_SYNC = Gauge(
+    "sharedcore_last_sync_timestamp_seconds",
+    "Up to when this site's copy of a service's data is known complete (kind: database or files).",
+    ["namespace", "name", "kind"],
+    registry=REGISTRY,
+)
+REPLICATION_WRITES = Counter(
+    "sharedcore_replication_writes_total",
+    "Objects the active site wrote to the standby site, by kind and action (create, update, revert, delete).",
+    ["kind", "action"],
+    registry=REGISTRY,
+)
 WORKQUEUE_DEPTH = Gauge("sharedcore_workqueue_depth", "Keys waiting to be reconciled.", registry=REGISTRY)
 MANAGED_SERVICES = Gauge("sharedcore_services", "SharedServices this operator manages.", registry=REGISTRY)
 
@@ -83,3 +119,35 @@ class ServiceSeries:
 
 
 SERVICES = ServiceSeries()
+
+
+def _seconds_since(moment: float) -> Callable[[], float]:
+    return lambda: time.time() - moment
+
+
+class ReplicationSeries:
+    """Per-service lag and last-sync gauges. A lag not given is computed at scrape time from the last sync,
+    so it keeps growing while nothing is replicated."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[tuple[str, str], set[str]] = {}
+
+    def set(self, namespace: str, name: str, series: dict[str, tuple[float, float | None]]) -> None:
+        """`series`: (complete up to, as epoch seconds; lag if sampled) by kind (database, files)."""
+        self.forget(namespace, name)  # a gauge computed at scrape time cannot be set again: start afresh
+        self._kinds[(namespace, name)] = set(series)
+        for kind, (complete_at, lag) in series.items():
+            LAST_SYNC.labels(namespace, name, kind).set(complete_at)
+            gauge = REPLICATION_LAG.labels(namespace, name, kind)
+            if lag is not None:
+                gauge.set(lag)
+            else:
+                gauge.set_function(_seconds_since(complete_at))
+
+    def forget(self, namespace: str, name: str) -> None:
+        for kind in self._kinds.pop((namespace, name), set()):
+            REPLICATION_LAG.remove(namespace, name, kind)
+            LAST_SYNC.remove(namespace, name, kind)
+
+
+REPLICATION = ReplicationSeries()

@@ -24,12 +24,14 @@ def _rendered_rules() -> list[dict[str, Any]]:
 
 
 RULES: list[dict[str, Any]] = [
-    # Our own kinds: read, keep finalizers, write status. Specs belong to people and GitOps.
+    # Our own kinds: read, keep finalizers, write status. Specs belong to people and GitOps; the active
+    # site's operator also copies SharedServices to the standby's cluster (create, patch, delete there).
     {
         "apiGroups": [API_GROUP],
-        "resources": ["sharedservices", "topologies", "failovers"],
-        "verbs": [*READ, "patch", "update"],
+        "resources": ["sharedservices"],
+        "verbs": [*READ, "create", "patch", "update", "delete"],
     },
+    {"apiGroups": [API_GROUP], "resources": ["topologies", "failovers"], "verbs": [*READ, "patch", "update"]},
     {
         "apiGroups": [API_GROUP],
         "resources": ["sharedservices/status", "topologies/status", "failovers/status"],
@@ -38,10 +40,14 @@ RULES: list[dict[str, Any]] = [
     {"apiGroups": [API_GROUP], "resources": ["sharedservices/finalizers"], "verbs": ["update"]},
     # What the renderer produces, and nothing else.
     *_rendered_rules(),
-    # Referenced Secrets (an Ingress's TLS secret) are only checked for existence.
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+    # Secrets: the peers' kubeconfigs, referenced TLS secrets, and those labelled for replication, which
+    # the active site copies to the standby's cluster. (ConfigMaps are among the rendered kinds.)
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": [*READ, "create", "patch", "delete"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-    {"apiGroups": [""], "resources": ["namespaces"], "verbs": READ},
+    # Replication creates the namespaces it copies into.
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": [*READ, "create"]},
+    # Heartbeats (at both sites) and, at the witness, the Lease naming the active site.
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": [*READ, "create", "patch"]},
     # Kopf notices CRDs installed after it started (CloudNativePG, VolSync, ExternalDNS).
     {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": READ},
 ]

@@ -20,9 +20,15 @@ from sharedcore.controller.runtime import Runtime
 from sharedcore.kube import credentials
 from sharedcore.kube.client import KubeClient
 from sharedcore.metrics import API_REQUESTS, REGISTRY
-from sharedcore.render import SiteContext
+from sharedcore.replication.config import ConfigReplicator
+from sharedcore.replication.lag import PrometheusPoller
+from sharedcore.sites.controller import SiteController
+from sharedcore.sites.peers import Peers
 
 log = logging.getLogger("sharedcore")
+# Another site gets this long to answer: more than a loaded API server needs, and short enough that a link
+# which drops packets costs a heartbeat or two, not a reconcile.
+PEER_TIMEOUT_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,16 @@ class Options:
     resync_seconds: float
     workers: int
     kubeconfig: Path | None
+    system_namespace: str = "sharedcore-system"
+    prometheus_url: str | None = None
+    lag_poll_seconds: float = 10.0
+
+
+def _standby(site: SiteController, peers: Peers) -> tuple[KubeClient, int] | None:
+    """Where configuration replicates to, and under which epoch: only while this site is the active one."""
+    peer = site.peer_name()
+    client = peers.client(peer) if peer and site.active() else None
+    return (client, site.state.epoch) if client else None
 
 
 def _count(cluster: str) -> Callable[[str, int], None]:
@@ -55,14 +71,35 @@ async def _serve(routes: list[web.RouteDef], port: int) -> web.AppRunner:
 async def run(options: Options) -> None:
     creds = credentials.load(options.kubeconfig)
     client = KubeClient(creds, observer=_count("local"))
-    site = SiteContext(name=options.site, role=Role.ACTIVE, epoch=0)  # no Topology: a single active site
-    rt = Runtime(
-        client=client,
-        recorder=EventRecorder(client, options.site),
-        site=lambda: site,
+    recorder = EventRecorder(client, options.site)
+    peers = Peers(
+        client, timeout=PEER_TIMEOUT_SECONDS, observer=_count, user_agent=f"sharedcore/{options.site}"
+    )
+    site = SiteController(
+        options.site, client, recorder=recorder, peers=peers, namespace=options.system_namespace
+    )
+    rt = Runtime(client=client, recorder=recorder, site=site.context, resync_seconds=options.resync_seconds)
+    controller = Controller(rt, options.namespaces, options.workers)
+    replicator = ConfigReplicator(
+        options.site,
+        client,
+        target=lambda: _standby(site, peers),
+        namespaces=options.namespaces,
+        excluded_namespace=options.system_namespace,
         resync_seconds=options.resync_seconds,
     )
-    controller = Controller(rt, options.namespaces, options.workers)
+    site.subscribe(controller.requeue)
+    site.subscribe(replicator.trigger)
+    background = [site.run(), controller.run(site.settled.wait()), replicator.run()]
+    if options.prometheus_url:
+        poller = PrometheusPoller(
+            options.prometheus_url,
+            rt.lag,
+            interval=options.lag_poll_seconds,
+            wanted=lambda: site.state.role is not Role.ACTIVE,
+            on_change=controller.requeue,
+        )
+        background.append(poller.run())
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -76,7 +113,7 @@ async def run(options: Options) -> None:
         return web.Response(status=200 if ok else 503, text="ok" if ok else "first sync not done")
 
     registry = kopf.OperatorRegistry()
-    register(registry, controller)
+    register(registry, controller, site, replicator, options.system_namespace)
 
     @kopf.on.startup(registry=registry)
     def _settings(settings: kopf.OperatorSettings, **_: object) -> None:
@@ -108,17 +145,19 @@ async def run(options: Options) -> None:
         options.site,
         f"namespaces {', '.join(options.namespaces)}" if options.namespaces else "all namespaces",
     )
+    # Watching only some namespaces, Kopf must still see the system namespace's Secrets (kubeconfigs).
+    watched = [*options.namespaces, options.system_namespace] if options.namespaces else []
     tasks = [
         asyncio.create_task(
             kopf.operator(
                 registry=registry,
                 standalone=True,
                 clusterwide=not options.namespaces,
-                namespaces=options.namespaces,
+                namespaces=watched,
                 stop_flag=stop,
             )
         ),
-        asyncio.create_task(controller.run()),
+        *(asyncio.create_task(job) for job in background),
     ]
     try:
         done, _ = await asyncio.wait(
@@ -135,6 +174,7 @@ async def run(options: Options) -> None:
             await asyncio.gather(*tasks)
         for server in servers:
             await server.cleanup()
+        await peers.close()
         await client.close()
 
 
@@ -155,6 +195,19 @@ async def run(options: Options) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Default: $KUBECONFIG, then the pod's service account.",
 )
+@click.option(
+    "--system-namespace",
+    default="sharedcore-system",
+    show_default=True,
+    help="The operator's own namespace: heartbeat Leases and the peers' kubeconfig Secrets.",
+)
+@click.option(
+    "--prometheus-url",
+    help="Prometheus that scrapes CloudNativePG's instances, for the standby's database lag.",
+)
+@click.option(
+    "--lag-poll-seconds", default=10.0, show_default=True, help="How often the database lag is read."
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def run_command(
     *,
@@ -166,6 +219,9 @@ def run_command(
     resync_seconds: float,
     workers: int,
     kubeconfig: Path | None,
+    system_namespace: str,
+    prometheus_url: str | None,
+    lag_poll_seconds: float,
     log_level: str,
 ) -> None:
     """Run the operator for one site."""
@@ -173,6 +229,16 @@ def run_command(
         raise click.UsageError("--namespace and --all-namespaces exclude each other")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf").setLevel(max(logging.WARNING, logging.getLogger().level))
-    asyncio.run(
-        run(Options(site, namespaces, metrics_port, health_port, resync_seconds, workers, kubeconfig))
+    options = Options(
+        site,
+        namespaces,
+        metrics_port,
+        health_port,
+        resync_seconds,
+        workers,
+        kubeconfig,
+        system_namespace=system_namespace,
+        prometheus_url=prometheus_url,
+        lag_poll_seconds=lag_poll_seconds,
     )
+    asyncio.run(run(options))

@@ -120,18 +120,20 @@ class TopologySpec(Model):
 
 
 class SiteStatus(Model):
-    """What the operator last saw of a site."""
+    """What the operator of the reporting site last saw of a site."""
 
     name: DnsLabel
     """Name of the site."""
     reachable: StrictBool | None = None
-    """Whether the site answered the last heartbeat."""
+    """Whether the reporting site's last heartbeat to this site's API server got through."""
     last_heartbeat_time: AwareDatetime | None = None
-    """When the site's last heartbeat was received."""
+    """When this site's latest heartbeat had arrived at the reporting site, as of the last change of this
+    status: rewriting the status at every heartbeat would be a write every few seconds. The Lease
+    sharedcore-heartbeat-<site> in the operator's namespace has the live time."""
     role: Role | None = None
-    """Role of the site."""
+    """Role of the site, as its heartbeats say."""
     epoch: StrictInt | None = Field(default=None, ge=0)
-    """Failover epoch the site last acknowledged."""
+    """Failover epoch the site acts under, as its heartbeats say."""
 
 
 class LastFailover(Model):

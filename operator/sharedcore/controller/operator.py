@@ -7,7 +7,7 @@ from the deduplicating queue, so a burst of events for one service costs one rec
 import asyncio
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,14 +18,24 @@ from sharedcore.controller import sharedservice
 from sharedcore.controller.cache import SERVICE_LABEL
 from sharedcore.controller.runtime import Runtime, ServiceKey
 from sharedcore.kube.client import ApiError
-from sharedcore.kube.resources import RENDERED, SHARED_SERVICES, Resource
+from sharedcore.kube.resources import (
+    CONFIG_MAPS,
+    RENDERED,
+    SECRETS,
+    SHARED_SERVICES,
+    TOPOLOGIES,
+    Resource,
+)
 from sharedcore.metrics import (
     MANAGED_SERVICES,
     RECONCILE_DURATION,
     RECONCILE_TOTAL,
+    REPLICATION,
     SERVICES,
     WORKQUEUE_DEPTH,
 )
+from sharedcore.replication.config import ConfigReplicator
+from sharedcore.sites.controller import SiteController
 
 log = logging.getLogger(__name__)
 MANAGED_BY = {"app.kubernetes.io/managed-by": "sharedcore"}
@@ -60,6 +70,7 @@ class Controller:
             self.rt.services.pop(key, None)
             self.rt.queue.forget(key)
             SERVICES.forget(*key)
+            REPLICATION.forget(*key)
         else:
             self.rt.services[key] = obj
             self.rt.queue.add(key)
@@ -74,6 +85,13 @@ class Controller:
         service = meta.get("labels", {}).get(SERVICE_LABEL)
         if service and (meta.get("namespace"), service) in self.rt.services:
             self.rt.queue.add((meta["namespace"], service))
+
+    def requeue(self, namespaces: set[str] | None = None) -> None:
+        """Look at every service again (in `namespaces` only, if given): the site or the replicas changed."""
+        for key in list(self.rt.services):
+            if namespaces is None or key[0] in namespaces:
+                self.rt.queue.add(key)
+        WORKQUEUE_DEPTH.set(len(self.rt.queue))
 
     # --- startup: prime the caches so the first pass writes only what really differs ---------------------
 
@@ -137,9 +155,7 @@ class Controller:
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.rt.resync_seconds)
-            for key in list(self.rt.services):
-                self.rt.queue.add(key)
-            WORKQUEUE_DEPTH.set(len(self.rt.queue))
+            self.requeue()
 
     async def _prime_until_done(self) -> list[ServiceKey]:
         """Priming needs the API server; until it answers, stay not-ready and keep trying."""
@@ -152,9 +168,14 @@ class Controller:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    async def run(self) -> None:
-        """Prime, reconcile everything once (then report ready), and keep working until cancelled."""
+    async def run(self, site_settled: Awaitable[object] | None = None) -> None:
+        """Prime, reconcile everything once (then report ready), and keep working until cancelled.
+
+        Nothing renders before `site_settled`: a site must know its role before it acts on it.
+        """
         initial = await self._prime_until_done()
+        if site_settled is not None:
+            await site_settled
         tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
         tasks.append(asyncio.create_task(self._resync()))
         try:
@@ -179,14 +200,35 @@ class Controller:
             self.rt.deleting.discard(key)
 
 
-def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
-    """The Kopf handlers: thin adapters from watch events to the controller."""
+def register(
+    registry: kopf.OperatorRegistry,
+    controller: Controller,
+    site: SiteController,
+    replicator: ConfigReplicator,
+    system_namespace: str,
+) -> None:
+    """The Kopf handlers: thin adapters from watch events to the controllers. Async, so that they run on
+    the event loop (Kopf runs sync handlers in threads, where asyncio's queues are not safe)."""
 
-    def service_event(event: kopf.RawEvent, **_: Any) -> None:
-        controller.on_service_event(event.get("type"), dict(event["object"]))
+    async def service_event(event: kopf.RawEvent, **_: Any) -> None:
+        obj = dict(event["object"])
+        controller.on_service_event(event.get("type"), obj)
+        replicator.observe(event.get("type"), obj)
 
-    def owned_event(event: kopf.RawEvent, **_: Any) -> None:
+    async def owned_event(event: kopf.RawEvent, **_: Any) -> None:
         controller.on_owned_event(event.get("type"), dict(event["object"]))
+
+    async def topology_event(event: kopf.RawEvent, **_: Any) -> None:
+        site.on_topology(event.get("type"), dict(event["object"]))
+
+    async def secret_event(event: kopf.RawEvent, **_: Any) -> None:
+        obj: dict[str, Any] = dict(event["object"])
+        if obj["metadata"].get("namespace") == system_namespace:
+            await site.on_secret(event.get("type"), obj)  # perhaps a kubeconfig for the peer or the witness
+        replicator.observe(event.get("type"), obj)
+
+    async def config_map_event(event: kopf.RawEvent, **_: Any) -> None:
+        replicator.observe(event.get("type"), dict(event["object"]))
 
     async def service_deleted(body: kopf.Body, **_: Any) -> None:
         await controller.finalize(dict(body))
@@ -201,6 +243,12 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         kopf.on.event(
             resource.group, resource.version, resource.plural, labels=MANAGED_BY, registry=registry
         )(owned_event)
+    for resource, handler in (
+        (TOPOLOGIES, topology_event),
+        (SECRETS, secret_event),
+        (CONFIG_MAPS, config_map_event),
+    ):
+        kopf.on.event(resource.group, resource.version, resource.plural, registry=registry)(handler)
 
 
 def configure(settings: kopf.OperatorSettings) -> None:

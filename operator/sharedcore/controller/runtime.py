@@ -1,4 +1,5 @@
-"""What every reconcile shares: the client, the caches, the queue, the event recorder and the site."""
+"""What every reconcile shares: the client, the caches, the queue, the event recorder, the site and the
+replicas' lag."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.workqueue import WorkQueue
 from sharedcore.kube.client import KubeClient
 from sharedcore.render import SiteContext
+from sharedcore.replication.lag import LagTable
 
 ServiceKey = tuple[str, str]  # (namespace, name)
 
@@ -25,3 +27,4 @@ class Runtime:
     # The body we last applied per object: tells a hand edit (drift) from a change of the service's spec.
     applied: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
     deleting: set[ServiceKey] = field(default_factory=set)
+    lag: LagTable = field(default_factory=LagTable)  # CloudNativePG replicas' lag, as last polled

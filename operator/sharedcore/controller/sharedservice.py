@@ -15,11 +15,13 @@ from sharedcore.api import DeletionPolicy, SharedService
 from sharedcore.controller import conditions, status
 from sharedcore.controller.cache import ObjectKey, key_of
 from sharedcore.controller.drift import drifted_field
+from sharedcore.controller.patches import merge_patch
 from sharedcore.controller.runtime import Runtime, ServiceKey
 from sharedcore.kube.client import ApiError, namespace_terminating
 from sharedcore.kube.resources import SECRETS, SHARED_SERVICES, for_object
-from sharedcore.metrics import OBJECT_WRITES, SERVICES
+from sharedcore.metrics import OBJECT_WRITES, REPLICATION, SERVICES
 from sharedcore.render import KIND_ORDER, SiteContext, render
+from sharedcore.replication import data
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]
@@ -80,7 +82,7 @@ async def _apply_all(rt: Runtime, body: Body, desired: list[Body]) -> status.Blo
                     f"{obj['apiVersion']} {obj['kind']} is not served here: is its operator "
                     f"installed? ({error.message})",
                 )
-            if error.status in (400, 403, 422):
+            if error.status in (400, 403, 422) and not namespace_terminating(error):
                 return status.Blocker(
                     "ApplyRejected", f"{obj['kind']} {obj['metadata']['name']}: {error.message}"
                 )
@@ -139,11 +141,11 @@ async def _prune(rt: Runtime, body: Body, desired: list[Body], *, retain_data: b
 
 
 async def _write_status(rt: Runtime, body: Body, new: Body) -> None:
-    if status.differs(body.get("status"), new):
+    current = body.get("status") or {}
+    if status.differs(current, new):
         meta = body["metadata"]
-        updated = await rt.client.patch(
-            SHARED_SERVICES, meta["name"], meta["namespace"], {"status": new}, "status"
-        )
+        patch = {"status": merge_patch(current, new)}  # also removes what is no longer reported
+        updated = await rt.client.patch(SHARED_SERVICES, meta["name"], meta["namespace"], patch, "status")
         rt.services[(meta["namespace"], meta["name"])] = updated
 
 
@@ -164,12 +166,6 @@ async def _announce(rt: Runtime, body: Body, new: Body) -> None:
         await rt.recorder.record(body, "Warning", str(stalled["reason"]), str(stalled["message"]))
 
 
-def _replication_condition(site: SiteContext) -> conditions.Want:
-    if site.peer is None:
-        return conditions.Want("ReplicationHealthy", True, "NoPeerSite", "single site: nothing to replicate")
-    return conditions.Want("ReplicationHealthy", None, "Unknown", "replication status not observed yet")
-
-
 async def _parse(rt: Runtime, body: Body, site: SiteContext) -> SharedService | None:
     """The model of the service, or None after reporting why the stored object is unusable."""
     try:
@@ -177,7 +173,8 @@ async def _parse(rt: Runtime, body: Body, site: SiteContext) -> SharedService | 
     except ValidationError as error:
         first = error.errors()[0]
         blocker = status.Blocker("InvalidSpec", f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
-        await _report(rt, body, site, [], blocker, paused=False)
+        unknown = conditions.Want(data.CONDITION, None, "InvalidSpec", "the spec cannot be read")
+        await _report(rt, body, site, [], blocker, paused=False, replication=unknown)
         return None
 
 
@@ -208,10 +205,24 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
         blocker = await _missing_references(rt, service) or await _apply_all(rt, body, desired)
         if blocker is None:
             await _prune(rt, body, desired, retain_data=spec.deletion_policy == DeletionPolicy.RETAIN)
-    new = await _report(rt, body, site, status.components(desired, rt.cache.get), blocker, paused=spec.paused)
+    replication = data.assess(
+        service, site, desired, live=rt.cache.get, lag=rt.lag, now=datetime.datetime.now(datetime.UTC)
+    )
+    new = await _report(
+        rt,
+        body,
+        site,
+        status.components(desired, rt.cache.get),
+        blocker,
+        paused=spec.paused,
+        replication=replication.condition,
+        replication_status=replication.status,
+    )
     ready = conditions.is_true(new["conditions"], "Ready")
     SERVICES.set(*key, platform=spec.platform, version=spec.version, role=site.role, ready=ready)
-    return STALLED_RETRY_SECONDS if blocker else None
+    REPLICATION.set(*key, {s.kind: (s.complete_at, s.lag) for s in replication.series})
+    delays = [STALLED_RETRY_SECONDS if blocker else None, replication.recheck_after]
+    return min((delay for delay in delays if delay is not None), default=None)
 
 
 async def _report(
@@ -222,9 +233,18 @@ async def _report(
     blocker: status.Blocker | None,
     *,
     paused: bool,
+    replication: conditions.Want,
+    replication_status: Body | None = None,
 ) -> Body:
     new = status.build(
-        body, site, rows, blocker, paused=paused, replication=_replication_condition(site), now=now()
+        body,
+        site,
+        rows,
+        blocker,
+        paused=paused,
+        replication=replication,
+        replication_status=replication_status,
+        now=now(),
     )
     await _announce(rt, body, new)
     await _write_status(rt, body, new)

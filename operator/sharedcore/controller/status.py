@@ -68,6 +68,7 @@ def build(
     *,
     paused: bool,
     replication: conditions.Want,
+    replication_status: Body | None = None,
     now: str,
 ) -> Body:
     generation = service["metadata"].get("generation", 0)
@@ -102,8 +103,8 @@ def build(
         "epoch": site.epoch,
         "components": rows,
     }
-    if "replication" in current:
-        status["replication"] = current["replication"]
+    if replication_status is not None:
+        status["replication"] = replication_status
     return status
 
 

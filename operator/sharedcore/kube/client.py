@@ -40,11 +40,20 @@ def namespace_terminating(error: ApiError) -> bool:
 
 class KubeClient:
     def __init__(
-        self, credentials: Credentials, *, timeout: float = 10.0, observer: RequestObserver | None = None
+        self,
+        credentials: Credentials,
+        *,
+        timeout: float = 10.0,
+        observer: RequestObserver | None = None,
+        retry_backoff: tuple[float, ...] = RETRY_BACKOFF,
+        user_agent: str = FIELD_MANAGER,
     ) -> None:
+        """`retry_backoff=()` fails fast: for another site, whose silence is itself the news."""
         self.credentials = credentials
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._observer = observer
+        self._retry_backoff = retry_backoff
+        self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -70,7 +79,7 @@ class KubeClient:
         body: Body | None = None,
         content_type: str = "application/json",
     ) -> Body:
-        for delay in (*RETRY_BACKOFF, None):
+        for delay in (*self._retry_backoff, None):
             try:
                 return await self._request_once(
                     verb, method, path, query=query, body=body, content_type=content_type
@@ -98,7 +107,7 @@ class KubeClient:
         body: Body | None,
         content_type: str,
     ) -> Body:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
         if token := self.credentials.bearer():
             headers["Authorization"] = f"Bearer {token}"
         if body is not None:

@@ -56,6 +56,7 @@ RENDERED = (
     Resource("externaldns.k8s.io", "v1alpha1", "dnsendpoints", "DNSEndpoint"),
 )
 DEPLOYMENTS = next(r for r in RENDERED if r.kind == "Deployment")
+CONFIG_MAPS = next(r for r in RENDERED if r.kind == "ConfigMap")
 BY_KIND = {
     (r.api_version, r.kind): r
     for r in (*RENDERED, SHARED_SERVICES, TOPOLOGIES, FAILOVERS, NAMESPACES, SECRETS, EVENTS, LEASES)

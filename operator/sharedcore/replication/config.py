@@ -1,0 +1,230 @@
+"""Configuration replication: while this site is active, its SharedServices and the Secrets and ConfigMaps
+labelled `sharedcore.danang.gov.vn/replicate: "true"` are copied to the standby site.
+
+Level-based, like the reconciler: each pass lists the copies at the standby and makes them match this
+site's sources (create, update, revert an edit made there, delete what no longer has a source), creating
+namespaces as needed. A pass runs shortly after a source's copied content changes, and every resync (which
+is how edits made at the standby are found). The standby never pushes anything back: only the active site
+runs passes, and it leaves alone copies written under a later epoch than its own.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection
+from typing import Any
+
+from sharedcore.controller.events import EventRecorder
+from sharedcore.kube.client import ApiError, KubeClient
+from sharedcore.kube.resources import CONFIG_MAPS, NAMESPACES, SECRETS, SHARED_SERVICES, Resource
+from sharedcore.metrics import REPLICATION_WRITES
+from sharedcore.replication import content
+from sharedcore.sites.peers import REMOTE_ERRORS, describe
+
+log = logging.getLogger(__name__)
+Body = dict[str, Any]
+Key = tuple[str, str, str]  # (kind, namespace, name)
+KINDS = (SECRETS, CONFIG_MAPS, SHARED_SERVICES)  # what services refer to goes first
+DEBOUNCE_SECONDS = 0.2
+RETRY_SECONDS = 2.0
+
+
+def _revision(obj: Body) -> int:
+    version = str(obj["metadata"].get("resourceVersion", "0"))
+    return int(version) if version.isdigit() else 0
+
+
+def _typed(obj: Body, resource: Resource) -> Body:
+    """List items come without apiVersion and kind."""
+    obj.setdefault("apiVersion", resource.api_version)
+    obj.setdefault("kind", resource.kind)
+    return obj
+
+
+class ConfigReplicator:
+    def __init__(
+        self,
+        site: str,
+        client: KubeClient,
+        *,
+        target: Callable[[], tuple[KubeClient, int] | None],
+        namespaces: Collection[str],
+        excluded_namespace: str,
+        resync_seconds: float,
+    ) -> None:
+        """`target` gives the standby's client and this site's epoch while this site is the active one."""
+        self._site, self._client, self._target = site, client, target
+        self._namespaces = list(namespaces)  # empty: all
+        self._excluded = excluded_namespace
+        self._resync = resync_seconds
+        self._sources: dict[Key, Body] = {}
+        self._fingerprints: dict[Key, str] = {}
+        self._wake = asyncio.Event()
+
+    # --- the sources at this site -------------------------------------------------------------------------
+
+    def observe(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        """A watch event for a SharedService, Secret or ConfigMap at this site."""
+        meta = obj["metadata"]
+        key = (obj["kind"], meta.get("namespace", ""), meta["name"])
+        known = self._sources.get(key)
+        if known is not None and _revision(obj) < _revision(known):
+            return  # a list at startup and the watch may deliver the same object out of order
+        if event_type != "DELETED" and content.is_source(obj, self._excluded):
+            self._sources[key] = obj
+            fingerprint = content.fingerprint(obj)
+            changed = self._fingerprints.get(key) != fingerprint
+            self._fingerprints[key] = fingerprint
+        else:
+            changed = self._sources.pop(key, None) is not None
+            self._fingerprints.pop(key, None)
+        if changed:
+            self._wake.set()
+
+    def trigger(self) -> None:
+        self._wake.set()
+
+    def _scopes(self) -> list[str | None]:
+        return [*self._namespaces] or [None]
+
+    async def _prime(self) -> None:
+        for resource in KINDS:
+            labels = None if resource is SHARED_SERVICES else {content.REPLICATE_LABEL: "true"}
+            for namespace in self._scopes():
+                for obj in await self._client.list(resource, namespace, labels):
+                    self.observe(None, _typed(obj, resource))
+
+    # --- passes -------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._prime()
+                break
+            except REMOTE_ERRORS as error:
+                log.warning("cannot list what to replicate yet (%s)", describe(error))
+                await asyncio.sleep(RETRY_SECONDS)
+        failures = 0
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._resync)
+                await asyncio.sleep(DEBOUNCE_SECONDS)  # a burst of changes makes one pass
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            target = self._target()
+            if target is None:
+                continue
+            if await self._attempt(*target):
+                failures = 0
+            else:  # back off up to a resync, and try again
+                failures += 1
+                await asyncio.sleep(min(RETRY_SECONDS * 2 ** (failures - 1), self._resync))
+                self._wake.set()
+
+    async def _attempt(self, standby: KubeClient, epoch: int) -> bool:
+        try:
+            await self.sync(standby, epoch)
+        except REMOTE_ERRORS as error:
+            log.warning("replication to the standby failed (%s); retrying", describe(error))
+            return False
+        except Exception:  # whatever one pass met, the next one tries again
+            log.exception("replication pass failed; retrying")
+            return False
+        return True
+
+    async def sync(self, standby: KubeClient, epoch: int) -> None:
+        """One pass: make the standby's copies match this site's sources."""
+        recorder = EventRecorder(standby, self._site)
+        for resource in KINDS:
+            sources = {
+                (ns, name): obj for (kind, ns, name), obj in self._sources.items() if kind == resource.kind
+            }
+            copies = await self._copies(standby, resource)
+            for key, source in sources.items():
+                await self._push(standby, recorder, resource, source, copy=copies.get(key), epoch=epoch)
+            orphans = [
+                key for key, copy in copies.items() if key not in sources and content.orphaned(copy, epoch)
+            ]
+            for namespace, name in orphans:
+                await self._delete(standby, resource, namespace, name)
+
+    async def _copies(self, standby: KubeClient, resource: Resource) -> dict[tuple[str, str], Body]:
+        labels = None if resource is SHARED_SERVICES else {content.REPLICATE_LABEL: "true"}
+        found: dict[tuple[str, str], Body] = {}
+        for namespace in self._scopes():
+            for obj in await standby.list(resource, namespace, labels):
+                meta = obj["metadata"]
+                if meta["namespace"] != self._excluded:
+                    found[(meta["namespace"], meta["name"])] = _typed(obj, resource)
+        return found
+
+    async def _push(
+        self,
+        standby: KubeClient,
+        recorder: EventRecorder,
+        resource: Resource,
+        source: Body,
+        *,
+        copy: Body | None,
+        epoch: int,
+    ) -> None:
+        meta = source["metadata"]
+        where = f"{resource.kind} {meta['namespace']}/{meta['name']}"
+        try:
+            if copy is None:
+                await self._create(standby, resource, content.copy_of(source, self._site, epoch))
+                REPLICATION_WRITES.labels(resource.kind, "create").inc()
+                log.info("replication: created %s at the standby", where)
+                return
+            if content.origin_epoch(copy) > epoch:
+                log.warning("replication: %s at the standby comes from a later epoch: left alone", where)
+                return
+            change = content.update(source, copy, self._site, epoch)
+            if change is None:
+                return
+            await standby.patch(resource, meta["name"], meta["namespace"], change.patch)
+        except ApiError as error:  # this object only: the others still go
+            log.warning("replication: cannot write %s at the standby: %s", where, error)
+            return
+        REPLICATION_WRITES.labels(resource.kind, change.action).inc()
+        if change.action == "revert":
+            message = (
+                f"{where} was changed here ({change.edited}): restored from {self._site}, "
+                f"the active site (epoch {epoch})"
+            )
+            await recorder.record(copy, "Warning", "ReplicaEditReverted", message)
+        else:
+            log.info("replication: updated %s at the standby", where)
+
+    @staticmethod
+    async def _delete(standby: KubeClient, resource: Resource, namespace: str, name: str) -> None:
+        where = f"{resource.kind} {namespace}/{name}"
+        try:
+            await standby.delete(resource, name, namespace)
+        except ApiError as error:
+            log.warning("replication: cannot delete %s at the standby: %s", where, error)
+            return
+        REPLICATION_WRITES.labels(resource.kind, "delete").inc()
+        log.info("replication: deleted %s at the standby: it has no source any more", where)
+
+    async def _create(self, standby: KubeClient, resource: Resource, obj: Body) -> None:
+        try:
+            await standby.create(resource, obj)
+        except ApiError as error:
+            if error.status != 404:
+                raise
+            namespace = obj["metadata"]["namespace"]
+            created = {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": namespace, "annotations": {content.ORIGIN_SITE: self._site}},
+            }
+            try:
+                await standby.create(NAMESPACES, created)
+            except ApiError as conflict:
+                if conflict.status != 409:  # 409: it exists now; the 404 was the kind not being served
+                    raise
+            else:
+                REPLICATION_WRITES.labels("Namespace", "create").inc()
+                log.info("replication: created namespace %s at the standby", namespace)
+            await standby.create(resource, obj)

@@ -1,0 +1,133 @@
+"""CloudNativePG replication lag, where CloudNativePG publishes it: its instances' metrics, via Prometheus.
+
+The lag is not in a CloudNativePG Cluster's status. Each instance exports, on its metrics port, the gauges
+`cnpg_pg_replication_lag` (seconds behind its source) and `cnpg_pg_replication_is_wal_receiver_up`, which
+Prometheus scrapes with the namespace and pod labels of a PodMonitor. This operator asks its site's
+Prometheus for both every poll. CloudNativePG reports a lag of 0 whenever everything received is replayed,
+even when nothing arrives any more: a replica whose WAL receiver is down is therefore reported as not
+streaming, complete only up to the last moment it was seen streaming.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+LAG = "cnpg_pg_replication_lag"
+RECEIVER_UP = "cnpg_pg_replication_is_wal_receiver_up"
+QUERY = f'{{__name__=~"{LAG}|{RECEIVER_UP}"}}'
+NOT_CONFIGURED = f"no Prometheus to read {LAG} from (sharedcore run --prometheus-url)"
+Pod = tuple[str, str]  # (namespace, name)
+
+
+@dataclass(frozen=True)
+class LagSample:
+    """A replica instance's lag (None: not streaming) and up to when it is known complete (epoch seconds)."""
+
+    lag_seconds: float | None
+    complete_at: float | None
+
+    def verdict(self) -> tuple[bool, float | None]:
+        """What a status shows of it (whole seconds): a change here is worth a reconcile."""
+        if self.lag_seconds is None:
+            return False, self.complete_at
+        return True, float(round(self.lag_seconds))
+
+
+class LagTable:
+    """The latest samples, by pod; `problem` says why there are none."""
+
+    def __init__(self) -> None:
+        self.problem: str | None = NOT_CONFIGURED
+        self._samples: dict[Pod, LagSample] = {}
+
+    def sample(self, namespace: str, pod: str) -> LagSample | None:
+        return self._samples.get((namespace, pod))
+
+    def update(self, values: dict[Pod, dict[str, tuple[float, float]]]) -> set[str] | None:
+        """Take one poll's values ((timestamp, value) by metric, by pod).
+
+        Returns the namespaces whose verdict changed; None when every one may have (`problem` changed).
+        """
+        samples = {}
+        for pod, metrics in values.items():
+            previous = self._samples.get(pod)
+            receiver = metrics.get(RECEIVER_UP)
+            if LAG in metrics and (receiver is None or receiver[1] > 0):
+                taken, lag = metrics[LAG]
+                samples[pod] = LagSample(lag, taken - lag)
+            else:
+                samples[pod] = LagSample(None, previous.complete_at if previous else None)
+        return self._replace(samples, None)
+
+    def fail(self, problem: str) -> set[str] | None:
+        return self._replace({}, problem)
+
+    def _replace(self, samples: dict[Pod, LagSample], problem: str | None) -> set[str] | None:
+        if problem != self.problem:
+            self._samples, self.problem = samples, problem
+            return None
+        changed = {
+            namespace
+            for namespace, pod in set(samples) | set(self._samples)
+            if (old := self._samples.get((namespace, pod))) is None
+            or (new := samples.get((namespace, pod))) is None
+            or old.verdict() != new.verdict()
+        }
+        self._samples, self.problem = samples, problem
+        return changed
+
+
+def parse(answer: dict[str, Any]) -> dict[Pod, dict[str, tuple[float, float]]]:
+    """A Prometheus instant-query answer (resultType vector) as values by pod and metric."""
+    values: dict[Pod, dict[str, tuple[float, float]]] = {}
+    for result in answer["data"]["result"]:
+        labels = result["metric"]
+        if "namespace" in labels and "pod" in labels:
+            taken, value = result["value"]
+            pod = (labels["namespace"], labels["pod"])
+            values.setdefault(pod, {})[labels["__name__"]] = (float(taken), float(value))
+    return values
+
+
+class PrometheusPoller:
+    def __init__(
+        self,
+        url: str,
+        table: LagTable,
+        *,
+        interval: float,
+        wanted: Callable[[], bool],
+        on_change: Callable[[set[str] | None], None],
+    ) -> None:
+        """Polls while `wanted()` (this site holds replicas); `on_change` gets the namespaces affected."""
+        self._url = url.rstrip("/")
+        self._table, self._interval = table, interval
+        self._wanted, self._on_change = wanted, on_change
+        table.problem = f"Prometheus at {self._url} not asked yet"
+
+    async def run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=max(self._interval, 5.0))
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while True:
+                if self._wanted():
+                    changed = await self._poll(session)
+                    if changed is None or changed:
+                        self._on_change(changed)
+                await asyncio.sleep(self._interval)
+
+    async def _poll(self, session: aiohttp.ClientSession) -> set[str] | None:
+        try:
+            async with session.get(f"{self._url}/api/v1/query", params={"query": QUERY}) as response:
+                response.raise_for_status()
+                values = parse(await response.json())
+        except (aiohttp.ClientError, TimeoutError, KeyError, TypeError, ValueError) as error:
+            problem = f"Prometheus at {self._url} did not answer: {str(error) or type(error).__name__}"
+            if problem != self._table.problem:
+                log.warning("%s", problem)
+            return self._table.fail(problem)
+        return self._table.update(values)

@@ -1,0 +1,1 @@
+"""The pair of sites: roles and epochs, heartbeats, the peer and the witness."""

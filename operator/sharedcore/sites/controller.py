@@ -1,0 +1,402 @@
+"""This site's place in the pair: the Topology, heartbeats, role and epoch, and the witness Lease.
+
+Three loops, so that a silent peer or witness never delays this site's own work:
+- the local loop reads the peer's heartbeat in this cluster, decides the role (`sites.state`), records it in
+  the Topology status (only when the status changes) and renews this site's heartbeat here;
+- the peer loop renews this site's heartbeat in the peer's cluster and reads the peer's own there;
+- the witness loop reads the `sharedcore-active` Lease and renews it while this site holds it.
+Each runs every heartbeatIntervalSeconds; what one of them learns wakes the local loop at once.
+Without a Topology there is nothing to coordinate: the site is a single Active site at epoch 0.
+"""
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from sharedcore.api import Role, Topology
+from sharedcore.controller import conditions
+from sharedcore.controller.events import EventRecorder
+from sharedcore.controller.patches import merge_patch
+from sharedcore.kube.client import KubeClient
+from sharedcore.kube.resources import LEASES, TOPOLOGIES
+from sharedcore.metrics import EPOCH, PEER_HEARTBEAT_AGE, SITE_ROLE
+from sharedcore.render import PeerSite, SiteContext
+from sharedcore.sites import leases
+from sharedcore.sites import status as topology_status
+from sharedcore.sites.peers import REMOTE_ERRORS, Peers, describe
+from sharedcore.sites.state import Claim, Decision, Observations, SiteState, decide, fenced
+from sharedcore.sites.witness import WitnessLease
+
+log = logging.getLogger(__name__)
+Body = dict[str, Any]
+TOPOLOGY_NAME = "default"
+WITNESS = "witness"
+SINGLE_SITE = "SingleSite"
+IDLE_SECONDS = 3600.0  # without a Topology the loops only wait for one to appear (which wakes them)
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _revision(body: Body | None) -> int:
+    try:
+        return int((body or {})["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The parts of a valid Topology this site works with."""
+
+    topology: Topology
+    peer: str
+    context: Callable[[SiteState], SiteContext]
+
+    @property
+    def interval(self) -> float:
+        return float(self.topology.spec.failover.heartbeat_interval_seconds)
+
+    @property
+    def duration(self) -> int:
+        return self.topology.spec.failover.lease_duration_seconds
+
+
+class SiteController:
+    def __init__(
+        self,
+        name: str,
+        client: KubeClient,
+        *,
+        recorder: EventRecorder,
+        peers: Peers,
+        namespace: str,
+    ) -> None:
+        self.name = name
+        self._client, self._recorder, self._peers = client, recorder, peers
+        self._namespace = namespace
+        self._listeners: list[Callable[[], None]] = []
+        self._body: Body | None = None  # the Topology as last seen
+        self._had_topology = False
+        self.state = SiteState(Role.ACTIVE, 0, name, SINGLE_SITE, "no Topology: a single active site")
+        self._context = SiteContext(name, Role.ACTIVE, 0)
+        self._hold: Claim | None = None
+        self.witness = WitnessLease(name, namespace)
+        self._inbound = leases.Freshness()  # the peer's heartbeat in this cluster: does it arrive?
+        # The peer's latest heartbeat by where it was read: "inbound" (here), "outbound" (at the peer).
+        self._heartbeats: dict[str, leases.Heartbeat] = {}
+        self._reachable = False
+        self._reach_problem: str | None = "not contacted yet"
+        self._reached_at: float | None = None  # when a request to the peer last succeeded
+        self._renewed_here: float | None = None  # when this site's heartbeat was last renewed in its cluster
+        self._wake = asyncio.Event()
+        self._wake_peer = asyncio.Event()
+        self._wake_witness = asyncio.Event()
+        self.settled = asyncio.Event()  # set once the first decision is made: services may render
+
+    # --- what the rest of the operator sees ---------------------------------------------------------------
+
+    def context(self) -> SiteContext:
+        return self._context
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call `listener` whenever the site a service renders for changes (role, epoch, peer, address)."""
+        self._listeners.append(listener)
+
+    def active(self) -> bool:
+        """Whether this site is the active one of a pair (and so replicates to the other)."""
+        return self.state.role is Role.ACTIVE and self._body is not None
+
+    def peer_name(self) -> str | None:
+        plan = self._plan()
+        return plan.peer if isinstance(plan, Plan) else None
+
+    # --- inputs ---------------------------------------------------------------------------------------------
+
+    def on_topology(self, event_type: str | None, body: Body) -> None:
+        if body["metadata"]["name"] != TOPOLOGY_NAME:
+            return
+        generation = (self._body or {}).get("metadata", {}).get("generation")
+        if event_type == "DELETED":
+            self._body = None
+        elif _revision(body) >= _revision(self._body):
+            self._body, self._had_topology = body, True
+        self._wake.set()
+        if (self._body or {}).get("metadata", {}).get("generation") != generation:
+            self._wake_peer.set()  # the spec changed (or came or went): the others may be elsewhere now
+            self._wake_witness.set()
+
+    async def on_secret(self, event_type: str | None, body: Body) -> None:
+        await self._peers.on_secret(event_type, body)
+
+    # --- the loops ------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self._prime()
+        await asyncio.gather(
+            self._repeat(self._wake, self._tick),
+            self._repeat(self._wake_peer, self._peer_round),
+            self._repeat(self._wake_witness, self._witness_round),
+        )
+
+    async def _prime(self) -> None:
+        """Read the Topology and hear from the others once before the first decision is published."""
+        delay = 0.5
+        while True:
+            try:
+                body = await self._client.get(TOPOLOGIES, TOPOLOGY_NAME)
+                break
+            except REMOTE_ERRORS as error:
+                log.warning("cannot read the Topology yet (%s); retrying in %.1fs", describe(error), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        if body is not None:
+            body.setdefault("apiVersion", TOPOLOGIES.api_version)
+            body.setdefault("kind", TOPOLOGIES.kind)
+            self.on_topology(None, body)
+            plan = self._plan()
+            if isinstance(plan, Plan):
+                await self._configure_peers(plan)
+                await asyncio.gather(self._peer_round(), self._witness_round())
+        await self._tick()
+
+    async def _repeat(self, wake: asyncio.Event, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` every heartbeat interval, and whenever woken."""
+        while True:
+            try:
+                await step()
+            except Exception:  # keep coordinating, whatever one round met
+                log.exception("site %s: %s failed", self.name, step.__name__)
+            plan = self._plan()
+            try:
+                await asyncio.wait_for(wake.wait(), plan.interval if isinstance(plan, Plan) else IDLE_SECONDS)
+            except TimeoutError:
+                continue
+            wake.clear()
+
+    async def _peer_round(self) -> None:
+        plan = self._plan()
+        if isinstance(plan, Plan):
+            await self._visit_peer(plan)
+
+    async def _witness_round(self) -> None:
+        plan = self._plan()
+        if isinstance(plan, Plan) and plan.topology.spec.witness is not None:
+            await self._visit_witness(plan)
+
+    # --- the Topology ---------------------------------------------------------------------------------------
+
+    def _plan(self) -> Plan | SiteState:
+        """What to work with, or the state to be in when the Topology gives nothing to work with."""
+        body = self._body
+        if body is None:
+            if self._had_topology:
+                message = "the Topology was deleted: restart the operator to run as a single site"
+                return fenced("TopologyDeleted", message)
+            return SiteState(Role.ACTIVE, 0, self.name, SINGLE_SITE, "no Topology: a single active site")
+        try:
+            topology = Topology.model_validate(body)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(map(str, first["loc"]))
+            return fenced("TopologyInvalid", f"the Topology is invalid at {where}: {first['msg']}")
+        sites = {site.name: site for site in topology.spec.sites}
+        if self.name not in sites:
+            return fenced("SiteNotInTopology", f"{self.name} is not one of the Topology's sites")
+        own = sites.pop(self.name)
+        (peer,) = sites.values()
+
+        def context(state: SiteState) -> SiteContext:
+            return SiteContext(
+                self.name,
+                state.role,
+                state.epoch,
+                ingress_address=own.ingress_address,
+                peer=PeerSite(peer.name, peer.service_domain),
+            )
+
+        return Plan(topology, peer.name, context)
+
+    async def _configure_peers(self, plan: Plan) -> None:
+        spec = plan.topology.spec
+        refs = {plan.peer: next(s for s in spec.sites if s.name == plan.peer).kubeconfig_secret_ref}
+        if spec.witness is not None:
+            refs[WITNESS] = spec.witness.kubeconfig_secret_ref
+        await self._peers.configure(refs)
+
+    # --- the peer and the witness ---------------------------------------------------------------------------
+
+    def _heartbeat(self, plan: Plan) -> Body:
+        recorded = topology_status.recorded_claim(self._body or {})
+        return leases.heartbeat(
+            self.name, self._namespace, self.state.role, recorded, duration=plan.duration, now=_now()
+        )
+
+    async def _visit_peer(self, plan: Plan) -> None:
+        client = self._peers.client(plan.peer)
+        reachable, problem = False, self._peers.problem(plan.peer)
+        if client is not None:
+            try:
+                # A heartbeat vouches for this site, not just its operator: while the operator cannot renew
+                # it in its own cluster, the peer must see it go stale.
+                if self._renewed_here is not None and time.monotonic() - self._renewed_here < plan.duration:
+                    await client.apply(self._heartbeat(plan))
+                lease = await client.get(LEASES, leases.heartbeat_name(plan.peer), self._namespace)
+            except REMOTE_ERRORS as error:
+                problem = describe(error)
+            else:
+                reachable, problem, self._reached_at = True, None, time.monotonic()
+                if lease is not None:
+                    self._heartbeats["outbound"] = leases.read_heartbeat(lease)
+        if reachable != self._reachable:
+            if reachable:
+                log.info("%s reachable", plan.peer)
+            else:
+                log.warning("%s unreachable: %s", plan.peer, problem)
+            self._wake.set()
+        self._reachable, self._reach_problem = reachable, problem
+
+    async def _visit_witness(self, plan: Plan, hold: Claim | None = None) -> None:
+        before = self.witness.view(time.monotonic())
+        client = self._peers.client(WITNESS)
+        await self.witness.visit(client, self._peers.problem(WITNESS), hold or self._hold, plan.duration)
+        if self.witness.view(time.monotonic()) != before:
+            self._wake.set()
+
+    def _peer_heartbeat(self) -> leases.Heartbeat | None:
+        """The peer's latest heartbeat, however it reached this site (its clock orders its own renewals)."""
+        return max(self._heartbeats.values(), key=lambda h: h.renew_time or "", default=None)
+
+    # --- deciding -------------------------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        plan = self._plan()
+        if not isinstance(plan, Plan):
+            self._publish(plan)
+            return
+        await self._configure_peers(plan)
+        try:
+            inbound = await self._client.get(LEASES, leases.heartbeat_name(plan.peer), self._namespace)
+        except REMOTE_ERRORS as error:
+            log.warning("cannot read %s's heartbeat here: %s", plan.peer, describe(error))
+        else:
+            if inbound is not None:
+                heartbeat = self._heartbeats["inbound"] = leases.read_heartbeat(inbound)
+                self._inbound.observe(heartbeat.renew_time, time.monotonic())
+        decision = self._decide(plan)
+        if decision.hold is not None and not decision.state.established and decision.hold != self._hold:
+            await self._visit_witness(plan, decision.hold)  # acquire now rather than at the next visit
+            decision = self._decide(plan)
+        self._hold = decision.hold
+        if await self._record(plan, decision):
+            self._publish(decision.state, plan)
+        try:
+            await self._client.apply(self._heartbeat(plan))
+        except REMOTE_ERRORS as error:
+            log.warning("cannot renew this site's heartbeat here: %s", describe(error))
+        else:
+            self._renewed_here = time.monotonic()
+
+    def _observations(self, plan: Plan) -> Observations:
+        now = time.monotonic()
+        heartbeat = self._peer_heartbeat()
+        recently_read = self._reached_at is not None and now - self._reached_at < plan.duration
+        return Observations(
+            own=topology_status.recorded_claim(self._body or {}),
+            peer=heartbeat.claim if heartbeat else None,
+            peer_seen=heartbeat is not None,
+            peer_current=self._inbound.fresh(now, plan.duration) or recently_read,
+            witness=self.witness.view(now) if plan.topology.spec.witness is not None else None,
+        )
+
+    def _decide(self, plan: Plan) -> Decision:
+        spec = plan.topology.spec
+        return decide(self.name, plan.peer, spec.preferred_primary, self._observations(plan), self.state)
+
+    def _peer_view(self, plan: Plan) -> topology_status.PeerView:
+        heartbeat = self._peer_heartbeat()
+        inbound = self._heartbeats.get("inbound")
+        return topology_status.PeerView(
+            name=plan.peer,
+            reachable=self._reachable,
+            problem=self._reach_problem,
+            heartbeats_arrive=self._inbound.fresh(time.monotonic(), plan.duration),
+            last_heartbeat=inbound.renew_time if inbound else None,
+            role=heartbeat.role if heartbeat else None,
+            epoch=heartbeat.claim.epoch if heartbeat and heartbeat.claim else None,
+        )
+
+    async def _record(self, plan: Plan, decision: Decision) -> bool:
+        """Write the Topology status if it changed; the new role counts only once its claim is recorded."""
+        body = self._body
+        assert body is not None
+        witness = (
+            (self.witness.view(time.monotonic()), self.witness.problem)
+            if plan.topology.spec.witness is not None
+            else None
+        )
+        recorded = decision.record or topology_status.recorded_claim(body)
+        new = topology_status.build(
+            body,
+            self.name,
+            decision.state,
+            recorded=recorded,
+            peer=self._peer_view(plan),
+            witness=witness,
+            now=_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        current = body.get("status") or {}
+        if not topology_status.differs(current, new):
+            return True
+        try:
+            patch = {"status": merge_patch(current, new)}
+            updated = await self._client.patch(TOPOLOGIES, TOPOLOGY_NAME, None, patch, "status")
+        except REMOTE_ERRORS as error:
+            log.warning("cannot record this site's Topology status: %s", describe(error))
+            return decision.record is None or decision.record == topology_status.recorded_claim(body)
+        self.on_topology(None, updated)
+        await self._announce(updated, current, new)
+        return True
+
+    async def _announce(self, topology: Body, old: Body, new: Body) -> None:
+        """Events for the flips people care about: the site's role, and the links to the others."""
+        for type_ in ("Ready", "PeerConnected", "WitnessReachable"):
+            was = conditions.find(old.get("conditions"), type_)
+            now = conditions.find(new["conditions"], type_)
+            if now is None or (was and (was["status"], was["reason"]) == (now["status"], now["reason"])):
+                continue
+            if type_ == "Ready":
+                role = next(s for s in new["sites"] if s["name"] == self.name)["role"]
+                reason, kind = f"Site{role}", "Normal" if now["status"] == "True" else "Warning"
+            else:
+                reason = now["reason"] if now["status"] != "True" else type_
+                kind = "Normal" if now["status"] == "True" else "Warning"
+            await self._recorder.record(topology, kind, reason, now["message"])
+
+    def _heartbeat_age(self) -> float:
+        age = self._inbound.age(time.monotonic())
+        return float("inf") if age is None else age
+
+    def _publish(self, state: SiteState, plan: Plan | None = None) -> None:
+        """Make `state` this site's role: metrics, and a re-render of every service if the site changed."""
+        if (state.role, state.epoch) != (self.state.role, self.state.epoch) or not self.settled.is_set():
+            log.info("site %s: %s at epoch %d (%s)", self.name, state.role, state.epoch, state.message)
+        self.state = state
+        for role in Role:
+            SITE_ROLE.labels(self.name, str(role)).set(1 if role is state.role else 0)
+        EPOCH.set(state.epoch)
+        context = plan.context(state) if plan else SiteContext(self.name, state.role, state.epoch)
+        if plan:
+            PEER_HEARTBEAT_AGE.labels(plan.peer).set_function(self._heartbeat_age)
+        if context != self._context:
+            self._context = context
+            for listener in self._listeners:
+                listener()
+        self.settled.set()

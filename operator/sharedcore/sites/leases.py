@@ -1,0 +1,129 @@
+"""The Leases the sites coordinate through: heartbeats, and the witness's `sharedcore-active`.
+
+A heartbeat Lease `sharedcore-heartbeat-<site>` is renewed by its site in both clusters and carries the
+site's role and recorded claim in annotations, so the peer learns them even when it cannot reach the site.
+The witness Lease names the active site (holderIdentity) and its epoch (annotation).
+"""
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from sharedcore import API_GROUP
+from sharedcore.api import Role
+from sharedcore.sites.state import Claim
+
+Body = dict[str, Any]
+LEASE_API = "coordination.k8s.io/v1"
+ACTIVE_LEASE = "sharedcore-active"
+ROLE_ANNOTATION = f"{API_GROUP}/role"
+EPOCH_ANNOTATION = f"{API_GROUP}/epoch"
+ACTIVE_SITE_ANNOTATION = f"{API_GROUP}/active-site"
+
+
+def heartbeat_name(site: str) -> str:
+    return f"sharedcore-heartbeat-{site}"
+
+
+def micro_time(moment: datetime.datetime) -> str:
+    """A metav1.MicroTime."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def heartbeat(
+    site: str, namespace: str, role: Role, claim: Claim | None, *, duration: int, now: datetime.datetime
+) -> Body:
+    annotations = {ROLE_ANNOTATION: str(role)}
+    if claim is not None:
+        annotations |= {EPOCH_ANNOTATION: str(claim.epoch), ACTIVE_SITE_ANNOTATION: claim.active_site}
+    return {
+        "apiVersion": LEASE_API,
+        "kind": "Lease",
+        "metadata": {"name": heartbeat_name(site), "namespace": namespace, "annotations": annotations},
+        "spec": {"holderIdentity": site, "leaseDurationSeconds": duration, "renewTime": micro_time(now)},
+    }
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What a site said in its last heartbeat."""
+
+    role: Role | None
+    claim: Claim | None
+    renew_time: str | None
+
+
+def read_heartbeat(lease: Body) -> Heartbeat:
+    annotations = lease["metadata"].get("annotations") or {}
+    role = annotations.get(ROLE_ANNOTATION)
+    epoch, active = annotations.get(EPOCH_ANNOTATION, ""), annotations.get(ACTIVE_SITE_ANNOTATION)
+    return Heartbeat(
+        role=Role(role) if role in {str(member) for member in Role} else None,
+        claim=Claim(int(epoch), active) if epoch.isdigit() and active else None,
+        renew_time=lease.get("spec", {}).get("renewTime"),
+    )
+
+
+def active_lease(namespace: str, claim: Claim, duration: int, now: datetime.datetime) -> Body:
+    """The witness Lease as the first holder creates it."""
+    return {
+        "apiVersion": LEASE_API,
+        "kind": "Lease",
+        "metadata": {
+            "name": ACTIVE_LEASE,
+            "namespace": namespace,
+            "annotations": {EPOCH_ANNOTATION: str(claim.epoch)},
+        },
+        "spec": {
+            "holderIdentity": claim.active_site,
+            "leaseDurationSeconds": duration,
+            "acquireTime": micro_time(now),
+            "renewTime": micro_time(now),
+            "leaseTransitions": 0,
+        },
+    }
+
+
+def renewal(lease: Body, claim: Claim, duration: int, now: datetime.datetime) -> Body:
+    """A merge patch renewing the witness Lease; its resourceVersion makes it fail if anyone wrote since."""
+    return {
+        "metadata": {
+            "resourceVersion": lease["metadata"]["resourceVersion"],
+            "annotations": {EPOCH_ANNOTATION: str(claim.epoch)},
+        },
+        "spec": {
+            "holderIdentity": claim.active_site,
+            "leaseDurationSeconds": duration,
+            "renewTime": micro_time(now),
+        },
+    }
+
+
+def witness_claim(lease: Body | None) -> Claim | None:
+    if lease is None:
+        return None
+    holder = lease.get("spec", {}).get("holderIdentity")
+    epoch = (lease["metadata"].get("annotations") or {}).get(EPOCH_ANNOTATION, "")
+    return Claim(int(epoch), holder) if holder and epoch.isdigit() else None
+
+
+class Freshness:
+    """When a Lease was last seen renewed, by this process's clock: immune to skew between the sites' clocks.
+    The first sight of a Lease proves nothing (it may be an hour old): only seeing it change does."""
+
+    def __init__(self) -> None:
+        self.renew_time: str | None = None
+        self._seen_at: float | None = None
+
+    def observe(self, renew_time: str | None, now: float) -> None:
+        if renew_time is not None and renew_time != self.renew_time:
+            if self.renew_time is not None:
+                self._seen_at = now
+            self.renew_time = renew_time
+
+    def age(self, now: float) -> float | None:
+        return None if self._seen_at is None else now - self._seen_at
+
+    def fresh(self, now: float, duration: float) -> bool:
+        age = self.age(now)
+        return age is not None and age < duration

@@ -1,0 +1,130 @@
+"""Clients for the other site and the witness, built from the kubeconfig Secrets the Topology names.
+
+Each site keeps, in Secrets of its own, how it reaches the others. A client is rebuilt when its Secret's
+bytes change, and those bytes are never logged. Requests to another site fail fast and are not retried: a
+site that does not answer is itself the news, and the next heartbeat asks again.
+"""
+
+import base64
+import hashlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from sharedcore.api import KubeconfigSecretRef
+from sharedcore.kube import credentials
+from sharedcore.kube.client import ApiError, KubeClient, RequestObserver
+from sharedcore.kube.resources import SECRETS
+
+log = logging.getLogger(__name__)
+Body = dict[str, Any]
+# How a request to another cluster fails: refused, or not answered at all.
+REMOTE_ERRORS = (ApiError, aiohttp.ClientError, TimeoutError, OSError)
+
+
+def describe(error: BaseException) -> str:
+    """An error in words, for a condition message (a timeout has none of its own)."""
+    return str(error) or type(error).__name__
+
+
+class Remote:
+    """Another cluster: a client for it, or why there is none."""
+
+    def __init__(self, name: str, ref: KubeconfigSecretRef) -> None:
+        self.name, self.ref = name, ref
+        self.client: KubeClient | None = None
+        self.problem: str | None = f"{self.where} not read yet"
+        self.digest: str | None = None  # of the kubeconfig the client was built from
+
+    @property
+    def where(self) -> str:
+        return f"Secret {self.ref.namespace}/{self.ref.name}"
+
+    def matches(self, body: Body) -> bool:
+        meta = body["metadata"]
+        return (meta.get("namespace"), meta["name"]) == (self.ref.namespace, self.ref.name)
+
+
+class Peers:
+    def __init__(
+        self,
+        local: KubeClient,
+        *,
+        timeout: float,
+        observer: Callable[[str], RequestObserver],
+        user_agent: str,
+    ) -> None:
+        self._local = local
+        self._timeout = timeout
+        self._observer = observer
+        self._user_agent = user_agent
+        self._remotes: dict[str, Remote] = {}
+
+    async def configure(self, refs: dict[str, KubeconfigSecretRef]) -> None:
+        """Follow these Secrets (by remote name), reading those not followed yet."""
+        for name, remote in list(self._remotes.items()):
+            if refs.get(name) != remote.ref:
+                del self._remotes[name]
+                if remote.client:
+                    await remote.client.close()
+        added = [Remote(name, ref) for name, ref in refs.items() if name not in self._remotes]
+        self._remotes.update((remote.name, remote) for remote in added)
+        for remote in added:
+            await self._read(remote)
+
+    async def _read(self, remote: Remote) -> None:
+        try:
+            secret = await self._local.get(SECRETS, remote.ref.name, remote.ref.namespace)
+        except REMOTE_ERRORS as error:  # this site's API server; the Secret's watch events follow anyway
+            remote.problem = f"cannot read {remote.where}: {describe(error)}"
+            return
+        await self._update(remote, secret)
+
+    async def on_secret(self, event_type: str | None, body: Body) -> None:
+        for remote in self._remotes.values():
+            if remote.matches(body):
+                await self._update(remote, None if event_type == "DELETED" else body)
+
+    def client(self, name: str) -> KubeClient | None:
+        remote = self._remotes.get(name)
+        return remote.client if remote else None
+
+    def problem(self, name: str) -> str | None:
+        remote = self._remotes.get(name)
+        return remote.problem if remote else f"no kubeconfig Secret configured for {name}"
+
+    async def close(self) -> None:
+        for remote in self._remotes.values():
+            if remote.client:
+                await remote.client.close()
+
+    async def _update(self, remote: Remote, secret: Body | None) -> None:
+        encoded = ((secret or {}).get("data") or {}).get(remote.ref.key)
+        digest = hashlib.sha256(encoded.encode()).hexdigest() if encoded else None
+        if digest is not None and digest == remote.digest:
+            return
+        old, remote.client, remote.digest = remote.client, None, digest
+        if old:
+            await old.close()
+        if secret is None or encoded is None:
+            remote.problem = f"{remote.where} has no key {remote.ref.key}" if secret else f"no {remote.where}"
+            log.warning("no way to reach %s: %s", remote.name, remote.problem)
+            return
+        try:
+            creds = credentials.from_kubeconfig(base64.b64decode(encoded))
+        except (ValueError, KeyError, TypeError):  # CredentialsError and bad base64 are ValueErrors
+            # Never the parser's words: they may quote the Secret.
+            remote.problem = f"{remote.where} key {remote.ref.key} is not a usable kubeconfig"
+            log.warning("no way to reach %s: %s", remote.name, remote.problem)
+            return
+        remote.client = KubeClient(
+            creds,
+            timeout=self._timeout,
+            observer=self._observer(remote.name),
+            retry_backoff=(),
+            user_agent=self._user_agent,
+        )
+        remote.problem = None
+        log.info("reaching %s at %s (from %s)", remote.name, creds.server, remote.where)

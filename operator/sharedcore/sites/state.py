@@ -1,0 +1,138 @@
+"""Roles and epochs, decided purely from what a site observes: the state machine failover extends.
+
+A claim says which site is active at which epoch. Claims are recorded in each site's Topology status, carried
+by the sites' heartbeats and, with a witness, held in its `sharedcore-active` Lease; the highest epoch wins.
+A site is Active only while the winning claim names it and it can prove so: by holding the witness Lease, or
+without a witness by having heard from its peer (or having been Active at that epoch all along). A site that
+cannot prove its role is Fenced, never Active by default.
+"""
+
+from dataclasses import dataclass
+
+from sharedcore.api import Role
+
+FIRST_EPOCH = 1
+
+
+@dataclass(frozen=True)
+class Claim:
+    """`active_site` is the active site at `epoch`."""
+
+    epoch: int
+    active_site: str
+
+
+@dataclass(frozen=True)
+class WitnessView:
+    """The `sharedcore-active` Lease as this site last saw it."""
+
+    reachable: bool
+    claim: Claim | None = None  # its holder and epoch; None when there is no Lease
+    held: bool = False  # this site renewed it for `claim` recently enough to still count as its holder
+
+
+@dataclass(frozen=True)
+class Observations:
+    own: Claim | None  # this site's Topology status
+    peer: Claim | None  # the latest claim in the peer's heartbeats
+    peer_seen: bool  # the peer has heartbeated: it runs with the Topology
+    peer_current: bool  # what this site knows of the peer is current (a fresh heartbeat, or a read just now)
+    witness: WitnessView | None  # None: no witness configured
+
+
+@dataclass(frozen=True)
+class SiteState:
+    role: Role
+    epoch: int
+    active_site: str | None
+    reason: str  # CamelCase: the role when established, else why the site is fenced
+    message: str
+
+    @property
+    def established(self) -> bool:
+        return self.role is not Role.FENCED
+
+
+@dataclass(frozen=True)
+class Decision:
+    state: SiteState
+    record: Claim | None  # what this site's Topology status must say (None: leave it)
+    hold: Claim | None  # the claim to acquire or renew the witness Lease for (None: leave it)
+
+
+def fenced(reason: str, message: str, epoch: int = 0, active_site: str | None = None) -> SiteState:
+    return SiteState(Role.FENCED, epoch, active_site, reason, message)
+
+
+def decide(site: str, peer: str, preferred: str, seen: Observations, previous: SiteState) -> Decision:
+    """This site's role now, what to record, and which witness Lease to hold."""
+    witness_claim = seen.witness.claim if seen.witness else None
+    claims = [claim for claim in (seen.own, seen.peer, witness_claim) if claim is not None]
+    if not claims:
+        return _bootstrap(site, peer, preferred, seen)
+    best = max(claims, key=lambda claim: claim.epoch)
+    rivals = sorted({claim.active_site for claim in claims if claim.epoch == best.epoch})
+    if len(rivals) > 1:
+        message = f"both {' and '.join(rivals)} claim to be active at epoch {best.epoch}"
+        return Decision(fenced("ConflictingClaims", message, best.epoch), None, None)
+    if best.active_site != site:
+        state = SiteState(
+            Role.STANDBY,
+            best.epoch,
+            best.active_site,
+            "Standby",
+            f"{best.active_site} is active at epoch {best.epoch}",
+        )
+        return Decision(state, best, None)
+    if seen.witness is not None:
+        return _active_with_witness(site, best, seen.witness)
+    return _active_without_witness(site, peer, best, seen, previous)
+
+
+def _bootstrap(site: str, peer: str, preferred: str, seen: Observations) -> Decision:
+    """No epoch anywhere yet: the preferred primary starts epoch 1 once its peer runs with the Topology."""
+    if site != preferred:
+        message = f"no epoch yet: waiting for the preferred primary {preferred} to start epoch {FIRST_EPOCH}"
+        return Decision(fenced("AwaitingBootstrap", message), None, None)
+    if not seen.peer_seen:
+        message = f"no epoch yet: waiting for {peer} to run with this Topology before starting epoch 1"
+        return Decision(fenced("AwaitingPeer", message), None, None)
+    first = Claim(FIRST_EPOCH, site)
+    if seen.witness is not None:
+        message = f"starting epoch {FIRST_EPOCH}: acquiring the witness Lease"
+        return Decision(fenced("AcquiringWitnessLease", message), None, first)
+    started = _active(site, first, f"started epoch {FIRST_EPOCH} as the preferred primary")
+    return Decision(started, first, None)
+
+
+def _active_with_witness(site: str, best: Claim, witness: WitnessView) -> Decision:
+    lease = witness.claim
+    if witness.held and lease == best:
+        return Decision(_active(site, best, "holds the witness Lease"), best, best)
+    if lease is not None and lease.active_site != site:
+        message = (
+            f"the witness Lease is held by {lease.active_site} (epoch {lease.epoch}): "
+            f"not active until it is released"
+        )
+        return Decision(fenced("WitnessHeldByPeer", message, best.epoch, site), None, None)
+    if not witness.reachable:
+        message = f"cannot reach the witness to hold its Lease for epoch {best.epoch}"
+        return Decision(fenced("WitnessUnreachable", message, best.epoch, site), None, best)
+    message = f"acquiring the witness Lease for epoch {best.epoch}"
+    return Decision(fenced("AcquiringWitnessLease", message, best.epoch, site), None, best)
+
+
+def _active_without_witness(
+    site: str, peer: str, best: Claim, seen: Observations, previous: SiteState
+) -> Decision:
+    if previous.role is Role.ACTIVE and previous.epoch == best.epoch:
+        return Decision(_active(site, best, "active since this operator confirmed it"), best, None)
+    if seen.peer_current:
+        return Decision(_active(site, best, f"{peer} claims no later epoch"), best, None)
+    message = f"cannot confirm that {peer} has not taken over since epoch {best.epoch}: waiting for it"
+    return Decision(fenced("PeerUnconfirmed", message, best.epoch, site), None, None)
+
+
+def _active(site: str, claim: Claim, why: str) -> SiteState:
+    message = f"{site} is active at epoch {claim.epoch}: {why}"
+    return SiteState(Role.ACTIVE, claim.epoch, site, "Active", message)

@@ -1,0 +1,125 @@
+"""Topology status at one site, computed purely from what that site observes.
+
+It is rewritten only when something in it changes. The peer's lastHeartbeatTime alone is not such a change
+(it would mean a write per heartbeat): it is brought up to date with every other change, so that when the
+peer falls silent the status shows its true last heartbeat. The heartbeat Lease has the live time.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sharedcore.api import Role
+from sharedcore.controller import conditions
+from sharedcore.sites.state import Claim, SiteState, WitnessView
+
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PeerView:
+    """The other site as this one sees it: can it be reached, and do its heartbeats arrive here."""
+
+    name: str
+    reachable: bool
+    problem: str | None  # why it cannot be reached
+    heartbeats_arrive: bool
+    last_heartbeat: str | None  # renewTime of its latest heartbeat in this cluster
+    role: Role | None  # as its heartbeats say
+    epoch: int | None
+
+
+def _ready(state: SiteState) -> conditions.Want:
+    return conditions.Want("Ready", state.established, state.reason, state.message)
+
+
+def _peer_connected(site: str, peer: PeerView) -> conditions.Want:
+    name = peer.name
+    if peer.reachable and peer.heartbeats_arrive:
+        message = f"{name} answers and its heartbeats arrive"
+        return conditions.Want("PeerConnected", True, "Connected", message)
+    if peer.reachable:
+        message = (
+            f"{site} reaches {name}, but {name}'s heartbeats no longer arrive here: its operator is down, "
+            f"or the link from {name} to {site} is cut"
+        )
+        return conditions.Want("PeerConnected", False, "HeartbeatsNotArriving", message)
+    if peer.heartbeats_arrive:
+        message = (
+            f"{name}'s heartbeats arrive, but {site} cannot reach {name} ({peer.problem}): "
+            f"the link from {site} to {name} is cut"
+        )
+        return conditions.Want("PeerConnected", False, "PeerUnreachable", message)
+    message = f"{site} cannot reach {name} ({peer.problem}) and its heartbeats no longer arrive"
+    return conditions.Want("PeerConnected", False, "PeerLost", message)
+
+
+def _witness_reachable(witness: WitnessView, problem: str | None) -> conditions.Want:
+    if not witness.reachable:
+        message = problem or "the witness does not answer"
+        return conditions.Want("WitnessReachable", False, "Unreachable", message)
+    lease = witness.claim
+    holder = f"names {lease.active_site} at epoch {lease.epoch}" if lease else "is not held"
+    return conditions.Want("WitnessReachable", True, "Reachable", f"the witness Lease {holder}")
+
+
+def _site(name: str, reachable: bool, role: Role | None, epoch: int | None, heartbeat: str | None) -> Body:
+    entry: Body = {"name": name, "reachable": reachable}
+    if heartbeat is not None:
+        entry["lastHeartbeatTime"] = heartbeat
+    if role is not None:
+        entry["role"] = str(role)
+    if epoch is not None:
+        entry["epoch"] = epoch
+    return entry
+
+
+def build(
+    topology: Body,
+    site: str,
+    state: SiteState,
+    *,
+    recorded: Claim | None,
+    peer: PeerView,
+    witness: tuple[WitnessView, str | None] | None,
+    now: str,
+) -> Body:
+    """The status this site reports; `recorded` is the claim it has agreed to, if any."""
+    current = topology.get("status") or {}
+    generation = topology["metadata"].get("generation", 0)
+    wanted = [_ready(state), _peer_connected(site, peer)]
+    if witness is not None:
+        wanted.append(_witness_reachable(*witness))
+    own = _site(site, True, state.role, state.epoch, None)
+    other = _site(peer.name, peer.reachable, peer.role, peer.epoch, peer.last_heartbeat)
+    order = [entry["name"] for entry in topology["spec"]["sites"]]
+    status: Body = {
+        "observedGeneration": generation,
+        "conditions": conditions.merge(current.get("conditions") or [], wanted, generation, now),
+        "sites": sorted((own, other), key=lambda entry: order.index(entry["name"])),
+    }
+    if recorded is not None:
+        status |= {"activeSite": recorded.active_site, "epoch": recorded.epoch}
+    else:
+        status |= {key: current[key] for key in ("activeSite", "epoch") if key in current}
+    if "lastFailover" in current:
+        status["lastFailover"] = current["lastFailover"]
+    return status
+
+
+def _without_heartbeat_times(status: Body) -> Body:
+    sites = [
+        {key: value for key, value in entry.items() if key != "lastHeartbeatTime"}
+        for entry in status.get("sites", [])
+    ]
+    return {**status, "sites": sites}
+
+
+def differs(current: Body | None, new: Body) -> bool:
+    """Whether `new` says anything `current` does not, a newer heartbeat time aside."""
+    return _without_heartbeat_times(current or {}) != _without_heartbeat_times(new)
+
+
+def recorded_claim(topology: Body) -> Claim | None:
+    status = topology.get("status") or {}
+    epoch, active = status.get("epoch"), status.get("activeSite")
+    return Claim(int(epoch), str(active)) if isinstance(epoch, int) and epoch > 0 and active else None

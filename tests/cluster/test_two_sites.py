@@ -1,0 +1,697 @@
+"""Two sites in steady state: roles and epochs, heartbeats, configuration replication and a live standby.
+
+One operator process per site, each authenticated as its own ServiceAccount at its own site, reaching the
+other site and the witness only through the testbed's link proxies (so partitions and outages apply), with
+kubeconfigs it reads from Secrets the Topology names. CloudNativePG and VolSync are played by
+`tests.support.dataplane`.
+"""
+
+import base64
+import datetime
+import itertools
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from sharedcore import API_GROUP, API_VERSION
+from sharedcore.api import Role, SharedService
+from sharedcore.render import PeerSite, SiteContext, names, render
+from sharedcore.replication.content import REPLICATE_LABEL
+from sharedcore.testbed.operators import OPERATOR_NAMESPACE
+from tests.cluster.test_operator import PLURAL, condition, create, get, wait_ready
+from tests.conftest import Sites
+from tests.support import samples
+from tests.support.cluster import Site, eventually
+from tests.support.dataplane import DataPlaneDouble
+from tests.support.operator import (
+    OPERATOR_USER,
+    WRITE_VERBS,
+    OperatorProcess,
+    audit_requests,
+    install_crds,
+    service_account_kubeconfig,
+)
+
+pytestmark = [pytest.mark.cluster, pytest.mark.workloads]
+RESYNC = 4.0
+HEARTBEAT, LEASE = 1, 6
+ADDRESSES = {"danang": "203.0.113.10", "quangnam": "203.0.113.20"}
+SERVICE_DOMAIN = "svc.clusterset.local"
+WITNESS_SECRET = "sharedcore-witness"
+
+
+def peer_secret(site: str) -> str:
+    return f"sharedcore-peer-{site}"
+
+
+def topology() -> dict[str, Any]:
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": "Topology",
+        "metadata": {"name": "default"},
+        "spec": {
+            "sites": [
+                {
+                    "name": name,
+                    "kubeconfigSecretRef": {"name": peer_secret(name), "namespace": OPERATOR_NAMESPACE},
+                    "ingressAddress": address,
+                    "serviceDomain": SERVICE_DOMAIN,
+                }
+                for name, address in ADDRESSES.items()
+            ],
+            "preferredPrimary": "danang",
+            "witness": {"kubeconfigSecretRef": {"name": WITNESS_SECRET, "namespace": OPERATOR_NAMESPACE}},
+            "failover": {
+                "mode": "Manual",
+                "heartbeatIntervalSeconds": HEARTBEAT,
+                "leaseDurationSeconds": LEASE,
+            },
+        },
+    }
+
+
+def link_kubeconfig(site: Site, target: Site, operator_kubeconfig: Path) -> str:
+    """How `site` reaches `target`: through the link proxy, as `target`'s operator ServiceAccount."""
+    config = yaml.safe_load(site.peer_kubeconfig(target.name).read_text())
+    token = yaml.safe_load(operator_kubeconfig.read_text())["users"][0]["user"]["token"]
+    config["users"] = [{"name": "operator", "user": {"token": token}}]
+    for context in config["contexts"]:
+        context["context"]["user"] = "operator"
+    return str(yaml.safe_dump(config))
+
+
+def put_secret(site: Site, name: str, kubeconfig: str) -> None:
+    body = {
+        "metadata": {"name": name, "namespace": OPERATOR_NAMESPACE},
+        "stringData": {"kubeconfig": kubeconfig},
+    }
+    try:
+        site.core.create_namespaced_secret(OPERATOR_NAMESPACE, body)
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
+        site.core.replace_namespaced_secret(name, OPERATOR_NAMESPACE, body)
+
+
+@dataclass
+class Pair:
+    danang: Site
+    quangnam: Site
+    witness: Site
+    operators: dict[str, OperatorProcess]
+    doubles: dict[str, DataPlaneDouble]
+    links: dict[tuple[str, str], str]  # (site, target) → kubeconfig text
+    started: float  # monotonic time the operators were started
+
+
+@pytest.fixture(scope="module")
+def pair(sites: Sites, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    directory = tmp_path_factory.mktemp("two-sites")
+    own = {site.name: service_account_kubeconfig(site, directory) for site in sites}
+    workload_sites = (sites.danang, sites.quangnam)
+    links = {}
+    for site in workload_sites:
+        install_crds(site)
+        other = sites.quangnam if site is sites.danang else sites.danang
+        links[(site.name, other.name)] = link_kubeconfig(site, other, own[other.name])
+        links[(site.name, "witness")] = link_kubeconfig(site, sites.witness, own["witness"])
+        put_secret(site, peer_secret(other.name), links[(site.name, other.name)])
+        put_secret(site, WITNESS_SECRET, links[(site.name, "witness")])
+        site.custom.create_cluster_custom_object(API_GROUP, API_VERSION, "topologies", topology())
+    doubles = {site.name: DataPlaneDouble(site) for site in workload_sites}
+    operators = {
+        site.name: OperatorProcess(
+            site,
+            own[site.name],
+            directory / f"{site.name}.log",
+            args=(
+                "--all-namespaces",
+                "--resync-seconds",
+                str(RESYNC),
+                "--prometheus-url",
+                doubles[site.name].prometheus_url,
+                "--lag-poll-seconds",
+                "1",
+            ),
+        )
+        for site in workload_sites
+    }
+    for double in doubles.values():
+        double.start()
+    started = time.monotonic()
+    for process in operators.values():
+        process.start()
+    try:
+        for process in operators.values():
+            process.wait_ready(timeout=120)
+        yield Pair(sites.danang, sites.quangnam, sites.witness, operators, doubles, links, started)
+    finally:
+        for process in operators.values():
+            process.stop()
+        for double in doubles.values():
+            double.stop()
+        for site in workload_sites:  # the next module may run a single site: leave no Topology behind
+            site.custom.delete_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default")
+        client.CoordinationV1Api(sites.witness.api).delete_namespaced_lease(
+            "sharedcore-active", OPERATOR_NAMESPACE
+        )
+
+
+# --- reading the sites ---------------------------------------------------------------------------------
+
+
+def topology_status(site: Site) -> dict[str, Any]:
+    body = site.custom.get_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default")
+    return dict(body.get("status") or {})
+
+
+def topology_condition(site: Site, type_: str) -> dict[str, Any]:
+    return condition({"status": topology_status(site)}, type_)
+
+
+def site_entry(site: Site, name: str) -> dict[str, Any]:
+    return next((s for s in topology_status(site).get("sites", []) if s["name"] == name), {})
+
+
+def lease(site: Site, name: str) -> Any:
+    return client.CoordinationV1Api(site.api).read_namespaced_lease(name, OPERATOR_NAMESPACE)
+
+
+def renew_times(site: Site, name: str, seconds: float) -> list[datetime.datetime]:
+    """The distinct renewTimes of a Lease seen over `seconds`."""
+    seen: list[datetime.datetime] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        renewed = lease(site, name).spec.renew_time
+        if not seen or renewed != seen[-1]:
+            seen.append(renewed)
+        time.sleep(0.2)
+    return seen
+
+
+def metric(process: OperatorProcess, series: str, /, **labels: str) -> float | None:
+    return process.metrics().get((series, tuple(sorted(labels.items()))))
+
+
+def try_get(site: Site, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return get(site, namespace, name)
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def standby_ready(site: Site, namespace: str, name: str, timeout: float = 120) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        body = try_get(site, namespace, name)
+        status = (body or {}).get("status") or {}
+        current = body and status.get("observedGeneration") == body["metadata"]["generation"]
+        if current and status.get("role") == "Standby" and condition(body, "Ready").get("status") == "True":
+            return body
+        return None
+
+    return eventually(ready, timeout=timeout, message=f"{namespace}/{name} Ready in standby form")
+
+
+def copied(site: Site, namespace: str, name: str, timeout: float = 60) -> dict[str, Any]:
+    return eventually(
+        lambda: try_get(site, namespace, name), timeout=timeout, message=f"{namespace}/{name} copied"
+    )
+
+
+def labelled_secret(namespace: str, name: str, replicate: bool, value: str = "s3cret") -> dict[str, Any]:
+    labels = {REPLICATE_LABEL: "true"} if replicate else {}
+    return {
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "data": {"password": base64.b64encode(value.encode()).decode()},
+    }
+
+
+def create_active(site: Site, body: dict[str, Any]) -> None:
+    """Create a service at the active site, with its TLS Secret (as cert-manager would issue it there)
+    labelled to follow it to the standby."""
+    tls = (body["spec"].get("ingress") or {}).get("tlsSecretName")
+    if tls:
+        namespace = body["metadata"]["namespace"]
+        secret = samples.tls_secret(namespace, tls)
+        secret["metadata"]["labels"] = {REPLICATE_LABEL: "true"}
+        try:
+            site.core.create_namespaced_secret(namespace, secret)
+        except client.ApiException as error:
+            if error.status != 409:
+                raise
+    create(site, body)
+
+
+def secret_value(site: Site, namespace: str, name: str) -> str | None:
+    try:
+        secret = site.core.read_namespaced_secret(name, namespace)
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return base64.b64decode(secret.data["password"]).decode()
+
+
+def standby_context() -> SiteContext:
+    return SiteContext(
+        "quangnam",
+        Role.STANDBY,
+        1,
+        ingress_address=ADDRESSES["quangnam"],
+        peer=PeerSite("danang", SERVICE_DOMAIN),
+    )
+
+
+# --- the scenarios -------------------------------------------------------------------------------------
+
+
+def test_bootstrap_makes_danang_active_and_quangnam_standby_at_epoch_1(pair: Pair) -> None:
+    for site in (pair.danang, pair.quangnam):
+        eventually(
+            lambda site=site: (
+                (s := topology_status(site)).get("activeSite") == "danang" and s.get("epoch") == 1
+            ),
+            timeout=60,
+            message=f"{site.name} agrees: danang active at epoch 1",
+        )
+        print(f"{site.name} agrees {time.monotonic() - pair.started:.1f}s after the operators started")
+        eventually(
+            lambda site=site: topology_condition(site, "PeerConnected").get("status") == "True",
+            timeout=30,
+            message=f"{site.name} connected to its peer",
+        )
+    ready = {site.name: topology_condition(site, "Ready") for site in (pair.danang, pair.quangnam)}
+    assert (ready["danang"]["status"], ready["danang"]["reason"]) == ("True", "Active")
+    assert (ready["quangnam"]["status"], ready["quangnam"]["reason"]) == ("True", "Standby")
+    # Each site's status shows the other as its heartbeats describe it.
+    seen = eventually(
+        lambda: (entry := site_entry(pair.danang, "quangnam")).get("role") == "Standby" and entry,
+        timeout=30,
+        message="danang sees quangnam as Standby",
+    )
+    assert seen["reachable"] is True and seen["epoch"] == 1 and seen["lastHeartbeatTime"]
+    eventually(
+        lambda: site_entry(pair.quangnam, "danang").get("role") == "Active",
+        timeout=30,
+        message="quangnam sees danang as Active",
+    )
+    assert topology_condition(pair.danang, "WitnessReachable")["status"] == "True"
+
+    active = lease(pair.witness, "sharedcore-active")
+    assert active.spec.holder_identity == "danang"
+    assert active.metadata.annotations[f"{API_GROUP}/epoch"] == "1"
+    danang, quangnam = pair.operators["danang"], pair.operators["quangnam"]
+    assert metric(danang, "sharedcore_site_role", site="danang", role="Active") == 1
+    assert metric(danang, "sharedcore_site_role", site="danang", role="Fenced") == 0
+    assert metric(quangnam, "sharedcore_site_role", site="quangnam", role="Standby") == 1
+    assert metric(danang, "sharedcore_epoch") == metric(quangnam, "sharedcore_epoch") == 1
+    age = metric(danang, "sharedcore_peer_heartbeat_age_seconds", peer="quangnam")
+    assert age is not None and age < LEASE
+
+    # Each site renews its heartbeat in both clusters, every heartbeatIntervalSeconds.
+    for where in (pair.danang, pair.quangnam):
+        for whose in ("danang", "quangnam"):
+            renewals = renew_times(where, f"sharedcore-heartbeat-{whose}", 4 * HEARTBEAT)
+            gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(renewals)]
+            print(f"heartbeat of {whose} seen at {where.name}: gaps {[round(g, 2) for g in gaps]}")
+            assert len(renewals) >= 3, f"{whose}'s heartbeat at {where.name} is renewed"
+
+
+def test_every_platform_is_copied_and_runs_in_standby_form(pair: Pair, namespace: str) -> None:
+    danang, quangnam = pair.danang, pair.quangnam
+    bodies = [samples.service(slug, namespace) for slug in samples.SLUGS]
+    danang.core.create_namespaced_secret(namespace, labelled_secret(namespace, "smtp", replicate=True))
+    danang.core.create_namespaced_secret(namespace, labelled_secret(namespace, "local-only", replicate=False))
+    started = time.monotonic()
+    for body in bodies:
+        create_active(danang, body)
+    arrivals = {}
+    for body in bodies:
+        name = body["metadata"]["name"]
+        copy = copied(quangnam, namespace, name)
+        arrivals[name] = round(time.monotonic() - started, 2)
+        annotations = copy["metadata"]["annotations"]
+        assert annotations[f"{API_GROUP}/origin-site"] == "danang"
+        assert annotations[f"{API_GROUP}/origin-epoch"] == "1"
+        assert copy["spec"] == get(danang, namespace, name)["spec"]
+    print(f"seconds from creation at danang to the copy at quangnam: {arrivals}")
+
+    for body in bodies:
+        name = body["metadata"]["name"]
+        status = standby_ready(quangnam, namespace, name)["status"]
+        assert (status["site"], status["role"], status["epoch"]) == ("quangnam", "Standby", 1)
+        expected = render(SharedService.model_validate(get(danang, namespace, name)), standby_context())
+        deployments = {
+            d.metadata.name: d.spec.replicas
+            for d in quangnam.apps.list_namespaced_deployment(namespace).items
+        }
+        for obj in expected:
+            if obj["kind"] == "Deployment":
+                assert deployments[obj["metadata"]["name"]] == obj["spec"]["replicas"], (
+                    "replicas by standby mode"
+                )
+        base = names.base(name)
+        db = quangnam.custom.get_namespaced_custom_object(
+            "postgresql.cnpg.io", "v1", namespace, "clusters", names.database_cluster(base, "quangnam")
+        )
+        assert db["spec"]["replica"]["primary"] == names.database_cluster(base, "danang"), "a replica cluster"
+        files = names.files_replication(base)
+        quangnam.custom.get_namespaced_custom_object(
+            "volsync.backube", "v1alpha1", namespace, "replicationdestinations", files
+        )
+        danang.custom.get_namespaced_custom_object(
+            "volsync.backube", "v1alpha1", namespace, "replicationsources", files
+        )
+    dns = quangnam.custom.list_namespaced_custom_object(
+        "externaldns.k8s.io", "v1alpha1", namespace, "dnsendpoints"
+    )
+    assert dns["items"] == [], "no DNS record at the standby"
+    assert danang.custom.list_namespaced_custom_object(
+        "externaldns.k8s.io", "v1alpha1", namespace, "dnsendpoints"
+    )["items"], "the active site publishes its services"
+    assert secret_value(quangnam, namespace, "smtp") == "s3cret"
+    assert secret_value(quangnam, namespace, "local-only") is None, "an unlabelled Secret stays at its site"
+
+    # Updates and deletions follow.
+    changed, gone = bodies[0]["metadata"]["name"], bodies[1]["metadata"]["name"]
+    version = "9.9.9"
+    danang.custom.patch_namespaced_custom_object(
+        API_GROUP, API_VERSION, namespace, PLURAL, changed, {"spec": {"version": version}}
+    )
+    danang.custom.delete_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, gone)
+    danang.core.replace_namespaced_secret(
+        "smtp", namespace, labelled_secret(namespace, "smtp", True, "rotated")
+    )
+    eventually(
+        lambda: get(quangnam, namespace, changed)["spec"]["version"] == version,
+        timeout=30,
+        message="update copied",
+    )
+    eventually(lambda: try_get(quangnam, namespace, gone) is None, timeout=60, message="deletion copied")
+    eventually(
+        lambda: secret_value(quangnam, namespace, "smtp") == "rotated", timeout=30, message="Secret update"
+    )
+
+
+def test_namespaces_are_created_at_the_standby_as_needed(pair: Pair) -> None:
+    namespace = f"t-only-at-danang-{int(time.time())}"
+    pair.danang.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    try:
+        config = {
+            "metadata": {
+                "name": "portal-settings",
+                "namespace": namespace,
+                "labels": {REPLICATE_LABEL: "true"},
+            },
+            "data": {"theme": "sea"},
+        }
+        pair.danang.core.create_namespaced_config_map(namespace, config)
+        create_active(pair.danang, samples.service("open-data", namespace))
+        copied(pair.quangnam, namespace, samples.service("open-data", namespace)["metadata"]["name"])
+        copy = pair.quangnam.core.read_namespaced_config_map("portal-settings", namespace)
+        assert copy.data == {"theme": "sea"}
+    finally:
+        for site in (pair.danang, pair.quangnam):
+            site.core.delete_namespace(namespace)
+
+
+def test_an_edit_at_the_standby_is_reverted_and_reported(pair: Pair, namespace: str) -> None:
+    body = samples.service("smart-city", namespace)
+    name = body["metadata"]["name"]
+    create_active(pair.danang, body)
+    standby_ready(pair.quangnam, namespace, name)
+    pair.quangnam.custom.patch_namespaced_custom_object(
+        API_GROUP, API_VERSION, namespace, PLURAL, name, {"spec": {"replicas": 7}}
+    )
+    eventually(
+        lambda: get(pair.quangnam, namespace, name)["spec"].get("replicas") == body["spec"].get("replicas"),
+        timeout=4 * RESYNC,
+        message="the edit at the standby reverted",
+    )
+    reported = eventually(
+        lambda: [
+            e
+            for e in pair.quangnam.core.list_namespaced_event(namespace).items
+            if e.reason == "ReplicaEditReverted"
+        ],
+        timeout=30,
+        message="ReplicaEditReverted event at the standby",
+    )
+    assert reported[0].type == "Warning" and ".spec.replicas" in reported[0].message
+    assert reported[0].involved_object.name == name
+
+
+def test_the_same_manifests_applied_at_both_sites_cause_no_replication_writes(
+    pair: Pair, namespace: str
+) -> None:
+    body = samples.service("open-data", namespace)
+    config = {
+        "metadata": {"name": "harvest", "namespace": namespace, "labels": {REPLICATE_LABEL: "true"}},
+        "data": {"sources": "https://data.gov.vn"},
+    }
+    for site in (pair.danang, pair.quangnam):  # as GitOps does, each site from the same repository
+        site.core.create_namespaced_config_map(namespace, config)
+        create(site, body)
+    standby_ready(pair.quangnam, namespace, body["metadata"]["name"])
+    since = time.time()
+    time.sleep(3 * RESYNC)  # several replication passes, each comparing every copy
+    writes = [
+        event
+        for event in audit_requests(pair.quangnam, OPERATOR_USER, since, WRITE_VERBS)
+        if event.get("userAgent", "").startswith("sharedcore/danang")
+        and event["objectRef"].get("namespace") == namespace
+        and event["objectRef"]["resource"] != "events"
+    ]
+    assert writes == [], [(w["verb"], w["requestURI"]) for w in writes]
+    annotations = get(pair.quangnam, namespace, body["metadata"]["name"])["metadata"].get("annotations") or {}
+    assert f"{API_GROUP}/origin-site" not in annotations, "nothing was written to mark it"
+
+
+def test_an_idle_pair_writes_nothing_but_leases(pair: Pair, namespace: str) -> None:
+    body = samples.service("document-management", namespace)
+    name = body["metadata"]["name"]
+    create_active(pair.danang, body)
+    wait_ready(pair.danang, namespace, name)
+    standby_ready(pair.quangnam, namespace, name)
+    for site in (pair.danang, pair.quangnam):
+        eventually(
+            lambda site=site: (
+                condition(get(site, namespace, name), "ReplicationHealthy").get("status") == "True"
+            ),
+            timeout=30,
+            message=f"files copied and measured at {site.name}",
+        )
+        # Nothing else may be changing: earlier tests' namespaces must be gone (their teardown is not idle).
+        eventually(
+            lambda site=site: (
+                not [n for n in site.core.list_namespace().items if n.status.phase == "Terminating"]
+            ),
+            timeout=120,
+            message=f"no namespace terminating at {site.name}",
+        )
+    for double in pair.doubles.values():
+        double.pause_syncs(True)  # otherwise each completed copy of the files is news worth a status write
+    try:
+        time.sleep(RESYNC)  # let the last status writes land
+        since = time.time()
+        time.sleep(3 * RESYNC)
+        for site in (pair.danang, pair.quangnam, pair.witness):
+            writes = audit_requests(site, OPERATOR_USER, since, WRITE_VERBS)
+            others = [(w["verb"], w["requestURI"]) for w in writes if w["objectRef"]["resource"] != "leases"]
+            assert others == [], f"writes at {site.name}: {others}"
+            assert writes, f"heartbeats keep going at {site.name}"
+    finally:
+        for double in pair.doubles.values():
+            double.pause_syncs(False)
+
+
+def test_replication_lag_above_the_objective_is_reported(pair: Pair, namespace: str) -> None:
+    body = samples.service("hotline-1022", namespace)  # rpoSeconds 300
+    name = body["metadata"]["name"]
+    create_active(pair.danang, body)
+    standby_ready(pair.quangnam, namespace, name)
+
+    def replication(expected: str) -> dict[str, Any] | None:
+        found = condition(get(pair.quangnam, namespace, name), "ReplicationHealthy")
+        return found if found.get("status") == expected else None
+
+    healthy = eventually(lambda: replication("True"), timeout=30, message="ReplicationHealthy")
+    assert healthy["reason"] == "WithinObjective"
+    cluster = names.database_cluster(names.base(name), "quangnam")
+    pair.doubles["quangnam"].set_lag(namespace, cluster, 420.0)
+    lagging_since = time.monotonic()
+    behind = eventually(lambda: replication("False"), timeout=30, message="ReplicationHealthy=False")
+    print(f"lag above the objective reported after {time.monotonic() - lagging_since:.1f}s")
+    assert behind["reason"] == "DatabaseLagAboveObjective" and "420s" in behind["message"]
+    status = get(pair.quangnam, namespace, name)["status"]["replication"]
+    assert status["databaseLagSeconds"] == 420 and status["sourceSite"] == "danang"
+    assert status["filesLastSyncTime"]
+    lag = metric(
+        pair.operators["quangnam"],
+        "sharedcore_replication_lag_seconds",
+        namespace=namespace,
+        name=name,
+        kind="database",
+    )
+    assert lag == 420.0
+    files = metric(
+        pair.operators["quangnam"],
+        "sharedcore_last_sync_timestamp_seconds",
+        namespace=namespace,
+        name=name,
+        kind="files",
+    )
+    assert files is not None and time.time() - files < 60
+    pair.doubles["quangnam"].set_lag(namespace, cluster, 2.0)
+    eventually(lambda: replication("True"), timeout=30, message="ReplicationHealthy again")
+
+
+def test_one_way_partition_is_reported_as_such(pair: Pair) -> None:
+    danang, quangnam = pair.danang, pair.quangnam
+    pair.danang.bed.partition(
+        "danang", "quangnam", one_way=True
+    )  # what danang opens to quangnam goes nowhere
+    try:
+        at_danang = eventually(
+            lambda: (
+                (c := topology_condition(danang, "PeerConnected")).get("reason") == "PeerUnreachable" and c
+            ),
+            timeout=30,
+            message="danang: quangnam unreachable, its heartbeats arriving",
+        )
+        at_quangnam = eventually(
+            lambda: (
+                (c := topology_condition(quangnam, "PeerConnected")).get("reason") == "HeartbeatsNotArriving"
+                and c
+            ),
+            timeout=30,
+            message="quangnam: danang reachable, its heartbeats not arriving",
+        )
+        print(f"danang says: {at_danang['message']}\nquangnam says: {at_quangnam['message']}")
+        assert site_entry(danang, "quangnam")["reachable"] is False
+        assert site_entry(quangnam, "danang")["reachable"] is True
+        assert len(renew_times(danang, "sharedcore-heartbeat-quangnam", 3 * HEARTBEAT)) >= 2, (
+            "quangnam's heartbeats still arrive at danang"
+        )
+        assert len(renew_times(quangnam, "sharedcore-heartbeat-danang", 3 * HEARTBEAT)) == 1, (
+            "danang's heartbeats no longer reach quangnam"
+        )
+        assert topology_status(danang)["activeSite"] == topology_status(quangnam)["activeSite"] == "danang"
+        assert topology_condition(danang, "Ready")["reason"] == "Active"
+        assert topology_condition(quangnam, "Ready")["reason"] == "Standby"
+    finally:
+        pair.danang.bed.heal("danang", "quangnam")
+    for site in (danang, quangnam):
+        eventually(
+            lambda site=site: topology_condition(site, "PeerConnected").get("status") == "True",
+            timeout=30,
+            message=f"{site.name} connected again",
+        )
+
+
+def test_a_changed_kubeconfig_secret_is_picked_up(pair: Pair) -> None:
+    broken = yaml.safe_load(pair.links[("quangnam", "danang")])
+    broken["users"][0]["user"]["token"] = "not-a-token"
+    put_secret(pair.quangnam, peer_secret("danang"), yaml.safe_dump(broken))
+    try:
+        refused = eventually(
+            lambda: (
+                site_entry(pair.quangnam, "danang").get("reachable") is False
+                and topology_condition(pair.quangnam, "PeerConnected")
+            ),
+            timeout=30,
+            message="quangnam uses the new (broken) kubeconfig",
+        )
+        assert "401" in refused["message"] or "Unauthorized" in refused["message"]
+    finally:
+        put_secret(pair.quangnam, peer_secret("danang"), pair.links[("quangnam", "danang")])
+    eventually(
+        lambda: topology_condition(pair.quangnam, "PeerConnected").get("status") == "True",
+        timeout=30,
+        message="quangnam reaches danang with the restored kubeconfig",
+    )
+    assert "not-a-token" not in pair.operators["quangnam"].log_tail(5000), "kubeconfigs are never logged"
+
+
+def test_operator_logs_have_no_permission_errors(pair: Pair) -> None:
+    """Both operators ran everything above with the shipped ClusterRole, at their own site and the other's.
+    (Checked before the outage: an API server that just restarted denies everything until RBAC is loaded.)"""
+    for process in pair.operators.values():
+        log = process.log_tail(20000)
+        denials = [line for line in log.splitlines() if "forbidden: User" in line and " cannot " in line]
+        assert denials == []
+
+
+def test_a_stopped_standby_catches_up_when_it_returns(pair: Pair, namespace: str) -> None:
+    danang, quangnam = pair.danang, pair.quangnam
+    kept, removed = samples.service("open-data", namespace), samples.service("smart-city", namespace)
+    for body in (kept, removed):
+        create_active(danang, body)
+        standby_ready(quangnam, namespace, body["metadata"]["name"])
+    quangnam.stop()
+    try:
+        eventually(
+            lambda: topology_condition(danang, "PeerConnected").get("reason") == "PeerLost",
+            timeout=30,
+            message="danang: quangnam lost",
+        )
+        assert site_entry(danang, "quangnam")["reachable"] is False
+        # danang carries on: it stays active and keeps reconciling what changes meanwhile.
+        added = samples.service("operations-center", namespace)
+        create_active(danang, added)
+        danang.custom.patch_namespaced_custom_object(
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            PLURAL,
+            kept["metadata"]["name"],
+            {"spec": {"version": "5.0.0"}},
+        )
+        danang.custom.delete_namespaced_custom_object(
+            API_GROUP, API_VERSION, namespace, PLURAL, removed["metadata"]["name"]
+        )
+        danang.core.create_namespaced_secret(namespace, labelled_secret(namespace, "late", replicate=True))
+        eventually(
+            lambda: (
+                condition(get(danang, namespace, added["metadata"]["name"]), "Ready").get("status") == "True"
+            ),
+            timeout=120,
+            message="danang serves a service created while quangnam is down",
+        )
+        assert topology_condition(danang, "Ready")["reason"] == "Active"
+    finally:
+        quangnam.start()
+    started = time.monotonic()
+    eventually(
+        lambda: try_get(quangnam, namespace, added["metadata"]["name"]),
+        timeout=120,
+        message="new service copied",
+    )
+    eventually(
+        lambda: get(quangnam, namespace, kept["metadata"]["name"])["spec"]["version"] == "5.0.0",
+        timeout=60,
+        message="update copied",
+    )
+    eventually(
+        lambda: try_get(quangnam, namespace, removed["metadata"]["name"]) is None,
+        timeout=60,
+        message="deletion copied",
+    )
+    eventually(
+        lambda: secret_value(quangnam, namespace, "late") == "s3cret", timeout=60, message="Secret copied"
+    )
+    print(f"seconds from quangnam's restart to caught up: {time.monotonic() - started:.1f}")
+    standby_ready(quangnam, namespace, added["metadata"]["name"], timeout=180)
+    eventually(
+        lambda: topology_condition(danang, "PeerConnected").get("status") == "True",
+        timeout=60,
+        message="danang reaches quangnam again",
+    )

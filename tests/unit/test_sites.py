@@ -1,0 +1,215 @@
+"""The pure parts of the two-site coordination: roles and epochs, heartbeat Leases, the Topology status."""
+
+import datetime
+
+import pytest
+
+from sharedcore.api import Role
+from sharedcore.controller import conditions
+from sharedcore.sites import leases
+from sharedcore.sites import status as topology_status
+from sharedcore.sites.state import Claim, Observations, SiteState, WitnessView, decide, fenced
+
+NOBODY = fenced("Starting", "not decided yet")
+DANANG_1 = Claim(1, "danang")
+
+
+def seen(**changes: object) -> Observations:
+    base: dict[str, object] = {
+        "own": None,
+        "peer": None,
+        "peer_seen": True,
+        "peer_current": True,
+        "witness": None,
+    }
+    return Observations(**(base | changes))  # type: ignore[arg-type]
+
+
+def at(
+    site: str, observations: Observations, previous: SiteState = NOBODY
+) -> tuple[SiteState, object, object]:
+    peer = "quangnam" if site == "danang" else "danang"
+    decision = decide(site, peer, "danang", observations, previous)
+    return decision.state, decision.record, decision.hold
+
+
+def test_bootstrap_without_witness_starts_epoch_1_at_the_preferred_primary_once_the_peer_runs() -> None:
+    state, record, _ = at("danang", seen(peer_seen=False))
+    assert (state.role, state.reason, record) == (Role.FENCED, "AwaitingPeer", None)
+    state, record, hold = at("danang", seen())
+    assert (state.role, state.epoch, record, hold) == (Role.ACTIVE, 1, DANANG_1, None)
+    state, record, _ = at("quangnam", seen())
+    assert (state.role, state.reason, record) == (Role.FENCED, "AwaitingBootstrap", None)
+    state, record, _ = at("quangnam", seen(peer=DANANG_1))
+    assert (state.role, state.epoch, state.active_site, record) == (Role.STANDBY, 1, "danang", DANANG_1)
+
+
+def test_bootstrap_with_witness_is_active_only_once_the_lease_is_held() -> None:
+    state, record, hold = at("danang", seen(witness=WitnessView(reachable=True)))
+    assert (state.role, state.reason, record, hold) == (Role.FENCED, "AcquiringWitnessLease", None, DANANG_1)
+    held = WitnessView(reachable=True, claim=DANANG_1, held=True)
+    state, record, hold = at("danang", seen(witness=held))
+    assert (state.role, state.epoch, record, hold) == (Role.ACTIVE, 1, DANANG_1, DANANG_1)
+    # The standby learns the epoch from the witness alone, even without the peer's heartbeats.
+    state, record, hold = at("quangnam", seen(peer_seen=False, witness=WitnessView(True, DANANG_1)))
+    assert (state.role, state.epoch, record, hold) == (Role.STANDBY, 1, DANANG_1, None)
+
+
+def test_a_restarted_active_site_is_fenced_until_it_proves_its_role() -> None:
+    # With a witness: the recorded claim is not enough, the Lease must be renewed by this process.
+    state, _, hold = at("danang", seen(own=DANANG_1, witness=WitnessView(True, DANANG_1)))
+    assert (state.role, state.reason, hold) == (Role.FENCED, "AcquiringWitnessLease", DANANG_1)
+    state, _, hold = at("danang", seen(own=DANANG_1, witness=WitnessView(False, DANANG_1)))
+    assert (state.role, state.reason, hold) == (Role.FENCED, "WitnessUnreachable", DANANG_1)
+    # Without one: it must hear from its peer, which may have taken over meanwhile.
+    state, record, _ = at("danang", seen(own=DANANG_1, peer_current=False))
+    assert (state.role, state.reason, record) == (Role.FENCED, "PeerUnconfirmed", None)
+    state, record, _ = at("danang", seen(own=DANANG_1, peer=DANANG_1))
+    assert (state.role, record) == (Role.ACTIVE, DANANG_1)
+    # Once confirmed, losing the peer changes nothing: manual mode moves nothing by itself.
+    state, _, _ = at("danang", seen(own=DANANG_1, peer_current=False), previous=state)
+    assert state.role is Role.ACTIVE
+
+
+def test_the_highest_epoch_wins_and_a_tie_between_two_sites_fences() -> None:
+    later = Claim(2, "quangnam")
+    state, record, _ = at("danang", seen(own=DANANG_1, peer=later))
+    assert (state.role, state.epoch, state.active_site, record) == (Role.STANDBY, 2, "quangnam", later)
+    state, record, hold = at("danang", seen(own=DANANG_1, peer=Claim(1, "quangnam")))
+    assert (state.role, state.reason, record, hold) == (Role.FENCED, "ConflictingClaims", None, None)
+
+
+def test_a_witness_lease_held_by_the_peer_is_not_taken() -> None:
+    lease = WitnessView(True, Claim(1, "quangnam"))
+    state, _, hold = at("danang", seen(own=Claim(2, "danang"), witness=lease))
+    assert (state.role, state.reason, hold) == (Role.FENCED, "WitnessHeldByPeer", None)
+
+
+def test_heartbeat_lease_carries_role_and_claim() -> None:
+    now = datetime.datetime(2026, 11, 24, 8, 0, 0, 123456, tzinfo=datetime.UTC)
+    body = leases.heartbeat("danang", "sharedcore-system", Role.ACTIVE, DANANG_1, duration=15, now=now)
+    assert body["metadata"]["name"] == "sharedcore-heartbeat-danang"
+    assert body["spec"] == {
+        "holderIdentity": "danang",
+        "leaseDurationSeconds": 15,
+        "renewTime": "2026-11-24T08:00:00.123456Z",
+    }
+    beat = leases.read_heartbeat(body)
+    assert (beat.role, beat.claim, beat.renew_time) == (Role.ACTIVE, DANANG_1, "2026-11-24T08:00:00.123456Z")
+    fenced_beat = leases.heartbeat("quangnam", "ns", Role.FENCED, None, duration=15, now=now)
+    assert leases.read_heartbeat(fenced_beat).claim is None
+
+
+def test_witness_lease_names_holder_and_epoch_and_renewals_are_conditional() -> None:
+    now = datetime.datetime(2026, 11, 24, tzinfo=datetime.UTC)
+    lease = leases.active_lease("sharedcore-system", DANANG_1, 15, now)
+    assert leases.witness_claim(lease) == DANANG_1
+    lease["metadata"]["resourceVersion"] = "42"
+    patch = leases.renewal(lease, Claim(2, "danang"), 15, now)
+    assert patch["metadata"]["resourceVersion"] == "42", "a renewal fails if anyone wrote in between"
+    assert patch["metadata"]["annotations"][leases.EPOCH_ANNOTATION] == "2"
+    assert leases.witness_claim(None) is None
+
+
+def test_freshness_counts_only_renewals_seen_happening() -> None:
+    freshness = leases.Freshness()
+    freshness.observe("t1", now=100.0)
+    assert freshness.age(100.0) is None, "a Lease seen once may be an hour old"
+    freshness.observe("t1", now=101.0)
+    assert not freshness.fresh(101.0, duration=5)
+    freshness.observe("t2", now=102.0)
+    assert freshness.age(104.0) == pytest.approx(2.0) and freshness.fresh(104.0, duration=5)
+    assert not freshness.fresh(108.0, duration=5)
+
+
+TOPOLOGY = {
+    "metadata": {"name": "default", "generation": 3},
+    "spec": {"sites": [{"name": "danang"}, {"name": "quangnam"}]},
+}
+
+
+def peer_view(
+    reachable: bool, arrive: bool, last: str = "2026-11-24T08:00:00.000000Z"
+) -> topology_status.PeerView:
+    return topology_status.PeerView(
+        name="quangnam",
+        reachable=reachable,
+        problem=None if reachable else "timed out",
+        heartbeats_arrive=arrive,
+        last_heartbeat=last,
+        role=Role.STANDBY,
+        epoch=1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("reachable", "arrive", "reason"),
+    [
+        (True, True, "Connected"),
+        (True, False, "HeartbeatsNotArriving"),
+        (False, True, "PeerUnreachable"),
+        (False, False, "PeerLost"),
+    ],
+)
+def test_topology_status_reports_each_direction_of_the_link(
+    reachable: bool, arrive: bool, reason: str
+) -> None:
+    state = SiteState(Role.ACTIVE, 1, "danang", "Active", "danang is active at epoch 1")
+    new = topology_status.build(
+        TOPOLOGY, "danang", state, recorded=DANANG_1, peer=peer_view(reachable, arrive), witness=None, now="t"
+    )
+    condition = conditions.find(new["conditions"], "PeerConnected")
+    assert condition and condition["reason"] == reason and condition["status"] == str(reason == "Connected")
+    assert (new["activeSite"], new["epoch"], new["observedGeneration"]) == ("danang", 1, 3)
+    assert [entry["name"] for entry in new["sites"]] == ["danang", "quangnam"]
+    assert new["sites"][1] == {
+        "name": "quangnam",
+        "reachable": reachable,
+        "lastHeartbeatTime": "2026-11-24T08:00:00.000000Z",
+        "role": "Standby",
+        "epoch": 1,
+    }
+
+
+def test_a_newer_heartbeat_alone_does_not_rewrite_the_status() -> None:
+    state = SiteState(Role.ACTIVE, 1, "danang", "Active", "danang is active at epoch 1")
+
+    def build(last: str, arrive: bool = True) -> dict:
+        return topology_status.build(
+            {**TOPOLOGY, "status": current},
+            "danang",
+            state,
+            recorded=DANANG_1,
+            peer=peer_view(True, arrive, last),
+            witness=(WitnessView(True, DANANG_1, True), None),
+            now="t2",
+        )
+
+    current: dict = {}
+    current = build("2026-11-24T08:00:00.000000Z")
+    assert not topology_status.differs(current, build("2026-11-24T08:00:05.000000Z"))
+    silent = build("2026-11-24T08:00:05.000000Z", arrive=False)
+    assert topology_status.differs(current, silent)
+    assert silent["sites"][1]["lastHeartbeatTime"] == "2026-11-24T08:00:05.000000Z"
+    assert conditions.find(silent["conditions"], "WitnessReachable")["message"] == (  # type: ignore[index]
+        "the witness Lease names danang at epoch 1"
+    )
+
+
+def test_a_fenced_site_keeps_its_recorded_claim_in_status() -> None:
+    state = fenced("WitnessUnreachable", "cannot reach the witness", 1, "danang")
+    current = {"activeSite": "danang", "epoch": 1}
+    new = topology_status.build(
+        {**TOPOLOGY, "status": current},
+        "danang",
+        state,
+        recorded=None,
+        peer=peer_view(True, True),
+        witness=None,
+        now="t",
+    )
+    assert (new["activeSite"], new["epoch"]) == ("danang", 1)
+    ready = conditions.find(new["conditions"], "Ready")
+    assert ready and (ready["status"], ready["reason"]) == ("False", "WitnessUnreachable")
+    assert topology_status.recorded_claim({"status": current}) == DANANG_1
+    assert topology_status.recorded_claim({"status": {"epoch": 0}}) is None
