@@ -92,6 +92,12 @@ REPLICATION_WRITES = Counter(
     ["kind", "action"],
     registry=REGISTRY,
 )
+FAILOVERS_TOTAL = Counter(
+    "sharedcore_failovers_total",
+    "Failovers this site executed, by type and final phase (Succeeded, Failed, Planned for a dry run).",
+    ["type", "result"],
+    registry=REGISTRY,
+)
 WORKQUEUE_DEPTH = Gauge("sharedcore_workqueue_depth", "Keys waiting to be reconciled.", registry=REGISTRY)
 MANAGED_SERVICES = Gauge("sharedcore_services", "SharedServices this operator manages.", registry=REGISTRY)
 

@@ -17,6 +17,7 @@ from sharedcore.api import Role
 from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.operator import Controller, configure, register
 from sharedcore.controller.runtime import Runtime
+from sharedcore.failover.controller import FailoverController
 from sharedcore.kube import credentials
 from sharedcore.kube.client import KubeClient
 from sharedcore.metrics import API_REQUESTS, REGISTRY
@@ -88,9 +89,17 @@ async def run(options: Options) -> None:
         excluded_namespace=options.system_namespace,
         resync_seconds=options.resync_seconds,
     )
+    failovers = FailoverController(
+        options.site, client, recorder=recorder, pair=site.pair, services=rt.services.values
+    )
     site.subscribe(controller.requeue)
     site.subscribe(replicator.trigger)
-    background = [site.run(), controller.run(site.settled.wait()), replicator.run()]
+    background = [
+        site.run(),
+        controller.run(site.settled.wait()),
+        replicator.run(),
+        failovers.run(site.settled.wait()),
+    ]
     if options.prometheus_url:
         poller = PrometheusPoller(
             options.prometheus_url,
@@ -113,7 +122,9 @@ async def run(options: Options) -> None:
         return web.Response(status=200 if ok else 503, text="ok" if ok else "first sync not done")
 
     registry = kopf.OperatorRegistry()
-    register(registry, controller, site, replicator, options.system_namespace)
+    register(
+        registry, controller, site, replicator, failovers=failovers, system_namespace=options.system_namespace
+    )
 
     @kopf.on.startup(registry=registry)
     def _settings(settings: kopf.OperatorSettings, **_: object) -> None:

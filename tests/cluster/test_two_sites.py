@@ -11,8 +11,6 @@ import datetime
 import itertools
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,164 +21,45 @@ from sharedcore import API_GROUP, API_VERSION
 from sharedcore.api import Role, SharedService
 from sharedcore.render import PeerSite, SiteContext, names, render
 from sharedcore.replication.content import REPLICATE_LABEL
-from sharedcore.testbed.operators import OPERATOR_NAMESPACE
 from tests.cluster.test_operator import PLURAL, condition, create, get, wait_ready
 from tests.conftest import Sites
 from tests.support import samples
 from tests.support.cluster import Site, eventually
-from tests.support.dataplane import DataPlaneDouble
 from tests.support.operator import (
     OPERATOR_USER,
     WRITE_VERBS,
-    OperatorProcess,
     audit_requests,
-    install_crds,
-    service_account_kubeconfig,
+)
+from tests.support.pair import (
+    ADDRESSES,
+    HEARTBEAT,
+    LEASE,
+    RESYNC,
+    SERVICE_DOMAIN,
+    Pair,
+    lease,
+    metric,
+    peer_secret,
+    put_secret,
+    running_pair,
+    site_entry,
+    topology_status,
 )
 
 pytestmark = [pytest.mark.cluster, pytest.mark.workloads]
-RESYNC = 4.0
-HEARTBEAT, LEASE = 1, 6
-ADDRESSES = {"danang": "203.0.113.10", "quangnam": "203.0.113.20"}
-SERVICE_DOMAIN = "svc.clusterset.local"
-WITNESS_SECRET = "sharedcore-witness"
-
-
-def peer_secret(site: str) -> str:
-    return f"sharedcore-peer-{site}"
-
-
-def topology() -> dict[str, Any]:
-    return {
-        "apiVersion": f"{API_GROUP}/{API_VERSION}",
-        "kind": "Topology",
-        "metadata": {"name": "default"},
-        "spec": {
-            "sites": [
-                {
-                    "name": name,
-                    "kubeconfigSecretRef": {"name": peer_secret(name), "namespace": OPERATOR_NAMESPACE},
-                    "ingressAddress": address,
-                    "serviceDomain": SERVICE_DOMAIN,
-                }
-                for name, address in ADDRESSES.items()
-            ],
-            "preferredPrimary": "danang",
-            "witness": {"kubeconfigSecretRef": {"name": WITNESS_SECRET, "namespace": OPERATOR_NAMESPACE}},
-            "failover": {
-                "mode": "Manual",
-                "heartbeatIntervalSeconds": HEARTBEAT,
-                "leaseDurationSeconds": LEASE,
-            },
-        },
-    }
-
-
-def link_kubeconfig(site: Site, target: Site, operator_kubeconfig: Path) -> str:
-    """How `site` reaches `target`: through the link proxy, as `target`'s operator ServiceAccount."""
-    config = yaml.safe_load(site.peer_kubeconfig(target.name).read_text())
-    token = yaml.safe_load(operator_kubeconfig.read_text())["users"][0]["user"]["token"]
-    config["users"] = [{"name": "operator", "user": {"token": token}}]
-    for context in config["contexts"]:
-        context["context"]["user"] = "operator"
-    return str(yaml.safe_dump(config))
-
-
-def put_secret(site: Site, name: str, kubeconfig: str) -> None:
-    body = {
-        "metadata": {"name": name, "namespace": OPERATOR_NAMESPACE},
-        "stringData": {"kubeconfig": kubeconfig},
-    }
-    try:
-        site.core.create_namespaced_secret(OPERATOR_NAMESPACE, body)
-    except client.ApiException as error:
-        if error.status != 409:
-            raise
-        site.core.replace_namespaced_secret(name, OPERATOR_NAMESPACE, body)
-
-
-@dataclass
-class Pair:
-    danang: Site
-    quangnam: Site
-    witness: Site
-    operators: dict[str, OperatorProcess]
-    doubles: dict[str, DataPlaneDouble]
-    links: dict[tuple[str, str], str]  # (site, target) → kubeconfig text
-    started: float  # monotonic time the operators were started
 
 
 @pytest.fixture(scope="module")
 def pair(sites: Sites, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    directory = tmp_path_factory.mktemp("two-sites")
-    own = {site.name: service_account_kubeconfig(site, directory) for site in sites}
-    workload_sites = (sites.danang, sites.quangnam)
-    links = {}
-    for site in workload_sites:
-        install_crds(site)
-        other = sites.quangnam if site is sites.danang else sites.danang
-        links[(site.name, other.name)] = link_kubeconfig(site, other, own[other.name])
-        links[(site.name, "witness")] = link_kubeconfig(site, sites.witness, own["witness"])
-        put_secret(site, peer_secret(other.name), links[(site.name, other.name)])
-        put_secret(site, WITNESS_SECRET, links[(site.name, "witness")])
-        site.custom.create_cluster_custom_object(API_GROUP, API_VERSION, "topologies", topology())
-    doubles = {site.name: DataPlaneDouble(site) for site in workload_sites}
-    operators = {
-        site.name: OperatorProcess(
-            site,
-            own[site.name],
-            directory / f"{site.name}.log",
-            args=(
-                "--all-namespaces",
-                "--resync-seconds",
-                str(RESYNC),
-                "--prometheus-url",
-                doubles[site.name].prometheus_url,
-                "--lag-poll-seconds",
-                "1",
-            ),
-        )
-        for site in workload_sites
-    }
-    for double in doubles.values():
-        double.start()
-    started = time.monotonic()
-    for process in operators.values():
-        process.start()
-    try:
-        for process in operators.values():
-            process.wait_ready(timeout=120)
-        yield Pair(sites.danang, sites.quangnam, sites.witness, operators, doubles, links, started)
-    finally:
-        for process in operators.values():
-            process.stop()
-        for double in doubles.values():
-            double.stop()
-        for site in workload_sites:  # the next module may run a single site: leave no Topology behind
-            site.custom.delete_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default")
-        client.CoordinationV1Api(sites.witness.api).delete_namespaced_lease(
-            "sharedcore-active", OPERATOR_NAMESPACE
-        )
+    with running_pair(sites, tmp_path_factory.mktemp("two-sites")) as running:
+        yield running
 
 
 # --- reading the sites ---------------------------------------------------------------------------------
 
 
-def topology_status(site: Site) -> dict[str, Any]:
-    body = site.custom.get_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default")
-    return dict(body.get("status") or {})
-
-
 def topology_condition(site: Site, type_: str) -> dict[str, Any]:
     return condition({"status": topology_status(site)}, type_)
-
-
-def site_entry(site: Site, name: str) -> dict[str, Any]:
-    return next((s for s in topology_status(site).get("sites", []) if s["name"] == name), {})
-
-
-def lease(site: Site, name: str) -> Any:
-    return client.CoordinationV1Api(site.api).read_namespaced_lease(name, OPERATOR_NAMESPACE)
 
 
 def renew_times(site: Site, name: str, seconds: float) -> list[datetime.datetime]:
@@ -193,10 +72,6 @@ def renew_times(site: Site, name: str, seconds: float) -> list[datetime.datetime
             seen.append(renewed)
         time.sleep(0.2)
     return seen
-
-
-def metric(process: OperatorProcess, series: str, /, **labels: str) -> float | None:
-    return process.metrics().get((series, tuple(sorted(labels.items()))))
 
 
 def try_get(site: Site, namespace: str, name: str) -> dict[str, Any] | None:

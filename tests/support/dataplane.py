@@ -9,9 +9,11 @@ documented interfaces only, and the operator reads it exactly as it reads the re
 - VolSync `ReplicationSource` and `ReplicationDestination` status: a sync completes every `sync_every`
   seconds (their cron schedule, compressed for tests): lastSyncTime, lastSyncDuration, nextSyncTime (source)
   and the Synchronizing condition.
-A test sets a replica's lag (`set_lag`) or stops its WAL receiver, as a slow or broken link would.
+A test sets a replica's lag (`set_lag`) or stops its WAL receiver, as a slow or broken link would, or plays
+the source site gone (`lose_source`).
 """
 
+import base64
 import datetime
 import json
 import threading
@@ -34,11 +36,34 @@ def _stamp(moment: datetime.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def cnpg_status(cluster: dict[str, Any]) -> dict[str, Any]:
-    """What CloudNativePG reports of a cluster whose instances all came up."""
+def demotion_token(cluster: str) -> str:
+    """A stand-in for CloudNativePG's token (base64 JSON of the demoted primary's last checkpoint): it names
+    the demoted cluster, so the double promoting the other site can check where a token came from."""
+    return base64.b64encode(json.dumps({"cluster": cluster, "timeline": 1}).encode()).decode()
+
+
+def token_cluster(token: str) -> str | None:
+    try:
+        return str(json.loads(base64.b64decode(token))["cluster"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def is_primary(cluster: dict[str, Any]) -> bool:
+    """Whether a Cluster is (to be) the writable primary: not a replica of another cluster."""
+    replica = cluster["spec"].get("replica") or {}
+    return replica.get("primary") in (None, replica.get("self", cluster["metadata"]["name"]))
+
+
+def cnpg_status(cluster: dict[str, Any], was_primary: bool) -> dict[str, Any]:
+    """What CloudNativePG reports of a cluster whose instances all came up.
+
+    Its documented switchover handshake: a primary demoted to a replica (spec.replica.primary no longer
+    itself) publishes status.demotionToken; a replica made primary with spec.replica.promotionToken waits
+    until it has replayed up to that token, then promotes (here at once, if the token is the source's)."""
     name, instances = cluster["metadata"]["name"], cluster["spec"].get("instances", 1)
     pods = [f"{name}-{index}" for index in range(1, instances + 1)]
-    return {
+    status: dict[str, Any] = {
         "instances": instances,
         "readyInstances": instances,
         "instanceNames": pods,
@@ -46,6 +71,14 @@ def cnpg_status(cluster: dict[str, Any]) -> dict[str, Any]:
         "targetPrimary": pods[0],
         "phase": HEALTHY,
     }
+    replica = cluster["spec"].get("replica") or {}
+    primary = is_primary(cluster)
+    if not primary and was_primary:
+        status["demotionToken"] = demotion_token(name)
+    token = replica.get("promotionToken")
+    if primary and token and token_cluster(token) == replica.get("source"):
+        status["lastPromotionToken"] = token
+    return status
 
 
 def volsync_status(kind: str, synced: datetime.datetime, every: float) -> dict[str, Any]:
@@ -76,6 +109,8 @@ class DataPlaneDouble:
         self._series: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._syncs_paused = False
+        self._primaries: set[tuple[str, str]] = set()  # Clusters seen primary: demoted, they publish a token
+        self._source_lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"dataplane-{site.name}", daemon=True)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -97,6 +132,12 @@ class DataPlaneDouble:
         """Stop (or resume) completing VolSync syncs, as when the schedule is far off."""
         self._syncs_paused = paused
 
+    def lose_source(self, lost: bool) -> None:
+        """Play the source site being gone (or back): no copy of the files completes and every replica
+        cluster's WAL receiver is down, its lag no longer measurable."""
+        self._source_lost = lost
+        self.pause_syncs(lost)
+
     def set_lag(self, namespace: str, cluster: str, seconds: float, streaming: bool = True) -> None:
         with self._lock:
             self._lags[(namespace, cluster)] = (seconds, streaming)
@@ -115,13 +156,18 @@ class DataPlaneDouble:
         series = []
         for cluster in custom.list_cluster_custom_object(*CNPG, _request_timeout=5)["items"]:
             meta = cluster["metadata"]
-            status = cnpg_status(cluster)
-            if {k: (cluster.get("status") or {}).get(k) for k in status} != status:
+            key = (meta["namespace"], meta["name"])
+            reported = cluster.get("status") or {}
+            status = cnpg_status(cluster, key in self._primaries or "demotionToken" in reported)
+            if is_primary(cluster):
+                self._primaries.add(key)
+            if "demotionToken" in reported and "demotionToken" not in status:
+                status["demotionToken"] = None  # promoted again (failback): the token is spent
+            if {k: reported.get(k) for k in status} != status:
                 custom.patch_namespaced_custom_object_status(
                     *CNPG[:2], meta["namespace"], CNPG[2], meta["name"], {"status": status}
                 )
-            replica = cluster["spec"].get("replica") or {}
-            if replica.get("primary") not in (None, replica.get("self", meta["name"])):
+            if not is_primary(cluster):
                 series += list(
                     self._replica_series(meta["namespace"], meta["name"], status["currentPrimary"])
                 )
@@ -130,18 +176,29 @@ class DataPlaneDouble:
         now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
         for plural in VOLSYNC_KINDS:
             for obj in custom.list_cluster_custom_object(*VOLSYNC, plural, _request_timeout=5)["items"]:
-                last = (obj.get("status") or {}).get("lastSyncTime")
-                due = last is None or (
-                    not self._syncs_paused
-                    and (now - datetime.datetime.fromisoformat(last)).total_seconds() >= self.sync_every
+                reported = obj.get("status") or {}
+                last = reported.get("lastSyncTime")
+                # A manual trigger syncs once per new value, and only then (VolSync's trigger.manual).
+                manual = (obj["spec"].get("trigger") or {}).get("manual")
+                due = (
+                    manual != reported.get("lastManualSync") and not self._source_lost
+                    if manual is not None
+                    else last is None
+                    or (
+                        not self._syncs_paused
+                        and (now - datetime.datetime.fromisoformat(last)).total_seconds() >= self.sync_every
+                    )
                 )
                 if due:
+                    status = volsync_status(plural, now, self.sync_every)
+                    if manual is not None:
+                        status["lastManualSync"] = manual
                     custom.patch_namespaced_custom_object_status(
                         *VOLSYNC,
                         obj["metadata"]["namespace"],
                         plural,
                         obj["metadata"]["name"],
-                        {"status": volsync_status(plural, now, self.sync_every)},
+                        {"status": status},
                     )
 
     def _replica_series(self, namespace: str, cluster: str, pod: str) -> Iterator[dict[str, Any]]:
@@ -150,7 +207,7 @@ class DataPlaneDouble:
         now = datetime.datetime.now(datetime.UTC).timestamp()
         labels = {"namespace": namespace, "pod": pod, "cnpg_io_cluster": cluster}
         yield {"metric": {"__name__": "cnpg_pg_replication_lag", **labels}, "value": [now, str(lag)]}
-        up = "1" if streaming else "0"
+        up = "1" if streaming and not self._source_lost else "0"
         yield {"metric": {"__name__": "cnpg_pg_replication_is_wal_receiver_up", **labels}, "value": [now, up]}
 
     # --- playing Prometheus -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from sharedcore.api import Role
 from sharedcore.controller import conditions
 from sharedcore.sites import leases
 from sharedcore.sites import status as topology_status
-from sharedcore.sites.state import Claim, Observations, SiteState, WitnessView, decide, fenced
+from sharedcore.sites.state import Claim, Handover, Observations, SiteState, WitnessView, decide, fenced
 
 NOBODY = fenced("Starting", "not decided yet")
 DANANG_1 = Claim(1, "danang")
@@ -85,6 +85,30 @@ def test_a_witness_lease_held_by_the_peer_is_not_taken() -> None:
     assert (state.role, state.reason, hold) == (Role.FENCED, "WitnessHeldByPeer", None)
 
 
+def test_the_active_site_fences_itself_for_its_peers_announced_takeover() -> None:
+    takeover = Handover(2, "quangnam", "switchover-1")
+    held = WitnessView(reachable=True, claim=DANANG_1, held=True)
+    state, record, hold = at("danang", seen(own=DANANG_1, witness=held, handover=takeover))
+    assert (state.role, state.reason, state.epoch, record, hold) == (
+        Role.FENCED,
+        "HandingOver",
+        1,
+        None,
+        None,
+    )
+    assert state.final_sync == "switchover-1", "it still pushes its files once more for the target"
+    # Without a witness too; and once the announcement is withdrawn, it is active again.
+    state, _, _ = at("danang", seen(own=DANANG_1, handover=takeover))
+    assert state.reason == "HandingOver"
+    state, _, _ = at("danang", seen(own=DANANG_1, peer=DANANG_1))
+    assert state.role is Role.ACTIVE
+    # A stale announcement (for an epoch already reached) and the target itself are not fenced by it.
+    state, _, _ = at("danang", seen(own=Claim(2, "danang"), peer=Claim(2, "danang"), handover=takeover))
+    assert state.role is Role.ACTIVE
+    state, _, _ = at("quangnam", seen(peer=DANANG_1, handover=Handover(2, "quangnam", "switchover-1")))
+    assert state.role is Role.STANDBY
+
+
 def test_heartbeat_lease_carries_role_and_claim() -> None:
     now = datetime.datetime(2026, 11, 24, 8, 0, 0, 123456, tzinfo=datetime.UTC)
     body = leases.heartbeat("danang", "sharedcore-system", Role.ACTIVE, DANANG_1, duration=15, now=now)
@@ -98,6 +122,12 @@ def test_heartbeat_lease_carries_role_and_claim() -> None:
     assert (beat.role, beat.claim, beat.renew_time) == (Role.ACTIVE, DANANG_1, "2026-11-24T08:00:00.123456Z")
     fenced_beat = leases.heartbeat("quangnam", "ns", Role.FENCED, None, duration=15, now=now)
     assert leases.read_heartbeat(fenced_beat).claim is None
+    assert beat.handover is None
+    takeover = Handover(2, "quangnam", "switchover-1")
+    announcing = leases.heartbeat(
+        "quangnam", "ns", Role.STANDBY, DANANG_1, duration=15, now=now, handover=takeover
+    )
+    assert leases.read_heartbeat(announcing).handover == takeover
 
 
 def test_witness_lease_names_holder_and_epoch_and_renewals_are_conditional() -> None:

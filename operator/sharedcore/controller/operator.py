@@ -17,9 +17,11 @@ from sharedcore import API_GROUP
 from sharedcore.controller import sharedservice
 from sharedcore.controller.cache import SERVICE_LABEL
 from sharedcore.controller.runtime import Runtime, ServiceKey
+from sharedcore.failover.controller import FailoverController
 from sharedcore.kube.client import ApiError
 from sharedcore.kube.resources import (
     CONFIG_MAPS,
+    FAILOVERS,
     RENDERED,
     SECRETS,
     SHARED_SERVICES,
@@ -205,6 +207,8 @@ def register(
     controller: Controller,
     site: SiteController,
     replicator: ConfigReplicator,
+    *,
+    failovers: FailoverController,
     system_namespace: str,
 ) -> None:
     """The Kopf handlers: thin adapters from watch events to the controllers. Async, so that they run on
@@ -230,6 +234,9 @@ def register(
     async def config_map_event(event: kopf.RawEvent, **_: Any) -> None:
         replicator.observe(event.get("type"), dict(event["object"]))
 
+    async def failover_event(event: kopf.RawEvent, **_: Any) -> None:
+        failovers.on_event(event.get("type"), dict(event["object"]))
+
     async def service_deleted(body: kopf.Body, **_: Any) -> None:
         await controller.finalize(dict(body))
 
@@ -245,6 +252,7 @@ def register(
         )(owned_event)
     for resource, handler in (
         (TOPOLOGIES, topology_event),
+        (FAILOVERS, failover_event),
         (SECRETS, secret_event),
         (CONFIG_MAPS, config_map_event),
     ):

@@ -13,10 +13,19 @@ from sharedcore.render.database import database_clusters
 from sharedcore.render.files import files
 from sharedcore.render.network import dns_endpoints, ingresses, network_policies
 from sharedcore.render.profile import ProfileError
-from sharedcore.render.site import PeerSite, SiteContext
+from sharedcore.render.site import HandoverForm, PeerSite, SiteContext
 from sharedcore.render.workloads import workloads
 
-__all__ = ["KIND_ORDER", "Manifest", "PeerSite", "ProfileError", "RenderError", "SiteContext", "render"]
+__all__ = [
+    "KIND_ORDER",
+    "HandoverForm",
+    "Manifest",
+    "PeerSite",
+    "ProfileError",
+    "RenderError",
+    "SiteContext",
+    "render",
+]
 
 # Apply order: what others refer to comes first (accounts and config before pods, storage before its
 # replication, Services before the Ingress and DNS that lead to them).

@@ -55,10 +55,14 @@ def _topology(ctx: RenderContext, peer: PeerSite) -> dict[str, Any]:
         # A standby (or fenced) site starts as a copy of the peer; once it exists CNPG ignores bootstrap.
         bootstrap = {"pg_basebackup": {"source": other, **_owner(ctx)}}
     primary = own if ctx.site.role is Role.ACTIVE else other
+    replica = {"primary": primary, "self": own, "source": other}
+    token = ctx.site.handover.promotion_token(ctx.namespace, own)
+    if ctx.site.role is Role.ACTIVE and token:
+        replica["promotionToken"] = token
     sites = sorted((ctx.site.name, peer.name))
     return {
         "bootstrap": bootstrap,
-        "replica": {"primary": primary, "self": own, "source": other},
+        "replica": replica,
         "certificates": {
             "serverCASecret": names.database_server_ca(ctx.name),
             "clientCASecret": names.database_client_ca(ctx.name),

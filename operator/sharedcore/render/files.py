@@ -36,7 +36,7 @@ def files(ctx: RenderContext) -> list[Manifest]:
     objects = [ctx.manifest("v1", "PersistentVolumeClaim", volume, FILES_COMPONENT, spec=claim)]
     peer = ctx.site.peer
     if peer is not None:
-        if ctx.site.role is Role.ACTIVE:
+        if ctx.site.role is Role.ACTIVE or ctx.site.handover.final_sync:
             objects.append(_replication_source(ctx, peer))
         else:
             objects.append(_replication_destination(ctx))
@@ -74,7 +74,9 @@ def _replication_source(ctx: RenderContext, peer: PeerSite) -> Manifest:
     address = f"{names.files_replication_service(ctx.name)}.{ctx.namespace}.{peer.service_domain}"
     spec = {
         "sourcePVC": names.files_volume(ctx.name),
-        "trigger": {"schedule": sync_schedule(ctx.service.spec.files.sync_interval_seconds)},
+        "trigger": {"manual": final_sync}
+        if (final_sync := ctx.site.handover.final_sync)
+        else {"schedule": sync_schedule(ctx.service.spec.files.sync_interval_seconds)},
         "rsyncTLS": {
             "keySecret": names.files_key_secret(ctx.name),
             "address": address,

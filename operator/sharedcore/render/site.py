@@ -20,6 +20,24 @@ class PeerSite:
 
 
 @dataclass(frozen=True)
+class HandoverForm:
+    """What a running Failover adds to a site's form.
+
+    `final_sync`: the fenced source keeps its file ReplicationSources and triggers them once more by hand,
+    named after the Failover, so the target can tell that sync from a scheduled one. `promotion_tokens`: the
+    target promotes each database Cluster with the token CloudNativePG published when the source's Cluster
+    was demoted (CloudNativePG then promotes only once it has replayed all the source wrote), as
+    (namespace, Cluster name, token).
+    """
+
+    final_sync: str | None = None
+    promotion_tokens: frozenset[tuple[str, str, str]] = frozenset()
+
+    def promotion_token(self, namespace: str, cluster: str) -> str | None:
+        return next((t for ns, name, t in self.promotion_tokens if (ns, name) == (namespace, cluster)), None)
+
+
+@dataclass(frozen=True)
 class SiteContext:
     """The site a render is for. `ingress_address` is where this site's ingress controller answers."""
 
@@ -28,3 +46,4 @@ class SiteContext:
     epoch: int
     ingress_address: str | None = None
     peer: PeerSite | None = None
+    handover: HandoverForm = HandoverForm()

@@ -23,10 +23,11 @@ from sharedcore.api import Role, Topology
 from sharedcore.controller import conditions
 from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.patches import merge_patch
+from sharedcore.failover.situation import PairView, parse_time
 from sharedcore.kube.client import KubeClient
 from sharedcore.kube.resources import LEASES, TOPOLOGIES
 from sharedcore.metrics import EPOCH, PEER_HEARTBEAT_AGE, SITE_ROLE
-from sharedcore.render import PeerSite, SiteContext
+from sharedcore.render import HandoverForm, PeerSite, SiteContext
 from sharedcore.sites import leases
 from sharedcore.sites import status as topology_status
 from sharedcore.sites.peers import REMOTE_ERRORS, Peers, describe
@@ -113,6 +114,22 @@ class SiteController:
     def active(self) -> bool:
         """Whether this site is the active one of a pair (and so replicates to the other)."""
         return self.state.role is Role.ACTIVE and self._body is not None
+
+    def pair(self) -> PairView:
+        """What a Failover is planned from: the claim recorded here and what is known of the peer now."""
+        plan = self._plan()
+        recorded = topology_status.recorded_claim(self._body or {})
+        if not isinstance(plan, Plan):
+            return PairView(self.name, (self.name,), self.state.active_site, self.state.epoch, False, None)
+        heartbeat = self._peer_heartbeat()
+        return PairView(
+            site=self.name,
+            sites=tuple(site.name for site in plan.topology.spec.sites),
+            active_site=recorded.active_site if recorded else None,
+            epoch=recorded.epoch if recorded else 0,
+            peer_reachable=self._reachable,
+            peer_last_heartbeat=parse_time(heartbeat.renew_time if heartbeat else None),
+        )
 
     def peer_name(self) -> str | None:
         plan = self._plan()
@@ -220,6 +237,7 @@ class SiteController:
                 state.epoch,
                 ingress_address=own.ingress_address,
                 peer=PeerSite(peer.name, peer.service_domain),
+                handover=HandoverForm(final_sync=state.final_sync),
             )
 
         return Plan(topology, peer.name, context)
@@ -314,6 +332,7 @@ class SiteController:
             peer_seen=heartbeat is not None,
             peer_current=self._inbound.fresh(now, plan.duration) or recently_read,
             witness=self.witness.view(now) if plan.topology.spec.witness is not None else None,
+            handover=heartbeat.handover if heartbeat else None,
         )
 
     def _decide(self, plan: Plan) -> Decision:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sharedcore import API_GROUP
 from sharedcore.api import Role
-from sharedcore.sites.state import Claim
+from sharedcore.sites.state import Claim, Handover
 
 Body = dict[str, Any]
 LEASE_API = "coordination.k8s.io/v1"
@@ -19,6 +19,9 @@ ACTIVE_LEASE = "sharedcore-active"
 ROLE_ANNOTATION = f"{API_GROUP}/role"
 EPOCH_ANNOTATION = f"{API_GROUP}/epoch"
 ACTIVE_SITE_ANNOTATION = f"{API_GROUP}/active-site"
+HANDOVER_EPOCH_ANNOTATION = f"{API_GROUP}/handover-epoch"
+HANDOVER_TO_ANNOTATION = f"{API_GROUP}/handover-to"
+HANDOVER_FAILOVER_ANNOTATION = f"{API_GROUP}/handover-failover"
 
 
 def heartbeat_name(site: str) -> str:
@@ -31,11 +34,24 @@ def micro_time(moment: datetime.datetime) -> str:
 
 
 def heartbeat(
-    site: str, namespace: str, role: Role, claim: Claim | None, *, duration: int, now: datetime.datetime
+    site: str,
+    namespace: str,
+    role: Role,
+    claim: Claim | None,
+    *,
+    duration: int,
+    now: datetime.datetime,
+    handover: Handover | None = None,
 ) -> Body:
     annotations = {ROLE_ANNOTATION: str(role)}
     if claim is not None:
         annotations |= {EPOCH_ANNOTATION: str(claim.epoch), ACTIVE_SITE_ANNOTATION: claim.active_site}
+    if handover is not None:
+        annotations |= {
+            HANDOVER_EPOCH_ANNOTATION: str(handover.epoch),
+            HANDOVER_TO_ANNOTATION: handover.to_site,
+            HANDOVER_FAILOVER_ANNOTATION: handover.failover,
+        }
     return {
         "apiVersion": LEASE_API,
         "kind": "Lease",
@@ -51,6 +67,7 @@ class Heartbeat:
     role: Role | None
     claim: Claim | None
     renew_time: str | None
+    handover: Handover | None = None
 
 
 def read_heartbeat(lease: Body) -> Heartbeat:
@@ -61,7 +78,14 @@ def read_heartbeat(lease: Body) -> Heartbeat:
         role=Role(role) if role in {str(member) for member in Role} else None,
         claim=Claim(int(epoch), active) if epoch.isdigit() and active else None,
         renew_time=lease.get("spec", {}).get("renewTime"),
+        handover=_handover(annotations),
     )
+
+
+def _handover(annotations: dict[str, str]) -> Handover | None:
+    epoch = annotations.get(HANDOVER_EPOCH_ANNOTATION, "")
+    to_site, failover = annotations.get(HANDOVER_TO_ANNOTATION), annotations.get(HANDOVER_FAILOVER_ANNOTATION)
+    return Handover(int(epoch), to_site, failover) if epoch.isdigit() and to_site and failover else None
 
 
 def active_lease(namespace: str, claim: Claim, duration: int, now: datetime.datetime) -> Body:

@@ -4,7 +4,8 @@ A claim says which site is active at which epoch. Claims are recorded in each si
 by the sites' heartbeats and, with a witness, held in its `sharedcore-active` Lease; the highest epoch wins.
 A site is Active only while the winning claim names it and it can prove so: by holding the witness Lease, or
 without a witness by having heard from its peer (or having been Active at that epoch all along). A site that
-cannot prove its role is Fenced, never Active by default.
+cannot prove its role is Fenced, never Active by default. An active site whose peer announces a takeover at a
+later epoch (a Failover executing there) fences itself for it, keeping only its final sync of the files.
 """
 
 from dataclasses import dataclass
@@ -23,6 +24,16 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Handover:
+    """A site announcing (in its heartbeat) that a Failover is making it active at `epoch`: the active site
+    fences itself for it, so that the target can promote without ever meeting a second writer."""
+
+    epoch: int
+    to_site: str
+    failover: str  # the Failover's name, which also names its final sync
+
+
+@dataclass(frozen=True)
 class WitnessView:
     """The `sharedcore-active` Lease as this site last saw it."""
 
@@ -38,6 +49,7 @@ class Observations:
     peer_seen: bool  # the peer has heartbeated: it runs with the Topology
     peer_current: bool  # what this site knows of the peer is current (a fresh heartbeat, or a read just now)
     witness: WitnessView | None  # None: no witness configured
+    handover: Handover | None = None  # the peer's announced takeover, if any
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,7 @@ class SiteState:
     active_site: str | None
     reason: str  # CamelCase: the role when established, else why the site is fenced
     message: str
+    final_sync: str | None = None  # handing over: the Failover whose final sync this site still pushes
 
     @property
     def established(self) -> bool:
@@ -84,6 +97,14 @@ def decide(site: str, peer: str, preferred: str, seen: Observations, previous: S
             f"{best.active_site} is active at epoch {best.epoch}",
         )
         return Decision(state, best, None)
+    handover = seen.handover
+    if handover is not None and handover.to_site != site and handover.epoch > best.epoch:
+        # No witness Lease to hold: it lapses (or is released), which is what the target waits for.
+        message = (
+            f"handing over to {handover.to_site} for epoch {handover.epoch} (Failover {handover.failover})"
+        )
+        state = SiteState(Role.FENCED, best.epoch, site, "HandingOver", message, final_sync=handover.failover)
+        return Decision(state, None, None)
     if seen.witness is not None:
         return _active_with_witness(site, best, seen.witness)
     return _active_without_witness(site, peer, best, seen, previous)

@@ -1,0 +1,66 @@
+"""The `Situation` a Failover is planned from, assembled from what the target site holds: its own view of the
+pair (role, epoch, whether the peer answers and when it was last heard from) and each SharedService's
+`status.replication` as the target's operator wrote it."""
+
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sharedcore.failover.plan import ServiceReplica, Situation
+
+Body = dict[str, Any]
+DEFAULT_RPO_SECONDS = 300  # the Objectives default, for a service whose spec leaves it out
+
+
+@dataclass(frozen=True)
+class PairView:
+    """What this site's SiteController knows of the pair right now."""
+
+    site: str
+    sites: tuple[str, ...]
+    active_site: str | None
+    epoch: int
+    peer_reachable: bool
+    peer_last_heartbeat: datetime.datetime | None
+
+
+def parse_time(value: object) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _enabled(spec: Body, part: str) -> bool:
+    return bool((spec.get(part) or {}).get("enabled", True))
+
+
+def replica(service: Body) -> ServiceReplica:
+    spec, status = service.get("spec") or {}, service.get("status") or {}
+    replication = status.get("replication") or {}
+    lag = replication.get("databaseLagSeconds")
+    return ServiceReplica(
+        namespace=service["metadata"]["namespace"],
+        name=service["metadata"]["name"],
+        rpo_seconds=float((spec.get("objectives") or {}).get("rpoSeconds", DEFAULT_RPO_SECONDS)),
+        database_lag_seconds=float(lag) if lag is not None else None,
+        files_last_sync=parse_time(replication.get("filesLastSyncTime")),
+        database_enabled=_enabled(spec, "database"),
+        files_enabled=_enabled(spec, "files"),
+    )
+
+
+def situation(pair: PairView, services: Iterable[Body], now: datetime.datetime) -> Situation:
+    """A reachable source is writing until now; an unreachable one until its last heartbeat here, or, if
+    none was ever seen, until now (the window is then overestimated, never underestimated)."""
+    last_seen = now if pair.peer_reachable else (pair.peer_last_heartbeat or now)
+    return Situation(
+        target=pair.site,
+        sites=pair.sites,
+        active_site=pair.active_site,
+        epoch=pair.epoch,
+        source_reachable=pair.peer_reachable,
+        source_last_seen=last_seen,
+        services=tuple(sorted((replica(s) for s in services), key=lambda r: (r.namespace, r.name))),
+    )

@@ -1,0 +1,93 @@
+"""What a Failover is planned from (the target's view), and the status CheckPreconditions records."""
+
+import datetime
+from typing import Any
+
+from sharedcore.api import FailoverPhase, FailoverType, StepName, StepState
+from sharedcore.failover.plan import make_plan
+from sharedcore.failover.preconditions import planned
+from sharedcore.failover.situation import PairView, situation
+
+NOW = datetime.datetime(2026, 11, 24, 8, 0, tzinfo=datetime.UTC)
+HEARD = NOW - datetime.timedelta(seconds=40)
+
+
+def service(name: str, replication: dict[str, Any] | None, **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": "e-office", "name": name},
+        "spec": spec,
+        "status": {"replication": replication} if replication is not None else {},
+    }
+
+
+def pair(reachable: bool = True) -> PairView:
+    return PairView("quangnam", ("danang", "quangnam"), "danang", 3, reachable, HEARD)
+
+
+def stamp(seconds_ago: float) -> str:
+    return (NOW - datetime.timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_the_situation_reads_each_services_replication_and_objectives() -> None:
+    found = situation(
+        pair(),
+        [
+            service("vanban", {"databaseLagSeconds": 2.0, "filesLastSyncTime": stamp(30)}),
+            service("hotline", None, objectives={"rpoSeconds": 60}, files={"enabled": False}),
+        ],
+        NOW,
+    )
+    hotline, vanban = found.services
+    assert (found.target, found.active_site, found.epoch, found.source_last_seen) == (
+        "quangnam",
+        "danang",
+        3,
+        NOW,
+    )
+    assert (vanban.rpo_seconds, vanban.database_lag_seconds) == (300, 2.0)
+    assert vanban.files_last_sync == NOW - datetime.timedelta(seconds=30)
+    assert (hotline.rpo_seconds, hotline.database_lag_seconds, hotline.files_enabled) == (60, None, False)
+
+
+def test_an_unreachable_source_was_last_seen_at_its_last_heartbeat() -> None:
+    found = situation(pair(reachable=False), [], NOW)
+    assert found.source_last_seen == HEARD and not found.source_reachable
+    never_heard = PairView("quangnam", ("danang", "quangnam"), "danang", 3, False, None)
+    assert situation(never_heard, [], NOW).source_last_seen == NOW  # overestimates the window, never under
+
+
+def plan_of(failover_type: FailoverType, *services: dict[str, Any], reachable: bool = True) -> Any:
+    return make_plan(failover_type, False, situation(pair(reachable), services, NOW))
+
+
+def test_a_dry_run_is_planned_with_the_preconditions_that_would_fail() -> None:
+    plan = plan_of(FailoverType.FAILOVER, service("vanban", {}), reachable=False)
+    status = planned(plan, dry_run=True, now=NOW)
+    assert status.phase == FailoverPhase.PLANNED and status.completion_time == NOW
+    assert (status.from_site, status.to_site, status.from_epoch, status.to_epoch) == (
+        "danang",
+        "quangnam",
+        3,
+        4,
+    )
+    assert all(step.state in (StepState.PENDING, StepState.SKIPPED) for step in status.steps)
+    assert status.message and "would fail: DataLossNotAccepted" in status.message
+    assert status.services[0].data_loss_window_seconds is None
+
+
+def test_a_data_loss_not_accepted_fails_check_preconditions_with_its_reason() -> None:
+    plan = plan_of(FailoverType.FAILOVER, service("vanban", {}), reachable=False)
+    status = planned(plan, dry_run=False, now=NOW)
+    first = status.steps[0]
+    assert status.phase == FailoverPhase.FAILED
+    assert (first.name, first.state) == (StepName.CHECK_PRECONDITIONS, StepState.FAILED)
+    assert status.message and status.message.startswith("CheckPreconditions: DataLossNotAccepted:")
+    assert "e-office/vanban" in status.message
+
+
+def test_preconditions_that_hold_start_the_failover_at_fence_source() -> None:
+    replicated = {"databaseLagSeconds": 1.0, "filesLastSyncTime": stamp(10)}
+    status = planned(plan_of(FailoverType.SWITCHOVER, service("vanban", replicated)), dry_run=False, now=NOW)
+    assert status.phase == FailoverPhase.RUNNING and status.data_loss_window_seconds == 0.0
+    assert [s.state for s in status.steps[:2]] == [StepState.SUCCEEDED, StepState.PENDING]
+    assert status.steps[0].message and "danang → quangnam at epoch 4" in status.steps[0].message
