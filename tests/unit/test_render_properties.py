@@ -87,7 +87,7 @@ def generic_values(origin: Any, args: tuple[Any, ...], metadata: list[Any]) -> s
         return st.lists(items, max_size=3, unique=hashable)
     if origin is dict:
         return st.dictionaries(short_labels, short_labels, max_size=2)
-    raise NotImplementedError(f"no strategy for {origin!r}{args!r}: add the field to FORMATTED")
+    raise TypeError(f"no strategy for {origin!r}{args!r}: add the field to FORMATTED")
 
 
 def scalar_values(annotation: Any, metadata: list[Any]) -> st.SearchStrategy[Any]:
@@ -103,7 +103,7 @@ def scalar_values(annotation: Any, metadata: list[Any]) -> st.SearchStrategy[Any
         return st.integers(**bounds)
     if annotation is str:
         return short_labels
-    raise NotImplementedError(f"no strategy for {annotation!r}: add the field to FORMATTED")
+    raise TypeError(f"no strategy for {annotation!r}: add the field to FORMATTED")
 
 
 @st.composite
