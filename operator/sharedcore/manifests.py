@@ -25,6 +25,7 @@ import yaml
 
 from sharedcore import API_GROUP, rbac
 from sharedcore.api.crdgen import render_crds
+from sharedcore.render.output import ManifestDumper
 
 CHART = Path("charts/sharedcore-operator")
 OPERATOR_BASE = Path("manifests/operator")
@@ -40,22 +41,8 @@ PROMETHEUS_RULE_NAME = "sharedcore-operator"
 OPERATOR_LABELS = {"app.kubernetes.io/name": "sharedcore-operator", "app.kubernetes.io/part-of": "sharedcore"}
 
 
-class _Dumper(yaml.SafeDumper):
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    # PromQL and Lua read best as literal blocks, as a person would have written them.
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-
-
 def _dump(document: Any) -> str:
-    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
+    return yaml.dump(document, Dumper=ManifestDumper, sort_keys=False, allow_unicode=True, width=110)
 
 
 def chart_cluster_role() -> str:

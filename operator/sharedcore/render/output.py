@@ -10,24 +10,26 @@ import yaml
 from sharedcore.render.context import Manifest
 
 
-class _Dumper(yaml.SafeDumper):
+class ManifestDumper(yaml.SafeDumper):
+    """YAML for people and kubectl: no &anchors, and multi-line strings as literal blocks."""
+
     def ignore_aliases(self, data: Any) -> bool:
-        return True  # manifests are read by people and kubectl: no &anchors
+        return True
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    # Config files embedded in ConfigMaps read best as literal blocks.
+    # Embedded config files, PromQL and Lua read best as literal blocks, as a person would write them.
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
-_Dumper.add_representer(str, _represent_str)
+ManifestDumper.add_representer(str, _represent_str)
 
 
 def to_yaml(objects: Iterable[Manifest]) -> str:
     return yaml.dump_all(
         objects,
-        Dumper=_Dumper,
+        Dumper=ManifestDumper,
         sort_keys=False,
         explicit_start=True,
         allow_unicode=True,
