@@ -98,6 +98,26 @@ FAILOVERS_TOTAL = Counter(
     ["type", "result"],
     registry=REGISTRY,
 )
+FAILOVER_DURATION = Gauge(
+    "sharedcore_failover_duration_seconds",
+    "Seconds the last Failover this site completed took, from its start to its end, by type.",
+    ["type"],
+    registry=REGISTRY,
+)
+FAILOVER_RTO = Gauge(
+    "sharedcore_failover_rto_seconds",
+    "Recovery time of the last Failover this site completed, by type: from when the services stopped "
+    "answering at the source until they all answered here.",
+    ["type"],
+    registry=REGISTRY,
+)
+DATA_LOSS_WINDOW = Gauge(
+    "sharedcore_data_loss_window_seconds",
+    "Seconds of changes the last Failover this site completed may have lost, at worst over its services "
+    "(0 for a switchover).",
+    ["type"],
+    registry=REGISTRY,
+)
 WORKQUEUE_DEPTH = Gauge("sharedcore_workqueue_depth", "Keys waiting to be reconciled.", registry=REGISTRY)
 MANAGED_SERVICES = Gauge("sharedcore_services", "SharedServices this operator manages.", registry=REGISTRY)
 

@@ -53,6 +53,11 @@ def _standby(site: SiteController, peers: Peers) -> tuple[KubeClient, int] | Non
     return (client, site.state.epoch) if client else None
 
 
+def _peer(site: SiteController, peers: Peers) -> KubeClient | None:
+    peer = site.peer_name()
+    return peers.client(peer) if peer else None
+
+
 def _count(cluster: str) -> Callable[[str, int], None]:
     def observe(verb: str, code: int) -> None:
         API_REQUESTS.labels(cluster, verb, str(code)).inc()
@@ -90,7 +95,11 @@ async def run(options: Options) -> None:
         resync_seconds=options.resync_seconds,
     )
     failovers = FailoverController(
-        options.site, client, recorder=recorder, pair=site.pair, services=rt.services.values
+        client,
+        recorder=recorder,
+        site=site,
+        peer_client=lambda: _peer(site, peers),
+        services=rt.services.values,
     )
     site.subscribe(controller.requeue)
     site.subscribe(replicator.trigger)
@@ -99,6 +108,7 @@ async def run(options: Options) -> None:
         controller.run(site.settled.wait()),
         replicator.run(),
         failovers.run(site.settled.wait()),
+        failovers.watch(site.settled.wait()),
     ]
     if options.prometheus_url:
         poller = PrometheusPoller(

@@ -1,9 +1,12 @@
 """Failovers on two sites and a witness: planning (dry run), refusal, and the moves themselves.
 
 The same two operator processes and data-plane doubles as `test_two_sites` (`tests.support.pair`); each
-Failover is created at its target site, whose operator executes it.
+Failover is created at its target site, whose operator executes it. Every scenario that moves roles runs
+under a `RoleSampler` (both operators' roles every 100 ms), which fails the test if any sample shows two
+Active sites. The scenarios follow on from each other: each starts from whichever site is active.
 """
 
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,8 +20,10 @@ from tests.cluster.test_two_sites import create_active, standby_ready
 from tests.conftest import Sites
 from tests.support import samples
 from tests.support.cluster import Site, eventually
+from tests.support.dataplane import token_cluster
 from tests.support.operator import OPERATOR_USER, WRITE_VERBS, audit_requests
 from tests.support.pair import LEASE, RESYNC, Pair, lease, metric, running_pair, site_entry, topology_status
+from tests.support.roles import RoleSampler, role_of
 
 pytestmark = [pytest.mark.cluster, pytest.mark.workloads]
 UNAUDITED = frozenset({"leases", "events", "failovers"})  # heartbeats, and the Failover's own record
@@ -168,6 +173,27 @@ def test_without_accept_data_loss_a_failover_with_an_unknown_window_is_refused(
         )
         assert counted == 1
         assert topology_status(pair.quangnam)["epoch"] == 1
+        # With acceptDataLoss, the same request succeeds: the lapsed witness Lease proves danang cannot act.
+        with RoleSampler(pair.operators):
+            accepted = request(pair.quangnam, "quangnam", "Failover", acceptDataLoss=True)
+            status = ended(pair.quangnam, accepted, timeout=90)
+        assert status["phase"] == "Succeeded", status
+        assert "dataLossWindowSeconds" not in status  # unknown, and accepted as such
+        assert [s["state"] for s in status["steps"]] == [
+            "Succeeded",
+            "Succeeded",
+            "Skipped",
+            "Succeeded",
+            "Succeeded",
+            "Succeeded",
+        ]
+        here = topology_status(pair.quangnam)
+        assert (here["activeSite"], here["epoch"]) == ("quangnam", 2)
+        witness = lease(pair.witness, "sharedcore-active")
+        assert (witness.spec.holder_identity, witness.metadata.annotations[f"{API_GROUP}/epoch"]) == (
+            "quangnam",
+            "2",
+        )
     finally:
         pair.doubles["quangnam"].lose_source(False)
         pair.danang.start()
@@ -176,3 +202,280 @@ def test_without_accept_data_loss_a_failover_with_an_unknown_window_is_refused(
         timeout=60,
         message="quangnam reaches danang again",
     )
+    with RoleSampler(pair.operators) as sampler:
+        rejoined = time.monotonic()
+        eventually(lambda: claims(pair)["danang"] == ("quangnam", 2), timeout=60, message="danang rejoins")
+        eventually(lambda: role_of_site(pair, "danang") == "Standby", timeout=30, message="danang Standby")
+    assert "Active" not in sampler.roles("danang", after=rejoined)
+
+
+# --- moving roles ------------------------------------------------------------------------------------------
+
+
+def role_of_site(pair: Pair, site: str) -> str | None:
+    return role_of(pair.operators[site])
+
+
+def sites_by_role(pair: Pair) -> tuple[Site, Site]:
+    """(active, standby), as danang records it once both agree."""
+
+    def agreed() -> tuple[Site, Site] | None:
+        roles = {site.name: role_of_site(pair, site.name) for site in (pair.danang, pair.quangnam)}
+        if sorted(roles.values(), key=str) != ["Active", "Standby"]:
+            return None
+        return (pair.danang, pair.quangnam) if roles["danang"] == "Active" else (pair.quangnam, pair.danang)
+
+    return eventually(agreed, timeout=60, message="one site Active, the other Standby")
+
+
+def switchover(pair: Pair, to: Site, timeout: float = 90) -> dict[str, Any]:
+    name = request(to, to.name, "Switchover")
+    status = ended(to, name, timeout=timeout)
+    assert status["phase"] == "Succeeded", status
+    status["name"] = name
+    return status
+
+
+def ensure_active(pair: Pair, site: Site) -> None:
+    active, _ = sites_by_role(pair)
+    if active is not site:
+        switchover(pair, site)
+    sites_by_role(pair)
+
+
+def set_policy(pair: Pair, **policy: Any) -> None:
+    for site in (pair.danang, pair.quangnam):
+        patch = {"spec": {"failover": policy}}
+        site.custom.patch_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default", patch)
+
+
+def objects(
+    site: Site, plural: str, namespace: str, group: str = "postgresql.cnpg.io", version: str = "v1"
+) -> dict[str, Any]:
+    found = site.custom.list_namespaced_custom_object(group, version, namespace, plural)["items"]
+    return {o["metadata"]["name"]: o for o in found}
+
+
+def dns_records(site: Site, namespace: str) -> set[str]:
+    return set(objects(site, "dnsendpoints", namespace, "externaldns.k8s.io", "v1alpha1"))
+
+
+def serving_at(site: Site, namespace: str, names: list[str], epoch: int) -> bool:
+    for name in names:
+        status = get(site, namespace, name).get("status") or {}
+        if (status.get("role"), status.get("epoch")) != ("Active", epoch):
+            return False
+    return True
+
+
+def test_a_switchover_there_and_back_loses_nothing_and_hands_over_the_tokens(
+    pair: Pair, namespace: str
+) -> None:
+    ensure_active(pair, pair.danang)
+    names = [replicated(pair, namespace, slug) for slug in samples.SLUGS]
+    epoch = topology_status(pair.danang)["epoch"]
+    with RoleSampler(pair.operators):
+        status = switchover(pair, pair.quangnam)
+    assert (status["fromSite"], status["toSite"], status["fromEpoch"], status["toEpoch"]) == (
+        "danang",
+        "quangnam",
+        epoch,
+        epoch + 1,
+    )
+    assert status["dataLossWindowSeconds"] == 0.0
+    assert all(s["state"] == "Succeeded" and s["startTime"] and s["completionTime"] for s in status["steps"])
+    assert status["rtoSeconds"] > 0
+    # CloudNativePG's handshake, done by the operator: danang's demotion token promoted quangnam's Cluster.
+    clusters = objects(pair.quangnam, "clusters", namespace)
+    by_service = {s["name"]: s for s in status["services"] if s["namespace"] == namespace}
+    for name in names:
+        token = by_service[name]["promotionToken"]
+        cluster = clusters[f"{name}-db-quangnam"]
+        assert cluster["spec"]["replica"]["primary"] == f"{name}-db-quangnam"
+        assert cluster["status"]["lastPromotionToken"] == token
+        assert token_cluster(token) == f"{name}-db-danang"
+        assert by_service[name]["dataLossWindowSeconds"] == 0.0
+    public = {n for n in names if get(pair.quangnam, namespace, n)["spec"].get("ingress")}
+    assert len(dns_records(pair.quangnam, namespace)) == len(public) > 0
+    assert dns_records(pair.danang, namespace) == set()
+    assert claims(pair) == {
+        "witness": ("quangnam", str(epoch + 1)),
+        "danang": ("quangnam", epoch + 1),
+        "quangnam": ("quangnam", epoch + 1),
+    }
+    eventually(lambda: serving_at(pair.quangnam, namespace, names, epoch + 1), timeout=30, message="served")
+    reasons = event_reasons(pair.quangnam, status["name"])
+    assert {"FailoverStarted", "SiteFenced", "SitePromoted", "FailoverCompleted"} <= reasons
+    last = topology_status(pair.quangnam)["lastFailover"]
+    assert (last["name"], last["rtoSeconds"], last["dataLossWindowSeconds"]) == (
+        status["name"],
+        status["rtoSeconds"],
+        0.0,
+    )
+    quangnam = pair.operators["quangnam"]
+    assert metric(quangnam, "sharedcore_data_loss_window_seconds", type="Switchover") == 0.0
+    assert (metric(quangnam, "sharedcore_failover_duration_seconds", type="Switchover") or 0) > 0
+    # danang stands by: its databases follow quangnam's, its files receive.
+    for name in names:
+        standby_ready(pair.danang, namespace, name, timeout=60)
+    with RoleSampler(pair.operators):
+        back = switchover(pair, pair.danang)
+    assert (back["toSite"], back["toEpoch"], back["dataLossWindowSeconds"]) == ("danang", epoch + 2, 0.0)
+    eventually(lambda: serving_at(pair.danang, namespace, names, epoch + 2), timeout=30, message="back")
+
+
+STEPS = ("FenceSource", "FinalSync", "Promote", "Redirect", "Verify")
+
+
+def current_step(site: Site, name: str) -> str | None:
+    body = site.custom.get_cluster_custom_object(API_GROUP, API_VERSION, "failovers", name)
+    steps = (body.get("status") or {}).get("steps") or []
+    return next(
+        (s["name"] for s in steps if s["state"] not in ("Succeeded", "Skipped")), "done" if steps else None
+    )
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_switchover_survives_its_operator_killed_at_each_step(
+    pair: Pair, namespace: str, step: str
+) -> None:
+    replicated_somewhere = samples.service("open-data", namespace)
+    active, standby = sites_by_role(pair)
+    create_active(active, replicated_somewhere)
+    standby_ready(standby, namespace, replicated_somewhere["metadata"]["name"])
+    target = pair.operators[standby.name]
+    with RoleSampler(pair.operators):
+        name = request(standby, standby.name, "Switchover")
+        reached = eventually(
+            lambda: (s := current_step(standby, name)) in (*STEPS[STEPS.index(step) :], "done") and s,
+            timeout=60,
+            interval=0.02,
+            message=f"{name} at {step}",
+        )
+        target.stop(signal.SIGKILL)
+        target.start()
+        target.wait_ready(timeout=60)
+        status = ended(standby, name, timeout=90)
+    print(f"killed at {reached}; steps: {[(s['name'], s['state']) for s in status['steps']]}")
+    assert status["phase"] == "Succeeded", status
+    assert claims(pair)[standby.name] == (standby.name, status["toEpoch"])
+
+
+def automatic_failovers(site: Site) -> dict[str, dict[str, Any]]:
+    found = site.custom.list_cluster_custom_object(
+        API_GROUP, API_VERSION, "failovers", label_selector=f"{API_GROUP}/automatic"
+    )["items"]
+    return {f["metadata"]["name"]: f for f in found}
+
+
+def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
+    pair: Pair, namespace: str
+) -> None:
+    ensure_active(pair, pair.danang)
+    set_policy(pair, mode="Automatic", failback="Manual")
+    names = [replicated(pair, namespace, slug) for slug in ("document-management", "smart-city")]
+    epoch = topology_status(pair.quangnam)["epoch"]
+    before = set(automatic_failovers(pair.quangnam))
+    with RoleSampler(pair.operators) as sampler:
+        stopped = time.monotonic()
+        pair.danang.stop()  # the site's control plane is gone; its operator, cut off from it, runs on
+        try:
+            eventually(
+                lambda: serving_at(pair.quangnam, namespace, names, epoch + 1),
+                timeout=120,
+                message="every service Active at quangnam",
+            )
+            measured = time.monotonic() - stopped
+            (name,) = set(automatic_failovers(pair.quangnam)) - before
+            status = ended(pair.quangnam, name, timeout=30)
+            failover = automatic_failovers(pair.quangnam)[name]
+        finally:
+            restarted = time.monotonic()
+            pair.danang.start()
+        # Rejoin: danang's operator meets the later epoch and stands by, never Active again on its own.
+        eventually(lambda: claims(pair)["danang"] == ("quangnam", epoch + 1), timeout=90, message="rejoined")
+        eventually(lambda: role_of_site(pair, "danang") == "Standby", timeout=30, message="danang Standby")
+        for service in names:
+            standby_ready(pair.danang, namespace, service, timeout=90)
+    print(f"RTO measured by the test {measured:.1f}s, recorded {status['rtoSeconds']}s; lease {LEASE}s")
+    assert status["phase"] == "Succeeded", status
+    assert (failover["spec"]["type"], failover["spec"]["targetSite"]) == ("Failover", "quangnam")
+    assert failover["spec"]["reason"].startswith("AutomaticFailover: danang ")
+    assert 0 < status["rtoSeconds"] <= measured
+    assert status["dataLossWindowSeconds"] is not None
+    fenced = sampler.first("danang", "Fenced", after=stopped)
+    promoted = sampler.first("quangnam", "Active", after=stopped)
+    assert fenced is not None and promoted is not None and fenced < promoted
+    assert "Active" not in sampler.roles("danang", after=restarted)
+    cluster = objects(pair.danang, "clusters", namespace)[f"{names[0]}-db-danang"]
+    assert cluster["spec"]["replica"]["primary"] == f"{names[0]}-db-quangnam"
+    assert dns_records(pair.danang, namespace) == set()
+    # Automatic failback: once danang has been caught up for the hold time, a Switchover brings it back.
+    set_policy(pair, failback="Automatic", failbackHoldSeconds=3)
+    with RoleSampler(pair.operators):
+        eventually(
+            lambda: any(n.startswith("automatic-failback") for n in automatic_failovers(pair.danang)),
+            timeout=60,
+            message="an automatic failback",
+        )
+        (back,) = [n for n in automatic_failovers(pair.danang) if n.startswith("automatic-failback")]
+        status = ended(pair.danang, back, timeout=90)
+    set_policy(pair, mode="Manual", failback="Manual")
+    assert status["phase"] == "Succeeded", status
+    assert (status["toSite"], status["dataLossWindowSeconds"]) == ("danang", 0.0)
+    assert automatic_failovers(pair.danang)[back]["spec"]["reason"].startswith("AutomaticFailback: danang")
+
+
+def test_a_partition_between_the_sites_alone_moves_nothing(pair: Pair) -> None:
+    ensure_active(pair, pair.danang)
+    set_policy(pair, mode="Automatic")
+    before = set(automatic_failovers(pair.quangnam))
+    try:
+        with RoleSampler(pair.operators) as sampler:
+            cut = time.monotonic()
+            pair.danang.bed.partition("danang", "quangnam")
+            try:
+                eventually(
+                    lambda: site_entry(pair.quangnam, "danang").get("reachable") is False,
+                    timeout=30,
+                    message="quangnam: danang unreachable",
+                )
+                time.sleep(3 * LEASE)  # well past the lease: the witness still hears from danang
+            finally:
+                pair.danang.bed.heal("danang", "quangnam")
+    finally:
+        set_policy(pair, mode="Manual")
+    assert set(sampler.roles("danang", after=cut)) == {"Active"}
+    assert set(sampler.roles("quangnam", after=cut)) == {"Standby"}
+    assert set(automatic_failovers(pair.quangnam)) == before
+
+
+def test_cut_off_from_the_witness_the_active_site_fences_itself_before_the_standby_promotes(
+    pair: Pair,
+) -> None:
+    ensure_active(pair, pair.danang)
+    set_policy(pair, mode="Automatic")
+    epoch = topology_status(pair.danang)["epoch"]
+    try:
+        with RoleSampler(pair.operators) as sampler:
+            cut = time.monotonic()
+            pair.danang.bed.partition("danang", "witness")
+            try:
+                eventually(
+                    lambda: claims(pair)["quangnam"] == ("quangnam", epoch + 1),
+                    timeout=90,
+                    message="quangnam promoted",
+                )
+                fenced = sampler.first("danang", "Fenced", after=cut)
+                eventually(lambda: role_of_site(pair, "quangnam") == "Active", timeout=30, message="active")
+            finally:
+                pair.danang.bed.heal("danang", "witness")
+            eventually(
+                lambda: role_of_site(pair, "danang") == "Standby", timeout=60, message="danang Standby"
+            )
+    finally:
+        set_policy(pair, mode="Manual")
+    promoted = sampler.first("quangnam", "Active", after=cut)
+    assert fenced is not None and promoted is not None and fenced < promoted
+    reasons = [f["spec"]["reason"] for f in automatic_failovers(pair.quangnam).values()]
+    assert any(r.startswith("AutomaticFailover: danang reports itself Fenced") for r in reasons), reasons

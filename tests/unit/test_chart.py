@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sharedcore.manifests import RULES, RUNBOOK_BASE_URL, with_runbook_urls
 from tests.support.packaging import CHART, ROOT, by_kind, helm_template, one, run
 
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -127,10 +128,10 @@ def test_disruption_budget_refuses_both_bounds() -> None:
 
 def test_optional_objects_are_off_by_default() -> None:
     kinds = {obj["kind"] for obj in helm_template(*SITE)}
-    assert not kinds & {"ServiceMonitor", "PrometheusRule", "NetworkPolicy", "ConfigMap"}
+    assert not kinds & {"ServiceMonitor", "PodMonitor", "PrometheusRule", "NetworkPolicy", "ConfigMap"}
 
 
-def test_prometheus_rule_is_the_rules_file_with_the_runbook_base_replaced() -> None:
+def test_prometheus_rule_is_the_rules_file_with_runbook_links_under_the_base() -> None:
     base = "https://wiki.danang.gov.vn/sharedcore/runbook"
     rule = one(
         helm_template(
@@ -138,10 +139,37 @@ def test_prometheus_rule_is_the_rules_file_with_the_runbook_base_replaced() -> N
         ),
         "PrometheusRule",
     )
-    source = (ROOT / "manifests" / "monitoring" / "rules.yaml").read_text()
-    default_base = yaml.safe_load((CHART / "values.yaml").read_text())["prometheusRule"]["runbookBaseUrl"]
-    assert default_base in source
-    assert rule["spec"]["groups"] == yaml.safe_load(source.replace(default_base, base))["groups"]
+    source = yaml.safe_load((ROOT / RULES).read_text())["groups"]
+    assert rule["spec"]["groups"] == with_runbook_urls(source, base)
+    assert rule["spec"]["groups"][0]["rules"][0]["annotations"]["runbook_url"] == (
+        f"{base}#sharedcoreoperatordown"
+    )
+
+
+def test_runbook_base_defaults_to_the_kustomize_copys() -> None:
+    """One placeholder for both: the chart's default is manifests.RUNBOOK_BASE_URL."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["prometheusRule"]["runbookBaseUrl"] == RUNBOOK_BASE_URL
+
+
+def test_cnpg_pod_monitor_scrapes_every_instance_where_the_services_are() -> None:
+    """CloudNativePG labels its instance pods cnpg.io/podRole=instance (its poolers: pooler) and names their
+    metrics port `metrics`; the operator matches the lag series by the namespace and pod labels that the
+    Prometheus Operator adds, so the monitor must not honor the exporter's own labels."""
+    enable = ("--set", "cnpgPodMonitor.enabled=true", "--set", "cnpgPodMonitor.labels.release=kps")
+    monitor = one(helm_template(*SITE, *enable), "PodMonitor")
+    assert monitor["metadata"]["name"] == "sharedcore-operator-cnpg-instances"
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    spec = monitor["spec"]
+    assert spec["selector"] == {"matchLabels": {"cnpg.io/podRole": "instance"}}
+    assert spec["namespaceSelector"] == {"any": True}
+    [endpoint] = spec["podMetricsEndpoints"]
+    assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
+    assert not endpoint.get("honorLabels", False)
+    watching = one(
+        helm_template(*SITE, *enable, "--set", "operator.watchNamespaces={egov,hotline}"), "PodMonitor"
+    )
+    assert watching["spec"]["namespaceSelector"] == {"matchNames": ["egov", "hotline"]}
 
 
 def test_service_monitor_labels_every_series_with_the_site() -> None:

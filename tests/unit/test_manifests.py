@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -130,9 +131,14 @@ def test_monitoring_base_is_the_charts_monitoring() -> None:
         "prometheusRule.enabled=true",
         "--set",
         "grafanaDashboard.enabled=true",
+        "--set",
+        "cnpgPodMonitor.enabled=true",
     )
     base = kustomize(MANIFESTS / "monitoring")
     assert one(base, "ServiceMonitor")["spec"] == one(chart, "ServiceMonitor")["spec"]
+    # The chart narrows the PodMonitor to operator.watchNamespaces when set; by default both select any.
+    assert one(base, "PodMonitor")["spec"] == one(chart, "PodMonitor")["spec"]
+    assert one(base, "PodMonitor")["metadata"]["name"] == one(chart, "PodMonitor")["metadata"]["name"]
     assert one(base, "PrometheusRule")["spec"] == one(chart, "PrometheusRule")["spec"]
     dashboards = by_kind(base, "ConfigMap") + by_kind(chart, "ConfigMap")
     assert len(dashboards) == 2
@@ -167,6 +173,10 @@ def test_gitops_examples_point_at_kustomizations() -> None:
     }
     assert paths == {str(path.relative_to(ROOT)) for path in KUSTOMIZATIONS if path.name != "monitoring"}
     assert {site["site"] for site in sites} == set(SITES)
+    # Both read the user's own GitOps repository: one placeholder, on a reserved domain that never resolves.
+    [repository] = {doc["spec"]["url"] for doc in flux if doc["kind"] == "GitRepository"}
+    assert appset["spec"]["template"]["spec"]["source"]["repoURL"] == repository
+    assert (urlsplit(repository).hostname or "").endswith(".example")
 
 
 def _samples() -> list[dict[str, Any]]:

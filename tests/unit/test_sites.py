@@ -79,10 +79,50 @@ def test_the_highest_epoch_wins_and_a_tie_between_two_sites_fences() -> None:
     assert (state.role, state.reason, record, hold) == (Role.FENCED, "ConflictingClaims", None, None)
 
 
-def test_a_witness_lease_held_by_the_peer_is_not_taken() -> None:
-    lease = WitnessView(True, Claim(1, "quangnam"))
+def test_a_witness_lease_held_by_the_peer_at_the_best_epoch_is_not_asked_for() -> None:
+    lease = WitnessView(True, Claim(2, "quangnam"))
+    state, _, hold = at("danang", seen(own=Claim(1, "danang"), peer=Claim(2, "quangnam"), witness=lease))
+    assert (state.role, state.active_site) == (Role.STANDBY, "quangnam")
     state, _, hold = at("danang", seen(own=Claim(2, "danang"), witness=lease))
-    assert (state.role, state.reason, hold) == (Role.FENCED, "WitnessHeldByPeer", None)
+    assert (state.role, state.reason, hold) == (Role.FENCED, "ConflictingClaims", None)
+
+
+def test_a_promotion_waits_for_the_earlier_epochs_witness_lease_and_is_active_once_it_holds_it() -> None:
+    promotion = Claim(2, "quangnam")
+    current = WitnessView(True, DANANG_1)
+    state, record, hold = at(
+        "quangnam", seen(own=DANANG_1, peer=DANANG_1, witness=current, promotion=promotion)
+    )
+    assert (state.role, state.reason, record, hold) == (Role.FENCED, "AwaitingWitnessLease", None, promotion)
+    taken = WitnessView(True, promotion, held=True)
+    state, record, hold = at(
+        "quangnam", seen(own=DANANG_1, peer=DANANG_1, witness=taken, promotion=promotion)
+    )
+    assert (state.role, state.epoch, record, hold) == (Role.ACTIVE, 2, promotion, promotion)
+    # The old active site, seeing the Lease at epoch 2, stands by.
+    state, record, hold = at("danang", seen(own=DANANG_1, witness=WitnessView(True, promotion)))
+    assert (state.role, state.epoch, state.active_site, hold) == (Role.STANDBY, 2, "quangnam", None)
+
+
+def test_without_witness_a_promotion_is_active_on_the_failovers_word() -> None:
+    promotion = Claim(2, "quangnam")
+    lost = seen(own=DANANG_1, peer=DANANG_1, peer_current=False, promotion=promotion)
+    state, record, _ = at("quangnam", lost)
+    assert (state.role, state.epoch, record) == (Role.ACTIVE, 2, promotion)
+    state, _, _ = at("quangnam", seen(own=DANANG_1, peer=DANANG_1, peer_current=False))
+    assert state.role is Role.STANDBY
+
+
+def test_a_site_whose_api_server_is_lost_fences_itself_and_lets_the_witness_lease_go() -> None:
+    held = WitnessView(reachable=True, claim=DANANG_1, held=True)
+    state, record, hold = at("danang", seen(own=DANANG_1, witness=held, own_cluster_lost=True))
+    assert (state.role, state.reason, state.epoch, record, hold) == (
+        Role.FENCED,
+        "ClusterUnreachable",
+        1,
+        None,
+        None,
+    )
 
 
 def test_the_active_site_fences_itself_for_its_peers_announced_takeover() -> None:

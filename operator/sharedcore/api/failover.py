@@ -101,6 +101,9 @@ class ServiceFailoverStatus(Model):
     """Where the service's failover is."""
     data_loss_window_seconds: StrictFloat | None = Field(default=None, ge=0)
     """Seconds of the service's changes that may have been lost."""
+    promotion_token: str | None = Field(default=None, max_length=8192)
+    """The demotion token CloudNativePG published for the source's database in a switchover, handed to the
+    target's database so that it promotes only once it has replayed everything the source wrote."""
 
 
 class FailoverStatus(Model):
@@ -126,8 +129,13 @@ class FailoverStatus(Model):
     """When the failover started."""
     completion_time: AwareDatetime | None = None
     """When the failover ended."""
+    source_last_seen_time: AwareDatetime | None = None
+    """When the source site was last heard from, as the target saw it when the failover started (the start
+    itself while the source still answered)."""
     rto_seconds: StrictFloat | None = Field(default=None, ge=0)
-    """Seconds from the start until every service answered again."""
+    """Recovery time: seconds from when the services stopped answering at the source (a failover: the
+    source's last sign of life; a switchover: the start of its fencing) until every service answered at the
+    target."""
     data_loss_window_seconds: StrictFloat | None = Field(default=None, ge=0)
     """Seconds of changes that may have been lost, at worst over all services."""
     conditions: Conditions = Field(default_factory=list)

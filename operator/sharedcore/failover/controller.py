@@ -2,70 +2,100 @@
 
 Only the target site's operator acts on a Failover (the source may be gone); others ignore it. The Kopf
 handler only feeds the queue; one worker advances one Failover at a time (roles must not move twice at
-once), and each pass starts again from what the status records, so an operator restart resumes where it was.
-So far the machine runs CheckPreconditions (which ends a dry run, Planned, or a refused one, Failed); the
-steps that move roles are not executed yet, and a Failover that passed its preconditions waits at FenceSource.
+once), and each pass starts again from what the status records, so an operator restart resumes where it was:
+every step's action (announce the handover, promote) is idempotent and re-issued on each pass. A step that
+waits is looked at again every POLL_SECONDS, and its status written only when its message changes.
+Deleting a running Failover before its Promote step withdraws the handover: the source takes up its role
+again.
+
+The automatic decisions (`failover.triggers`) create Failovers like anyone else would, at this site.
 """
 
+import asyncio
 import datetime
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pydantic import ValidationError
 
-from sharedcore.api import Failover, FailoverPhase, FailoverStatus
+from sharedcore.api import (
+    Failover,
+    FailoverPhase,
+    FailoverStatus,
+    FailoverType,
+    LastFailover,
+    StepName,
+    StepState,
+    Topology,
+)
 from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.patches import merge_patch
 from sharedcore.controller.workqueue import WorkQueue
+from sharedcore.failover import handover, triggers
 from sharedcore.failover.plan import make_plan
 from sharedcore.failover.preconditions import planned
-from sharedcore.failover.situation import PairView, situation
-from sharedcore.failover.steps import next_step
-from sharedcore.kube.client import KubeClient
-from sharedcore.kube.resources import FAILOVERS
-from sharedcore.metrics import FAILOVERS_TOTAL
+from sharedcore.failover.situation import situation
+from sharedcore.failover.steps import Outcome, next_step, record
+from sharedcore.kube.client import ApiError, KubeClient
+from sharedcore.kube.resources import CLUSTERS, DNS_ENDPOINTS, FAILOVERS, REPLICATION_SOURCES, TOPOLOGIES
+from sharedcore.metrics import DATA_LOSS_WINDOW, FAILOVER_DURATION, FAILOVER_RTO, FAILOVERS_TOTAL
+from sharedcore.render.names import database_cluster
+from sharedcore.sites.controller import TOPOLOGY_NAME, SiteController
 from sharedcore.sites.peers import REMOTE_ERRORS, describe
+from sharedcore.sites.state import Claim, Handover
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]
 ENDED = frozenset({FailoverPhase.SUCCEEDED, FailoverPhase.FAILED, FailoverPhase.PLANNED})
 RETRY_SECONDS = 2.0
+POLL_SECONDS = 0.5
+MANAGED_BY = {"app.kubernetes.io/managed-by": "sharedcore"}
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _dump(status: FailoverStatus) -> Body:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+def _running(body: Body) -> bool:
+    status = body.get("status") or {}
+    return bool(status.get("steps")) and status.get("phase") not in ENDED
+
+
 class FailoverController:
     def __init__(
         self,
-        site: str,
         client: KubeClient,
         *,
         recorder: EventRecorder,
-        pair: Callable[[], PairView],
+        site: SiteController,
+        peer_client: Callable[[], KubeClient | None],
         services: Callable[[], Iterable[Body]],
     ) -> None:
-        self._site, self._client, self._recorder = site, client, recorder
-        self._pair, self._services = pair, services
+        self._client, self._recorder, self._site = client, recorder, site
+        self._peer_client, self._services = peer_client, services
         self._bodies: dict[str, Body] = {}
         self._queue: WorkQueue[str] = WorkQueue()
+        self._announced: str | None = None  # the Failover whose handover this site announces
+        self._failback = triggers.HealthyClock()
 
     def on_event(self, event_type: str | None, body: Body) -> None:
         name = body["metadata"]["name"]
         if event_type == "DELETED":
             self._bodies.pop(name, None)
             self._queue.forget(name)
+            if name == self._announced:
+                self._withdraw(f"Failover {name} was deleted")
             return
         self._bodies[name] = body
         self._queue.add(name)
 
-    async def run(self, site_settled: Awaitable[object]) -> None:
+    async def run(self, site_settled: Any) -> None:
         """Plan nothing before this site knows its role and epoch."""
         await site_settled
         while True:
@@ -81,6 +111,8 @@ class FailoverController:
             finally:
                 self._queue.done(name)
 
+    # --- one pass over one Failover -------------------------------------------------------------------------
+
     async def _advance(self, name: str) -> None:
         body = self._bodies.get(name)
         if body is None:
@@ -90,35 +122,200 @@ class FailoverController:
         except ValidationError as error:  # the API server's schema makes this unlikely; never guess
             log.warning("failover %s is invalid, ignored: %s", name, error.errors()[0]["msg"])
             return
-        if failover.spec.target_site != self._site:
+        if failover.spec.target_site != self._site.name:
             return
         status = failover.status or FailoverStatus()
         if status.phase in ENDED:
             return
-        if status.steps:
-            log.info("failover %s waits at %s: not executed by this operator yet", name, next_step(status))
-            return
-        await self._check_preconditions(body, failover)
+        if not status.steps:
+            status = await self._check_preconditions(body, failover)
+            if status.phase in ENDED:
+                return
+        step = next_step(status)
+        assert step is not None  # a Running status has a step left
+        outcome, tokens = await self._attempt(step, failover, status)
+        now = _now()
+        updated = record(status, step, outcome, now)
+        if tokens:
+            services = [
+                s.model_copy(update={"promotion_token": tokens.get((s.namespace, s.name))})
+                for s in updated.services
+            ]
+            updated = updated.model_copy(update={"services": services})
+        if updated.phase is FailoverPhase.SUCCEEDED:
+            updated = _completed(failover.spec.type, updated, now)
+        await self._write(name, updated)
+        await self._after(name, failover, step, outcome, updated)
 
-    async def _check_preconditions(self, body: Body, failover: Failover) -> None:
-        spec, now = failover.spec, _now()
-        plan = make_plan(spec.type, spec.accept_data_loss, situation(self._pair(), self._services(), now))
-        status = planned(plan, spec.dry_run, now)
+    async def _attempt(
+        self, step: StepName, failover: Failover, status: FailoverStatus
+    ) -> tuple[Outcome, dict[handover.Key, str]]:
+        """Take `step` (again: every action is idempotent) and judge how far it got."""
+        spec, name, site = failover.spec, failover.metadata.name, self._site.name
+        source, epoch = status.from_site or "", status.to_epoch or 0
+        self._announced = name
+        self._site.announce(Handover(epoch, site, name))
+        services = [handover.parts(s) for s in self._services()]
+        if step is StepName.FENCE_SOURCE:
+            return handover.fence_source(spec.type, source, epoch, self._site.handover_view()), {}
+        if step is StepName.FINAL_SYNC:
+            return await self._final_sync(name, source, services)
+        tokens = {(s.namespace, s.name): s.promotion_token for s in status.services if s.promotion_token}
+        if step is StepName.PROMOTE:
+            own = frozenset(
+                (namespace, database_cluster(service, site), token)
+                for (namespace, service), token in tokens.items()
+            )
+            self._site.promote(Claim(epoch, site), own)
+            clusters = handover.by_key(await self._client.list(CLUSTERS, labels=MANAGED_BY))
+            view = self._site.handover_view()
+            return handover.promote(site, epoch, view, services, tokens=tokens, clusters=clusters), {}
+        if step is StepName.REDIRECT:
+            here = handover.by_key(await self._client.list(DNS_ENDPOINTS, labels=MANAGED_BY))
+            return handover.redirect(site, source, services, here, await self._source_records()), {}
+        return handover.verify(site, epoch, self._services()), {}
+
+    async def _final_sync(
+        self, name: str, source: str, services: list[handover.ServiceParts]
+    ) -> tuple[Outcome, dict[handover.Key, str]]:
+        client = self._peer_client()
+        if client is None:
+            return Outcome.waiting(f"no way to reach {source} yet"), {}
+        try:
+            sources = handover.by_key(await client.list(REPLICATION_SOURCES, labels=MANAGED_BY))
+            clusters = handover.by_key(await client.list(CLUSTERS, labels=MANAGED_BY))
+        except REMOTE_ERRORS as error:
+            return Outcome.waiting(f"cannot read the final sync at {source}: {describe(error)}"), {}
+        outcome, tokens = handover.final_sync(name, source, services, sources, clusters)
+        return outcome, tokens if outcome.state is StepState.SUCCEEDED else {}
+
+    async def _source_records(self) -> dict[handover.Key, Body] | None:
+        client = self._peer_client()
+        if client is None:
+            return None
+        try:
+            return handover.by_key(await client.list(DNS_ENDPOINTS, labels=MANAGED_BY))
+        except REMOTE_ERRORS:
+            return None  # a source that cannot be asked publishes nothing it could be asked to withdraw
+
+    async def _after(
+        self, name: str, failover: Failover, step: StepName, outcome: Outcome, status: FailoverStatus
+    ) -> None:
+        """Events, metrics and the record at the Topology once a step or the Failover ends; else poll."""
+        body = self._bodies.get(name, {"metadata": {"name": name}})
+        if outcome.state is StepState.RUNNING:
+            self._queue.add_after(name, POLL_SECONDS)
+            return
+        if step is StepName.FENCE_SOURCE and outcome.state is StepState.SUCCEEDED:
+            await self._recorder.record(body, "Normal", "SiteFenced", outcome.message)
+        if step is StepName.PROMOTE and outcome.state is StepState.SUCCEEDED:
+            await self._recorder.record(body, "Normal", "SitePromoted", outcome.message)
+        if status.phase is FailoverPhase.RUNNING:
+            self._queue.add(name)
+            return
+        kind = str(failover.spec.type)
+        FAILOVERS_TOTAL.labels(kind, str(status.phase)).inc()
+        self._withdraw(f"Failover {name} ended {status.phase}")
+        if status.phase is FailoverPhase.FAILED:
+            await self._recorder.record(body, "Warning", "FailoverFailed", status.message or "")
+            return
+        if status.start_time and status.completion_time:
+            FAILOVER_DURATION.labels(kind).set((status.completion_time - status.start_time).total_seconds())
+        if status.rto_seconds is not None:
+            FAILOVER_RTO.labels(kind).set(status.rto_seconds)
+        if status.data_loss_window_seconds is not None:
+            DATA_LOSS_WINDOW.labels(kind).set(status.data_loss_window_seconds)
+        await self._recorder.record(body, "Normal", "FailoverCompleted", status.message or "")
+        last = LastFailover(
+            name=name,
+            completion_time=status.completion_time,
+            rto_seconds=status.rto_seconds,
+            data_loss_window_seconds=status.data_loss_window_seconds,
+        )
+        patch = {"status": {"lastFailover": last.model_dump(mode="json", by_alias=True, exclude_none=True)}}
+        await self._client.patch(TOPOLOGIES, TOPOLOGY_NAME, None, patch, "status")
+
+    def _withdraw(self, why: str) -> None:
+        if self._announced is not None:
+            log.info("handover %s withdrawn: %s", self._announced, why)
+        self._announced = None
+        self._site.announce(None)
+
+    async def _check_preconditions(self, body: Body, failover: Failover) -> FailoverStatus:
+        spec, now = failover.spec, _now().replace(microsecond=0)
+        name = failover.metadata.name
+        running = [other for other, b in self._bodies.items() if other != name and _running(b)]
+        facts = situation(self._site.pair(), self._services(), now, running)
+        status = planned(make_plan(spec.type, spec.accept_data_loss, facts), spec.dry_run, now)
         started = "FailoverPlanned" if spec.dry_run else "FailoverStarted"
         await self._recorder.record(
             body, "Normal", started, f"{spec.type} to {spec.target_site}: {spec.reason}"
         )
-        await self._write(body, status)
+        await self._write(name, status)
         if status.phase in ENDED:
             FAILOVERS_TOTAL.labels(str(spec.type), str(status.phase)).inc()
         if status.phase is FailoverPhase.FAILED:
             await self._recorder.record(body, "Warning", "FailoverFailed", status.message or "")
+        return status
 
-    async def _write(self, body: Body, status: FailoverStatus) -> None:
+    async def _write(self, name: str, status: FailoverStatus) -> None:
+        body = self._bodies.get(name)
+        if body is None:
+            return
         current = body.get("status") or {}
         new = _dump(status)
         if new == current:
             return
         patch = {"status": merge_patch(current, new)}
-        updated = await self._client.patch(FAILOVERS, body["metadata"]["name"], None, patch, "status")
-        self._bodies[body["metadata"]["name"]] = updated
+        self._bodies[name] = await self._client.patch(FAILOVERS, name, None, patch, "status")
+
+    # --- deciding by itself ------------------------------------------------------------------------------
+
+    async def watch(self, site_settled: Any) -> None:
+        """Automatic failover and failback: look every heartbeat interval, create a Failover when due."""
+        await site_settled
+        while True:
+            topology = self._site.topology()
+            interval = topology.spec.failover.heartbeat_interval_seconds if topology else 5
+            try:
+                if topology is not None:
+                    await self._consider(topology)
+            except REMOTE_ERRORS as error:
+                log.warning("cannot create an automatic Failover: %s", describe(error))
+            await asyncio.sleep(interval)
+
+    async def _consider(self, topology: Topology) -> None:
+        if any(_running(b) for b in self._bodies.values()):
+            return
+        view = self._site.handover_view()
+        services = list(self._services())
+        healthy = triggers.caught_up(self._site.name, view, topology, services)
+        due = triggers.automatic_failover(self._site.name, view, topology) or triggers.automatic_failback(
+            self._site.name, topology, self._failback.held(healthy, time.monotonic())
+        )
+        if due is None:
+            return
+        body = due.failover(self._site.name, view.state.epoch + 1)
+        try:
+            await self._client.create(FAILOVERS, body)
+        except ApiError as error:
+            if error.status != 409:
+                raise
+            return  # created already (the name is the epoch's): once per epoch, never again
+        log.warning("created Failover %s: %s", body["metadata"]["name"], due.reason)
+
+
+def _completed(failover_type: FailoverType, status: FailoverStatus, now: datetime.datetime) -> FailoverStatus:
+    fence = next((s.start_time for s in status.steps if s.name is StepName.FENCE_SOURCE), None)
+    rto = handover.recovery_seconds(failover_type, status.source_last_seen_time, fence, now)
+    services = [s.model_copy(update={"state": StepState.SUCCEEDED}) for s in status.services]
+    summary = f"{status.from_site} → {status.to_site} at epoch {status.to_epoch}"
+    loss = status.data_loss_window_seconds
+    window = "unknown" if loss is None else f"{loss:.0f}s"
+    return status.model_copy(
+        update={
+            "rto_seconds": rto,
+            "services": services,
+            "message": f"{summary}: RTO {rto}s, data-loss window {window}",
+        }
+    )

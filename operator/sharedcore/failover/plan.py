@@ -62,6 +62,7 @@ class Situation:
     source_reachable: bool
     source_last_seen: datetime.datetime
     services: tuple[ServiceReplica, ...]
+    running: tuple[str, ...] = ()  # other Failovers under way at the target
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class Plan:
     skipped: frozenset[StepName]
     services: tuple[ServicePlan, ...]
     problems: tuple[Problem, ...]
+    source_last_seen: datetime.datetime
 
     @property
     def data_loss_window_seconds(self) -> float | None:
@@ -154,6 +156,11 @@ def make_plan(failover_type: FailoverType, accept_data_loss: bool, situation: Si
         )
     if situation.active_site == situation.target:
         problems.append(Problem("AlreadyActive", f"{situation.target} is already the active site"))
+    if situation.running:
+        running = ", ".join(situation.running)
+        problems.append(
+            Problem("FailoverInProgress", f"Failover {running} is under way: roles move once at a time")
+        )
     switchover = failover_type == FailoverType.SWITCHOVER
     if switchover and not situation.source_reachable:
         problems.append(
@@ -181,4 +188,5 @@ def make_plan(failover_type: FailoverType, accept_data_loss: bool, situation: Si
             ServicePlan(s.namespace, s.name, windows[(s.namespace, s.name)]) for s in situation.services
         ),
         problems=tuple(problems),
+        source_last_seen=last_seen,
     )

@@ -40,6 +40,7 @@ def planned(plan: Plan, dry_run: bool, now: datetime.datetime) -> FailoverStatus
             for s in plan.services
         ],
         start_time=now,
+        source_last_seen_time=plan.source_last_seen,
         data_loss_window_seconds=plan.data_loss_window_seconds,
     )
     if dry_run:

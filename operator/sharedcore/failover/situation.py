@@ -51,7 +51,9 @@ def replica(service: Body) -> ServiceReplica:
     )
 
 
-def situation(pair: PairView, services: Iterable[Body], now: datetime.datetime) -> Situation:
+def situation(
+    pair: PairView, services: Iterable[Body], now: datetime.datetime, running: Iterable[str] = ()
+) -> Situation:
     """A reachable source is writing until now; an unreachable one until its last heartbeat here, or, if
     none was ever seen, until now (the window is then overestimated, never underestimated)."""
     last_seen = now if pair.peer_reachable else (pair.peer_last_heartbeat or now)
@@ -63,4 +65,5 @@ def situation(pair: PairView, services: Iterable[Body], now: datetime.datetime) 
         source_reachable=pair.peer_reachable,
         source_last_seen=last_seen,
         services=tuple(sorted((replica(s) for s in services), key=lambda r: (r.namespace, r.name))),
+        running=tuple(sorted(running)),
     )

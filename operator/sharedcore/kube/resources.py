@@ -56,6 +56,9 @@ RENDERED = (
     Resource("externaldns.k8s.io", "v1alpha1", "dnsendpoints", "DNSEndpoint"),
 )
 DEPLOYMENTS = next(r for r in RENDERED if r.kind == "Deployment")
+CLUSTERS = next(r for r in RENDERED if r.kind == "Cluster")
+REPLICATION_SOURCES = next(r for r in RENDERED if r.kind == "ReplicationSource")
+DNS_ENDPOINTS = next(r for r in RENDERED if r.kind == "DNSEndpoint")
 CONFIG_MAPS = next(r for r in RENDERED if r.kind == "ConfigMap")
 BY_KIND = {
     (r.api_version, r.kind): r

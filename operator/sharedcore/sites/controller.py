@@ -7,6 +7,8 @@ Three loops, so that a silent peer or witness never delays this site's own work:
 - the witness loop reads the `sharedcore-active` Lease and renews it while this site holds it.
 Each runs every heartbeatIntervalSeconds; what one of them learns wakes the local loop at once.
 Without a Topology there is nothing to coordinate: the site is a single Active site at epoch 0.
+A Failover executing here drives the handover through `announce` (the peer fences itself for it) and
+`promote` (this site claims the next epoch); it reads the pair through `handover_view`.
 """
 
 import asyncio
@@ -31,8 +33,17 @@ from sharedcore.render import HandoverForm, PeerSite, SiteContext
 from sharedcore.sites import leases
 from sharedcore.sites import status as topology_status
 from sharedcore.sites.peers import REMOTE_ERRORS, Peers, describe
-from sharedcore.sites.state import Claim, Decision, Observations, SiteState, decide, fenced
-from sharedcore.sites.witness import WitnessLease
+from sharedcore.sites.state import (
+    Claim,
+    Decision,
+    Handover,
+    Observations,
+    SiteState,
+    WitnessView,
+    decide,
+    fenced,
+)
+from sharedcore.sites.witness import RENEW_DEADLINE, WitnessLease
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]
@@ -70,6 +81,18 @@ class Plan:
         return self.topology.spec.failover.lease_duration_seconds
 
 
+@dataclass(frozen=True)
+class HandoverView:
+    state: SiteState  # this site's
+    peer_role: Role | None  # as the peer's latest heartbeat says
+    peer_claim: Claim | None
+    peer_reachable: bool  # the peer's API server answered this site's last visit
+    peer_current: bool  # the peer was heard from within a Lease duration
+    peer_silent_seconds: float | None  # since the peer was last heard from; None: never
+    witness: WitnessView | None  # None: no witness configured
+    witness_lapsed: bool  # nobody holds the witness Lease (released, or not renewed for a Lease duration)
+
+
 class SiteController:
     def __init__(
         self,
@@ -93,10 +116,15 @@ class SiteController:
         self._inbound = leases.Freshness()  # the peer's heartbeat in this cluster: does it arrive?
         # The peer's latest heartbeat by where it was read: "inbound" (here), "outbound" (at the peer).
         self._heartbeats: dict[str, leases.Heartbeat] = {}
+        self._peer_active_until: str | None = None  # renewTime of its latest heartbeat saying Active
         self._reachable = False
         self._reach_problem: str | None = "not contacted yet"
         self._reached_at: float | None = None  # when a request to the peer last succeeded
         self._renewed_here: float | None = None  # when this site's heartbeat was last renewed in its cluster
+        self._own_failing_since: float | None = None  # since when this site's API server has not answered
+        self._handover: Handover | None = None  # a Failover making this site active, announced to the peer
+        self._promotion: Claim | None = None  # its Promote step: the claim this site takes
+        self._tokens: frozenset[tuple[str, str, str]] = frozenset()  # CloudNativePG promotion tokens
         self._wake = asyncio.Event()
         self._wake_peer = asyncio.Event()
         self._wake_witness = asyncio.Event()
@@ -128,12 +156,62 @@ class SiteController:
             active_site=recorded.active_site if recorded else None,
             epoch=recorded.epoch if recorded else 0,
             peer_reachable=self._reachable,
-            peer_last_heartbeat=parse_time(heartbeat.renew_time if heartbeat else None),
+            # Its services stopped answering when it stopped being active, not when its operator fell silent.
+            peer_last_heartbeat=parse_time(
+                self._peer_active_until or (heartbeat.renew_time if heartbeat else None)
+            ),
         )
 
     def peer_name(self) -> str | None:
         plan = self._plan()
         return plan.peer if isinstance(plan, Plan) else None
+
+    def topology(self) -> Topology | None:
+        plan = self._plan()
+        return plan.topology if isinstance(plan, Plan) else None
+
+    def handover_view(self) -> HandoverView:
+        """What a Failover executing here needs to know of the pair now."""
+        plan = self._plan()
+        heartbeat = self._peer_heartbeat()
+        now = time.monotonic()
+        witness = isinstance(plan, Plan) and plan.topology.spec.witness is not None
+        duration = plan.duration if isinstance(plan, Plan) else 0
+        return HandoverView(
+            state=self.state,
+            peer_role=heartbeat.role if heartbeat else None,
+            peer_claim=heartbeat.claim if heartbeat else None,
+            peer_reachable=self._reachable,
+            peer_current=self._inbound.fresh(now, duration)
+            or (self._reached_at is not None and now - self._reached_at < duration),
+            peer_silent_seconds=self._silence(now),
+            witness=self.witness.view(now) if witness else None,
+            witness_lapsed=witness and self.witness.lapsed(now, duration),
+        )
+
+    def announce(self, handover: Handover | None) -> None:
+        """Tell the peer (in this site's heartbeats) that a Failover is making this site active; None ends
+        the handover, and with it any promotion."""
+        if handover != self._handover:
+            self._handover = handover
+            if handover is None:
+                self._promotion, self._tokens = None, frozenset()
+            self._wake.set()
+            self._wake_peer.set()
+
+    def promote(self, claim: Claim, tokens: frozenset[tuple[str, str, str]]) -> None:
+        """Claim `claim` (the Failover's next epoch), promoting each database Cluster with its token."""
+        if (claim, tokens) != (self._promotion, self._tokens):
+            self._promotion, self._tokens = claim, tokens
+            self._wake.set()
+            self._wake_witness.set()
+
+    def _silence(self, now: float) -> float | None:
+        """Seconds since the peer was last known alive (a fresh heartbeat here, or an answer there)."""
+        ages = [age for age in (self._inbound.age(now),) if age is not None]
+        if self._reached_at is not None:
+            ages.append(now - self._reached_at)
+        return min(ages, default=None)
 
     # --- inputs ---------------------------------------------------------------------------------------------
 
@@ -237,7 +315,10 @@ class SiteController:
                 state.epoch,
                 ingress_address=own.ingress_address,
                 peer=PeerSite(peer.name, peer.service_domain),
-                handover=HandoverForm(final_sync=state.final_sync),
+                handover=HandoverForm(
+                    final_sync=state.final_sync,
+                    promotion_tokens=self._tokens if state.role is Role.ACTIVE else frozenset(),
+                ),
             )
 
         return Plan(topology, peer.name, context)
@@ -254,7 +335,13 @@ class SiteController:
     def _heartbeat(self, plan: Plan) -> Body:
         recorded = topology_status.recorded_claim(self._body or {})
         return leases.heartbeat(
-            self.name, self._namespace, self.state.role, recorded, duration=plan.duration, now=_now()
+            self.name,
+            self._namespace,
+            self.state.role,
+            recorded,
+            duration=plan.duration,
+            now=_now(),
+            handover=self._handover,
         )
 
     async def _visit_peer(self, plan: Plan) -> None:
@@ -272,7 +359,7 @@ class SiteController:
             else:
                 reachable, problem, self._reached_at = True, None, time.monotonic()
                 if lease is not None:
-                    self._heartbeats["outbound"] = leases.read_heartbeat(lease)
+                    self._heard("outbound", leases.read_heartbeat(lease))
         if reachable != self._reachable:
             if reachable:
                 log.info("%s reachable", plan.peer)
@@ -284,9 +371,19 @@ class SiteController:
     async def _visit_witness(self, plan: Plan, hold: Claim | None = None) -> None:
         before = self.witness.view(time.monotonic())
         client = self._peers.client(WITNESS)
-        await self.witness.visit(client, self._peers.problem(WITNESS), hold or self._hold, plan.duration)
+        # Handing over: let go of the Lease now rather than make the target wait for it to lapse.
+        release = topology_status.recorded_claim(self._body or {}) if self.state.final_sync else None
+        await self.witness.visit(
+            client, self._peers.problem(WITNESS), hold or self._hold, plan.duration, release=release
+        )
         if self.witness.view(time.monotonic()) != before:
             self._wake.set()
+
+    def _heard(self, where: str, heartbeat: leases.Heartbeat) -> leases.Heartbeat:
+        self._heartbeats[where] = heartbeat
+        if heartbeat.role is Role.ACTIVE and (heartbeat.renew_time or "") > (self._peer_active_until or ""):
+            self._peer_active_until = heartbeat.renew_time
+        return heartbeat
 
     def _peer_heartbeat(self) -> leases.Heartbeat | None:
         """The peer's latest heartbeat, however it reached this site (its clock orders its own renewals)."""
@@ -304,9 +401,12 @@ class SiteController:
             inbound = await self._client.get(LEASES, leases.heartbeat_name(plan.peer), self._namespace)
         except REMOTE_ERRORS as error:
             log.warning("cannot read %s's heartbeat here: %s", plan.peer, describe(error))
+            if self._own_failing_since is None:
+                self._own_failing_since = time.monotonic()
         else:
+            self._own_failing_since = None
             if inbound is not None:
-                heartbeat = self._heartbeats["inbound"] = leases.read_heartbeat(inbound)
+                heartbeat = self._heard("inbound", leases.read_heartbeat(inbound))
                 self._inbound.observe(heartbeat.renew_time, time.monotonic())
         decision = self._decide(plan)
         if decision.hold is not None and not decision.state.established and decision.hold != self._hold:
@@ -333,6 +433,9 @@ class SiteController:
             peer_current=self._inbound.fresh(now, plan.duration) or recently_read,
             witness=self.witness.view(now) if plan.topology.spec.witness is not None else None,
             handover=heartbeat.handover if heartbeat else None,
+            promotion=self._promotion,
+            own_cluster_lost=self._own_failing_since is not None
+            and now - self._own_failing_since >= plan.duration * RENEW_DEADLINE,
         )
 
     def _decide(self, plan: Plan) -> Decision:

@@ -123,12 +123,19 @@ def renewal(lease: Body, claim: Claim, duration: int, now: datetime.datetime) ->
     }
 
 
+def lease_epoch(lease: Body) -> int:
+    """The epoch the witness Lease was last held for (0 if none)."""
+    epoch = (lease["metadata"].get("annotations") or {}).get(EPOCH_ANNOTATION, "")
+    return int(epoch) if epoch.isdigit() else 0
+
+
 def witness_claim(lease: Body | None) -> Claim | None:
+    """Who holds the witness Lease at which epoch; None when nobody does (never held, or released)."""
     if lease is None:
         return None
     holder = lease.get("spec", {}).get("holderIdentity")
-    epoch = (lease["metadata"].get("annotations") or {}).get(EPOCH_ANNOTATION, "")
-    return Claim(int(epoch), holder) if holder and epoch.isdigit() else None
+    epoch = lease_epoch(lease)
+    return Claim(epoch, holder) if holder and epoch else None
 
 
 class Freshness:

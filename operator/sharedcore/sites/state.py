@@ -6,6 +6,10 @@ A site is Active only while the winning claim names it and it can prove so: by h
 without a witness by having heard from its peer (or having been Active at that epoch all along). A site that
 cannot prove its role is Fenced, never Active by default. An active site whose peer announces a takeover at a
 later epoch (a Failover executing there) fences itself for it, keeping only its final sync of the files.
+The only way to a later epoch is the Promote step of a Failover at its target, which adds its claim
+(`Observations.promotion`); with a witness it counts only once the target holds the Lease at that epoch.
+A site whose own API server has not answered for the renew deadline fences itself: it can no longer
+observe, fence or repair anything there, and its peer, which can, may take over.
 """
 
 from dataclasses import dataclass
@@ -50,6 +54,8 @@ class Observations:
     peer_current: bool  # what this site knows of the peer is current (a fresh heartbeat, or a read just now)
     witness: WitnessView | None  # None: no witness configured
     handover: Handover | None = None  # the peer's announced takeover, if any
+    promotion: Claim | None = None  # a Failover promoting this site (its Promote step), if any
+    own_cluster_lost: bool = False  # this site's API server has not answered for the renew deadline
 
 
 @dataclass(frozen=True)
@@ -79,8 +85,12 @@ def fenced(reason: str, message: str, epoch: int = 0, active_site: str | None = 
 
 def decide(site: str, peer: str, preferred: str, seen: Observations, previous: SiteState) -> Decision:
     """This site's role now, what to record, and which witness Lease to hold."""
+    if seen.own_cluster_lost:
+        message = "this site's API server does not answer: fenced, so that the peer may take over"
+        epoch, active_site = (seen.own.epoch, seen.own.active_site) if seen.own else (0, None)
+        return Decision(fenced("ClusterUnreachable", message, epoch, active_site), None, None)
     witness_claim = seen.witness.claim if seen.witness else None
-    claims = [claim for claim in (seen.own, seen.peer, witness_claim) if claim is not None]
+    claims = [claim for claim in (seen.own, seen.peer, witness_claim, seen.promotion) if claim is not None]
     if not claims:
         return _bootstrap(site, peer, preferred, seen)
     best = max(claims, key=lambda claim: claim.epoch)
@@ -89,14 +99,23 @@ def decide(site: str, peer: str, preferred: str, seen: Observations, previous: S
         message = f"both {' and '.join(rivals)} claim to be active at epoch {best.epoch}"
         return Decision(fenced("ConflictingClaims", message, best.epoch), None, None)
     if best.active_site != site:
-        state = SiteState(
-            Role.STANDBY,
-            best.epoch,
-            best.active_site,
-            "Standby",
-            f"{best.active_site} is active at epoch {best.epoch}",
-        )
-        return Decision(state, best, None)
+        return _standby(best)
+    return _claimed(site, peer, best, seen, previous)
+
+
+def _standby(best: Claim) -> Decision:
+    state = SiteState(
+        Role.STANDBY,
+        best.epoch,
+        best.active_site,
+        "Standby",
+        f"{best.active_site} is active at epoch {best.epoch}",
+    )
+    return Decision(state, best, None)
+
+
+def _claimed(site: str, peer: str, best: Claim, seen: Observations, previous: SiteState) -> Decision:
+    """The best claim names this site: Active if it can prove so."""
     handover = seen.handover
     if handover is not None and handover.to_site != site and handover.epoch > best.epoch:
         # No witness Lease to hold: it lapses (or is released), which is what the target waits for.
@@ -107,6 +126,9 @@ def decide(site: str, peer: str, preferred: str, seen: Observations, previous: S
         return Decision(state, None, None)
     if seen.witness is not None:
         return _active_with_witness(site, best, seen.witness)
+    if best == seen.promotion and seen.own != best:
+        # No witness to arbitrate: the Failover (a person's decision) is the proof.
+        return Decision(_active(site, best, "promoted by a Failover"), best, None)
     return _active_without_witness(site, peer, best, seen, previous)
 
 
@@ -130,12 +152,19 @@ def _active_with_witness(site: str, best: Claim, witness: WitnessView) -> Decisi
     lease = witness.claim
     if witness.held and lease == best:
         return Decision(_active(site, best, "holds the witness Lease"), best, best)
-    if lease is not None and lease.active_site != site:
+    if lease is not None and lease.active_site != site and lease.epoch >= best.epoch:
         message = (
             f"the witness Lease is held by {lease.active_site} (epoch {lease.epoch}): "
             f"not active until it is released"
         )
         return Decision(fenced("WitnessHeldByPeer", message, best.epoch, site), None, None)
+    if lease is not None and lease.active_site != site:
+        # A promotion to a later epoch: the Lease is taken over once released or lapsed (`sites.witness`).
+        message = (
+            f"promoting to epoch {best.epoch}: waiting for {lease.active_site}'s witness Lease "
+            f"(epoch {lease.epoch}) to be released or to lapse"
+        )
+        return Decision(fenced("AwaitingWitnessLease", message, best.epoch, site), None, best)
     if not witness.reachable:
         message = f"cannot reach the witness to hold its Lease for epoch {best.epoch}"
         return Decision(fenced("WitnessUnreachable", message, best.epoch, site), None, best)

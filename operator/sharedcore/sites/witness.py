@@ -3,6 +3,11 @@
 A site counts as the holder only until two thirds of the Lease's duration after it last started a renewal
 that succeeded, so it stops acting as Active well before the Lease could expire for anyone else.
 Renewals carry the resourceVersion they read: two writers can never both succeed.
+
+Another site's Lease is taken over only for a later epoch (a Failover's Promote step), and only once it is
+released (no holder: a site handing over lets go) or has lapsed: not renewed for a whole Lease duration as
+this process's clock measures it, counted from when it last saw the Lease change. The holder stopped acting
+at two thirds of that duration after its last renewal began, so it has fenced itself by then.
 """
 
 import asyncio
@@ -12,7 +17,15 @@ import time
 
 from sharedcore.kube.client import ApiError, KubeClient
 from sharedcore.kube.resources import LEASES
-from sharedcore.sites.leases import ACTIVE_LEASE, Body, active_lease, renewal, witness_claim
+from sharedcore.sites.leases import (
+    ACTIVE_LEASE,
+    Body,
+    active_lease,
+    lease_epoch,
+    micro_time,
+    renewal,
+    witness_claim,
+)
 from sharedcore.sites.peers import REMOTE_ERRORS, describe
 from sharedcore.sites.state import Claim, WitnessView
 
@@ -27,6 +40,8 @@ class WitnessLease:
         self._claim: Claim | None = None
         self._held: Claim | None = None
         self._held_until = 0.0  # monotonic
+        self._last: tuple[object, ...] | None = None  # (holder, epoch, renewTime) as last read
+        self._changed_at: float | None = None  # monotonic time `_last` was first seen
         self._lock = asyncio.Lock()
         self.problem: str | None = "not contacted yet"
 
@@ -34,10 +49,30 @@ class WitnessLease:
         held = self._held is not None and self._held == self._claim and now < self._held_until
         return WitnessView(self._reachable, self._claim, held)
 
+    def lapsed(self, now: float, duration: int) -> bool:
+        """Whether no site holds the Lease: released, or not renewed for `duration` seconds."""
+        if self._claim is None:
+            return self._reachable
+        return self._changed_at is not None and now - self._changed_at >= duration
+
+    def _observe(self, lease: Body | None, now: float) -> None:
+        spec = (lease or {}).get("spec", {})
+        seen = (spec.get("holderIdentity"), witness_claim(lease), spec.get("renewTime"))
+        if seen != self._last:
+            self._last, self._changed_at = seen, now
+        self._claim = witness_claim(lease)
+
     async def visit(
-        self, client: KubeClient | None, problem: str | None, hold: Claim | None, duration: int
+        self,
+        client: KubeClient | None,
+        problem: str | None,
+        hold: Claim | None,
+        duration: int,
+        *,
+        release: Claim | None = None,
     ) -> None:
-        """Read the Lease and, for `hold`, acquire or renew it; what was seen is kept for `view`."""
+        """Read the Lease and, for `hold`, acquire or renew it, or let go of it if held for `release`;
+        what was seen is kept for `view`."""
         async with self._lock:
             if client is None:
                 self._reachable, self.problem = False, problem
@@ -45,29 +80,48 @@ class WitnessLease:
             started = time.monotonic()
             try:
                 lease = await client.get(LEASES, ACTIVE_LEASE, self._namespace)
+                self._observe(lease, time.monotonic())
                 if hold is not None:
                     lease = await self._hold(client, lease, hold, duration, started)
+                elif release is not None and lease is not None and witness_claim(lease) == release:
+                    patch = {"metadata": {"resourceVersion": lease["metadata"]["resourceVersion"]}}
+                    patch["spec"] = {"holderIdentity": None}
+                    lease = await client.patch(LEASES, ACTIVE_LEASE, self._namespace, patch)
+                    self._held = None
+                    log.info("released the witness Lease %s (epoch %d)", ACTIVE_LEASE, release.epoch)
             except REMOTE_ERRORS as error:
                 if not (isinstance(error, ApiError) and error.status == 409):
                     self._reachable, self.problem = False, describe(error)
                 # 409: another writer was first; the next visit reads what it wrote
                 return
             self._reachable, self.problem = True, None
-            self._claim = witness_claim(lease)
+            self._observe(lease, time.monotonic())
 
     async def _hold(
         self, client: KubeClient, lease: Body | None, hold: Claim, duration: int, started: float
     ) -> Body | None:
         now = datetime.datetime.now(datetime.UTC)
-        current = witness_claim(lease)
         if lease is None:
             lease = await client.create(LEASES, active_lease(self._namespace, hold, duration, now))
             log.info("acquired the witness Lease %s for epoch %d", ACTIVE_LEASE, hold.epoch)
-        elif current is None or current.active_site == self._site:
-            lease = await client.patch(
-                LEASES, ACTIVE_LEASE, self._namespace, renewal(lease, hold, duration, now)
-            )
+        elif self._may_hold(lease, hold, duration):
+            patch = renewal(lease, hold, duration, now)
+            current = witness_claim(lease)
+            if current is None or current.active_site != self._site:
+                transitions = int(lease["spec"].get("leaseTransitions") or 0) + 1
+                patch["spec"] |= {"acquireTime": micro_time(now), "leaseTransitions": transitions}
+                log.info("acquired the witness Lease %s for epoch %d", ACTIVE_LEASE, hold.epoch)
+            lease = await client.patch(LEASES, ACTIVE_LEASE, self._namespace, patch)
         else:
-            return lease  # another site's: taking it over is a failover's decision, not a heartbeat's
+            return lease  # another site's, current: taking it over needs a later epoch and a lapse
         self._held, self._held_until = hold, started + duration * RENEW_DEADLINE
         return lease
+
+    def _may_hold(self, lease: Body, hold: Claim, duration: int) -> bool:
+        current = witness_claim(lease)
+        if current is not None and current.active_site == self._site:
+            return True
+        epoch = lease_epoch(lease)
+        if current is None:  # released: by the holder of `epoch`, for a later one (or for the same again)
+            return hold.epoch >= epoch
+        return hold.epoch > epoch and self.lapsed(time.monotonic(), duration)

@@ -1,0 +1,217 @@
+"""How far each step of a running Failover has got, judged purely from what the target site observes.
+
+The controller gathers the observations (the pair, the source's and the target's data-plane objects, the
+services' statuses) and records the `Outcome`; the actions themselves are the target's announcement and
+promotion (`sites.controller`) and what the renderer makes of them at both sites:
+- FenceSource: the source has fenced itself for the announced handover (its heartbeat says Fenced) and, with
+  a witness, nobody holds the witness Lease any more (released, or lapsed). A failover whose source is gone
+  cannot hear from it: the lapsed Lease is the proof; without a witness, the Failover itself is.
+- FinalSync (switchover): every file ReplicationSource at the source completed the manual sync named after
+  the Failover, and every database Cluster there, demoted, published its demotion token.
+- Promote: this site is Active at the new epoch, and every database Cluster here is the primary (promoted
+  with the source's token, for a switchover).
+- Redirect: every public name is published by this site's DNSEndpoint, and no longer by the source's.
+- Verify: every service reports Ready and Active at the new epoch from this site.
+"""
+
+import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sharedcore.api import FailoverType, Role
+from sharedcore.controller import conditions
+from sharedcore.failover.steps import Outcome
+from sharedcore.render import names
+from sharedcore.sites.controller import HandoverView
+
+Body = dict[str, Any]
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass(frozen=True)
+class ServiceParts:
+    """What a service has that a failover moves."""
+
+    namespace: str
+    name: str
+    database: bool
+    files: bool
+    public: bool  # it has an ingress, so a DNS record
+
+    @property
+    def key(self) -> Key:
+        return self.namespace, self.name
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def parts(service: Body) -> ServiceParts:
+    spec = service.get("spec") or {}
+    return ServiceParts(
+        namespace=service["metadata"]["namespace"],
+        name=service["metadata"]["name"],
+        database=bool((spec.get("database") or {}).get("enabled", True)),
+        files=bool((spec.get("files") or {}).get("enabled", True)),
+        public=spec.get("ingress") is not None,
+    )
+
+
+def by_key(objects: Iterable[Body]) -> dict[Key, Body]:
+    return {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects}
+
+
+def _waiting_for(pending: list[str], what: str) -> Outcome:
+    shown = ", ".join(pending[:5]) + (f" and {len(pending) - 5} more" if len(pending) > 5 else "")
+    return Outcome.waiting(f"waiting for {what}: {shown}")
+
+
+def fence_source(failover_type: FailoverType, source: str, epoch: int, view: HandoverView) -> Outcome:
+    """Whether the source can no longer act as Active: it fenced itself, or (a failover) it provably
+    cannot act any more."""
+    witness = view.witness
+    lease_free = (
+        witness is None or view.witness_lapsed or (witness.claim is not None and witness.claim.epoch >= epoch)
+    )
+    fenced = view.peer_current and view.peer_role in {Role.FENCED, Role.STANDBY}
+    if failover_type is FailoverType.SWITCHOVER:
+        return _fence_for_switchover(source, epoch, view, fenced=fenced, lease_free=lease_free)
+    if witness is None:
+        if view.peer_current and not fenced:
+            return Outcome.waiting(f"waiting for {source} to fence itself for epoch {epoch}")
+        return Outcome.done(
+            f"no witness: {source} is taken to be down on this Failover's word; it fences itself when it "
+            f"sees epoch {epoch}"
+        )
+    if not lease_free:
+        holder = witness.claim.active_site if witness.claim else source
+        return Outcome.waiting(f"waiting for {holder}'s witness Lease to lapse or be released")
+    return Outcome.done(f"{source} cannot act any more: nobody holds the witness Lease")
+
+
+def _fence_for_switchover(
+    source: str, epoch: int, view: HandoverView, *, fenced: bool, lease_free: bool
+) -> Outcome:
+    if not view.peer_current:
+        return Outcome.waiting(
+            f"{source} does not answer: a switchover needs it (delete this Failover and create one of "
+            "type Failover if it is gone)"
+        )
+    if not fenced:
+        return Outcome.waiting(f"waiting for {source} to fence itself for epoch {epoch}")
+    if not lease_free:
+        return Outcome.waiting(f"waiting for {source} to release the witness Lease")
+    return Outcome.done(f"{source} fenced itself and released the witness Lease")
+
+
+def final_sync(
+    failover: str,
+    source: str,
+    services: Iterable[ServiceParts],
+    replication_sources: Mapping[Key, Body],
+    clusters: Mapping[Key, Body],
+) -> tuple[Outcome, dict[Key, str]]:
+    """Whether the source pushed its last files and demoted its databases; their tokens by service."""
+    pending: list[str] = []
+    tokens: dict[Key, str] = {}
+    for service in services:
+        if service.files:
+            name = names.files_replication(service.name)
+            status = (replication_sources.get((service.namespace, name)) or {}).get("status") or {}
+            if status.get("lastManualSync") != failover:
+                pending.append(f"{service} files")
+        if service.database:
+            cluster = names.database_cluster(service.name, source)
+            token = ((clusters.get((service.namespace, cluster)) or {}).get("status") or {}).get(
+                "demotionToken"
+            )
+            if token:
+                tokens[service.key] = str(token)
+            else:
+                pending.append(f"{service} database demotion")
+    if pending:
+        return _waiting_for(pending, f"the final sync at {source}"), tokens
+    return Outcome.done(f"files synced and {len(tokens)} databases demoted at {source}"), tokens
+
+
+def promote(
+    site: str,
+    epoch: int,
+    view: HandoverView,
+    services: Iterable[ServiceParts],
+    *,
+    tokens: Mapping[Key, str],
+    clusters: Mapping[Key, Body],
+) -> Outcome:
+    """Whether this site is Active at `epoch` and its databases are primaries."""
+    state = view.state
+    if (state.role, state.epoch) != (Role.ACTIVE, epoch):
+        return Outcome.waiting(f"{site} is {state.role} at epoch {state.epoch}: {state.message}")
+    pending = []
+    for service in services:
+        if not service.database:
+            continue
+        own = names.database_cluster(service.name, site)
+        cluster = clusters.get((service.namespace, own)) or {}
+        replica = (cluster.get("spec") or {}).get("replica") or {}
+        token = tokens.get(service.key)
+        promoted = replica.get("primary") == own and (
+            token is None or (cluster.get("status") or {}).get("lastPromotionToken") == token
+        )
+        if not promoted:
+            pending.append(str(service))
+    if pending:
+        return _waiting_for(pending, "database promotion")
+    return Outcome.done(f"{site} is active at epoch {epoch}; its databases are primaries")
+
+
+def redirect(
+    site: str,
+    source: str,
+    services: Iterable[ServiceParts],
+    here: Mapping[Key, Body],
+    there: Mapping[Key, Body] | None,
+) -> Outcome:
+    """Whether every public name points here: published by this site, withdrawn at the source (`there`,
+    None when the source cannot be asked)."""
+    public = [s for s in services if s.public]
+    missing = [str(s) for s in public if (s.namespace, names.ingress(s.name)) not in here]
+    if missing:
+        return _waiting_for(missing, f"DNS records at {site}")
+    if there is not None:
+        stale = [str(s) for s in public if (s.namespace, names.ingress(s.name)) in there]
+        if stale:
+            return _waiting_for(stale, f"{source} to withdraw its DNS records")
+    withdrawn = "" if there is not None else f" ({source} cannot be asked to withdraw its own)"
+    return Outcome.done(f"{len(public)} DNS records point at {site}{withdrawn}")
+
+
+def verify(site: str, epoch: int, services: Iterable[Body]) -> Outcome:
+    pending = []
+    count = 0
+    for service in services:
+        count += 1
+        status = service.get("status") or {}
+        serving = (status.get("site"), status.get("role"), status.get("epoch")) == (
+            site,
+            str(Role.ACTIVE),
+            epoch,
+        )
+        if not (serving and conditions.is_true(status.get("conditions"), "Ready")):
+            pending.append(f"{service['metadata']['namespace']}/{service['metadata']['name']}")
+    if pending:
+        return _waiting_for(pending, f"services Ready and Active at {site}")
+    return Outcome.done(f"{count} services Ready and Active at {site}, epoch {epoch}")
+
+
+def recovery_seconds(
+    failover_type: FailoverType,
+    outage_start: datetime.datetime | None,
+    fence_start: datetime.datetime | None,
+    now: datetime.datetime,
+) -> float | None:
+    """The RTO: from when the services stopped answering at the source (a failover: the source's last sign
+    of life; a switchover: the start of its fencing) until they all answered here."""
+    start = fence_start if failover_type is FailoverType.SWITCHOVER else outage_start
+    return None if start is None else round(max((now - start).total_seconds(), 0.0), 3)

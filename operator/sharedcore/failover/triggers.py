@@ -1,0 +1,107 @@
+"""When a site starts a Failover by itself: decided purely from what it observes.
+
+- Automatic failover (policy mode Automatic, which requires a witness): this site is the standby, it can
+  reach the witness, nobody holds the witness Lease (released, or not renewed for a Lease duration), and the
+  active site is not acting: silent for a Lease duration, or saying it is not Active (fenced, say, because it
+  lost the witness). A standby that cannot reach the witness never promotes by itself.
+- Automatic failback (policy failback Automatic): this site is the preferred primary, standing by, and has
+  been caught up (both sites talking, the peer Active, every service's replication healthy here) for
+  failbackHoldSeconds without a break: a Switchover back.
+Either creates a Failover named after the epoch it would start, so each happens at most once per epoch: if it
+fails (its data-loss window above a service's objective, say), people decide what comes next.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sharedcore import API_GROUP, API_VERSION
+from sharedcore.api import FailbackMode, FailoverMode, FailoverType, Role, Topology
+from sharedcore.controller import conditions
+from sharedcore.sites.controller import HandoverView
+
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Due:
+    """A Failover this site should create."""
+
+    kind: str  # failover | failback: names it
+    type: FailoverType
+    reason: str
+
+    def failover(self, site: str, epoch: int) -> Body:
+        return {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": "Failover",
+            "metadata": {
+                "name": f"automatic-{self.kind}-epoch-{epoch}",
+                "labels": {f"{API_GROUP}/automatic": self.kind},
+            },
+            "spec": {"targetSite": site, "type": str(self.type), "reason": self.reason},
+        }
+
+
+def automatic_failover(site: str, view: HandoverView, topology: Topology) -> Due | None:
+    policy = topology.spec.failover
+    state = view.state
+    if (
+        policy.mode is not FailoverMode.AUTOMATIC
+        or state.role is not Role.STANDBY
+        or state.active_site == site
+    ):
+        return None
+    witness = view.witness
+    if witness is None or not witness.reachable or not view.witness_lapsed:
+        return None
+    source = state.active_site
+    silent = view.peer_silent_seconds
+    if silent is None or silent >= policy.lease_duration_seconds:
+        why = "has not been heard from" if silent is None else f"has been silent for {silent:.0f}s"
+    elif view.peer_role is not Role.ACTIVE:
+        why = f"reports itself {view.peer_role or 'unknown'}"
+    else:
+        return None
+    reason = f"AutomaticFailover: {source} {why} and nobody holds the witness Lease"
+    return Due("failover", FailoverType.FAILOVER, reason)
+
+
+def caught_up(site: str, view: HandoverView, topology: Topology, services: Iterable[Body]) -> bool:
+    """Whether the preferred primary, standing by, could take its role back without losing anything."""
+    state = view.state
+    if site != topology.spec.preferred_primary or state.role is not Role.STANDBY:
+        return False
+    if not (view.peer_current and view.peer_role is Role.ACTIVE):
+        return False
+    return all(
+        conditions.is_true((s.get("status") or {}).get("conditions"), "ReplicationHealthy") for s in services
+    )
+
+
+def automatic_failback(site: str, topology: Topology, healthy_seconds: float | None) -> Due | None:
+    policy = topology.spec.failover
+    if policy.failback is not FailbackMode.AUTOMATIC or healthy_seconds is None:
+        return None
+    if healthy_seconds < policy.failback_hold_seconds:
+        return None
+    reason = (
+        f"AutomaticFailback: {site}, the preferred primary, has been caught up for "
+        f"{healthy_seconds:.0f}s (hold {policy.failback_hold_seconds}s)"
+    )
+    return Due("failback", FailoverType.SWITCHOVER, reason)
+
+
+class HealthyClock:
+    """How long a condition has held without a break."""
+
+    def __init__(self) -> None:
+        self._since: float | None = None
+
+    def held(self, healthy: bool, now: float) -> float | None:
+        if not healthy:
+            self._since = None
+            return None
+        if self._since is None:
+            self._since = now
+        return now - self._since

@@ -1,0 +1,196 @@
+"""The pure judgement of a running Failover's steps, and of when a site starts one by itself."""
+
+import datetime
+from typing import Any
+
+import pytest
+
+from sharedcore.api import FailoverType, Role, Topology
+from sharedcore.failover import handover, triggers
+from sharedcore.failover.steps import Outcome
+from sharedcore.sites.controller import HandoverView
+from sharedcore.sites.state import Claim, SiteState, WitnessView
+
+DANANG_1 = Claim(1, "danang")
+STANDBY = SiteState(Role.STANDBY, 1, "danang", "Standby", "danang is active at epoch 1")
+
+
+def view(**changes: Any) -> HandoverView:
+    base: dict[str, Any] = {
+        "state": STANDBY,
+        "peer_role": Role.ACTIVE,
+        "peer_claim": DANANG_1,
+        "peer_reachable": True,
+        "peer_current": True,
+        "peer_silent_seconds": 0.5,
+        "witness": WitnessView(True, DANANG_1),
+        "witness_lapsed": False,
+    }
+    return HandoverView(**(base | changes))
+
+
+def service(name: str, **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"namespace": "city", "name": name}, "spec": spec}
+
+
+VANBAN = handover.parts(service("vanban", ingress={"host": "vanban.danang.gov.vn"}))
+OPENDATA = handover.parts(service("opendata", database={"enabled": False}))
+
+
+def waiting(outcome: Outcome) -> bool:
+    return outcome.state.value == "Running"
+
+
+def done(outcome: Outcome) -> bool:
+    return outcome.state.value == "Succeeded"
+
+
+def test_a_switchover_waits_for_the_source_to_fence_itself_and_let_go_of_the_witness_lease() -> None:
+    def fence(**changes: Any) -> Outcome:
+        return handover.fence_source(FailoverType.SWITCHOVER, "danang", 2, view(**changes))
+
+    assert waiting(fence())
+    assert "fence itself" in fence().message
+    assert "release the witness Lease" in fence(peer_role=Role.FENCED).message
+    assert done(fence(peer_role=Role.FENCED, witness=WitnessView(True, None), witness_lapsed=True))
+    # Resumed after this site took the Lease at the new epoch.
+    assert done(fence(peer_role=Role.STANDBY, witness=WitnessView(True, Claim(2, "quangnam"), held=True)))
+    assert "a switchover needs it" in fence(peer_current=False).message
+
+
+def test_a_failover_needs_the_witness_lease_lapsed_or_without_a_witness_only_its_own_word() -> None:
+    def fence(**changes: Any) -> Outcome:
+        return handover.fence_source(FailoverType.FAILOVER, "danang", 2, view(**changes))
+
+    assert waiting(fence(peer_current=False))
+    assert done(fence(peer_current=False, witness_lapsed=True))
+    assert done(fence(peer_current=False, witness=None))
+    assert "on this Failover's word" in fence(peer_current=False, witness=None).message
+    assert waiting(fence(witness=None))  # a source that still answers must fence itself first
+
+
+def test_the_final_sync_waits_for_every_manual_sync_and_demotion_and_collects_the_tokens() -> None:
+    sources = {("city", "vanban-files"): {"status": {"lastManualSync": "sw-1"}}}
+    clusters: dict[handover.Key, Any] = {("city", "vanban-db-danang"): {"status": {}}}
+    outcome, tokens = handover.final_sync("sw-1", "danang", [VANBAN, OPENDATA], sources, clusters)
+    assert waiting(outcome) and tokens == {}
+    assert "city/vanban database demotion" in outcome.message
+    assert "city/opendata files" in outcome.message
+    sources[("city", "opendata-files")] = {"status": {"lastManualSync": "sw-0"}}  # an older switchover's
+    clusters[("city", "vanban-db-danang")] = {"status": {"demotionToken": "dG9rZW4="}}
+    outcome, tokens = handover.final_sync("sw-1", "danang", [VANBAN, OPENDATA], sources, clusters)
+    assert waiting(outcome) and "city/opendata files" in outcome.message
+    sources[("city", "opendata-files")] = {"status": {"lastManualSync": "sw-1"}}
+    outcome, tokens = handover.final_sync("sw-1", "danang", [VANBAN, OPENDATA], sources, clusters)
+    assert done(outcome) and tokens == {("city", "vanban"): "dG9rZW4="}
+
+
+def test_promotion_waits_for_the_role_and_for_each_database_to_take_its_token() -> None:
+    active = SiteState(Role.ACTIVE, 2, "quangnam", "Active", "holds the witness Lease")
+    tokens = {("city", "vanban"): "dG9rZW4="}
+    primary = {"spec": {"replica": {"primary": "vanban-db-quangnam"}}, "status": {}}
+    clusters = {("city", "vanban-db-quangnam"): primary}
+
+    def promote(state: SiteState) -> Outcome:
+        return handover.promote(
+            "quangnam", 2, view(state=state), [VANBAN, OPENDATA], tokens=tokens, clusters=clusters
+        )
+
+    assert waiting(promote(STANDBY)) and "Standby at epoch 1" in promote(STANDBY).message
+    assert waiting(promote(active)) and "city/vanban" in promote(active).message
+    primary["status"] = {"lastPromotionToken": "dG9rZW4="}
+    assert done(promote(active))
+
+
+def test_redirect_waits_for_the_record_here_and_its_withdrawal_at_the_source() -> None:
+    here: dict[handover.Key, Any] = {}
+    there: dict[handover.Key, Any] = {("city", "vanban"): {}}
+    services = [VANBAN, OPENDATA]
+    assert "DNS records at quangnam" in handover.redirect("quangnam", "danang", services, here, there).message
+    here[("city", "vanban")] = {}
+    assert "danang to withdraw" in handover.redirect("quangnam", "danang", services, here, there).message
+    assert done(handover.redirect("quangnam", "danang", services, here, {}))
+    gone = handover.redirect("quangnam", "danang", services, here, None)
+    assert done(gone) and "cannot be asked" in gone.message
+
+
+def test_verify_needs_every_service_ready_and_active_here_at_the_new_epoch() -> None:
+    ready = [{"type": "Ready", "status": "True"}]
+    body = service("vanban")
+    body["status"] = {"site": "quangnam", "role": "Active", "epoch": 1, "conditions": ready}
+    assert waiting(handover.verify("quangnam", 2, [body]))
+    body["status"]["epoch"] = 2
+    assert done(handover.verify("quangnam", 2, [body]))
+
+
+def test_the_rto_counts_from_the_sources_last_sign_of_life_or_for_a_switchover_from_its_fencing() -> None:
+    t0 = datetime.datetime(2026, 11, 24, 8, 0, tzinfo=datetime.UTC)
+    seen, fence, end = t0, t0 + datetime.timedelta(seconds=30), t0 + datetime.timedelta(seconds=34.5)
+    assert handover.recovery_seconds(FailoverType.FAILOVER, seen, fence, end) == 34.5
+    assert handover.recovery_seconds(FailoverType.SWITCHOVER, seen, fence, end) == 4.5
+    assert handover.recovery_seconds(FailoverType.FAILOVER, None, fence, end) is None
+
+
+def topology(**policy: Any) -> Topology:
+    ref = {"name": "peer", "namespace": "sharedcore-system"}
+    return Topology.model_validate(
+        {
+            "apiVersion": "sharedcore.danang.gov.vn/v1alpha1",
+            "kind": "Topology",
+            "metadata": {"name": "default"},
+            "spec": {
+                "sites": [
+                    {"name": n, "kubeconfigSecretRef": ref, "ingressAddress": f"203.0.113.{i}"}
+                    for i, n in enumerate(("danang", "quangnam"), start=10)
+                ],
+                "preferredPrimary": "danang",
+                "witness": {"kubeconfigSecretRef": ref},
+                "failover": {"mode": "Automatic", "leaseDurationSeconds": 15, **policy},
+            },
+        }
+    )
+
+
+def test_automatic_failover_needs_the_lease_lapsed_and_the_active_site_silent_or_not_active() -> None:
+    auto = topology()
+    lost = {"peer_current": False, "peer_silent_seconds": 16.0, "witness_lapsed": True}
+    due = triggers.automatic_failover("quangnam", view(**lost), auto)
+    assert due is not None and due.type is FailoverType.FAILOVER
+    assert (
+        due.reason == "AutomaticFailover: danang has been silent for 16s and nobody holds the witness Lease"
+    )
+    body = due.failover("quangnam", 2)
+    assert body["metadata"]["name"] == "automatic-failover-epoch-2"
+    assert body["spec"] == {"targetSite": "quangnam", "type": "Failover", "reason": due.reason}
+    fenced = triggers.automatic_failover("quangnam", view(peer_role=Role.FENCED, witness_lapsed=True), auto)
+    assert fenced is not None and "reports itself Fenced" in fenced.reason
+    # Not while the Lease is held, nor while the active site is heard from and Active, nor without the
+    # witness, nor in manual mode, nor at the active site.
+    assert triggers.automatic_failover("quangnam", view(**(lost | {"witness_lapsed": False})), auto) is None
+    assert triggers.automatic_failover("quangnam", view(witness_lapsed=True), auto) is None
+    unreachable = lost | {"witness": WitnessView(False, DANANG_1)}
+    assert triggers.automatic_failover("quangnam", view(**unreachable), auto) is None
+    assert triggers.automatic_failover("quangnam", view(**lost), topology(mode="Manual")) is None
+    active = SiteState(Role.ACTIVE, 1, "quangnam", "Active", "")
+    assert triggers.automatic_failover("quangnam", view(state=active, **lost), auto) is None
+
+
+@pytest.mark.parametrize("healthy", [True, False])
+def test_automatic_failback_after_the_hold_time_of_being_caught_up(healthy: bool) -> None:
+    back = topology(failback="Automatic", failbackHoldSeconds=60)
+    standby = SiteState(Role.STANDBY, 2, "quangnam", "Standby", "")
+    condition = [{"type": "ReplicationHealthy", "status": "True" if healthy else "False"}]
+    services = [{"metadata": {"namespace": "city", "name": "vanban"}, "status": {"conditions": condition}}]
+    caught_up = triggers.caught_up("danang", view(state=standby), back, services)
+    assert caught_up is healthy
+    assert triggers.caught_up("quangnam", view(state=standby), back, services) is False  # not preferred
+    clock = triggers.HealthyClock()
+    assert clock.held(caught_up, 100.0) == (0.0 if healthy else None)
+    assert triggers.automatic_failback("danang", back, clock.held(caught_up, 130.0)) is None
+    due = triggers.automatic_failback("danang", back, clock.held(caught_up, 161.0))
+    assert (due is not None) is healthy
+    if due is not None:
+        assert due.type is FailoverType.SWITCHOVER
+        assert due.failover("danang", 3)["metadata"]["name"] == "automatic-failback-epoch-3"
+    assert clock.held(False, 170.0) is None and clock.held(True, 171.0) == 0.0  # a break starts it again
+    assert triggers.automatic_failback("danang", topology(), 1000.0) is None  # failback Manual
