@@ -31,7 +31,9 @@ RULES: list[dict[str, Any]] = [
         "resources": ["sharedservices"],
         "verbs": [*READ, "create", "patch", "update", "delete"],
     },
-    {"apiGroups": [API_GROUP], "resources": ["topologies", "failovers"], "verbs": [*READ, "patch", "update"]},
+    {"apiGroups": [API_GROUP], "resources": ["topologies"], "verbs": [*READ, "patch", "update"]},
+    # Failovers: automatic failover and failback create them at their target site, like a person would.
+    {"apiGroups": [API_GROUP], "resources": ["failovers"], "verbs": [*READ, "create", "patch", "update"]},
     {
         "apiGroups": [API_GROUP],
         "resources": ["sharedservices/status", "topologies/status", "failovers/status"],
