@@ -6,6 +6,7 @@ under a `RoleSampler` (both operators' roles every 100 ms), which fails the test
 Active sites. The scenarios follow on from each other: each starts from whichever site is active.
 """
 
+import json
 import signal
 import time
 import uuid
@@ -22,6 +23,7 @@ from tests.support import samples
 from tests.support.cluster import Site, eventually
 from tests.support.dataplane import token_cluster
 from tests.support.operator import OPERATOR_USER, WRITE_VERBS, audit_requests
+from tests.support.packaging import kubectl_with_plugin
 from tests.support.pair import LEASE, RESYNC, Pair, lease, metric, running_pair, site_entry, topology_status
 from tests.support.roles import RoleSampler, role_of
 
@@ -346,12 +348,16 @@ def test_a_switchover_survives_its_operator_killed_at_each_step(
     target = pair.operators[standby.name]
     with RoleSampler(pair.operators):
         name = request(standby, standby.name, "Switchover")
-        reached = eventually(
-            lambda: (s := current_step(standby, name)) in (*STEPS[STEPS.index(step) :], "done") and s,
-            timeout=60,
-            interval=0.02,
-            message=f"{name} at {step}",
-        )
+        try:
+            reached = eventually(
+                lambda: (s := current_step(standby, name)) in (*STEPS[STEPS.index(step) :], "done") and s,
+                timeout=60,
+                interval=0.02,
+                message=f"{name} at {step}",
+            )
+        except AssertionError as error:
+            body = standby.custom.get_cluster_custom_object(API_GROUP, API_VERSION, "failovers", name)
+            raise AssertionError(f"{error}; the Failover: {body.get('status')}") from None
         target.stop(signal.SIGKILL)
         target.start()
         target.wait_ready(timeout=60)
@@ -479,3 +485,35 @@ def test_cut_off_from_the_witness_the_active_site_fences_itself_before_the_stand
     assert fenced is not None and promoted is not None and fenced < promoted
     reasons = [f["spec"]["reason"] for f in automatic_failovers(pair.quangnam).values()]
     assert any(r.startswith("AutomaticFailover: danang reports itself Fenced") for r in reasons), reasons
+
+
+def test_the_kubectl_plugin_plans_and_follows_a_switchover_and_reports_a_refusal(
+    pair: Pair, namespace: str
+) -> None:
+    ensure_active(pair, pair.danang)
+    name = replicated(pair, namespace, "open-data")
+    at = {site.name: f"--kubeconfig={site.kubeconfig}" for site in (pair.danang, pair.quangnam)}
+    drill = kubectl_with_plugin("sharedcore", "drill", "--to", "quangnam", at["quangnam"]).stdout
+    assert "Planned: danang → quangnam" in drill and "preconditions hold" in drill
+    with RoleSampler(pair.operators):
+        moved = kubectl_with_plugin(
+            "sharedcore", "switchover", "--to", "quangnam", "--reason", "CHG-1234", at["quangnam"]
+        ).stdout
+    print(moved)
+    for step in ("FenceSource", "FinalSync", "Promote", "Redirect", "Verify"):
+        assert f"✓ {step}" in moved
+    assert "Succeeded: danang → quangnam" in moved and "data-loss window 0.0s" in moved
+    report = json.loads(
+        kubectl_with_plugin("sharedcore", "status", at["quangnam"], "-n", namespace, "-o", "json").stdout
+    )
+    assert (report["activeSite"], report["lastFailover"]["phase"]) == ("quangnam", "Succeeded")
+    assert report["lastFailover"]["name"].startswith("switchover-to-quangnam-")
+    assert [s["name"] for s in report["services"]] == [name]
+    # Asking the active site to fail over to itself is refused, and the plugin exits non-zero saying why.
+    refused = kubectl_with_plugin(
+        "sharedcore", "failover", "--to", "quangnam", "--reason", "INC-42", at["quangnam"], check=False
+    )
+    assert refused.returncode == 1 and "AlreadyActive" in refused.stdout
+    with RoleSampler(pair.operators):
+        kubectl_with_plugin("sharedcore", "switchover", "--to", "danang", at["danang"])
+    assert claims(pair)["danang"][0] == "danang"

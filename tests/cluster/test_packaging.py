@@ -3,9 +3,7 @@ run, the operator's pod meets the "restricted" Pod Security Standard, and kubect
 
 import contextlib
 import json
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,6 @@ import pytest
 import yaml
 
 from sharedcore import API_GROUP
-from sharedcore.testbed.binaries import binary
 from tests.conftest import Sites
 from tests.support.cluster import Site
 from tests.support.operator import install_crds
@@ -26,13 +23,13 @@ from tests.support.packaging import (
     ROOT,
     documents,
     helm_template,
+    kubectl_with_plugin,
     kustomize,
     one,
 )
 
 pytestmark = pytest.mark.cluster
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
-PLUGIN = Path(sys.executable).parent / "kubectl-sharedcore"
 
 
 @pytest.fixture(scope="module")
@@ -139,19 +136,6 @@ def test_operator_pod_meets_restricted_pod_security(plane: Site) -> None:
 # The plugin, run by kubectl from PATH.
 
 
-def kubectl_with_plugin(site: Site, *args: str) -> subprocess.CompletedProcess[str]:
-    assert PLUGIN.is_file(), f"{PLUGIN} missing: reinstall the package (make venv) to get the console script"
-    env = {
-        **os.environ,
-        "PATH": f"{PLUGIN.parent}{os.pathsep}{binary('kubectl').parent}{os.pathsep}/usr/bin:/bin",
-    }
-    result = subprocess.run(
-        [str(binary("kubectl")), *args], capture_output=True, text=True, env=env, check=False, timeout=120
-    )
-    assert result.returncode == 0, f"kubectl {' '.join(args)} failed:\n{result.stderr}"
-    return result
-
-
 def patch_status(site: Site, resource: str, name: str, status: dict[str, Any], namespace: str = "") -> None:
     scope = ("-n", namespace) if namespace else ()
     site.kubectl(
@@ -221,13 +205,13 @@ def city(plane: Site, namespace: str) -> Iterator[str]:
 
 
 def test_kubectl_finds_the_plugin(plane: Site) -> None:
-    listed = kubectl_with_plugin(plane, "plugin", "list", "--name-only")
+    listed = kubectl_with_plugin("plugin", "list", "--name-only")
     assert "kubectl-sharedcore" in listed.stdout.split()
 
 
 def test_kubectl_sharedcore_status(plane: Site, namespace: str, city: str) -> None:
     result = kubectl_with_plugin(
-        plane, "sharedcore", "status", f"--kubeconfig={plane.kubeconfig}", "-n", namespace, "-o", "json"
+        "sharedcore", "status", f"--kubeconfig={plane.kubeconfig}", "-n", namespace, "-o", "json"
     )
     report = json.loads(result.stdout)
     assert (report["activeSite"], report["epoch"], report["witness"]) == ("danang", 2, "configured")
@@ -239,16 +223,13 @@ def test_kubectl_sharedcore_status(plane: Site, namespace: str, city: str) -> No
     assert services["tongdai-1022"]["withinObjective"] is False  # 75 s behind an RPO of 60 s
     assert services["opendata"]["withinObjective"] is True
     assert report["lastFailover"]["name"] == city and report["lastFailover"]["phase"] == "Succeeded"
-    text = kubectl_with_plugin(
-        plane, "sharedcore", "status", f"--kubeconfig={plane.kubeconfig}", "-n", namespace
-    )
+    text = kubectl_with_plugin("sharedcore", "status", f"--kubeconfig={plane.kubeconfig}", "-n", namespace)
     assert "Active site: danang   Epoch: 2" in text.stdout and "ABOVE RPO" in text.stdout
 
 
 def test_kubectl_sharedcore_render(plane: Site) -> None:
     sample = MANIFESTS / "samples" / "sharedservices" / "hotline-1022.yaml"
     result = kubectl_with_plugin(
-        plane,
         "sharedcore",
         "render",
         "-f",

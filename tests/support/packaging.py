@@ -1,6 +1,8 @@
 """The packaging under test (chart, kustomize trees, alert rules) and the real tools that read it."""
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from sharedcore.testbed.binaries import binary
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "sharedcore-operator"
 MANIFESTS = ROOT / "manifests"
+PLUGIN = Path(sys.executable).parent / "kubectl-sharedcore"
 SITES = ("danang", "quangnam")
 # Every kustomization a user deploys (the operator base is only deployed through a site overlay).
 KUSTOMIZATIONS = (
@@ -55,3 +58,17 @@ def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     found = by_kind(objects, kind)
     assert len(found) == 1, f"expected one {kind}, got {len(found)}"
     return found[0]
+
+
+def kubectl_with_plugin(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The real kubectl, finding `kubectl-sharedcore` (the installed console script) on its PATH."""
+    assert PLUGIN.is_file(), f"{PLUGIN} missing: reinstall the package (make venv) to get the console script"
+    env = {
+        **os.environ,
+        "PATH": f"{PLUGIN.parent}{os.pathsep}{binary('kubectl').parent}{os.pathsep}/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [str(binary("kubectl")), *args], capture_output=True, text=True, env=env, check=False, timeout=120
+    )
+    assert not check or result.returncode == 0, f"kubectl {' '.join(args)} failed:\n{result.stderr}"
+    return result
