@@ -160,6 +160,11 @@ def test_without_accept_data_loss_a_failover_with_an_unknown_window_is_refused(
             "danang",
             1,
         )
+        eventually(
+            lambda: "FailoverRecommended" in event_reasons(pair.quangnam, "default"),
+            timeout=30,
+            message="quangnam recommends a failover (manual mode)",
+        )
         failover = request(pair.quangnam, "quangnam", "Failover")
         status = ended(pair.quangnam, failover)
         assert status["phase"] == "Failed"

@@ -171,6 +171,7 @@ def test_automatic_failover_needs_the_lease_lapsed_and_the_active_site_silent_or
     unreachable = lost | {"witness": WitnessView(False, DANANG_1)}
     assert triggers.automatic_failover("quangnam", view(**unreachable), auto) is None
     assert triggers.automatic_failover("quangnam", view(**lost), topology(mode="Manual")) is None
+    assert triggers.failover_due("quangnam", view(**lost), topology(mode="Manual")) == due  # recommended
     active = SiteState(Role.ACTIVE, 1, "quangnam", "Active", "")
     assert triggers.automatic_failover("quangnam", view(state=active, **lost), auto) is None
 

@@ -83,6 +83,7 @@ class FailoverController:
         self._queue: WorkQueue[str] = WorkQueue()
         self._announced: str | None = None  # the Failover whose handover this site announces
         self._failback = triggers.HealthyClock()
+        self._recommended: int | None = None  # the epoch a manual failover was last recommended at
 
     def on_event(self, event_type: str | None, body: Body) -> None:
         name = body["metadata"]["name"]
@@ -294,6 +295,7 @@ class FailoverController:
             self._site.name, topology, self._failback.held(healthy, time.monotonic())
         )
         if due is None:
+            await self._recommend(triggers.failover_due(self._site.name, view, topology), view.state.epoch)
             return
         body = due.failover(self._site.name, view.state.epoch + 1)
         try:
@@ -303,6 +305,22 @@ class FailoverController:
                 raise
             return  # created already (the name is the epoch's): once per epoch, never again
         log.warning("created Failover %s: %s", body["metadata"]["name"], due.reason)
+
+    async def _recommend(self, due: triggers.Due | None, epoch: int) -> None:
+        """Manual mode: say once per epoch what automatic mode would have done."""
+        if due is None or self._recommended == epoch:
+            return
+        self._recommended = epoch
+        topology: Body = {
+            "apiVersion": TOPOLOGIES.api_version,
+            "kind": TOPOLOGIES.kind,
+            "metadata": {"name": TOPOLOGY_NAME},
+        }
+        message = (
+            f"{due.reason.removeprefix('AutomaticFailover: ')}; failover mode is Manual: to take over, "
+            f"kubectl sharedcore failover --to {self._site.name} --reason <incident>"
+        )
+        await self._recorder.record(topology, "Warning", "FailoverRecommended", message)
 
 
 def _completed(failover_type: FailoverType, status: FailoverStatus, now: datetime.datetime) -> FailoverStatus:

@@ -7,6 +7,7 @@
 - Automatic failback (policy failback Automatic): this site is the preferred primary, standing by, and has
   been caught up (both sites talking, the peer Active, every service's replication healthy here) for
   failbackHoldSeconds without a break: a Switchover back.
+In manual mode the same observation that would start a failover is told as a Warning Event, once per epoch.
 Either creates a Failover named after the epoch it would start, so each happens at most once per epoch: if it
 fails (its data-loss window above a service's objective, say), people decide what comes next.
 """
@@ -44,13 +45,16 @@ class Due:
 
 
 def automatic_failover(site: str, view: HandoverView, topology: Topology) -> Due | None:
+    if topology.spec.failover.mode is not FailoverMode.AUTOMATIC:
+        return None
+    return failover_due(site, view, topology)
+
+
+def failover_due(site: str, view: HandoverView, topology: Topology) -> Due | None:
+    """The failover automatic mode would start now (in manual mode: the one to recommend)."""
     policy = topology.spec.failover
     state = view.state
-    if (
-        policy.mode is not FailoverMode.AUTOMATIC
-        or state.role is not Role.STANDBY
-        or state.active_site == site
-    ):
+    if state.role is not Role.STANDBY or state.active_site == site:
         return None
     witness = view.witness
     if witness is None or not witness.reachable or not view.witness_lapsed:
