@@ -12,13 +12,12 @@ two resync intervals, and its peak RSS. Prints a table and writes bench/results/
 import argparse
 import collections
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import results_file
 import yaml
 
 from sharedcore.testbed import Testbed
@@ -150,14 +149,7 @@ def main() -> None:
             r["peak_rss_mib"],
         )
         print("  ".join(f"{v!s:>12}" for v in row))
-    out = ROOT / "bench" / "results" / "reconcile.json"
-    out.parent.mkdir(exist_ok=True)
-    machine = {
-        "cpus": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-    }
-    out.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
+    out = results_file.write("reconcile", results)
     print(f"\nwritten: {out}")
 
 

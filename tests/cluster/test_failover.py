@@ -144,6 +144,7 @@ def test_without_accept_data_loss_a_failover_with_an_unknown_window_is_refused(
     name = replicated(pair, namespace, "hotline-1022")
     pair.danang.stop()
     pair.doubles["quangnam"].lose_source(True)
+    pair.doubles["quangnam"].lose_metrics(True)  # and no sample ever showed where streaming stopped
     try:
         eventually(
             lambda: site_entry(pair.quangnam, "danang").get("reachable") is False,
@@ -203,6 +204,7 @@ def test_without_accept_data_loss_a_failover_with_an_unknown_window_is_refused(
         )
     finally:
         pair.doubles["quangnam"].lose_source(False)
+        pair.doubles["quangnam"].lose_metrics(False)
         pair.danang.start()
     eventually(
         lambda: site_entry(pair.quangnam, "danang").get("reachable") is True,
@@ -390,6 +392,7 @@ def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
     with RoleSampler(pair.operators) as sampler:
         stopped = time.monotonic()
         pair.danang.stop()  # the site's control plane is gone; its operator, cut off from it, runs on
+        pair.doubles["quangnam"].lose_source(True)  # quangnam's replicas stop receiving
         try:
             eventually(
                 lambda: serving_at(pair.quangnam, namespace, names, epoch + 1),
@@ -402,6 +405,7 @@ def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
             failover = automatic_failovers(pair.quangnam)[name]
         finally:
             restarted = time.monotonic()
+            pair.doubles["quangnam"].lose_source(False)
             pair.danang.start()
         # Rejoin: danang's operator meets the later epoch and stands by, never Active again on its own.
         eventually(lambda: claims(pair)["danang"] == ("quangnam", epoch + 1), timeout=90, message="rejoined")
@@ -413,6 +417,7 @@ def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
     assert (failover["spec"]["type"], failover["spec"]["targetSite"]) == ("Failover", "quangnam")
     assert failover["spec"]["reason"].startswith("AutomaticFailover: danang ")
     assert 0 < status["rtoSeconds"] <= measured
+    # Known although the WAL receivers stopped: complete up to when they were last seen streaming.
     assert status["dataLossWindowSeconds"] is not None
     fenced = sampler.first("danang", "Fenced", after=stopped)
     promoted = sampler.first("quangnam", "Active", after=stopped)

@@ -1,15 +1,14 @@
-"""The operator in tests: `sharedcore.testbed.operators` with the tests' Site handles, polling and parsing."""
+"""The operator in tests: `sharedcore.testbed.operators` with the tests' Site handles."""
 
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from sharedcore.testbed import operators
 from sharedcore.testbed.operators import OPERATOR_USER
-from tests.support.cluster import Site, eventually
+from tests.support.cluster import Site
 
 __all__ = [
+    "CRD_DIRS",
     "OPERATOR_USER",
     "WRITE_VERBS",
     "OperatorProcess",
@@ -36,19 +35,10 @@ def service_account_kubeconfig(site: Site, directory: Path) -> Path:
 
 
 class OperatorProcess(operators.OperatorProcess):
+    """Started for a Site; readiness, metrics and the rest are the package's."""
+
     def __init__(self, site: Site, kubeconfig: Path, log_path: Path, args: tuple[str, ...] = ()) -> None:
         super().__init__(site.name, kubeconfig, log_path, args)
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        eventually(self.ready, timeout=timeout, message=f"operator at {self.site} ready")
-
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        """Samples by (name, sorted labels)."""
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(self.metrics_text())
-            for sample in family.samples
-        }
 
 
 def audit_requests(

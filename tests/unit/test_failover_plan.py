@@ -1,5 +1,6 @@
 """The pure failover planner and step machine."""
 
+import dataclasses
 import datetime
 
 import pytest
@@ -64,6 +65,17 @@ def test_failover_window_is_measured_to_when_the_source_was_last_seen() -> None:
     assert plan.feasible
     assert plan.services[0].data_loss_window_seconds == pytest.approx(60.0)
     assert plan.skipped == {StepName.FINAL_SYNC}
+
+
+def test_a_database_no_longer_streaming_counts_from_where_it_is_complete() -> None:
+    died = NOW - datetime.timedelta(seconds=100)
+    stopped = dataclasses.replace(
+        replica("vanban", lag=None, synced_ago=110),
+        database_complete_at=died - datetime.timedelta(seconds=25),
+    )
+    plan = make_plan(FailoverType.FAILOVER, False, situation(stopped, reachable=False, last_seen=died))
+    assert plan.feasible
+    assert plan.services[0].data_loss_window_seconds == pytest.approx(25.0)  # the files lost only 10 s
 
 
 @pytest.mark.parametrize(

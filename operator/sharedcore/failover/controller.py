@@ -51,6 +51,7 @@ Body = dict[str, Any]
 ENDED = frozenset({FailoverPhase.SUCCEEDED, FailoverPhase.FAILED, FailoverPhase.PLANNED})
 RETRY_SECONDS = 2.0
 POLL_SECONDS = 0.5
+TRIGGER_POLL_SECONDS = 0.5
 MANAGED_BY = {"app.kubernetes.io/managed-by": "sharedcore"}
 
 
@@ -273,17 +274,18 @@ class FailoverController:
     # --- deciding by itself ------------------------------------------------------------------------------
 
     async def watch(self, site_settled: Any) -> None:
-        """Automatic failover and failback: look every heartbeat interval, create a Failover when due."""
+        """Automatic failover and failback: look twice a second, create a Failover when due."""
         await site_settled
         while True:
             topology = self._site.topology()
-            interval = topology.spec.failover.heartbeat_interval_seconds if topology else 5
             try:
                 if topology is not None:
                     await self._consider(topology)
             except REMOTE_ERRORS as error:
                 log.warning("cannot create an automatic Failover: %s", describe(error))
-            await asyncio.sleep(interval)
+            # It only reads what the site's loops keep current, so looking often costs nothing and shortens
+            # the time from a lapsed witness Lease to the Failover.
+            await asyncio.sleep(TRIGGER_POLL_SECONDS)
 
     async def _consider(self, topology: Topology) -> None:
         if any(_running(b) for b in self._bodies.values()):
@@ -298,12 +300,14 @@ class FailoverController:
             await self._recommend(triggers.failover_due(self._site.name, view, topology), view.state.epoch)
             return
         body = due.failover(self._site.name, view.state.epoch + 1)
+        if body["metadata"]["name"] in self._bodies:
+            return  # created already (the name is the epoch's): once per epoch, never again
         try:
             await self._client.create(FAILOVERS, body)
         except ApiError as error:
             if error.status != 409:
                 raise
-            return  # created already (the name is the epoch's): once per epoch, never again
+            return
         log.warning("created Failover %s: %s", body["metadata"]["name"], due.reason)
 
     async def _recommend(self, due: triggers.Due | None, epoch: int) -> None:

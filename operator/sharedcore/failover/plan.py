@@ -5,8 +5,9 @@ The same plan serves a dry run (recorded, nothing changed: phase Planned) and th
 Data-loss window of a service: how much of its history the target does not have. The source wrote until it
 was last seen (its last heartbeat, or now while it is still up); the target holds everything up to its last
 successful sync. So the window is `last_seen - last_sync` for files (VolSync) and the replication lag for the
-database (CloudNativePG), the larger of the two; unknown if either is unknown. A switchover's final sync
-closes the window to 0.
+database (CloudNativePG) while it streams, or `last_seen - complete_at` once its WAL receiver stopped (the
+source gone: complete up to when it was last seen streaming); the larger of the two; unknown if either is
+unknown. A switchover's final sync closes the window to 0.
 """
 
 import datetime
@@ -33,22 +34,26 @@ class ServiceReplica:
     namespace: str
     name: str
     rpo_seconds: float
-    database_lag_seconds: float | None = None  # None: unknown (or no database: see database_enabled)
+    database_lag_seconds: float | None = None  # None: unknown or not streaming (see database_complete_at)
     files_last_sync: datetime.datetime | None = None
     database_enabled: bool = True
     files_enabled: bool = True
+    database_complete_at: datetime.datetime | None = None  # not streaming: complete up to here, if known
 
     def data_loss_window(self, source_last_seen: datetime.datetime) -> float | None:
         windows = []
         if self.database_enabled:
-            if self.database_lag_seconds is None:
+            if self.database_lag_seconds is not None:
+                windows.append(self.database_lag_seconds)
+            elif self.database_complete_at is not None:
+                windows.append((source_last_seen - self.database_complete_at).total_seconds())
+            else:
                 return None
-            windows.append(self.database_lag_seconds)
         if self.files_enabled:
             if self.files_last_sync is None:
                 return None
             windows.append((source_last_seen - self.files_last_sync).total_seconds())
-        return max(0.0, *windows) if windows else 0.0
+        return round(max(0.0, *windows), 3) if windows else 0.0
 
 
 @dataclass(frozen=True)

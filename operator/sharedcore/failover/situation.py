@@ -45,6 +45,7 @@ def replica(service: Body) -> ServiceReplica:
         name=service["metadata"]["name"],
         rpo_seconds=float((spec.get("objectives") or {}).get("rpoSeconds", DEFAULT_RPO_SECONDS)),
         database_lag_seconds=float(lag) if lag is not None else None,
+        database_complete_at=parse_time(replication.get("databaseLastReplayTime")),
         files_last_sync=parse_time(replication.get("filesLastSyncTime")),
         database_enabled=_enabled(spec, "database"),
         files_enabled=_enabled(spec, "files"),

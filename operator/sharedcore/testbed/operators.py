@@ -14,14 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from sharedcore import rbac
 from sharedcore.testbed import Testbed
 from sharedcore.testbed.binaries import binary
+from sharedcore.testbed.waiting import eventually
 
 OPERATOR_NAMESPACE = "sharedcore-system"
 OPERATOR_ACCOUNT = "sharedcore-operator"
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]  # (name, sorted labels) → value
 
 
 def run_tool(
@@ -166,6 +169,9 @@ class OperatorProcess:
         except OSError:
             return False
 
+    def wait_ready(self, timeout: float = 60) -> None:
+        eventually(self.ready, timeout=timeout, message=f"operator at {self.site} ready")
+
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(sig)
@@ -173,6 +179,14 @@ class OperatorProcess:
 
     def metrics_text(self) -> str:
         return self.http(self.metrics_port, "/metrics")[1]
+
+    def metrics(self) -> Samples:
+        """Samples by (name, sorted labels)."""
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(self.metrics_text())
+            for sample in family.samples
+        }
 
     def peak_rss_bytes(self) -> int:
         """The process's high-water mark of resident memory (VmHWM), for benchmarks."""
@@ -193,6 +207,11 @@ class OperatorProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def metric(process: OperatorProcess, series: str, /, **labels: str) -> float | None:
+    """One sample of the operator's metrics, if it has it."""
+    return process.metrics().get((series, tuple(sorted(labels.items()))))
 
 
 def audit_events(audit_log: Path, user: str, since: float) -> list[dict[str, object]]:

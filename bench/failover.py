@@ -1,0 +1,251 @@
+"""Benchmark: automatic-failover RTO and switchover duration, for N SharedServices on two sites and a witness.
+
+For each N it starts a fresh testbed (danang and quangnam with workloads, a bare witness), both operators with
+a Topology in Automatic mode and the data-plane doubles (CloudNativePG, VolSync, Prometheus), creates N
+services at danang and waits until they are Ready there and standing by at quangnam. Then, per run:
+1. site loss: danang's control plane is stopped and its operator SIGKILLed (a site loss takes the operator,
+   which runs in that cluster, with it); measured: from the stop until every service reports Active at
+   quangnam (and the RTO quangnam's Failover recorded);
+2. rejoin: danang and its operator come back; measured: until every service stands by at danang;
+3. switchover back to danang (a Failover created at danang); measured: its start to its end, and its RTO.
+Prints median and spread (min-max) per N, and RTO / leaseDurationSeconds (the detection window is the physical
+floor: a lapsed witness Lease), and writes bench/results/failover.json.
+
+    .venv/bin/python bench/failover.py [--sizes 5 50] [--runs 5] [--heartbeat 2] [--lease 15]
+"""
+
+import argparse
+import datetime
+import json
+import signal
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import results_file
+import yaml
+from kubernetes import client
+
+from sharedcore import API_GROUP, API_VERSION
+from sharedcore.plugin import moves
+from sharedcore.testbed import Testbed
+from sharedcore.testbed.clients import SiteClients, as_object, items
+from sharedcore.testbed.pair import Pair, prepare_pair, topology
+from sharedcore.testbed.waiting import eventually
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = sorted((ROOT / "tests" / "golden" / "inputs").glob("*.yaml"))
+CRDS = (ROOT / "crds", ROOT / "tests" / "fixtures" / "crds")
+REPLICATE = {f"{API_GROUP}/replicate": "true"}
+NAMESPACES = 5
+
+
+def services(n: int) -> list[dict[str, Any]]:
+    """n services cycling through the platforms, 1 replica each, every one with its public name."""
+    bodies = []
+    for i in range(n):
+        body = yaml.safe_load(SAMPLES[i % len(SAMPLES)].read_text())
+        body["metadata"] = {"name": f"svc-{i:03d}", "namespace": f"bench-{i % NAMESPACES}"}
+        body["spec"]["replicas"] = 1
+        if body["spec"].get("ingress"):
+            body["spec"]["ingress"]["host"] = f"svc-{i:03d}.danang.gov.vn"
+        bodies.append(body)
+    return bodies
+
+
+def create(site: SiteClients, bodies: list[dict[str, Any]]) -> None:
+    """Namespaces, TLS Secrets (labelled to follow their service to the standby) and the services."""
+    for namespace in sorted({b["metadata"]["namespace"] for b in bodies}):
+        site.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    for body in bodies:
+        namespace = body["metadata"]["namespace"]
+        tls = (body["spec"].get("ingress") or {}).get("tlsSecretName")
+        if tls:
+            secret = client.V1Secret(
+                type="kubernetes.io/tls",
+                metadata=client.V1ObjectMeta(name=tls, namespace=namespace, labels=REPLICATE),
+                data={"tls.crt": "", "tls.key": ""},
+            )
+            try:
+                site.core.create_namespaced_secret(namespace, secret)
+            except client.ApiException as error:
+                if error.status != 409:
+                    raise
+        site.custom.create_namespaced_custom_object(API_GROUP, API_VERSION, namespace, "sharedservices", body)
+
+
+def roles(site: SiteClients) -> list[tuple[str | None, int | None, bool]]:
+    """(role, epoch, Ready) of every service as `site` reports it; empty while the site does not answer."""
+    try:
+        found = items(
+            site.custom.list_cluster_custom_object(
+                API_GROUP, API_VERSION, "sharedservices", _request_timeout=5
+            )
+        )
+    except (client.ApiException, OSError, ValueError):
+        return []
+    rows = []
+    for item in found:
+        status = item.get("status") or {}
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+        rows.append((status.get("role"), status.get("epoch"), ready))
+    return rows
+
+
+def all_in(site: SiteClients, n: int, role: str, epoch: int | None = None) -> bool:
+    rows = roles(site)
+    return len(rows) == n and all(r == role and (epoch is None or e == epoch) and ok for r, e, ok in rows)
+
+
+def epoch_at(site: SiteClients) -> int:
+    body = as_object(site.custom.get_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default"))
+    return int(body["status"]["epoch"])
+
+
+def failover(site: SiteClients, name: str) -> dict[str, Any]:
+    return as_object(site.custom.get_cluster_custom_object(API_GROUP, API_VERSION, "failovers", name))
+
+
+def automatic(site: SiteClients, epoch: int) -> dict[str, Any] | None:
+    try:
+        return failover(site, f"automatic-failover-epoch-{epoch}")
+    except client.ApiException:
+        return None
+
+
+def one_run(pair: Pair[SiteClients], n: int, timeout: float) -> dict[str, float | None]:
+    danang, quangnam = pair.danang, pair.quangnam
+    epoch = epoch_at(quangnam)
+    stopped = time.monotonic()
+    danang.stop()
+    pair.operators["danang"].stop(signal.SIGKILL)
+    pair.doubles["quangnam"].lose_source(True)  # quangnam's replicas stop receiving WAL and files
+    eventually(
+        lambda: all_in(quangnam, n, "Active", epoch + 1), timeout=timeout, message="Active at quangnam"
+    )
+    measured = time.monotonic() - stopped
+    done = eventually(
+        lambda: (
+            (f := automatic(quangnam, epoch + 1))
+            and (f.get("status") or {}).get("phase") == "Succeeded"
+            and f
+        ),
+        timeout=timeout,
+        message="the automatic failover Succeeded",
+    )
+    recorded = done["status"].get("rtoSeconds")
+    back = time.monotonic()
+    danang.start()
+    pair.doubles["quangnam"].lose_source(False)
+    pair.operators["danang"].start()
+    pair.operators["danang"].wait_ready(timeout=timeout)
+    eventually(
+        lambda: all_in(danang, n, "Standby", epoch + 1), timeout=timeout, message="standing by at danang"
+    )
+    rejoin = time.monotonic() - back
+    body = moves.request("Switchover", "danang", "benchmark: switchover back")
+    name = body["metadata"]["name"]
+    danang.custom.create_cluster_custom_object(API_GROUP, API_VERSION, "failovers", body)
+    status = eventually(
+        lambda: (
+            (s := failover(danang, name).get("status") or {}).get("phase") in ("Succeeded", "Failed") and s
+        ),
+        timeout=timeout,
+        message=f"switchover {name} ended",
+    )
+    if status["phase"] != "Succeeded":
+        raise SystemExit(f"switchover {name} failed: {status.get('message')}")
+    start, end = (datetime.datetime.fromisoformat(status[key]) for key in ("startTime", "completionTime"))
+    eventually(
+        lambda: all_in(quangnam, n, "Standby", epoch + 2), timeout=timeout, message="standing by at quangnam"
+    )
+    return {
+        "failover_rto_measured_s": round(measured, 2),
+        "failover_rto_recorded_s": recorded,
+        "rejoin_s": round(rejoin, 2),
+        "switchover_duration_s": round((end - start).total_seconds(), 2),
+        "switchover_rto_s": status.get("rtoSeconds"),
+        "data_loss_window_s": status.get("dataLossWindowSeconds"),
+    }
+
+
+def measure(n: int, runs: int, heartbeat: int, lease: int, workdir: Path) -> dict[str, Any]:
+    bed = Testbed(workdir / f"n{n}")
+    bed.up(["danang", "quangnam", "witness"], workloads={"danang", "quangnam"})
+    try:
+        danang, quangnam, witness = (SiteClients(name, bed) for name in ("danang", "quangnam", "witness"))
+        pair = prepare_pair(
+            danang,
+            quangnam,
+            witness,
+            workdir / f"n{n}-operators",
+            crds=CRDS,
+            topology=topology(mode="Automatic", heartbeat=heartbeat, lease=lease),
+            resync=30,
+        )
+        with pair.running(forget=False):
+            started = time.monotonic()
+            create(danang, services(n))
+            timeout = 120 + 4 * n
+            eventually(lambda: all_in(danang, n, "Active"), timeout=timeout, message="Ready at danang")
+            eventually(lambda: all_in(quangnam, n, "Standby"), timeout=timeout, message="standing by")
+            print(
+                f"  n={n}: {n} services Ready and standing by in {time.monotonic() - started:.0f}s",
+                flush=True,
+            )
+            rows = []
+            for run in range(runs):
+                rows.append(one_run(pair, n, timeout))
+                print(f"  n={n} run {run + 1}: {json.dumps(rows[-1])}", flush=True)
+    finally:
+        bed.down()
+    return {"services": n, "heartbeat_s": heartbeat, "lease_s": lease, "runs": rows}
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):6.1f} ({min(values):.1f}-{max(values):.1f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5, 50])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--heartbeat", type=int, default=2)
+    parser.add_argument("--lease", type=int, default=15)
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="sharedcore-bench-") as tmp:
+        for n in args.sizes:
+            results.append(measure(n, args.runs, args.heartbeat, args.lease, Path(tmp)))
+    print(
+        f"\nheartbeat {args.heartbeat}s, lease {args.lease}s; median (min-max) over {args.runs} runs, seconds"
+    )
+    header = ("services", "failover RTO", "RTO/lease", "recorded RTO", "rejoin", "switchover", "switch RTO")
+    print("  ".join(f"{h:>20}" for h in header))
+    for r in results:
+        runs = r["runs"]
+
+        def col(key: str, runs: list[dict[str, Any]] = runs) -> list[float]:
+            return [float(x[key]) for x in runs if x[key] is not None]
+
+        ratio = [x / args.lease for x in col("failover_rto_measured_s")]
+        row = (
+            str(r["services"]),
+            spread(col("failover_rto_measured_s")),
+            f"{statistics.median(ratio):.2f} ({min(ratio):.2f}-{max(ratio):.2f})",
+            spread(col("failover_rto_recorded_s")),
+            spread(col("rejoin_s")),
+            spread(col("switchover_duration_s")),
+            spread(col("switchover_rto_s")),
+        )
+        print("  ".join(f"{v:>20}" for v in row))
+    out = results_file.write("failover", results)
+    print(f"\nwritten: {out}")
+
+
+if __name__ == "__main__":
+    main()

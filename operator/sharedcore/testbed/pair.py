@@ -1,0 +1,221 @@
+"""Two sites and a witness on the testbed's planes, with one operator process per site.
+
+Each operator is authenticated as its own ServiceAccount at its own site and reaches the other site and the
+witness only through the testbed's link proxies (so partitions and outages apply), with kubeconfigs it reads
+from Secrets the Topology names. CloudNativePG, VolSync and Prometheus are played at each site by
+`sharedcore.testbed.dataplane`. Used by the two-site tests, `make demo` and the benchmarks:
+
+    sites = (SiteClients(name, bed) for name in ("danang", "quangnam", "witness"))
+    pair = prepare_pair(*sites, directory, crds=[...], topology=topology(mode="Automatic"), resync=5)
+    with pair.running():
+        pair.operators["danang"].stop(signal.SIGKILL)
+"""
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, Self, TypeVar
+
+import yaml
+from kubernetes import client
+
+from sharedcore import API_GROUP, API_VERSION
+from sharedcore.testbed.clients import SiteClients, as_object
+from sharedcore.testbed.dataplane import DataPlaneDouble
+from sharedcore.testbed.operators import (
+    OPERATOR_NAMESPACE,
+    OperatorProcess,
+    install_crds,
+    service_account_kubeconfig,
+)
+
+ADDRESSES = {"danang": "203.0.113.10", "quangnam": "203.0.113.20"}
+SERVICE_DOMAIN = "svc.clusterset.local"
+WITNESS_SECRET = "sharedcore-witness"
+WITNESS_LEASE = "sharedcore-active"
+TOPOLOGY = (API_GROUP, API_VERSION, "topologies", "default")
+S = TypeVar("S", bound=SiteClients)
+
+
+def peer_secret(site: str) -> str:
+    return f"sharedcore-peer-{site}"
+
+
+def heartbeat_lease(site: str) -> str:
+    return f"sharedcore-heartbeat-{site}"
+
+
+def topology(*, mode: str = "Manual", heartbeat: int = 2, lease: int = 15, **policy: Any) -> dict[str, Any]:
+    """The Topology both sites get: danang preferred, the witness, and the failover policy (`mode`
+    Manual/Automatic, heartbeatIntervalSeconds, leaseDurationSeconds, and any other policy field)."""
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": "Topology",
+        "metadata": {"name": "default"},
+        "spec": {
+            "sites": [
+                {
+                    "name": name,
+                    "kubeconfigSecretRef": {"name": peer_secret(name), "namespace": OPERATOR_NAMESPACE},
+                    "ingressAddress": address,
+                    "serviceDomain": SERVICE_DOMAIN,
+                }
+                for name, address in ADDRESSES.items()
+            ],
+            "preferredPrimary": "danang",
+            "witness": {"kubeconfigSecretRef": {"name": WITNESS_SECRET, "namespace": OPERATOR_NAMESPACE}},
+            "failover": {
+                "mode": mode,
+                "heartbeatIntervalSeconds": heartbeat,
+                "leaseDurationSeconds": lease,
+                **policy,
+            },
+        },
+    }
+
+
+def link_kubeconfig(site: SiteClients, target: str, operator_kubeconfig: Path) -> str:
+    """How `site` reaches `target`: through the link proxy, as `target`'s operator ServiceAccount."""
+    config = yaml.safe_load(site.peer_kubeconfig(target).read_text())
+    token = yaml.safe_load(operator_kubeconfig.read_text())["users"][0]["user"]["token"]
+    config["users"] = [{"name": "operator", "user": {"token": token}}]
+    for context in config["contexts"]:
+        context["context"]["user"] = "operator"
+    return str(yaml.safe_dump(config))
+
+
+def put_secret(site: SiteClients, name: str, kubeconfig: str) -> None:
+    """Create or replace a kubeconfig Secret in the operator's namespace at `site`."""
+    body = client.V1Secret(
+        metadata=client.V1ObjectMeta(name=name, namespace=OPERATOR_NAMESPACE),
+        string_data={"kubeconfig": kubeconfig},
+    )
+    try:
+        site.core.create_namespaced_secret(OPERATOR_NAMESPACE, body)
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
+        site.core.replace_namespaced_secret(name, OPERATOR_NAMESPACE, body)
+
+
+def topology_status(site: SiteClients) -> dict[str, Any]:
+    body = as_object(site.custom.get_cluster_custom_object(*TOPOLOGY))
+    return dict(body.get("status") or {})
+
+
+def site_entry(site: SiteClients, name: str) -> dict[str, Any]:
+    """What `site`'s Topology status records of site `name`."""
+    return next((s for s in topology_status(site).get("sites", []) if s["name"] == name), {})
+
+
+def lease(site: SiteClients, name: str) -> Any:
+    return site.coordination.read_namespaced_lease(name, OPERATOR_NAMESPACE)
+
+
+def _delete_lease(site: SiteClients, name: str) -> None:
+    try:
+        site.coordination.delete_namespaced_lease(name, OPERATOR_NAMESPACE)
+    except client.ApiException as error:
+        if error.status != 404:
+            raise
+
+
+@dataclass
+class Pair(Generic[S]):
+    danang: S
+    quangnam: S
+    witness: S
+    operators: dict[str, OperatorProcess]
+    doubles: dict[str, DataPlaneDouble]
+    links: dict[tuple[str, str], str]  # (site, target) → kubeconfig text
+    started: float  # monotonic time the operators were started
+
+    @property
+    def sites(self) -> tuple[S, S]:
+        """The two workload sites (not the witness)."""
+        return self.danang, self.quangnam
+
+    def stop(self) -> None:
+        """Stop both operators (SIGTERM, if still running) and the data-plane doubles."""
+        for process in self.operators.values():
+            process.stop()
+        for double in self.doubles.values():
+            double.stop()
+
+    def forget(self) -> None:
+        """Remove what a later single-site user of the same planes could mistake for its own: the
+        Topology, every Failover, the heartbeat Leases and the witness Lease."""
+        for site in self.sites:
+            site.custom.delete_cluster_custom_object(*TOPOLOGY)
+            site.custom.delete_collection_cluster_custom_object(API_GROUP, API_VERSION, "failovers")
+            for name in ADDRESSES:
+                _delete_lease(site, heartbeat_lease(name))
+        _delete_lease(self.witness, WITNESS_LEASE)
+
+    @contextlib.contextmanager
+    def running(self, *, forget: bool = True, ready_timeout: float = 120) -> Iterator[Self]:
+        """Both operators running (and the data-plane doubles), ready; on the way out they are stopped and,
+        with `forget`, the sites left with no Topology, Lease or Failover."""
+        for double in self.doubles.values():
+            double.start()
+        self.started = time.monotonic()
+        try:
+            for process in self.operators.values():
+                process.start()
+            for process in self.operators.values():
+                process.wait_ready(timeout=ready_timeout)
+            yield self
+        finally:
+            self.stop()
+            if forget:
+                self.forget()
+
+
+def prepare_pair(
+    danang: S,
+    quangnam: S,
+    witness: S,
+    directory: Path,
+    *,
+    crds: Sequence[Path],
+    topology: dict[str, Any],
+    resync: float,
+    lag_poll: float = 1.0,
+) -> Pair[S]:
+    """At both sites: CRDs, the operator's ServiceAccount, the peer and witness kubeconfig Secrets and the
+    Topology; the operator processes (logs in `directory`) and the doubles, created but not started."""
+    own = {
+        site.name: service_account_kubeconfig(
+            site.bed, site.name, directory / f"{site.name}-operator.kubeconfig"
+        )
+        for site in (danang, quangnam, witness)
+    }
+    links = {}
+    for site, other in ((danang, quangnam), (quangnam, danang)):
+        install_crds(site.kubeconfig, *crds)
+        for target in (other.name, witness.name):
+            links[(site.name, target)] = link_kubeconfig(site, target, own[target])
+        put_secret(site, peer_secret(other.name), links[(site.name, other.name)])
+        put_secret(site, WITNESS_SECRET, links[(site.name, witness.name)])
+        site.custom.create_cluster_custom_object(*TOPOLOGY[:3], topology)
+    doubles = {site.name: DataPlaneDouble(site) for site in (danang, quangnam)}
+    operators = {
+        name: OperatorProcess(
+            name,
+            own[name],
+            directory / f"{name}.log",
+            args=(
+                "--all-namespaces",
+                "--resync-seconds",
+                str(resync),
+                "--prometheus-url",
+                double.prometheus_url,
+                "--lag-poll-seconds",
+                str(lag_poll),
+            ),
+        )
+        for name, double in doubles.items()
+    }
+    return Pair(danang, quangnam, witness, operators, doubles, links, started=0.0)
