@@ -489,6 +489,8 @@ def test_cut_off_from_the_witness_the_active_site_fences_itself_before_the_stand
             eventually(
                 lambda: role_of_site(pair, "danang") == "Standby", timeout=60, message="danang Standby"
             )
+        (name,) = [n for n in automatic_failovers(pair.quangnam) if n.endswith(f"-epoch-{epoch + 1}")]
+        assert ended(pair.quangnam, name, timeout=60)["phase"] == "Succeeded"
     finally:
         set_policy(pair, mode="Manual")
     promoted = sampler.first("quangnam", "Active", after=cut)

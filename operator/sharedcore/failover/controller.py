@@ -155,6 +155,9 @@ class FailoverController:
         """Take `step` (again: every action is idempotent) and judge how far it got."""
         spec, name, site = failover.spec, failover.metadata.name, self._site.name
         source, epoch = status.from_site or "", status.to_epoch or 0
+        view = self._site.handover_view()
+        if (later := handover.superseded(epoch, view)) is not None:
+            return later, {}
         self._announced = name
         self._site.announce(Handover(epoch, site, name))
         services = [handover.parts(s) for s in self._services()]

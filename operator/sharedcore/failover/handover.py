@@ -187,10 +187,20 @@ def redirect(
     return Outcome.done(f"{len(public)} DNS records point at {site}{withdrawn}")
 
 
+def superseded(epoch: int, view: HandoverView) -> Outcome | None:
+    """A later epoch than this Failover's is in force (another Failover moved on): nothing left to do."""
+    later = max(view.state.epoch, view.peer_claim.epoch if view.peer_claim else 0)
+    if later > epoch:
+        return Outcome.failed("Superseded", f"epoch {later} is in force, later than this Failover's {epoch}")
+    return None
+
+
 def verify(site: str, epoch: int, services: Iterable[Body]) -> Outcome:
     pending = []
     count = 0
     for service in services:
+        if service["metadata"].get("deletionTimestamp"):
+            continue  # going away: not one to wait for
         count += 1
         status = service.get("status") or {}
         serving = (status.get("site"), status.get("role"), status.get("epoch")) == (
