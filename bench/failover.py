@@ -119,8 +119,8 @@ def one_run(pair: Pair[SiteClients], n: int, timeout: float) -> dict[str, float 
     danang, quangnam = pair.danang, pair.quangnam
     epoch = epoch_at(quangnam)
     stopped = time.monotonic()
+    pair.operators["danang"].stop(signal.SIGKILL)  # first: stopping the plane takes a moment
     danang.stop()
-    pair.operators["danang"].stop(signal.SIGKILL)
     pair.doubles["quangnam"].lose_source(True)  # quangnam's replicas stop receiving WAL and files
     eventually(
         lambda: all_in(quangnam, n, "Active", epoch + 1), timeout=timeout, message="Active at quangnam"
