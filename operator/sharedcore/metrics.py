@@ -70,7 +70,8 @@ EPOCH = Gauge(
 )
 PEER_HEARTBEAT_AGE = Gauge(
     "sharedcore_peer_heartbeat_age_seconds",
-    "Seconds since the peer's heartbeat was last seen renewed in this cluster (+Inf: not seen yet).",
+    "Seconds since the peer's heartbeat was last seen renewed in this cluster, or for the witness since it "
+    "last answered (+Inf: not yet).",
     ["peer"],
     registry=REGISTRY,
 )
@@ -122,13 +123,23 @@ WORKQUEUE_DEPTH = Gauge("sharedcore_workqueue_depth", "Keys waiting to be reconc
 MANAGED_SERVICES = Gauge("sharedcore_services", "SharedServices this operator manages.", registry=REGISTRY)
 
 
+SERVICE_RPO = Gauge(
+    "sharedcore_service_rpo_seconds",
+    "A service's recovery point objective (spec.objectives.rpoSeconds), for alerts on replication lag.",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+
+
 class ServiceSeries:
     """The per-service gauges, whose label sets change with version and role: stale series are removed."""
 
     def __init__(self) -> None:
         self._labels: dict[tuple[str, str], tuple[str, ...]] = {}
 
-    def set(self, namespace: str, name: str, *, platform: str, version: str, role: str, ready: bool) -> None:
+    def set(
+        self, namespace: str, name: str, *, platform: str, version: str, role: str, ready: bool, rpo: float
+    ) -> None:
         info = (namespace, name, platform, version, role)
         previous = self._labels.get((namespace, name))
         if previous and previous != info:
@@ -136,12 +147,14 @@ class ServiceSeries:
         self._labels[(namespace, name)] = info
         SERVICE_READY.labels(namespace, name, platform).set(1 if ready else 0)
         SERVICE_INFO.labels(*info).set(1)
+        SERVICE_RPO.labels(namespace, name).set(rpo)
 
     def forget(self, namespace: str, name: str) -> None:
         info = self._labels.pop((namespace, name), None)
         if info:
             SERVICE_READY.remove(*info[:3])
             SERVICE_INFO.remove(*info)
+            SERVICE_RPO.remove(namespace, name)
 
 
 SERVICES = ServiceSeries()

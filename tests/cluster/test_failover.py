@@ -324,6 +324,10 @@ def test_a_switchover_there_and_back_loses_nothing_and_hands_over_the_tokens(
     quangnam = pair.operators["quangnam"]
     assert metric(quangnam, "sharedcore_data_loss_window_seconds", type="Switchover") == 0.0
     assert (metric(quangnam, "sharedcore_failover_duration_seconds", type="Switchover") or 0) > 0
+    # What the shipped alerts compare against: each objective, and how long since the witness answered.
+    rpo = get(pair.quangnam, namespace, names[0])["spec"]["objectives"]["rpoSeconds"]
+    assert metric(quangnam, "sharedcore_service_rpo_seconds", namespace=namespace, name=names[0]) == rpo
+    assert (metric(quangnam, "sharedcore_peer_heartbeat_age_seconds", peer="witness") or LEASE) < LEASE
     # danang stands by: its databases follow quangnam's, its files receive.
     for name in names:
         standby_ready(pair.danang, namespace, name, timeout=60)

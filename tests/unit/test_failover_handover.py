@@ -197,10 +197,10 @@ def test_automatic_failback_after_the_hold_time_of_being_caught_up(healthy: bool
     assert triggers.automatic_failback("danang", topology(), 1000.0) is None  # failback Manual
 
 
-def test_a_failover_overtaken_by_a_later_epoch_ends_superseded_and_verify_skips_departing_services() -> None:
+def test_a_failover_overtaken_by_a_later_epoch_ends_superseded_and_departing_services_are_not_moved() -> None:
     assert handover.superseded(2, view()) is None
     later = handover.superseded(2, view(peer_claim=Claim(3, "danang")))
     assert later is not None and (later.state.value, later.reason) == ("Failed", "Superseded")
     leaving = service("old")
     leaving["metadata"]["deletionTimestamp"] = "2026-11-24T08:00:00Z"
-    assert done(handover.verify("quangnam", 2, [leaving]))
+    assert handover.moving([leaving, service("vanban")]) == [service("vanban")]

@@ -103,7 +103,14 @@ async def _release(rt: Runtime, obj: Body, uid: str) -> None:
     refs = [ref for ref in obj["metadata"].get("ownerReferences", []) if ref.get("uid") != uid]
     patch = {"metadata": {"ownerReferences": refs or None, "labels": {ORPHANED_LABEL: "true"}}}
     meta = obj["metadata"]
-    rt.cache.upsert(await rt.client.patch(for_object(obj), meta["name"], meta.get("namespace"), patch))
+    try:
+        released = await rt.client.patch(for_object(obj), meta["name"], meta.get("namespace"), patch)
+    except ApiError as error:
+        if error.status != 404:
+            raise
+        rt.cache.remove(obj)  # gone already (its namespace is being deleted, say): nothing left to keep
+        return
+    rt.cache.upsert(released)
     OBJECT_WRITES.labels(obj["kind"], "orphan").inc()
 
 
@@ -219,7 +226,14 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
         replication_status=replication.status,
     )
     ready = conditions.is_true(new["conditions"], "Ready")
-    SERVICES.set(*key, platform=spec.platform, version=spec.version, role=site.role, ready=ready)
+    SERVICES.set(
+        *key,
+        platform=spec.platform,
+        version=spec.version,
+        role=site.role,
+        ready=ready,
+        rpo=spec.objectives.rpo_seconds,
+    )
     REPLICATION.set(*key, {s.kind: (s.complete_at, s.lag) for s in replication.series})
     delays = [STALLED_RETRY_SECONDS if blocker else None, replication.recheck_after]
     return min((delay for delay in delays if delay is not None), default=None)

@@ -79,7 +79,7 @@ class FailoverController:
         services: Callable[[], Iterable[Body]],
     ) -> None:
         self._client, self._recorder, self._site = client, recorder, site
-        self._peer_client, self._services = peer_client, services
+        self._peer_client, self._all_services = peer_client, services
         self._bodies: dict[str, Body] = {}
         self._queue: WorkQueue[str] = WorkQueue()
         self._announced: str | None = None  # the Failover whose handover this site announces
@@ -112,6 +112,9 @@ class FailoverController:
                 self._queue.add_after(name, RETRY_SECONDS)
             finally:
                 self._queue.done(name)
+
+    def _services(self) -> list[Body]:
+        return handover.moving(self._all_services())
 
     # --- one pass over one Failover -------------------------------------------------------------------------
 

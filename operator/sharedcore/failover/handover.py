@@ -58,6 +58,11 @@ def parts(service: Body) -> ServiceParts:
     )
 
 
+def moving(services: Iterable[Body]) -> list[Body]:
+    """The services a Failover moves: not those on their way out (their objects may be gone already)."""
+    return [s for s in services if not s["metadata"].get("deletionTimestamp")]
+
+
 def by_key(objects: Iterable[Body]) -> dict[Key, Body]:
     return {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects}
 
@@ -199,8 +204,6 @@ def verify(site: str, epoch: int, services: Iterable[Body]) -> Outcome:
     pending = []
     count = 0
     for service in services:
-        if service["metadata"].get("deletionTimestamp"):
-            continue  # going away: not one to wait for
         count += 1
         status = service.get("status") or {}
         serving = (status.get("site"), status.get("role"), status.get("epoch")) == (

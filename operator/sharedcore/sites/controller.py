@@ -517,6 +517,8 @@ class SiteController:
         context = plan.context(state) if plan else SiteContext(self.name, state.role, state.epoch)
         if plan:
             PEER_HEARTBEAT_AGE.labels(plan.peer).set_function(self._heartbeat_age)
+            if plan.topology.spec.witness is not None:
+                PEER_HEARTBEAT_AGE.labels(WITNESS).set_function(self.witness.age)
         if context != self._context:
             self._context = context
             for listener in self._listeners:

@@ -44,6 +44,11 @@ class WitnessLease:
         self._changed_at: float | None = None  # monotonic time `_last` was first seen
         self._lock = asyncio.Lock()
         self.problem: str | None = "not contacted yet"
+        self._answered_at: float | None = None  # monotonic: when the witness last answered
+
+    def age(self) -> float:
+        """Seconds since the witness last answered (+Inf: never)."""
+        return float("inf") if self._answered_at is None else time.monotonic() - self._answered_at
 
     def view(self, now: float) -> WitnessView:
         held = self._held is not None and self._held == self._claim and now < self._held_until
@@ -95,6 +100,7 @@ class WitnessLease:
                 # 409: another writer was first; the next visit reads what it wrote
                 return
             self._reachable, self.problem = True, None
+            self._answered_at = time.monotonic()
             self._observe(lease, time.monotonic())
 
     async def _hold(
