@@ -22,6 +22,7 @@ from sharedcore.kube.client import ApiError
 from sharedcore.kube.resources import (
     CONFIG_MAPS,
     FAILOVERS,
+    MANAGED_BY,
     RENDERED,
     SECRETS,
     SHARED_SERVICES,
@@ -40,7 +41,6 @@ from sharedcore.replication.config import ConfigReplicator
 from sharedcore.sites.controller import SiteController
 
 log = logging.getLogger(__name__)
-MANAGED_BY = {"app.kubernetes.io/managed-by": "sharedcore"}
 MAX_BACKOFF_SECONDS = 300.0
 
 

@@ -39,7 +39,14 @@ from sharedcore.failover.preconditions import planned
 from sharedcore.failover.situation import situation
 from sharedcore.failover.steps import Outcome, next_step, record
 from sharedcore.kube.client import ApiError, KubeClient
-from sharedcore.kube.resources import CLUSTERS, DNS_ENDPOINTS, FAILOVERS, REPLICATION_SOURCES, TOPOLOGIES
+from sharedcore.kube.resources import (
+    CLUSTERS,
+    DNS_ENDPOINTS,
+    FAILOVERS,
+    MANAGED_BY,
+    REPLICATION_SOURCES,
+    TOPOLOGIES,
+)
 from sharedcore.metrics import DATA_LOSS_WINDOW, FAILOVER_DURATION, FAILOVER_RTO, FAILOVERS_TOTAL
 from sharedcore.render.names import database_cluster
 from sharedcore.sites.controller import TOPOLOGY_NAME, SiteController
@@ -52,7 +59,6 @@ ENDED = frozenset({FailoverPhase.SUCCEEDED, FailoverPhase.FAILED, FailoverPhase.
 RETRY_SECONDS = 2.0
 POLL_SECONDS = 0.5
 TRIGGER_POLL_SECONDS = 0.5
-MANAGED_BY = {"app.kubernetes.io/managed-by": "sharedcore"}
 
 
 def _now() -> datetime.datetime:

@@ -40,6 +40,9 @@ SECRETS = Resource("", "v1", "secrets", "Secret")
 EVENTS = Resource("", "v1", "events", "Event")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 
+# The label on everything the renderer produces: what this operator lists, watches and never replicates.
+MANAGED_BY = {"app.kubernetes.io/managed-by": "sharedcore"}
+
 # Everything the renderer may produce, in the order objects are created (dependencies first).
 RENDERED = (
     Resource("", "v1", "serviceaccounts", "ServiceAccount"),

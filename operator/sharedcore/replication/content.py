@@ -15,13 +15,13 @@ from typing import Any, Literal
 
 from sharedcore import API_GROUP
 from sharedcore.controller.patches import merge_patch
+from sharedcore.kube.resources import MANAGED_BY
 
 Body = dict[str, Any]
 REPLICATE_LABEL = f"{API_GROUP}/replicate"
 ORIGIN_SITE = f"{API_GROUP}/origin-site"
 ORIGIN_EPOCH = f"{API_GROUP}/origin-epoch"
 DIGEST = f"{API_GROUP}/replicated-digest"
-MANAGED_BY = ("app.kubernetes.io/managed-by", "sharedcore")  # rendered at each site: never copied
 COMPARED = {"SharedService": ("spec",), "Secret": ("data",), "ConfigMap": ("data", "binaryData")}
 CREATED_WITH = {"Secret": ("type",)}  # immutable once created
 _MISSING = object()
@@ -35,7 +35,8 @@ def is_source(obj: Body, excluded_namespace: str) -> bool:
     if obj["kind"] == "SharedService":
         return True
     labels = meta.get("labels") or {}
-    return labels.get(REPLICATE_LABEL) == "true" and labels.get(MANAGED_BY[0]) != MANAGED_BY[1]
+    # What the operator renders exists at each site already: never copied.
+    return labels.get(REPLICATE_LABEL) == "true" and not MANAGED_BY.items() <= labels.items()
 
 
 def content(obj: Body) -> Body:
