@@ -171,7 +171,7 @@ class FailoverController:
         self._site.announce(Handover(epoch, site, name))
         services = [handover.parts(s) for s in self._services()]
         if step is StepName.FENCE_SOURCE:
-            return handover.fence_source(spec.type, source, epoch, self._site.handover_view()), {}
+            return handover.fence_source(spec.type, source, epoch, view), {}
         if step is StepName.FINAL_SYNC:
             return await self._final_sync(name, source, services)
         tokens = {(s.namespace, s.name): s.promotion_token for s in status.services if s.promotion_token}
@@ -182,7 +182,6 @@ class FailoverController:
             )
             self._site.promote(Claim(epoch, site), own)
             clusters = handover.by_key(await self._client.list(CLUSTERS, labels=MANAGED_BY))
-            view = self._site.handover_view()
             return handover.promote(site, epoch, view, services, tokens=tokens, clusters=clusters), {}
         if step is StepName.REDIRECT:
             here = handover.by_key(await self._client.list(DNS_ENDPOINTS, labels=MANAGED_BY))

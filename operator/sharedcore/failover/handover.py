@@ -21,6 +21,7 @@ from typing import Any
 
 from sharedcore.api import FailoverType, Role
 from sharedcore.controller import conditions
+from sharedcore.failover.situation import enabled
 from sharedcore.failover.steps import Outcome
 from sharedcore.render import names
 from sharedcore.sites.controller import HandoverView
@@ -52,8 +53,8 @@ def parts(service: Body) -> ServiceParts:
     return ServiceParts(
         namespace=service["metadata"]["namespace"],
         name=service["metadata"]["name"],
-        database=bool((spec.get("database") or {}).get("enabled", True)),
-        files=bool((spec.get("files") or {}).get("enabled", True)),
+        database=enabled(spec, "database"),
+        files=enabled(spec, "files"),
         public=spec.get("ingress") is not None,
     )
 

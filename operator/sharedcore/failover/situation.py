@@ -32,7 +32,8 @@ def parse_time(value: object) -> datetime.datetime | None:
         return None
 
 
-def _enabled(spec: Body, part: str) -> bool:
+def enabled(spec: Body, part: str) -> bool:
+    """Whether a service has its `database` or `files` (both default to enabled)."""
     return bool((spec.get(part) or {}).get("enabled", True))
 
 
@@ -47,8 +48,8 @@ def replica(service: Body) -> ServiceReplica:
         database_lag_seconds=float(lag) if lag is not None else None,
         database_complete_at=parse_time(replication.get("databaseLastReplayTime")),
         files_last_sync=parse_time(replication.get("filesLastSyncTime")),
-        database_enabled=_enabled(spec, "database"),
-        files_enabled=_enabled(spec, "files"),
+        database_enabled=enabled(spec, "database"),
+        files_enabled=enabled(spec, "files"),
     )
 
 

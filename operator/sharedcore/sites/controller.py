@@ -208,10 +208,8 @@ class SiteController:
 
     def _silence(self, now: float) -> float | None:
         """Seconds since the peer was last known alive (a fresh heartbeat here, or an answer there)."""
-        ages = [age for age in (self._inbound.age(now),) if age is not None]
-        if self._reached_at is not None:
-            ages.append(now - self._reached_at)
-        return min(ages, default=None)
+        answered = None if self._reached_at is None else now - self._reached_at
+        return min((a for a in (self._inbound.age(now), answered) if a is not None), default=None)
 
     # --- inputs ---------------------------------------------------------------------------------------------
 
