@@ -378,6 +378,34 @@ def test_a_switchover_survives_its_operator_killed_at_each_step(
     assert claims(pair)[standby.name] == (standby.name, status["toEpoch"])
 
 
+def test_deleting_a_switchover_before_promote_gives_the_source_its_role_back(
+    pair: Pair, namespace: str
+) -> None:
+    ensure_active(pair, pair.danang)
+    replicated(pair, namespace, "open-data")
+    epoch = topology_status(pair.danang)["epoch"]
+    pair.doubles["danang"].lose_source(
+        True
+    )  # danang's final sync never completes: the switchover waits there
+    try:
+        with RoleSampler(pair.operators):
+            name = request(pair.quangnam, "quangnam", "Switchover")
+            eventually(
+                lambda: current_step(pair.quangnam, name) == "FinalSync", timeout=60, message="FinalSync"
+            )
+            eventually(lambda: role_of_site(pair, "danang") == "Fenced", timeout=30, message="danang fenced")
+            pair.quangnam.custom.delete_cluster_custom_object(API_GROUP, API_VERSION, "failovers", name)
+            eventually(lambda: role_of_site(pair, "danang") == "Active", timeout=60, message="danang Active")
+    finally:
+        pair.doubles["danang"].lose_source(False)
+    assert sites_by_role(pair) == (pair.danang, pair.quangnam)
+    assert claims(pair) == {
+        "witness": ("danang", str(epoch)),
+        "danang": ("danang", epoch),
+        "quangnam": ("danang", epoch),
+    }
+
+
 def automatic_failovers(site: Site) -> dict[str, dict[str, Any]]:
     found = site.custom.list_cluster_custom_object(
         API_GROUP, API_VERSION, "failovers", label_selector=f"{API_GROUP}/automatic"
