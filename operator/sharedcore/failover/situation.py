@@ -22,7 +22,7 @@ class PairView:
     active_site: str | None
     epoch: int
     peer_reachable: bool
-    peer_last_heartbeat: datetime.datetime | None
+    peer_last_active: datetime.datetime | None  # its last heartbeat saying Active (else its last one)
 
 
 def parse_time(value: object) -> datetime.datetime | None:
@@ -56,9 +56,9 @@ def replica(service: Body) -> ServiceReplica:
 def situation(
     pair: PairView, services: Iterable[Body], now: datetime.datetime, running: Iterable[str] = ()
 ) -> Situation:
-    """A reachable source is writing until now; an unreachable one until its last heartbeat here, or, if
-    none was ever seen, until now (the window is then overestimated, never underestimated)."""
-    last_seen = now if pair.peer_reachable else (pair.peer_last_heartbeat or now)
+    """A reachable source is writing until now; an unreachable one until it was last heard from as Active,
+    or, if it was never heard from, until now (the window is then overestimated, never underestimated)."""
+    last_seen = now if pair.peer_reachable else (pair.peer_last_active or now)
     return Situation(
         target=pair.site,
         sites=pair.sites,

@@ -157,7 +157,7 @@ class SiteController:
             epoch=recorded.epoch if recorded else 0,
             peer_reachable=self._reachable,
             # Its services stopped answering when it stopped being active, not when its operator fell silent.
-            peer_last_heartbeat=parse_time(
+            peer_last_active=parse_time(
                 self._peer_active_until or (heartbeat.renew_time if heartbeat else None)
             ),
         )

@@ -89,8 +89,10 @@ class WitnessLease:
                 if hold is not None:
                     lease = await self._hold(client, lease, hold, duration, started)
                 elif release is not None and lease is not None and witness_claim(lease) == release:
-                    patch = {"metadata": {"resourceVersion": lease["metadata"]["resourceVersion"]}}
-                    patch["spec"] = {"holderIdentity": None}
+                    patch = {
+                        "metadata": {"resourceVersion": lease["metadata"]["resourceVersion"]},
+                        "spec": {"holderIdentity": None},
+                    }
                     lease = await client.patch(LEASES, ACTIVE_LEASE, self._namespace, patch)
                     self._held = None
                     log.info("released the witness Lease %s (epoch %d)", ACTIVE_LEASE, release.epoch)
