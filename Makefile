@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml testbed/pyproject.toml | sha1sum | cut -c1-12)
 TESTBED_BIN = $(shell scripts/testbed-bin.sh --print)
 export PATH := $(TESTBED_BIN):$(abspath $(BIN)):$(PATH)
 
@@ -12,10 +12,10 @@ export PATH := $(TESTBED_BIN):$(abspath $(BIN)):$(PATH)
 
 all: test
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml testbed/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e testbed
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
@@ -38,8 +38,8 @@ golden: venv
 	SHAREDCORE_UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/unit/test_render_golden.py
 
 lint: venv
-	$(BIN)/ruff check operator tests scripts bench
-	$(BIN)/ruff format --check operator tests scripts bench
+	$(BIN)/ruff check operator testbed tests scripts bench
+	$(BIN)/ruff format --check operator testbed tests scripts bench
 
 typecheck: venv
 	$(BIN)/mypy

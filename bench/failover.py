@@ -30,10 +30,10 @@ from kubernetes import client
 
 from sharedcore import API_GROUP, API_VERSION
 from sharedcore.plugin import moves
-from sharedcore.testbed import Testbed
-from sharedcore.testbed.clients import SiteClients, as_object, items
-from sharedcore.testbed.pair import Pair, prepare_pair, topology
-from sharedcore.testbed.waiting import eventually
+from sharedcore_testbed import Testbed
+from sharedcore_testbed.clients import SiteClients, as_object, items
+from sharedcore_testbed.pair import Pair, prepare_pair, topology
+from sharedcore_testbed.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "tests" / "golden" / "inputs").glob("*.yaml"))

@@ -20,8 +20,8 @@ from typing import Any
 import results_file
 import yaml
 
-from sharedcore.testbed import Testbed
-from sharedcore.testbed.operators import (
+from sharedcore_testbed import Testbed
+from sharedcore_testbed.operators import (
     OPERATOR_USER,
     OperatorProcess,
     audit_events,

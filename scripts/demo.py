@@ -35,10 +35,10 @@ from sharedcore import API_GROUP, API_VERSION
 from sharedcore.controller import conditions
 from sharedcore.plugin import moves
 from sharedcore.replication.content import REPLICATE_LABEL
-from sharedcore.testbed import PlaneError, Testbed, waiting
-from sharedcore.testbed.clients import SiteClients, as_object, items
-from sharedcore.testbed.operators import OperatorProcess, kubectl
-from sharedcore.testbed.pair import WITNESS_LEASE, Pair, lease, prepare_pair, topology, topology_status
+from sharedcore_testbed import PlaneError, Testbed, waiting
+from sharedcore_testbed.clients import SiteClients, as_object, items
+from sharedcore_testbed.operators import OperatorProcess, kubectl
+from sharedcore_testbed.pair import WITNESS_LEASE, Pair, lease, prepare_pair, topology, topology_status
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "golden" / "inputs"  # one SharedService per platform
@@ -474,7 +474,7 @@ def main() -> int:
     parser.add_argument(
         "--keep",
         action="store_true",
-        help="leave the planes running (stop them with `sharedcore testbed down --dir DIR/testbed`)",
+        help="leave the planes running (stop them with `sharedcore-testbed down --dir DIR/testbed`)",
     )
     parser.add_argument(
         "--dir",
@@ -501,7 +501,7 @@ def main() -> int:
         return 1
     finally:
         if args.keep:
-            say(f"Testbed kept: sharedcore testbed status --dir {bed.directory}")
+            say(f"Testbed kept: sharedcore-testbed status --dir {bed.directory}")
         else:
             bed.down()
             say("Testbed stopped; nothing left running.")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from sharedcore.testbed import Testbed
+from sharedcore_testbed import Testbed
 from tests.support.cluster import Site
 
 SITES = ("danang", "quangnam", "witness")

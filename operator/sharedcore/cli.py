@@ -6,7 +6,6 @@ from sharedcore.api.cli import crds
 from sharedcore.manifests import manifests_command
 from sharedcore.render.cli import render_command
 from sharedcore.runner import run_command
-from sharedcore.testbed.cli import testbed
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,7 +13,6 @@ def main() -> None:
     """sharedcore: shared city platforms across two sites."""
 
 
-main.add_command(testbed)
 main.add_command(crds)
 main.add_command(run_command)
 main.add_command(render_command)

@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from sharedcore.testbed import PlaneError, Testbed
+from sharedcore_testbed import PlaneError, Testbed
 from tests.conftest import Sites
 from tests.support.cluster import api_client, eventually
 

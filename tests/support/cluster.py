@@ -6,9 +6,9 @@ from pathlib import Path
 from subprocess import CompletedProcess
 from typing import TypeVar
 
-from sharedcore.testbed import waiting
-from sharedcore.testbed.clients import SiteClients, api_client
-from sharedcore.testbed.operators import run_tool
+from sharedcore_testbed import waiting
+from sharedcore_testbed.clients import SiteClients, api_client
+from sharedcore_testbed.operators import run_tool
 
 __all__ = ["Site", "api_client", "eventually"]
 

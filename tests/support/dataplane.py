@@ -1,6 +1,6 @@
-"""The data-plane double (CloudNativePG, VolSync, Prometheus) for tests: `sharedcore.testbed.dataplane`."""
+"""The data-plane double (CloudNativePG, VolSync, Prometheus) for tests: `sharedcore_testbed.dataplane`."""
 
-from sharedcore.testbed.dataplane import (
+from sharedcore_testbed.dataplane import (
     CNPG,
     HEALTHY,
     VOLSYNC,

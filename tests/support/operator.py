@@ -1,10 +1,10 @@
-"""The operator in tests: `sharedcore.testbed.operators` with the tests' Site handles."""
+"""The operator in tests: `sharedcore_testbed.operators` with the tests' Site handles."""
 
 from pathlib import Path
 from typing import Any
 
-from sharedcore.testbed import operators
-from sharedcore.testbed.operators import OPERATOR_USER
+from sharedcore_testbed import operators
+from sharedcore_testbed.operators import OPERATOR_USER
 from tests.support.cluster import Site
 
 __all__ = [

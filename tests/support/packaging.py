@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from sharedcore.testbed.binaries import binary
+from sharedcore_testbed.binaries import binary
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "sharedcore-operator"

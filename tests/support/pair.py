@@ -1,4 +1,4 @@
-"""Two sites and a witness for tests: `sharedcore.testbed.pair` on the session's planes, with the tests'
+"""Two sites and a witness for tests: `sharedcore_testbed.pair` on the session's planes, with the tests'
 `Site` handles and fast timings (heartbeat 1 s, lease 6 s, resync 4 s), the failover policy Manual."""
 
 import contextlib
@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sharedcore.testbed import pair as two_sites
-from sharedcore.testbed.operators import metric
-from sharedcore.testbed.pair import (
+from sharedcore_testbed import pair as two_sites
+from sharedcore_testbed.operators import metric
+from sharedcore_testbed.pair import (
     ADDRESSES,
     SERVICE_DOMAIN,
     WITNESS_SECRET,

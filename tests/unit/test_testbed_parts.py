@@ -9,8 +9,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from sharedcore.testbed import binaries, pki, proxy
-from sharedcore.testbed import state as testbed_state
+from sharedcore_testbed import binaries, pki, proxy
+from sharedcore_testbed import state as testbed_state
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,12 +1,12 @@
-"""`sharedcore testbed …`: start, break and inspect local control planes."""
+"""`sharedcore-testbed …`: start, break and inspect local control planes (a development tool, not shipped)."""
 
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from sharedcore.testbed import PlaneError, Testbed
-from sharedcore.testbed.binaries import MissingBinaryError, bin_dir
+from sharedcore_testbed import PlaneError, Testbed
+from sharedcore_testbed.binaries import MissingBinaryError, bin_dir
 
 DIR_OPTION = click.option(
     "--dir",
@@ -18,8 +18,8 @@ DIR_OPTION = click.option(
 )
 
 
-@click.group()
-def testbed() -> None:
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
     """Real Kubernetes control planes as local processes, with site outages and partitions."""
 
 
@@ -31,13 +31,13 @@ def _run(action: str, fn: Callable[..., object], *args: object) -> None:
         raise click.ClickException(f"{action}: {error}") from error
 
 
-@testbed.command("bin-dir")
+@main.command("bin-dir")
 def bin_dir_command() -> None:
     """Print the directory holding the built binaries (put it on PATH)."""
     _run("bin-dir", lambda: click.echo(bin_dir()))
 
 
-@testbed.command()
+@main.command()
 @DIR_OPTION
 @click.option("--workloads", is_flag=True, help="Also run controller-manager, scheduler and kwok fake nodes.")
 @click.option(
@@ -52,7 +52,7 @@ def up(directory: Path, workloads: bool, bare: tuple[str, ...], names: tuple[str
         click.echo(f"{name}: export KUBECONFIG={bed.kubeconfig(name)}")
 
 
-@testbed.command()
+@main.command()
 @DIR_OPTION
 def down(directory: Path) -> None:
     """Stop everything the testbed started."""
@@ -60,7 +60,7 @@ def down(directory: Path) -> None:
 
 
 def _site_command(name: str, help_text: str) -> None:
-    @testbed.command(name=name, help=help_text)
+    @main.command(name=name, help=help_text)
     @DIR_OPTION
     @click.argument("site")
     def command(directory: Path, site: str) -> None:
@@ -73,7 +73,7 @@ _site_command("pause", "SIGSTOP SITE: connections hang instead of failing.")
 _site_command("resume", "SIGCONT a paused SITE.")
 
 
-@testbed.command()
+@main.command()
 @DIR_OPTION
 @click.option("--one-way", is_flag=True, help="Only connections opened by A towards B are cut.")
 @click.argument("a")
@@ -83,7 +83,7 @@ def partition(directory: Path, one_way: bool, a: str, b: str) -> None:
     _run(f"partition {a} {b}", Testbed(directory).partition, a, b, one_way)
 
 
-@testbed.command()
+@main.command()
 @DIR_OPTION
 @click.argument("a")
 @click.argument("b")
@@ -92,7 +92,7 @@ def heal(directory: Path, a: str, b: str) -> None:
     _run(f"heal {a} {b}", Testbed(directory).heal, a, b)
 
 
-@testbed.command()
+@main.command()
 @DIR_OPTION
 def status(directory: Path) -> None:
     """A table of sites, ports, process states and partitions."""

@@ -1,6 +1,6 @@
 """The testbed's network: one TCP proxy per directed link between sites, run as one daemon process.
 
-`python -m sharedcore.testbed.proxy DIR` serves every link in DIR/testbed.json and re-reads it on SIGHUP.
+`python -m sharedcore_testbed.proxy DIR` serves every link in DIR/testbed.json and re-reads it on SIGHUP.
 A blocked link behaves like a network partition: open connections are cut and new ones are accepted but
 never answered (a black hole, so clients meet their own timeouts, as across a real broken WAN link).
 A link whose target is down fails fast (connection closed), as a reachable site with a dead apiserver would.
@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sharedcore.testbed import state as testbed_state
+from sharedcore_testbed import state as testbed_state
 
 ACK_FILE = "proxy.ack"
 CHUNK = 64 * 1024

@@ -1,5 +1,5 @@
 """Stand-ins for CloudNativePG and VolSync at one testbed site, and for the Prometheus scraping CloudNativePG.
-Used by the two-site tests, `make demo` and the benchmarks (`sharedcore.testbed.pair` starts one per site).
+Used by the two-site tests, `make demo` and the benchmarks (`sharedcore_testbed.pair` starts one per site).
 
 Neither runs in the testbed (no containers), so this double publishes what they would, through their
 documented interfaces only, and the operator reads it exactly as it reads the real thing:
@@ -25,7 +25,7 @@ from typing import Any
 import urllib3
 from kubernetes import client
 
-from sharedcore.testbed.clients import SiteClients, items
+from sharedcore_testbed.clients import SiteClients, items
 
 CNPG = ("postgresql.cnpg.io", "v1", "clusters")
 VOLSYNC = "volsync.backube", "v1alpha1"

@@ -2,7 +2,7 @@
 
 `SiteClients(name, bed)` is built from what the testbed records: the site's admin kubeconfig, and the
 kubeconfigs through the link proxies by which it reaches the other sites. The tests' `Site` handles, the
-two-site machinery (`sharedcore.testbed.pair`) and `make demo` all use it.
+two-site machinery (`sharedcore_testbed.pair`) and `make demo` all use it.
 """
 
 from dataclasses import dataclass, field
@@ -12,7 +12,7 @@ from typing import Any
 
 from kubernetes import client, config
 
-from sharedcore.testbed import Testbed
+from sharedcore_testbed import Testbed
 
 
 def api_client(kubeconfig: Path, retries: int | None = None) -> client.ApiClient:

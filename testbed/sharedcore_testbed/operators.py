@@ -17,9 +17,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from sharedcore import rbac
-from sharedcore.testbed import Testbed
-from sharedcore.testbed.binaries import binary
-from sharedcore.testbed.waiting import eventually
+from sharedcore_testbed import Testbed
+from sharedcore_testbed.binaries import binary
+from sharedcore_testbed.waiting import eventually
 
 OPERATOR_NAMESPACE = "sharedcore-system"
 OPERATOR_ACCOUNT = "sharedcore-operator"

@@ -13,11 +13,11 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sharedcore.testbed import pki, processes, proxy
-from sharedcore.testbed import plane as planes
-from sharedcore.testbed import state as testbed_state
-from sharedcore.testbed.plane import PlaneError
-from sharedcore.testbed.state import LinkState, PlaneState, TestbedState
+from sharedcore_testbed import pki, processes, proxy
+from sharedcore_testbed import plane as planes
+from sharedcore_testbed import state as testbed_state
+from sharedcore_testbed.plane import PlaneError
+from sharedcore_testbed.state import LinkState, PlaneState, TestbedState
 
 __all__ = ["PlaneError", "PlaneStatus", "Testbed"]
 
@@ -95,7 +95,7 @@ class Testbed:
             (self.directory / proxy.ACK_FILE).unlink(missing_ok=True)
             current.proxy = processes.spawn(
                 "proxy",
-                [sys.executable, "-m", "sharedcore.testbed.proxy", str(self.directory)],
+                [sys.executable, "-m", "sharedcore_testbed.proxy", str(self.directory)],
                 self.directory / "proxy.log",
             )
             for link in current.links:

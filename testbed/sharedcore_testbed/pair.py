@@ -3,7 +3,7 @@
 Each operator is authenticated as its own ServiceAccount at its own site and reaches the other site and the
 witness only through the testbed's link proxies (so partitions and outages apply), with kubeconfigs it reads
 from Secrets the Topology names. CloudNativePG, VolSync and Prometheus are played at each site by
-`sharedcore.testbed.dataplane`. Used by the two-site tests, `make demo` and the benchmarks:
+`sharedcore_testbed.dataplane`. Used by the two-site tests, `make demo` and the benchmarks:
 
     sites = (SiteClients(name, bed) for name in ("danang", "quangnam", "witness"))
     pair = prepare_pair(*sites, directory, crds=[...], topology=topology(mode="Automatic"), resync=5)
@@ -22,9 +22,9 @@ import yaml
 from kubernetes import client
 
 from sharedcore import API_GROUP, API_VERSION
-from sharedcore.testbed.clients import SiteClients, as_object
-from sharedcore.testbed.dataplane import DataPlaneDouble
-from sharedcore.testbed.operators import (
+from sharedcore_testbed.clients import SiteClients, as_object
+from sharedcore_testbed.dataplane import DataPlaneDouble
+from sharedcore_testbed.operators import (
     OPERATOR_NAMESPACE,
     OperatorProcess,
     install_crds,

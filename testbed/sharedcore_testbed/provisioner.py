@@ -2,7 +2,7 @@
 
 kube-controller-manager then binds them, as it would with a real CSI driver, so pods that mount volumes get
 scheduled and kwok can make them Ready. Released volumes are deleted. Run as
-`python -m sharedcore.testbed.provisioner DIR SITE`.
+`python -m sharedcore_testbed.provisioner DIR SITE`.
 """
 
 import json
@@ -12,8 +12,8 @@ import urllib.error
 from pathlib import Path
 from typing import Any
 
-from sharedcore.testbed import state as testbed_state
-from sharedcore.testbed.plane import request
+from sharedcore_testbed import state as testbed_state
+from sharedcore_testbed.plane import request
 
 INTERVAL = 1.0
 

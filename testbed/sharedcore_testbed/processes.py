@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from sharedcore.testbed.state import ProcessRecord
+from sharedcore_testbed.state import ProcessRecord
 
 
 def spawn(name: str, argv: list[str], log: Path, env: Mapping[str, str] | None = None) -> ProcessRecord:

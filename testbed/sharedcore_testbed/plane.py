@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from sharedcore.testbed import pki, processes
-from sharedcore.testbed.binaries import binary
-from sharedcore.testbed.state import PlaneState
+from sharedcore_testbed import pki, processes
+from sharedcore_testbed.binaries import binary
+from sharedcore_testbed.state import PlaneState
 
 READY_TIMEOUT = 120.0
 COMPANIONS = ("kube-controller-manager", "kube-scheduler", "kwok", "provisioner")
@@ -158,7 +158,7 @@ def _companion_argv(root: Path, plane: PlaneState, name: str) -> list[str]:
             "--controllers=*,-nodeipam",
         ]
     if name == "provisioner":
-        return [sys.executable, "-m", "sharedcore.testbed.provisioner", str(root), plane.name]
+        return [sys.executable, "-m", "sharedcore_testbed.provisioner", str(root), plane.name]
     if name == "kube-scheduler":
         return [
             str(binary(name)),
