@@ -35,6 +35,7 @@ def test_go_modules_require_the_pinned_versions() -> None:
         "etcd": ("go.etcd.io/etcd/server/v3", "ETCD_VERSION"),
         "kwok": ("sigs.k8s.io/kwok", "KWOK_VERSION"),
         "helm": ("helm.sh/helm/v3", "HELM_VERSION"),
+        "coredns": ("github.com/coredns/coredns", "COREDNS_VERSION"),
     }
     for directory, (module, key) in modules.items():
         go_mod = (ROOT / "tests" / "controlplane" / directory / "go.mod").read_text()
