@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml testbed/pyproject.toml | 
 TESTBED_BIN = $(shell scripts/testbed-bin.sh --print)
 export PATH := $(TESTBED_BIN):$(abspath $(BIN)):$(PATH)
 
-.PHONY: all venv testbed-bin testbed-packages crds golden lint typecheck unit test demo clean
+.PHONY: all venv testbed-bin testbed-packages images crds golden lint typecheck unit test demo clean
 
 all: test
 
@@ -27,6 +27,10 @@ testbed-bin:
 ## Install the Debian packages real nodes need (containerd, runc, CNI plugins, …) if any is missing (root).
 testbed-packages:
 	scripts/testbed-packages.sh
+
+## Build the images real nodes run (pause, base, the operator from its Dockerfile, stand-ins), cached outside the clone.
+images: venv testbed-packages testbed-bin
+	$(BIN)/sharedcore-testbed images
 
 ## Regenerate crds/ from the pydantic models.
 crds: venv

@@ -123,7 +123,7 @@ def test_link_proxy_forwards_blackholes_and_heals() -> None:
             writer.close()
 
         upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
-        link = proxy.Link(target_port=upstream.sockets[0].getsockname()[1])
+        link = proxy.Link("127.0.0.1", upstream.sockets[0].getsockname()[1])
         front = await asyncio.start_server(proxy.handler(link), "127.0.0.1", 0)
         port = front.sockets[0].getsockname()[1]
 
