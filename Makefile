@@ -57,8 +57,8 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest -m 'not cluster'
 
-## Everything: lint, types, unit and cluster tests on real control planes.
-test: venv testbed-packages testbed-bin lint typecheck
+## Everything: lint, types, unit and cluster tests on real control planes (and real nodes).
+test: venv testbed-packages testbed-bin images lint typecheck
 	$(BIN)/pytest
 
 ## The main job: two sites and a witness, both operators, a failover narrated end to end.

@@ -1,6 +1,6 @@
 """Real Kubernetes control planes as local processes: several independent sites, with fault injection.
 
-`Testbed(DIR)` drives the planes recorded in DIR/testbed.json; the `sharedcore testbed` CLI, the pytest
+`Testbed(DIR)` drives the planes recorded in DIR/testbed.json; the `sharedcore-testbed` CLI, the pytest
 fixtures and the demo all go through it.
 """
 

@@ -1,15 +1,18 @@
 """Real nodes: pods run in containers at each site, across a WAN the testbed can cut; outages are real."""
 
 import json
+import signal
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from sharedcore_testbed import images
+from sharedcore_testbed import Testbed, images
 from tests.conftest import Sites
 from tests.support.cluster import Site, eventually
 
@@ -199,3 +202,40 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except OSError:
         return False
+
+
+def _host_rules() -> str:
+    """The host's own iptables rules, without counters."""
+    saved = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    return "\n".join(line.split(" [")[0] for line in saved.splitlines() if not line.startswith("#"))
+
+
+def test_down_leaves_nothing_even_after_an_interrupted_up(tmp_path: Path) -> None:
+    rules = _host_rules()
+    directory = tmp_path / "bed"
+    command = [
+        sys.executable,
+        "-m",
+        "sharedcore_testbed.cli",
+        "up",
+        "--dir",
+        str(directory),
+        "--nodes",
+        "real",
+    ]
+    interrupted = subprocess.Popen([*command, "solo"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # Ctrl-C while the node starts: its namespaces, cgroups and containerd exist by then.
+    eventually((directory / "solo" / "node" / "containerd" / "containerd.sock").exists, timeout=120)
+    interrupted.send_signal(signal.SIGINT)
+    assert interrupted.wait(timeout=60) != 0
+    bed = Testbed(directory)
+    assert bed.leftovers() == []
+
+    bed.up(["solo"], real={"solo"})
+    solo = Site("solo", bed)
+    solo.kubectl("run", "web", f"--image={IMAGE}", "--image-pull-policy=Never")
+    solo.kubectl("wait", "--for=condition=Ready", "--timeout=60s", "pod/web")
+    assert bed.node_pids("solo")
+    bed.down()
+    assert bed.leftovers() == []
+    assert _host_rules() == rules
