@@ -13,6 +13,7 @@ import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from sharedcore import SYSTEM_NAMESPACE
 from sharedcore.api import Role
 from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.operator import Controller, configure, register
@@ -41,7 +42,7 @@ class Options:
     resync_seconds: float
     workers: int
     kubeconfig: Path | None
-    system_namespace: str = "sharedcore-system"
+    system_namespace: str = SYSTEM_NAMESPACE
     prometheus_url: str | None = None
     lag_poll_seconds: float = 10.0
 
@@ -218,7 +219,7 @@ async def run(options: Options) -> None:
 )
 @click.option(
     "--system-namespace",
-    default="sharedcore-system",
+    default=SYSTEM_NAMESPACE,
     show_default=True,
     help="The operator's own namespace: heartbeat Leases and the peers' kubeconfig Secrets.",
 )

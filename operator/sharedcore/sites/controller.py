@@ -451,6 +451,7 @@ class SiteController:
             last_heartbeat=inbound.renew_time if inbound else None,
             role=heartbeat.role if heartbeat else None,
             epoch=heartbeat.claim.epoch if heartbeat and heartbeat.claim else None,
+            rejected=self._peers.rejected(plan.peer),
         )
 
     async def _record(self, plan: Plan, decision: Decision) -> bool:
@@ -458,7 +459,7 @@ class SiteController:
         body = self._body
         assert body is not None
         witness = (
-            (self.witness.view(time.monotonic()), self.witness.problem)
+            (self.witness.view(time.monotonic()), self.witness.problem, self._peers.rejected(WITNESS))
             if plan.topology.spec.witness is not None
             else None
         )
