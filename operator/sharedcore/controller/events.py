@@ -20,7 +20,7 @@ def _now() -> str:
 def _event_name(name: str) -> str:
     """The object's name and a random suffix, within the 253 characters of a name (the object's own may
     use them all), and still a DNS subdomain (no `.` or `-` before the suffix's dot)."""
-    return f"{name[:MAX_NAME - SUFFIX - 1].rstrip('.-')}.{uuid.uuid4().hex[:SUFFIX]}"
+    return f"{name[: MAX_NAME - SUFFIX - 1].rstrip('.-')}.{uuid.uuid4().hex[:SUFFIX]}"
 
 
 class EventRecorder:
