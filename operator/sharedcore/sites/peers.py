@@ -33,6 +33,19 @@ def describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
+def explain(error: BaseException, at: str, site: str, namespace: str) -> str:
+    """An error from another cluster in words, with what a person must do where only a person can act."""
+    setup = (
+        f"give {site} its identity at {at}: sharedcore peer-identity --site {at} --for {site} "
+        f"| kubectl --context <{at}> apply --server-side -f -"
+    )
+    if isinstance(error, ApiError) and error.status == 404:
+        return f"{describe(error)}: the namespace {namespace} is missing at {at}; {setup}"
+    if isinstance(error, ApiError) and error.status in (401, 403):
+        return f"{describe(error)}: {at} does not grant {site} what it needs; {setup}"
+    return describe(error)
+
+
 class Remote:
     """Another cluster: a client for it, or why there is none."""
 
