@@ -140,6 +140,3 @@ def status(directory: Path) -> None:
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
-
-if __name__ == "__main__":
-    main()
