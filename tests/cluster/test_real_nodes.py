@@ -216,7 +216,7 @@ def test_down_leaves_nothing_even_after_an_interrupted_up(tmp_path: Path) -> Non
     command = [
         sys.executable,
         "-m",
-        "sharedcore_testbed.cli",
+        "sharedcore_testbed",
         "up",
         "--dir",
         str(directory),
