@@ -15,6 +15,8 @@ from tests.support.cluster import Site
 
 SITES = ("danang", "quangnam", "witness")
 WORKLOAD_SITES = ("danang", "quangnam")  # the witness only arbitrates: no nodes, no controllers
+# Real nodes per site: each reports this machine's 2 CPUs, and an Active site of every platform asks for ~5.
+REAL_NODES = 3
 
 
 @dataclass
@@ -45,14 +47,14 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
 
 @pytest.fixture(scope="session")
 def real_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
-    """danang and quangnam each with a real node (containerd, kubelet, kube-proxy, CoreDNS) in its own network
-    namespace, and a bare witness; started once, only when a test marked `nodes` runs.
+    """danang and quangnam each with REAL_NODES real nodes (containerd and kubelet each; kube-proxy, CoreDNS)
+    in its own network namespace, and a bare witness; started once, only when a test marked `nodes` runs.
 
     SHAREDCORE_TEST_REAL_TESTBED_DIR keeps their files for reading after a failed run.
     """
     directory = Path(os.environ.get("SHAREDCORE_TEST_REAL_TESTBED_DIR") or tmp_path_factory.mktemp("real"))
     bed = Testbed(directory)
-    bed.up(SITES, real=WORKLOAD_SITES)
+    bed.up(SITES, real=WORKLOAD_SITES, node_count=REAL_NODES)
     try:
         yield Sites(bed, *(Site(name, bed) for name in SITES))
     finally:

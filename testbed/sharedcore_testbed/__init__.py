@@ -70,14 +70,23 @@ class Testbed:
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
-    def up(self, names: Sequence[str], workloads: Collection[str] = (), real: Collection[str] = ()) -> None:
+    def up(
+        self,
+        names: Sequence[str],
+        workloads: Collection[str] = (),
+        real: Collection[str] = (),
+        node_count: int = 1,
+    ) -> None:
         """Start one plane per name, one after another (2 cores), then the link proxies. Replaces any
         testbed already in the directory.
 
         `workloads`: sites whose pods run, by kwok on fake nodes; `real`: sites whose pods run for real, on a
-        node beside the plane, each site in its own network namespace (sharedcore_testbed.network)."""
+        node beside the plane (`node_count` of them), each site in its own network namespace
+        (sharedcore_testbed.network)."""
         if len(set(names)) != len(names) or not names:
             raise ValueError("give one or more distinct site names")
+        if not 1 <= node_count <= network.MAX_NODES:
+            raise ValueError(f"a site has 1 to {network.MAX_NODES} nodes")
         self.down()
         ports = iter(_free_ports(3 * len(names) + len(names) * (len(names) - 1)))
         current = TestbedState()
@@ -89,9 +98,10 @@ class Testbed:
         if real_sites:
             current.slot = network.free_slot()
             for index, name in enumerate(real_sites):
-                net = network.SiteNet(current.slot, index, name)
+                net = network.SiteNet(current.slot, index, name, node_count)
                 plane = current.planes[name]
-                plane.node_index, plane.address, plane.service_cidr = index, net.host_ip, net.service_cidr
+                plane.node_index, plane.node_count = index, node_count
+                plane.address, plane.service_cidr = net.host_ip, net.service_cidr
         current.links = [
             LinkState(a, b, next(ports), bind=current.planes[a].address)
             for a in names
@@ -114,7 +124,7 @@ class Testbed:
         if current.slot is None:
             return {}
         return {
-            plane.name: network.SiteNet(current.slot, plane.node_index, plane.name)
+            plane.name: network.SiteNet(current.slot, plane.node_index, plane.name, plane.node_count)
             for plane in current.planes.values()
             if plane.node_index is not None
         }

@@ -59,22 +59,29 @@ def images() -> None:
     metavar="NAME",
     help="A site that gets no nodes (a witness). With --nodes real, a site named witness is bare by default.",
 )
+@click.option(
+    "--node-count",
+    default=1,
+    show_default=True,
+    help="With --nodes real: nodes per site (each its own kubelet).",
+)
 @click.argument("names", nargs=-1, required=True)
 def up(
-    directory: Path, nodes: str | None, workloads: bool, bare: tuple[str, ...], names: tuple[str, ...]
+    *,
+    directory: Path,
+    nodes: str | None,
+    workloads: bool,
+    bare: tuple[str, ...],
+    node_count: int,
+    names: tuple[str, ...],
 ) -> None:
     """Start one control plane per NAME; return when every apiserver (and node) is ready."""
     mode = nodes or ("kwok" if workloads else None)
     bare_sites = set(bare) or ({"witness"} if mode == "real" else set())
     with_nodes = {name for name in names if mode and name not in bare_sites}
     bed = Testbed(directory)
-    _run(
-        "up",
-        bed.up,
-        list(names),
-        with_nodes if mode == "kwok" else set(),
-        with_nodes if mode == "real" else set(),
-    )
+    kwok_sites, real_sites = (with_nodes, set()) if mode == "kwok" else (set(), with_nodes)
+    _run("up", bed.up, list(names), kwok_sites, real_sites, node_count)
     for name in names:
         click.echo(f"{name}: export KUBECONFIG={bed.kubeconfig(name)}")
 

@@ -2,10 +2,13 @@
 
 Every testbed takes a free slot s (0-63) and with it 10.(192+s).0.0/16; site i (in the order of `up`) has
 
-    pods      10.(192+s).(16i).0/20      the CNI bridge of its node (bridge address .1)
+    pods      10.(192+s).(16i).0/20      node k's CNI bridge has 10.(192+s).(16i+k).0/24 (bridge address .1)
     services  10.(192+s).(128+4i).0/22   its --service-cluster-ip-range
-    host link 10.(192+s).(200+i).0/30    host end .1 (its kube-apiserver binds there), node end .2
-    WAN link  10.(192+s).(220+i).0/30    WAN end .1, node end .2
+    host link 10.(192+s).(200+i).0/28    host end .1 (its kube-apiserver binds there), node k .(2+k)
+    WAN link  10.(192+s).(220+i).0/30    WAN end .1, site end .2
+
+A site's nodes share its namespace: each has its own address, bridge, containerd and kubelet; one kube-proxy
+and one CoreDNS serve them all (kube-proxy's rules are the namespace's).
 
 The host routes only the site's pod and service ranges into the site; a site routes the other sites' ranges
 into the WAN namespace and has no default route, so nothing a pod sends can leave the machine. Partitions of
@@ -24,6 +27,7 @@ from pathlib import Path
 NETNS_DIR = Path("/run/netns")
 SLOTS = 64
 PREFIX = "sctb"
+MAX_NODES = 13  # node addresses .2-.14 of the host link's /28
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class SiteNet:
     slot: int
     index: int
     site: str
+    nodes: int = 1
 
     def _ip(self, third: int, fourth: int) -> str:
         return f"10.{192 + self.slot}.{third}.{fourth}"
@@ -43,9 +48,11 @@ class SiteNet:
     def pod_cidr(self) -> str:
         return f"{self._ip(16 * self.index, 0)}/20"
 
-    @property
-    def bridge_ip(self) -> str:
-        return self._ip(16 * self.index, 1)
+    def node_pod_cidr(self, node: int) -> str:
+        return f"{self._ip(16 * self.index + node, 0)}/24"
+
+    def bridge_ip(self, node: int) -> str:
+        return self._ip(16 * self.index + node, 1)
 
     @property
     def service_cidr(self) -> str:
@@ -60,9 +67,13 @@ class SiteNet:
         """The host end of the site's link: its kube-apiserver and its link proxies listen here."""
         return self._ip(200 + self.index, 1)
 
+    def node_ip(self, node: int) -> str:
+        return self._ip(200 + self.index, 2 + node)
+
     @property
-    def node_ip(self) -> str:
-        return self._ip(200 + self.index, 2)
+    def dns_ip(self) -> str:
+        """The site's cluster DNS server (and kube-proxy) listen on its first node's address."""
+        return self.node_ip(0)
 
     @property
     def wan_ip(self) -> str:
@@ -139,12 +150,13 @@ def create_site(net: SiteNet, peers: Iterable[SiteNet]) -> None:
     _run(["ip", "netns", "add", ns])
     _run(["ip", "-n", ns, "link", "set", "lo", "up"])
     _run(["ip", "link", "add", net.host_if, "type", "veth", "peer", "name", "eth0", "netns", ns])
-    _run(["ip", "addr", "add", f"{net.host_ip}/30", "dev", net.host_if])
+    _run(["ip", "addr", "add", f"{net.host_ip}/28", "dev", net.host_if])
     _run(["ip", "link", "set", net.host_if, "up"])
-    _run(["ip", "-n", ns, "addr", "add", f"{net.node_ip}/30", "dev", "eth0"])
+    for node in range(net.nodes):
+        _run(["ip", "-n", ns, "addr", "add", f"{net.node_ip(node)}/28", "dev", "eth0"])
     _run(["ip", "-n", ns, "link", "set", "eth0", "up"])
     for cidr in (net.pod_cidr, net.service_cidr):
-        _run(["ip", "route", "add", cidr, "via", net.node_ip, "dev", net.host_if])
+        _run(["ip", "route", "add", cidr, "via", net.dns_ip, "dev", net.host_if])
     _run(["ip", "-n", wan, "link", "add", net.wan_if, "type", "veth", "peer", "name", "wan0", "netns", ns])
     _run(["ip", "-n", wan, "addr", "add", f"{net.wan_ip}/30", "dev", net.wan_if])
     _run(["ip", "-n", wan, "link", "set", net.wan_if, "up"])

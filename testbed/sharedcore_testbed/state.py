@@ -31,6 +31,7 @@ class PlaneState:
     address: str = "127.0.0.1"
     # A site with a real node: its index in the testbed's address plan (sharedcore_testbed.network).
     node_index: int | None = None
+    node_count: int = 0
     service_cidr: str = "10.96.0.0/16"
 
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from sharedcore_testbed import Testbed, images
-from tests.conftest import Sites
+from tests.conftest import REAL_NODES, Sites
 from tests.support.cluster import Site, eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodes]
@@ -102,10 +102,11 @@ def test_each_real_site_runs_pods_with_logs_exec_services_and_dns(
 ) -> None:
     for site in (real_sites.danang, real_sites.quangnam):
         nodes = json.loads(site.kubectl("get", "nodes", "-o", "json").stdout)["items"]
-        assert [n["metadata"]["name"] for n in nodes] == [f"{site.name}-node-0"]
-        info = nodes[0]["status"]["nodeInfo"]
-        assert info["containerRuntimeVersion"].startswith("containerd://1.6"), info
-        assert info["kubeletVersion"].startswith("v1.35."), info
+        assert [n["metadata"]["name"] for n in nodes] == [f"{site.name}-node-{k}" for k in range(REAL_NODES)]
+        for node in nodes:
+            info = node["status"]["nodeInfo"]
+            assert info["containerRuntimeVersion"].startswith("containerd://1.6"), info
+            assert info["kubeletVersion"].startswith("v1.35."), info
     assert json.loads(real_sites.witness.kubectl("get", "nodes", "-o", "json").stdout)["items"] == []
 
     danang = real_sites.danang
@@ -213,7 +214,8 @@ def _host_rules() -> str:
 def test_down_leaves_nothing_even_after_an_interrupted_up(tmp_path: Path) -> None:
     rules = _host_rules()
     directory = tmp_path / "bed"
-    command = [
+    bed = Testbed(directory)
+    up = [
         sys.executable,
         "-m",
         "sharedcore_testbed",
@@ -222,20 +224,25 @@ def test_down_leaves_nothing_even_after_an_interrupted_up(tmp_path: Path) -> Non
         str(directory),
         "--nodes",
         "real",
+        "solo",
     ]
-    interrupted = subprocess.Popen([*command, "solo"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    # Ctrl-C while the node starts: its namespaces, cgroups and containerd exist by then.
-    eventually((directory / "solo" / "node" / "containerd" / "containerd.sock").exists, timeout=120)
-    interrupted.send_signal(signal.SIGINT)
-    assert interrupted.wait(timeout=60) != 0
-    bed = Testbed(directory)
-    assert bed.leftovers() == []
+    interrupted = subprocess.Popen(up, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        # Ctrl-C while the node starts: its namespace, cgroups and containerd exist by then.
+        eventually((directory / "solo" / "node" / "0" / "containerd" / "containerd.sock").exists, timeout=120)
+        interrupted.send_signal(signal.SIGINT)
+        assert interrupted.wait(timeout=60) != 0
+        assert bed.leftovers() == []
 
-    bed.up(["solo"], real={"solo"})
-    solo = Site("solo", bed)
-    solo.kubectl("run", "web", f"--image={IMAGE}", "--image-pull-policy=Never")
-    solo.kubectl("wait", "--for=condition=Ready", "--timeout=60s", "pod/web")
-    assert bed.node_pids("solo")
-    bed.down()
-    assert bed.leftovers() == []
-    assert _host_rules() == rules
+        bed.up(["solo"], real={"solo"})
+        solo = Site("solo", bed)
+        solo.kubectl("run", "web", f"--image={IMAGE}", "--image-pull-policy=Never")
+        solo.kubectl("wait", "--for=condition=Ready", "--timeout=60s", "pod/web")
+        assert bed.node_pids("solo")
+        bed.down()
+        assert bed.leftovers() == []
+        assert _host_rules() == rules
+    finally:
+        interrupted.kill()
+        interrupted.wait()
+        bed.down()
