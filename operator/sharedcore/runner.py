@@ -4,9 +4,11 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import click
 import kopf
@@ -179,6 +181,9 @@ async def run(options: Options) -> None:
         asyncio.create_task(
             kopf.operator(
                 registry=registry,
+                # Kopf would name itself after the process's user, from the passwd database; the image runs
+                # as a numeric user that has no entry there (getpwuid fails and Kopf with it).
+                identity=cast(Any, f"sharedcore-{options.site}@{socket.gethostname()}"),  # Kopf's NewType
                 standalone=True,
                 clusterwide=not options.namespaces,
                 namespaces=watched,
