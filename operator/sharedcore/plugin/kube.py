@@ -6,6 +6,7 @@ takes --kubeconfig and --context itself and reads $KUBECONFIG as kubectl does.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,9 @@ import click
 from kubernetes import client, config
 
 from sharedcore import API_GROUP, API_VERSION
+from sharedcore.controller.cache import SERVICE_LABEL
+from sharedcore.kube.resources import CLUSTERS, PERSISTENT_VOLUME_CLAIMS, for_object
+from sharedcore.replication import retained
 
 Body = dict[str, Any]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,6 +59,7 @@ class Cluster:
     """sharedcore's objects at one site, read with the user's own credentials."""
 
     def __init__(self, api: Any) -> None:
+        self._api = api
         self._custom = client.CustomObjectsApi(api)
 
     def _call(self, what: str, call: Callable[[], object]) -> Body | None:
@@ -106,3 +111,30 @@ class Cluster:
         except OSError as error:
             raise PluginError(f"cannot reach the cluster: {error}") from None
         return cast(Body, created)
+
+    def retained_copies(self, namespace: str, service: str) -> list[Body]:
+        """The data objects of `service` (its label value) kept at this site as retained copies."""
+        selector = f"{retained.LABEL}=true,{SERVICE_LABEL}={service}"
+        found: list[Body] = []
+        for resource in (PERSISTENT_VOLUME_CLAIMS, CLUSTERS):
+            listing = self._call(
+                f"{resource.plural} in {namespace}",
+                functools.partial(self._raw, "GET", resource.path(namespace), labelSelector=selector),
+            )
+            typed = {"apiVersion": resource.api_version, "kind": resource.kind}
+            found += [obj | typed for obj in (listing or {}).get("items", [])]
+        return found
+
+    def delete(self, obj: Body) -> None:
+        path = for_object(obj).path(obj["metadata"]["namespace"], obj["metadata"]["name"])
+        self._call(f"{obj['kind']} {obj['metadata']['name']}", lambda: self._raw("DELETE", path))
+
+    def _raw(self, method: str, path: str, **query: str) -> object:
+        return self._api.call_api(
+            path,
+            method,
+            query_params=list(query.items()),
+            response_type="object",
+            auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+        )
