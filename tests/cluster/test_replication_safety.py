@@ -98,12 +98,17 @@ def operator_writes_at(site: Site, since: float, namespaces: set[str]) -> list[t
 # --- rule 8: deleting at the active site never deletes the copy ----------------------------------------
 
 
+def standing_by(pair: Pair, namespace: str, slug: str) -> str:
+    """A service with deletionPolicy Delete, created at danang and standing by at quangnam; its name."""
+    body = samples.service(slug, namespace, deletionPolicy="Delete")
+    create_active(pair.danang, body)
+    standby_ready(pair.quangnam, namespace, body["metadata"]["name"])
+    return str(body["metadata"]["name"])
+
+
 def test_deleting_a_service_at_the_active_site_keeps_the_standbys_data(pair: Pair, namespace: str) -> None:
     danang, quangnam = pair.danang, pair.quangnam
-    body = samples.service("document-management", namespace, deletionPolicy="Delete")
-    name = body["metadata"]["name"]
-    create_active(danang, body)
-    standby_ready(quangnam, namespace, name)
+    name = standing_by(pair, namespace, "document-management")
     base = names.base(name)
     files, copy = names.files_volume(base), names.database_cluster(base, "quangnam")
     assert pvc(quangnam, namespace, files) and database(quangnam, namespace, copy)
@@ -152,10 +157,7 @@ def test_deleting_a_service_at_the_active_site_keeps_the_standbys_data(pair: Pai
 def test_a_recreated_service_does_not_adopt_a_retained_copy(pair: Pair, namespace: str) -> None:
     """The new service at the active site starts empty: pushing it over the kept copy would lose it."""
     danang, quangnam = pair.danang, pair.quangnam
-    body = samples.service("open-data", namespace, deletionPolicy="Delete")
-    name = body["metadata"]["name"]
-    create_active(danang, body)
-    standby_ready(quangnam, namespace, name)
+    name = standing_by(pair, namespace, "open-data")
     files = names.files_volume(names.base(name))
     danang.custom.delete_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, name)
     eventually(
@@ -164,7 +166,7 @@ def test_a_recreated_service_does_not_adopt_a_retained_copy(pair: Pair, namespac
         message="the standby's files kept as a retained copy",
     )
     eventually(lambda: pvc(danang, namespace, files) is None, timeout=60, message="gone at danang")
-    create_active(danang, body)
+    create_active(danang, samples.service("open-data", namespace, deletionPolicy="Delete"))
     stalled = eventually(
         lambda: (
             (found := try_get(quangnam, namespace, name))
