@@ -75,6 +75,13 @@ PEER_HEARTBEAT_AGE = Gauge(
     ["peer"],
     registry=REGISTRY,
 )
+KUBECONFIG_REJECTED = Gauge(
+    "sharedcore_peer_kubeconfig_rejected",
+    "1 while the kubeconfig Secret for reaching the peer (or the witness) is refused; the last good one, if "
+    "any, is still used.",
+    ["peer"],
+    registry=REGISTRY,
+)
 REPLICATION_LAG = Gauge(
     "sharedcore_replication_lag_seconds",
     "How far this site's copy of a service's data is behind (kind: database or files).",

@@ -13,6 +13,7 @@ import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from sharedcore import SYSTEM_NAMESPACE
 from sharedcore.api import ReplicationPolicy, Role
 from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.operator import Controller, configure, register
@@ -41,7 +42,7 @@ class Options:
     resync_seconds: float
     workers: int
     kubeconfig: Path | None
-    system_namespace: str = "sharedcore-system"
+    system_namespace: str = SYSTEM_NAMESPACE
     prometheus_url: str | None = None
     lag_poll_seconds: float = 10.0
 
@@ -116,13 +117,13 @@ async def run(options: Options) -> None:
     )
     site.subscribe(controller.requeue)
     site.subscribe(replicator.trigger)
-    background = [
-        site.run(),
-        controller.run(site.settled.wait()),
-        replicator.run(),
-        failovers.run(site.settled.wait()),
-        failovers.watch(site.settled.wait()),
-    ]
+    background = {
+        "site": site.run(),
+        "services": controller.run(site.settled.wait()),
+        "replication": replicator.run(),
+        "failovers": failovers.run(site.settled.wait()),
+        "automatic failover": failovers.watch(site.settled.wait()),
+    }
     if options.prometheus_url:
         poller = PrometheusPoller(
             options.prometheus_url,
@@ -131,7 +132,7 @@ async def run(options: Options) -> None:
             wanted=lambda: site.state.role is not Role.ACTIVE,
             on_change=controller.requeue,
         )
-        background.append(poller.run())
+        background["lag"] = poller.run()
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -189,17 +190,21 @@ async def run(options: Options) -> None:
                 clusterwide=not options.namespaces,
                 namespaces=watched,
                 stop_flag=stop,
-            )
+            ),
+            name="kopf",
         ),
-        *(asyncio.create_task(job) for job in background),
+        *(asyncio.create_task(job, name=name) for name, job in background.items()),
     ]
     try:
         done, _ = await asyncio.wait(
             [*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
         )
-        for task in done:
-            if task in tasks and task.exception():
-                raise task.exception()  # type: ignore[misc]
+        ended = [task for task in done if task in tasks]
+        if ended and not stop.is_set():
+            # Nothing here ends by itself: Kopf stopped, or a loop met what it should have survived.
+            task = ended[0]
+            cause = None if task.cancelled() else task.exception()
+            raise RuntimeError(f"{task.get_name()} ended unexpectedly") from cause
     finally:
         stop.set()
         for task in tasks:
@@ -231,7 +236,7 @@ async def run(options: Options) -> None:
 )
 @click.option(
     "--system-namespace",
-    default="sharedcore-system",
+    default=SYSTEM_NAMESPACE,
     show_default=True,
     help="The operator's own namespace: heartbeat Leases and the peers' kubeconfig Secrets.",
 )

@@ -32,7 +32,7 @@ from sharedcore.metrics import EPOCH, PEER_HEARTBEAT_AGE, SITE_ROLE
 from sharedcore.render import HandoverForm, PeerSite, SiteContext
 from sharedcore.sites import leases
 from sharedcore.sites import status as topology_status
-from sharedcore.sites.peers import REMOTE_ERRORS, Peers, describe
+from sharedcore.sites.peers import REMOTE_ERRORS, Peers, describe, explain
 from sharedcore.sites.state import (
     Claim,
     Decision,
@@ -257,16 +257,19 @@ class SiteController:
             plan = self._plan()
             if isinstance(plan, Plan):
                 await self._configure_peers(plan)
-                await asyncio.gather(self._peer_round(), self._witness_round())
+                await asyncio.gather(self._attempt(self._peer_round), self._attempt(self._witness_round))
         await self._tick()
+
+    async def _attempt(self, step: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await step()
+        except Exception:  # keep coordinating, whatever one round met
+            log.exception("site %s: %s failed", self.name, step.__name__)
 
     async def _repeat(self, wake: asyncio.Event, step: Callable[[], Awaitable[None]]) -> None:
         """Run `step` every heartbeat interval, and whenever woken."""
         while True:
-            try:
-                await step()
-            except Exception:  # keep coordinating, whatever one round met
-                log.exception("site %s: %s failed", self.name, step.__name__)
+            await self._attempt(step)
             plan = self._plan()
             try:
                 await asyncio.wait_for(wake.wait(), plan.interval if isinstance(plan, Plan) else IDLE_SECONDS)
@@ -353,7 +356,7 @@ class SiteController:
                     await client.apply(self._heartbeat(plan))
                 lease = await client.get(LEASES, leases.heartbeat_name(plan.peer), self._namespace)
             except REMOTE_ERRORS as error:
-                problem = describe(error)
+                problem = explain(error, plan.peer, self.name, self._namespace)
             else:
                 reachable, problem, self._reached_at = True, None, time.monotonic()
                 if lease is not None:
@@ -451,6 +454,7 @@ class SiteController:
             last_heartbeat=inbound.renew_time if inbound else None,
             role=heartbeat.role if heartbeat else None,
             epoch=heartbeat.claim.epoch if heartbeat and heartbeat.claim else None,
+            rejected=self._peers.rejected(plan.peer),
         )
 
     async def _record(self, plan: Plan, decision: Decision) -> bool:
@@ -458,7 +462,7 @@ class SiteController:
         body = self._body
         assert body is not None
         witness = (
-            (self.witness.view(time.monotonic()), self.witness.problem)
+            (self.witness.view(time.monotonic()), self.witness.problem, self._peers.rejected(WITNESS))
             if plan.topology.spec.witness is not None
             else None
         )

@@ -13,6 +13,7 @@ from sharedcore.controller import conditions
 from sharedcore.sites.state import Claim, SiteState, WitnessView
 
 Body = dict[str, Any]
+KUBECONFIG_REJECTED = "KubeconfigRejected"
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class PeerView:
     last_heartbeat: str | None  # renewTime of its latest heartbeat in this cluster
     role: Role | None  # as its heartbeats say
     epoch: int | None
+    rejected: str | None = None  # why the kubeconfig Secret for reaching it is refused
 
 
 def _ready(state: SiteState) -> conditions.Want:
@@ -34,6 +36,8 @@ def _ready(state: SiteState) -> conditions.Want:
 
 def _peer_connected(site: str, peer: PeerView) -> conditions.Want:
     name = peer.name
+    if peer.rejected:
+        return conditions.Want("PeerConnected", False, KUBECONFIG_REJECTED, peer.rejected)
     if peer.reachable and peer.heartbeats_arrive:
         message = f"{name} answers and its heartbeats arrive"
         return conditions.Want("PeerConnected", True, "Connected", message)
@@ -53,7 +57,9 @@ def _peer_connected(site: str, peer: PeerView) -> conditions.Want:
     return conditions.Want("PeerConnected", False, "PeerLost", message)
 
 
-def _witness_reachable(witness: WitnessView, problem: str | None) -> conditions.Want:
+def _witness_reachable(witness: WitnessView, problem: str | None, rejected: str | None) -> conditions.Want:
+    if rejected:
+        return conditions.Want("WitnessReachable", False, KUBECONFIG_REJECTED, rejected)
     if not witness.reachable:
         message = problem or "the witness does not answer"
         return conditions.Want("WitnessReachable", False, "Unreachable", message)
@@ -80,7 +86,7 @@ def build(
     *,
     recorded: Claim | None,
     peer: PeerView,
-    witness: tuple[WitnessView, str | None] | None,
+    witness: tuple[WitnessView, str | None, str | None] | None,
     now: str,
 ) -> Body:
     """The status this site reports; `recorded` is the claim it has agreed to, if any."""
@@ -94,6 +100,7 @@ def build(
     order = [entry["name"] for entry in topology["spec"]["sites"]]
     status: Body = {
         "observedGeneration": generation,
+        "site": site,
         "conditions": conditions.merge(current.get("conditions") or [], wanted, generation, now),
         "sites": sorted((own, other), key=lambda entry: order.index(entry["name"])),
     }
