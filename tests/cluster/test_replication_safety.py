@@ -165,7 +165,11 @@ def test_a_recreated_service_does_not_adopt_a_retained_copy(pair: Pair, namespac
         timeout=60,
         message="the standby's files kept as a retained copy",
     )
-    eventually(lambda: pvc(danang, namespace, files) is None, timeout=60, message="gone at danang")
+    eventually(
+        lambda: pvc(danang, namespace, files) is None and try_get(danang, namespace, name) is None,
+        timeout=60,
+        message="gone at danang",
+    )
     create_active(danang, samples.service("open-data", namespace, deletionPolicy="Delete"))
     stalled = eventually(
         lambda: (
