@@ -65,6 +65,14 @@ SITE_ROLE = Gauge(
     ["site", "role"],
     registry=REGISTRY,
 )
+TOPOLOGY_UNUSABLE = Gauge(
+    "sharedcore_topology_unusable",
+    "1 while this site is Fenced because it cannot use its Topology, labelled with why (NoTopology, "
+    "TopologyMissing, TopologyDeleted, TopologyInvalid, SiteNotInTopology, PairMemoryUnreadable); "
+    "0 otherwise.",
+    ["reason"],
+    registry=REGISTRY,
+)
 EPOCH = Gauge(
     "sharedcore_epoch", "Failover epoch this site acts under (0: a single site).", registry=REGISTRY
 )

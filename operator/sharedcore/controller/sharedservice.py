@@ -80,6 +80,15 @@ def _in_the_way(kept: Body, service: str) -> status.Blocker:
     )
 
 
+def _role_unknown(site: SiteContext) -> status.Blocker | None:
+    """A site fenced without any pair to render for (no Topology, no remembered pair, no --single-site)
+    applies nothing: rendered without a peer, a database would be a primary."""
+    if site.role is Role.FENCED and site.peer is None:
+        message = f"site {site.name} does not know its role or its peer: see its Topology and Events"
+        return status.Blocker("SiteRoleUnknown", message)
+    return None
+
+
 async def _missing_references(rt: Runtime, service: SharedService) -> status.Blocker | None:
     """Secrets the rendered objects depend on but nobody created yet (checked on every pass: cheap reads)."""
     ingress = service.spec.ingress
@@ -250,7 +259,11 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
         obj["metadata"]["ownerReferences"] = [owner_reference(body)]
     blocker = _refused_copy(rt, body, site)
     if not spec.paused and blocker is None:
-        blocker = await _missing_references(rt, service) or await _apply_all(rt, body, desired)
+        blocker = (
+            _role_unknown(site)
+            or await _missing_references(rt, service)
+            or await _apply_all(rt, body, desired)
+        )
         if blocker is None:
             await _prune(rt, body, desired, site, spec.deletion_policy)
     replication = data.assess(

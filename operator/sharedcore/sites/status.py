@@ -130,3 +130,13 @@ def recorded_claim(topology: Body) -> Claim | None:
     status = topology.get("status") or {}
     epoch, active = status.get("epoch"), status.get("activeSite")
     return Claim(int(epoch), str(active)) if isinstance(epoch, int) and epoch > 0 and active else None
+
+
+def unusable(topology: Body, state: SiteState, *, now: str) -> Body:
+    """The status of a Topology this site cannot use: its Ready condition says why (the rest is kept)."""
+    current = topology.get("status") or {}
+    generation = topology["metadata"].get("generation", 0)
+    old = current.get("conditions") or []
+    ready = conditions.merge(old, [_ready(state)], generation, now)
+    others = [condition for condition in old if condition.get("type") != "Ready"]
+    return {**current, "observedGeneration": generation, "conditions": ready + others}
