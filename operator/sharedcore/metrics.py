@@ -75,6 +75,12 @@ PEER_HEARTBEAT_AGE = Gauge(
     ["peer"],
     registry=REGISTRY,
 )
+PEER_SETTINGS_MISMATCH = Gauge(
+    "sharedcore_peer_settings_mismatch",
+    "1 while the peer's heartbeats publish failover settings that differ from this site's Topology.",
+    ["peer"],
+    registry=REGISTRY,
+)
 REPLICATION_LAG = Gauge(
     "sharedcore_replication_lag_seconds",
     "How far this site's copy of a service's data is behind (kind: database or files).",

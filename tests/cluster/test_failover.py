@@ -406,6 +406,38 @@ def test_deleting_a_switchover_before_promote_gives_the_source_its_role_back(
     }
 
 
+def test_in_automatic_mode_a_withdrawn_switchover_gives_the_source_its_role_back_without_a_failover(
+    pair: Pair, namespace: str
+) -> None:
+    """Rule 4: the source fenced for the switchover and let go of the witness Lease; taking its role back
+    must not look to the standby's automatic trigger like a site that stopped acting."""
+    ensure_active(pair, pair.danang)
+    replicated(pair, namespace, "open-data")
+    set_policy(pair, mode="Automatic")
+    epoch = topology_status(pair.danang)["epoch"]
+    before = set(automatic_failovers(pair.quangnam))
+    pair.doubles["danang"].lose_source(True)  # the final sync never completes: the switchover waits there
+    try:
+        with RoleSampler(pair.operators):
+            name = request(pair.quangnam, "quangnam", "Switchover")
+            eventually(
+                lambda: current_step(pair.quangnam, name) == "FinalSync", timeout=60, message="FinalSync"
+            )
+            pair.quangnam.custom.delete_cluster_custom_object(API_GROUP, API_VERSION, "failovers", name)
+            eventually(lambda: role_of_site(pair, "danang") == "Active", timeout=60, message="danang Active")
+            time.sleep(LEASE)  # room for a wrong automatic failover
+    finally:
+        pair.doubles["danang"].lose_source(False)
+        set_policy(pair, mode="Manual")
+    assert set(automatic_failovers(pair.quangnam)) == before
+    assert sites_by_role(pair) == (pair.danang, pair.quangnam)
+    assert claims(pair) == {
+        "witness": ("danang", str(epoch)),
+        "danang": ("danang", epoch),
+        "quangnam": ("danang", epoch),
+    }
+
+
 def automatic_failovers(site: Site) -> dict[str, dict[str, Any]]:
     found = site.custom.list_cluster_custom_object(
         API_GROUP, API_VERSION, "failovers", label_selector=f"{API_GROUP}/automatic"
@@ -529,6 +561,74 @@ def test_cut_off_from_the_witness_the_active_site_fences_itself_before_the_stand
     assert fenced is not None and promoted is not None and fenced < promoted
     reasons = [f["spec"]["reason"] for f in automatic_failovers(pair.quangnam).values()]
     assert any(r.startswith("AutomaticFailover: danang reports itself Fenced") for r in reasons), reasons
+
+
+def set_site_policy(site: Site, **policy: Any) -> None:
+    patch = {"spec": {"failover": policy}}
+    site.custom.patch_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default", patch)
+
+
+def test_sites_with_different_lease_durations_never_both_act_as_active(pair: Pair) -> None:
+    """Rule 2: danang (active) runs with a longer lease than quangnam; cut off from both, it fences itself by
+    its own lease while quangnam judges the witness Lease by the longer of the two, so they never overlap."""
+    ensure_active(pair, pair.danang)
+    long_lease = 3 * LEASE
+    set_site_policy(pair.quangnam, mode="Automatic")
+    set_site_policy(pair.danang, mode="Automatic", leaseDurationSeconds=long_lease)
+    epoch = topology_status(pair.danang)["epoch"]
+    try:
+        # The witness Lease is renewed with danang's duration, which quangnam judges it by.
+        eventually(
+            lambda: lease(pair.witness, "sharedcore-active").spec.lease_duration_seconds == long_lease,
+            timeout=30,
+            message="the witness Lease renewed with danang's lease",
+        )
+        with RoleSampler(pair.operators) as sampler:
+            cut = time.monotonic()
+            pair.danang.bed.partition("danang", "quangnam")
+            pair.danang.bed.partition("danang", "witness")
+            try:
+                eventually(
+                    lambda: claims(pair)["quangnam"] == ("quangnam", epoch + 1),
+                    timeout=120,
+                    message="quangnam promoted",
+                )
+                eventually(lambda: role_of_site(pair, "quangnam") == "Active", timeout=30, message="active")
+            finally:
+                pair.danang.bed.heal("danang", "witness")
+                pair.danang.bed.heal("danang", "quangnam")
+            eventually(
+                lambda: role_of_site(pair, "danang") == "Standby", timeout=60, message="danang Standby"
+            )
+        for site in (pair.danang, pair.quangnam):
+            eventually(
+                lambda site=site: (
+                    condition(topology_body(site), "SettingsMatch").get("reason") == "SettingsMismatch"
+                ),
+                timeout=30,
+                message=f"{site.name} reports the settings mismatch",
+            )
+        assert metric(pair.operators["quangnam"], "sharedcore_peer_settings_mismatch", peer="danang") == 1
+        assert "SettingsMismatch" in event_reasons(pair.quangnam, "default")
+    finally:
+        set_site_policy(pair.danang, mode="Manual", leaseDurationSeconds=LEASE)
+        set_site_policy(pair.quangnam, mode="Manual")
+    fenced = sampler.first("danang", "Fenced", after=cut)
+    promoted = sampler.first("quangnam", "Active", after=cut)
+    assert fenced is not None and promoted is not None and fenced < promoted
+    assert promoted - cut >= long_lease  # the longer lease, not quangnam's own
+    eventually(
+        lambda: condition(topology_body(pair.quangnam), "SettingsMatch").get("status") == "True",
+        timeout=30,
+        message="the settings agree again",
+    )
+
+
+def topology_body(site: Site) -> dict[str, Any]:
+    body: dict[str, Any] = site.custom.get_cluster_custom_object(
+        API_GROUP, API_VERSION, "topologies", "default"
+    )
+    return body
 
 
 def test_the_kubectl_plugin_plans_and_follows_a_switchover_and_reports_a_refusal(

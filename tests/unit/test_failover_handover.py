@@ -204,3 +204,31 @@ def test_a_failover_overtaken_by_a_later_epoch_ends_superseded_and_departing_ser
     leaving = service("old")
     leaving["metadata"]["deletionTimestamp"] = "2026-11-24T08:00:00Z"
     assert handover.moving([leaving, service("vanban")]) == [service("vanban")]
+
+
+def test_automatic_failover_judges_silence_by_the_longer_of_the_sites_lease_durations() -> None:
+    """Rule 2: danang renews with a longer lease than this site's; silence is judged by the longer one."""
+    auto = topology()  # leaseDurationSeconds 15 here
+    silent = {"peer_current": False, "peer_silent_seconds": 16.0, "witness_lapsed": True}
+    assert triggers.automatic_failover("quangnam", view(lease_seconds=20.0, **silent), auto) is None
+    longer = silent | {"peer_silent_seconds": 21.0}
+    assert triggers.automatic_failover("quangnam", view(lease_seconds=20.0, **longer), auto) is not None
+
+
+def test_a_source_fenced_for_a_handover_this_site_withdrew_is_not_a_reason_to_fail_over() -> None:
+    """Rule 4: the source let go of the witness Lease for a switchover that was withdrawn; until it has taken
+    its role back it reports itself Fenced, handing over: that is no failure of the site."""
+    auto = topology()
+    handing_over = view(peer_role=Role.FENCED, peer_reason="HandingOver", witness_lapsed=True)
+    assert triggers.automatic_failover("quangnam", handing_over, auto) is None
+    lost_witness = view(peer_role=Role.FENCED, peer_reason="WitnessUnreachable", witness_lapsed=True)
+    assert triggers.automatic_failover("quangnam", lost_witness, auto) is not None
+    # Silent for a lease, it is gone, whatever it said last.
+    gone = view(
+        peer_role=Role.FENCED,
+        peer_reason="HandingOver",
+        witness_lapsed=True,
+        peer_current=False,
+        peer_silent_seconds=16.0,
+    )
+    assert triggers.automatic_failover("quangnam", gone, auto) is not None

@@ -1,12 +1,13 @@
 """The pure parts of the two-site coordination: roles and epochs, heartbeat Leases, the Topology status."""
 
+import dataclasses
 import datetime
 
 import pytest
 
 from sharedcore.api import Role
 from sharedcore.controller import conditions
-from sharedcore.sites import leases
+from sharedcore.sites import leases, settings
 from sharedcore.sites import status as topology_status
 from sharedcore.sites.state import Claim, Handover, Observations, SiteState, WitnessView, decide, fenced
 
@@ -283,3 +284,44 @@ def test_a_fenced_site_keeps_its_recorded_claim_in_status() -> None:
     assert ready and (ready["status"], ready["reason"]) == ("False", "WitnessUnreachable")
     assert topology_status.recorded_claim({"status": current}) == DANANG_1
     assert topology_status.recorded_claim({"status": {"epoch": 0}}) is None
+
+
+def test_heartbeats_carry_the_reason_and_the_failover_settings_and_a_mismatch_is_reported() -> None:
+    """Rules 2 and 4: the peer learns why a site is fenced, and whether both run with the same settings."""
+    now = datetime.datetime(2026, 11, 24, tzinfo=datetime.UTC)
+    ours = settings.FailoverSettings(mode="Automatic", heartbeat=1, lease=6, witness=True, preferred="danang")
+    theirs = dataclasses.replace(ours, lease=18)
+    body = leases.heartbeat(
+        "danang", "ns", Role.FENCED, DANANG_1, duration=18, now=now, reason="HandingOver", settings=theirs
+    )
+    beat = leases.read_heartbeat(body)
+    assert (beat.reason, beat.settings, beat.duration) == ("HandingOver", theirs, 18)
+    assert body["metadata"]["annotations"][leases.SETTINGS_DIGEST_ANNOTATION] == theirs.digest
+    assert ours.digest != theirs.digest and len(ours.digest) == 16
+    assert ours.differences(theirs) == ["leaseDurationSeconds 6 here, 18 at the peer"]
+    state = SiteState(Role.STANDBY, 1, "danang", "Standby", "danang is active at epoch 1")
+    view = peer_view(True, True)
+    mismatch = topology_status.build(
+        TOPOLOGY,
+        "quangnam",
+        state,
+        recorded=DANANG_1,
+        peer=dataclasses.replace(view, name="danang", settings=theirs),
+        witness=None,
+        now="t",
+        settings=ours,
+    )
+    condition = conditions.find(mismatch["conditions"], "SettingsMatch")
+    assert condition and (condition["status"], condition["reason"]) == ("False", "SettingsMismatch")
+    assert "leaseDurationSeconds 6 here, 18 at the peer" in condition["message"]
+    agreed = topology_status.build(
+        TOPOLOGY,
+        "quangnam",
+        state,
+        recorded=DANANG_1,
+        peer=dataclasses.replace(view, name="danang", settings=ours),
+        witness=None,
+        now="t",
+        settings=ours,
+    )
+    assert conditions.find(agreed["conditions"], "SettingsMatch")["status"] == "True"  # type: ignore[index]

@@ -25,14 +25,15 @@ from sharedcore.api import Role, Topology
 from sharedcore.controller import conditions
 from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.patches import merge_patch
-from sharedcore.failover.situation import PairView, parse_time
+from sharedcore.failover.situation import PairView
 from sharedcore.kube.client import KubeClient
 from sharedcore.kube.resources import LEASES, TOPOLOGIES
-from sharedcore.metrics import EPOCH, PEER_HEARTBEAT_AGE, SITE_ROLE
+from sharedcore.metrics import EPOCH, PEER_HEARTBEAT_AGE, PEER_SETTINGS_MISMATCH, SITE_ROLE
 from sharedcore.render import HandoverForm, PeerSite, SiteContext
 from sharedcore.sites import leases
 from sharedcore.sites import status as topology_status
 from sharedcore.sites.peers import REMOTE_ERRORS, Peers, describe
+from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.state import (
     Claim,
     Decision,
@@ -80,6 +81,10 @@ class Plan:
     def duration(self) -> int:
         return self.topology.spec.failover.lease_duration_seconds
 
+    @property
+    def settings(self) -> FailoverSettings:
+        return FailoverSettings.of(self.topology)
+
 
 @dataclass(frozen=True)
 class HandoverView:
@@ -91,6 +96,9 @@ class HandoverView:
     peer_silent_seconds: float | None  # since the peer was last heard from; None: never
     witness: WitnessView | None  # None: no witness configured
     witness_lapsed: bool  # nobody holds the witness Lease (released, or not renewed for a Lease duration)
+    peer_reason: str | None = None  # why the peer is in its role, as its latest heartbeat says
+    lease_seconds: float = 0.0  # the longest Lease duration in play: this site's, the peer's, the witness's
+    peer_settings: FailoverSettings | None = None  # as the peer's latest heartbeat says
 
 
 class SiteController:
@@ -116,7 +124,9 @@ class SiteController:
         self._inbound = leases.Freshness()  # the peer's heartbeat in this cluster: does it arrive?
         # The peer's latest heartbeat by where it was read: "inbound" (here), "outbound" (at the peer).
         self._heartbeats: dict[str, leases.Heartbeat] = {}
-        self._peer_active_until: str | None = None  # renewTime of its latest heartbeat saying Active
+        # When this site last saw a new heartbeat of the peer saying Active, by this site's clock: the peer's
+        # renewTime is by its own clock, which may be skewed, so never compared with this site's times.
+        self._peer_active_seen: datetime.datetime | None = None
         self._reachable = False
         self._reach_problem: str | None = "not contacted yet"
         self._reached_at: float | None = None  # when a request to the peer last succeeded
@@ -149,7 +159,6 @@ class SiteController:
         recorded = topology_status.recorded_claim(self._body or {})
         if not isinstance(plan, Plan):
             return PairView(self.name, (self.name,), self.state.active_site, self.state.epoch, False, None)
-        heartbeat = self._peer_heartbeat()
         return PairView(
             site=self.name,
             sites=tuple(site.name for site in plan.topology.spec.sites),
@@ -157,9 +166,7 @@ class SiteController:
             epoch=recorded.epoch if recorded else 0,
             peer_reachable=self._reachable,
             # Its services stopped answering when it stopped being active, not when its operator fell silent.
-            peer_last_active=parse_time(
-                self._peer_active_until or (heartbeat.renew_time if heartbeat else None)
-            ),
+            peer_last_active=self._peer_active_seen,
         )
 
     def peer_name(self) -> str | None:
@@ -187,6 +194,15 @@ class SiteController:
             peer_silent_seconds=self._silence(now),
             witness=self.witness.view(now) if witness else None,
             witness_lapsed=witness and self.witness.lapsed(now, duration),
+            peer_reason=heartbeat.reason if heartbeat else None,
+            lease_seconds=float(
+                max(
+                    duration,
+                    (heartbeat.duration or 0) if heartbeat else 0,
+                    self.witness.recorded_duration if witness else 0,
+                )
+            ),
+            peer_settings=heartbeat.settings if heartbeat else None,
         )
 
     def announce(self, handover: Handover | None) -> None:
@@ -340,6 +356,8 @@ class SiteController:
             duration=plan.duration,
             now=_now(),
             handover=self._handover,
+            reason=self.state.reason,
+            settings=plan.settings,
         )
 
     async def _visit_peer(self, plan: Plan) -> None:
@@ -378,9 +396,11 @@ class SiteController:
             self._wake.set()
 
     def _heard(self, where: str, heartbeat: leases.Heartbeat) -> leases.Heartbeat:
+        previous = self._heartbeats.get(where)
         self._heartbeats[where] = heartbeat
-        if heartbeat.role is Role.ACTIVE and (heartbeat.renew_time or "") > (self._peer_active_until or ""):
-            self._peer_active_until = heartbeat.renew_time
+        renewed = previous is None or previous.renew_time != heartbeat.renew_time
+        if heartbeat.role is Role.ACTIVE and renewed:
+            self._peer_active_seen = _now()  # the first sight of an old one overestimates: the safe side
         return heartbeat
 
     def _peer_heartbeat(self) -> leases.Heartbeat | None:
@@ -451,6 +471,7 @@ class SiteController:
             last_heartbeat=inbound.renew_time if inbound else None,
             role=heartbeat.role if heartbeat else None,
             epoch=heartbeat.claim.epoch if heartbeat and heartbeat.claim else None,
+            settings=heartbeat.settings if heartbeat else None,
         )
 
     async def _record(self, plan: Plan, decision: Decision) -> bool:
@@ -463,14 +484,18 @@ class SiteController:
             else None
         )
         recorded = decision.record or topology_status.recorded_claim(body)
+        peer = self._peer_view(plan)
+        mismatch = peer.settings is not None and peer.settings != plan.settings
+        PEER_SETTINGS_MISMATCH.labels(plan.peer).set(1 if mismatch else 0)
         new = topology_status.build(
             body,
             self.name,
             decision.state,
             recorded=recorded,
-            peer=self._peer_view(plan),
+            peer=peer,
             witness=witness,
             now=_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            settings=plan.settings,
         )
         current = body.get("status") or {}
         if not topology_status.differs(current, new):
@@ -487,10 +512,12 @@ class SiteController:
 
     async def _announce(self, topology: Body, old: Body, new: Body) -> None:
         """Events for the flips people care about: the site's role, and the links to the others."""
-        for type_ in ("Ready", "PeerConnected", "WitnessReachable"):
+        for type_ in ("Ready", "PeerConnected", "WitnessReachable", "SettingsMatch"):
             was = conditions.find(old.get("conditions"), type_)
             now = conditions.find(new["conditions"], type_)
-            if now is None or (was and (was["status"], was["reason"]) == (now["status"], now["reason"])):
+            if now is None or now["status"] == "Unknown":
+                continue
+            if was and (was["status"], was["reason"]) == (now["status"], now["reason"]):
                 continue
             if type_ == "Ready":
                 role = next(s for s in new["sites"] if s["name"] == self.name)["role"]

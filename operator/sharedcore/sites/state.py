@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sharedcore.api import Role
 
 FIRST_EPOCH = 1
+HANDING_OVER = "HandingOver"  # the reason of a site fenced for its peer's announced takeover
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def _claimed(site: str, peer: str, best: Claim, seen: Observations, previous: Si
         message = (
             f"handing over to {handover.to_site} for epoch {handover.epoch} (Failover {handover.failover})"
         )
-        state = SiteState(Role.FENCED, best.epoch, site, "HandingOver", message, final_sync=handover.failover)
+        state = SiteState(Role.FENCED, best.epoch, site, HANDING_OVER, message, final_sync=handover.failover)
         return Decision(state, None, None)
     if seen.witness is not None:
         return _active_with_witness(site, best, seen.witness)
