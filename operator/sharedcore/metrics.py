@@ -125,6 +125,13 @@ DATA_LOSS_WINDOW = Gauge(
     ["type"],
     registry=REGISTRY,
 )
+FAILOVER_FENCING = Gauge(
+    "sharedcore_failover_fencing_seconds",
+    "Seconds the FenceSource step of the last Failover this site completed took, by type: until the source "
+    "stopped acting and its databases and DNS records followed.",
+    ["type"],
+    registry=REGISTRY,
+)
 WORKQUEUE_DEPTH = Gauge("sharedcore_workqueue_depth", "Keys waiting to be reconciled.", registry=REGISTRY)
 MANAGED_SERVICES = Gauge("sharedcore_services", "SharedServices this operator manages.", registry=REGISTRY)
 

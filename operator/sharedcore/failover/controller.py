@@ -47,11 +47,18 @@ from sharedcore.kube.resources import (
     REPLICATION_SOURCES,
     TOPOLOGIES,
 )
-from sharedcore.metrics import DATA_LOSS_WINDOW, FAILOVER_DURATION, FAILOVER_RTO, FAILOVERS_TOTAL
+from sharedcore.metrics import (
+    DATA_LOSS_WINDOW,
+    FAILOVER_DURATION,
+    FAILOVER_FENCING,
+    FAILOVER_RTO,
+    FAILOVERS_TOTAL,
+)
 from sharedcore.render.names import database_cluster
 from sharedcore.sites.controller import TOPOLOGY_NAME, SiteController
 from sharedcore.sites.peers import REMOTE_ERRORS, describe
 from sharedcore.sites.state import Claim, Handover
+from sharedcore.sites.witness import RENEW_DEADLINE
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]
@@ -153,6 +160,8 @@ class FailoverController:
                 for s in updated.services
             ]
             updated = updated.model_copy(update={"services": services})
+        if step is StepName.FENCE_SOURCE and outcome.state is StepState.SUCCEEDED:
+            updated = _fenced(updated)
         if updated.phase is FailoverPhase.SUCCEEDED:
             updated = _completed(failover.spec.type, updated, now)
         await self._write(name, updated)
@@ -171,7 +180,8 @@ class FailoverController:
         self._site.announce(Handover(epoch, site, name))
         services = [handover.parts(s) for s in self._services()]
         if step is StepName.FENCE_SOURCE:
-            return handover.fence_source(spec.type, source, epoch, view), {}
+            there = await self._source_plane()
+            return handover.fence_source(spec.type, source, epoch, view, services=services, there=there), {}
         if step is StepName.FINAL_SYNC:
             return await self._final_sync(name, source, services)
         tokens = {(s.namespace, s.name): s.promotion_token for s in status.services if s.promotion_token}
@@ -185,7 +195,8 @@ class FailoverController:
             return handover.promote(site, epoch, view, services, tokens=tokens, clusters=clusters), {}
         if step is StepName.REDIRECT:
             here = handover.by_key(await self._client.list(DNS_ENDPOINTS, labels=MANAGED_BY))
-            return handover.redirect(site, source, services, here, await self._source_records()), {}
+            there = await self._source_plane()
+            return handover.redirect(site, source, services, here, there.records if there else None), {}
         return handover.verify(site, epoch, self._services()), {}
 
     async def _final_sync(
@@ -202,14 +213,17 @@ class FailoverController:
         outcome, tokens = handover.final_sync(name, source, services, sources, clusters)
         return outcome, tokens if outcome.state is StepState.SUCCEEDED else {}
 
-    async def _source_records(self) -> dict[handover.Key, Body] | None:
+    async def _source_plane(self) -> handover.SourcePlane | None:
+        """The source's database Clusters and DNS records; None when it cannot be asked."""
         client = self._peer_client()
         if client is None:
             return None
         try:
-            return handover.by_key(await client.list(DNS_ENDPOINTS, labels=MANAGED_BY))
+            clusters = await client.list(CLUSTERS, labels=MANAGED_BY)
+            records = await client.list(DNS_ENDPOINTS, labels=MANAGED_BY)
         except REMOTE_ERRORS:
             return None  # a source that cannot be asked publishes nothing it could be asked to withdraw
+        return handover.SourcePlane(handover.by_key(clusters), handover.by_key(records))
 
     async def _after(
         self, name: str, failover: Failover, step: StepName, outcome: Outcome, status: FailoverStatus
@@ -221,6 +235,7 @@ class FailoverController:
             return
         if step is StepName.FENCE_SOURCE and outcome.state is StepState.SUCCEEDED:
             await self._recorder.record(body, "Normal", "SiteFenced", outcome.message)
+            await self._check_fencing_margin(body, failover.spec.type, status.fencing_seconds)
         if step is StepName.PROMOTE and outcome.state is StepState.SUCCEEDED:
             await self._recorder.record(body, "Normal", "SitePromoted", outcome.message)
         if status.phase is FailoverPhase.RUNNING:
@@ -238,6 +253,8 @@ class FailoverController:
             FAILOVER_RTO.labels(kind).set(status.rto_seconds)
         if status.data_loss_window_seconds is not None:
             DATA_LOSS_WINDOW.labels(kind).set(status.data_loss_window_seconds)
+        if status.fencing_seconds is not None:
+            FAILOVER_FENCING.labels(kind).set(status.fencing_seconds)
         await self._recorder.record(body, "Normal", "FailoverCompleted", status.message or "")
         last = LastFailover(
             name=name,
@@ -247,6 +264,22 @@ class FailoverController:
         )
         patch = {"status": {"lastFailover": last.model_dump(mode="json", by_alias=True, exclude_none=True)}}
         await self._client.patch(TOPOLOGIES, TOPOLOGY_NAME, None, patch, "status")
+
+    async def _check_fencing_margin(self, body: Body, kind: FailoverType, fencing: float | None) -> None:
+        """An active site cut off from the witness stops acting a third of the Lease before the standby may
+        take over; its data plane must be fenced within that margin, which a switchover measures."""
+        topology = self._site.topology()
+        if kind is not FailoverType.SWITCHOVER or fencing is None or topology is None:
+            return
+        lease = topology.spec.failover.lease_duration_seconds
+        margin = lease * (1 - RENEW_DEADLINE)
+        if fencing > margin:
+            message = (
+                f"fencing the source took {fencing:.1f}s, more than the {margin:.1f}s margin between "
+                f"an active site ceasing to act and its Lease lapsing (a third of leaseDurationSeconds "
+                f"{lease}): raise leaseDurationSeconds to at least {3 * fencing:.0f}s at both sites"
+            )
+            await self._recorder.record(body, "Warning", "FencingSlowerThanMargin", message)
 
     def _withdraw(self, why: str) -> None:
         if self._announced is not None:
@@ -336,6 +369,15 @@ class FailoverController:
             f"kubectl sharedcore failover --to {self._site.name} --reason <incident>"
         )
         await self._recorder.record(topology, "Warning", "FailoverRecommended", message)
+
+
+def _fenced(status: FailoverStatus) -> FailoverStatus:
+    """The status with the time FenceSource took: how long fencing the source takes, measured."""
+    step = next(s for s in status.steps if s.name is StepName.FENCE_SOURCE)
+    if step.start_time is None or step.completion_time is None:
+        return status
+    seconds = round((step.completion_time - step.start_time).total_seconds(), 3)
+    return status.model_copy(update={"fencing_seconds": seconds})
 
 
 def _completed(failover_type: FailoverType, status: FailoverStatus, now: datetime.datetime) -> FailoverStatus:

@@ -93,7 +93,7 @@ class HandoverView:
     peer_claim: Claim | None
     peer_reachable: bool  # the peer's API server answered this site's last visit
     peer_current: bool  # the peer was heard from within a Lease duration
-    peer_silent_seconds: float | None  # since the peer was last heard from; None: never
+    peer_silent_seconds: float | None  # since the peer was last heard from (or this operator started)
     witness: WitnessView | None  # None: no witness configured
     witness_lapsed: bool  # nobody holds the witness Lease (released, or not renewed for a Lease duration)
     peer_reason: str | None = None  # why the peer is in its role, as its latest heartbeat says
@@ -135,6 +135,7 @@ class SiteController:
         self._handover: Handover | None = None  # a Failover making this site active, announced to the peer
         self._promotion: Claim | None = None  # its Promote step: the claim this site takes
         self._tokens: frozenset[tuple[str, str, str]] = frozenset()  # CloudNativePG promotion tokens
+        self._started = time.monotonic()
         self._wake = asyncio.Event()
         self._wake_peer = asyncio.Event()
         self._wake_witness = asyncio.Event()
@@ -191,7 +192,9 @@ class SiteController:
             peer_reachable=self._reachable,
             peer_current=self._inbound.fresh(now, duration)
             or (self._reached_at is not None and now - self._reached_at < duration),
-            peer_silent_seconds=self._silence(now),
+            peer_silent_seconds=silence
+            if (silence := self._silence(now)) is not None
+            else now - self._started,
             witness=self.witness.view(now) if witness else None,
             witness_lapsed=witness and self.witness.lapsed(now, duration),
             peer_reason=heartbeat.reason if heartbeat else None,
@@ -443,17 +446,24 @@ class SiteController:
     def _observations(self, plan: Plan) -> Observations:
         now = time.monotonic()
         heartbeat = self._peer_heartbeat()
-        recently_read = self._reached_at is not None and now - self._reached_at < plan.duration
+        # Without a witness, an active site that has not heard its peer for this long fences itself: two
+        # thirds of the shorter of the sites' Lease durations, while a Failover at the peer waits for the
+        # longer one.
+        fence_after = RENEW_DEADLINE * min(
+            plan.duration, (heartbeat.duration if heartbeat else None) or plan.duration
+        )
+        silence = self._silence(now)
         return Observations(
             own=topology_status.recorded_claim(self._body or {}),
             peer=heartbeat.claim if heartbeat else None,
             peer_seen=heartbeat is not None,
-            peer_current=self._inbound.fresh(now, plan.duration) or recently_read,
+            peer_current=silence is not None and silence < fence_after,
             witness=self.witness.view(now) if plan.topology.spec.witness is not None else None,
             handover=heartbeat.handover if heartbeat else None,
             promotion=self._promotion,
             own_cluster_lost=self._own_failing_since is not None
             and now - self._own_failing_since >= plan.duration * RENEW_DEADLINE,
+            accept_split_brain_risk=plan.topology.spec.failover.accept_split_brain_risk,
         )
 
     def _decide(self, plan: Plan) -> Decision:
