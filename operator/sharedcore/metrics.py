@@ -81,6 +81,13 @@ PEER_SETTINGS_MISMATCH = Gauge(
     ["peer"],
     registry=REGISTRY,
 )
+AUTOMATIC_FAILOVER_READY = Gauge(
+    "sharedcore_automatic_failover_ready",
+    "At the standby in Automatic mode: 1 while an automatic failover would pass its preconditions now, 0 "
+    "while it would not (the Topology's AutomaticFailoverReady condition says why); absent elsewhere.",
+    ["site"],
+    registry=REGISTRY,
+)
 REPLICATION_LAG = Gauge(
     "sharedcore_replication_lag_seconds",
     "How far this site's copy of a service's data is behind (kind: database or files).",

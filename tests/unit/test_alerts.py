@@ -28,6 +28,8 @@ NAMES = (
     "SharedcoreServiceNotReady",
     "SharedcoreWitnessUnreachable",
     "SharedcoreOperatorDown",
+    "SharedcoreSettingsMismatch",
+    "SharedcoreAutomaticFailoverNotReady",
 )
 # Metrics the alerts and dashboard use before the operator exports them: promised by the two-sites issue (5)
 # and the failover issue (6), and the per-service objective the RPO alert compares with.

@@ -33,7 +33,7 @@ from sharedcore.api import (
 from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.patches import merge_patch
 from sharedcore.controller.workqueue import WorkQueue
-from sharedcore.failover import handover, triggers
+from sharedcore.failover import handover, readiness, triggers
 from sharedcore.failover.plan import make_plan
 from sharedcore.failover.preconditions import planned
 from sharedcore.failover.situation import situation
@@ -332,10 +332,22 @@ class FailoverController:
             await asyncio.sleep(TRIGGER_POLL_SECONDS)
 
     async def _consider(self, topology: Topology) -> None:
-        if any(_running(b) for b in self._bodies.values()):
-            return
         view = self._site.handover_view()
         services = list(self._services())
+        running = [name for name, body in self._bodies.items() if _running(body)]
+        self._site.report_readiness(
+            readiness.automatic_failover_ready(
+                self._site.name,
+                view,
+                topology,
+                pair=self._site.pair(),
+                services=services,
+                now=_now(),
+                running=running,
+            )
+        )
+        if running:
+            return
         healthy = triggers.caught_up(self._site.name, view, topology, services)
         due = triggers.automatic_failover(self._site.name, view, topology) or triggers.automatic_failback(
             self._site.name, topology, self._failback.held(healthy, time.monotonic())

@@ -28,7 +28,13 @@ from sharedcore.controller.patches import merge_patch
 from sharedcore.failover.situation import PairView
 from sharedcore.kube.client import KubeClient
 from sharedcore.kube.resources import LEASES, TOPOLOGIES
-from sharedcore.metrics import EPOCH, PEER_HEARTBEAT_AGE, PEER_SETTINGS_MISMATCH, SITE_ROLE
+from sharedcore.metrics import (
+    AUTOMATIC_FAILOVER_READY,
+    EPOCH,
+    PEER_HEARTBEAT_AGE,
+    PEER_SETTINGS_MISMATCH,
+    SITE_ROLE,
+)
 from sharedcore.render import HandoverForm, PeerSite, SiteContext
 from sharedcore.sites import leases
 from sharedcore.sites import status as topology_status
@@ -135,6 +141,7 @@ class SiteController:
         self._handover: Handover | None = None  # a Failover making this site active, announced to the peer
         self._promotion: Claim | None = None  # its Promote step: the claim this site takes
         self._tokens: frozenset[tuple[str, str, str]] = frozenset()  # CloudNativePG promotion tokens
+        self._readiness: conditions.Want | None = None  # AutomaticFailoverReady, as `failover` judges it
         self._started = time.monotonic()
         self._wake = asyncio.Event()
         self._wake_peer = asyncio.Event()
@@ -224,6 +231,16 @@ class SiteController:
             self._promotion, self._tokens = claim, tokens
             self._wake.set()
             self._wake_witness.set()
+
+    def report_readiness(self, want: conditions.Want | None) -> None:
+        """Carry the AutomaticFailoverReady condition (None: not applicable here) in the Topology status."""
+        if want != self._readiness:
+            self._readiness = want
+            if want is None:
+                AUTOMATIC_FAILOVER_READY.clear()
+            else:
+                AUTOMATIC_FAILOVER_READY.labels(self.name).set(1 if want.status else 0)
+            self._wake.set()
 
     def _silence(self, now: float) -> float | None:
         """Seconds since the peer was last known alive (a fresh heartbeat here, or an answer there)."""
@@ -506,6 +523,7 @@ class SiteController:
             witness=witness,
             now=_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
             settings=plan.settings,
+            extra=[self._readiness] if self._readiness else [],
         )
         current = body.get("status") or {}
         if not topology_status.differs(current, new):
@@ -522,7 +540,13 @@ class SiteController:
 
     async def _announce(self, topology: Body, old: Body, new: Body) -> None:
         """Events for the flips people care about: the site's role, and the links to the others."""
-        for type_ in ("Ready", "PeerConnected", "WitnessReachable", "SettingsMatch"):
+        for type_ in (
+            "Ready",
+            "PeerConnected",
+            "WitnessReachable",
+            "SettingsMatch",
+            "AutomaticFailoverReady",
+        ):
             was = conditions.find(old.get("conditions"), type_)
             now = conditions.find(new["conditions"], type_)
             if now is None or now["status"] == "Unknown":

@@ -5,6 +5,7 @@ It is rewritten only when something in it changes. The peer's lastHeartbeatTime 
 peer falls silent the status shows its true last heartbeat. The heartbeat Lease has the live time.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,8 +103,10 @@ def build(
     witness: tuple[WitnessView, str | None] | None,
     now: str,
     settings: FailoverSettings | None = None,
+    extra: Sequence[conditions.Want] = (),
 ) -> Body:
-    """The status this site reports; `recorded` is the claim it has agreed to, if any."""
+    """The status this site reports; `recorded` is the claim it has agreed to, if any; `extra`: conditions
+    judged elsewhere (AutomaticFailoverReady)."""
     current = topology.get("status") or {}
     generation = topology["metadata"].get("generation", 0)
     wanted = [_ready(state), _peer_connected(site, peer)]
@@ -111,6 +114,7 @@ def build(
         wanted.append(settings_match(site, settings, peer))
     if witness is not None:
         wanted.append(_witness_reachable(*witness))
+    wanted.extend(extra)
     own = _site(site, True, state.role, state.epoch, None)
     other = _site(peer.name, peer.reachable, peer.role, peer.epoch, peer.last_heartbeat)
     order = [entry["name"] for entry in topology["spec"]["sites"]]
