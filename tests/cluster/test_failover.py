@@ -563,6 +563,56 @@ def test_cut_off_from_the_witness_the_active_site_fences_itself_before_the_stand
     assert any(r.startswith("AutomaticFailover: danang reports itself Fenced") for r in reasons), reasons
 
 
+def set_witness(pair: Pair, witness: dict[str, Any] | None) -> None:
+    for site in (pair.danang, pair.quangnam):
+        patch = {"spec": {"witness": witness}}
+        site.custom.patch_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default", patch)
+
+
+def test_without_a_witness_a_partition_fences_the_active_site_before_a_failover_takes_over(
+    pair: Pair,
+) -> None:
+    """Rule 6: Manual mode, no witness, the sites cut off from each other: danang fences itself after two
+    thirds of a lease without hearing quangnam, and a Failover at quangnam waits for a whole lease of
+    silence, so the two never both act as Active."""
+    ensure_active(pair, pair.danang)
+    epoch = topology_status(pair.danang)["epoch"]
+    witness = topology_body(pair.danang)["spec"]["witness"]
+    set_witness(pair, None)
+    try:
+        eventually(
+            lambda: "WitnessReachable" not in str(topology_body(pair.danang)["status"]["conditions"]),
+            timeout=30,
+            message="danang runs without the witness",
+        )
+        with RoleSampler(pair.operators) as sampler:
+            cut = time.monotonic()
+            pair.danang.bed.partition("danang", "quangnam")
+            try:
+                eventually(lambda: role_of_site(pair, "danang") == "Fenced", timeout=30, message="fenced")
+                reason = condition(topology_body(pair.danang), "Ready").get("reason")
+                failover = request(pair.quangnam, "quangnam", "Failover", acceptDataLoss=True)
+                status = ended(pair.quangnam, failover, timeout=60)
+            finally:
+                pair.danang.bed.heal("danang", "quangnam")
+            eventually(
+                lambda: role_of_site(pair, "danang") == "Standby", timeout=60, message="danang Standby"
+            )
+    finally:
+        set_witness(pair, witness)
+    assert reason == "PeerSilent"
+    assert status["phase"] == "Succeeded", status
+    fence = next(s for s in status["steps"] if s["name"] == "FenceSource")
+    assert "silent" in fence["message"], fence
+    fenced = sampler.first("danang", "Fenced", after=cut)
+    promoted = sampler.first("quangnam", "Active", after=cut)
+    assert fenced is not None and promoted is not None and fenced < promoted
+    assert claims(pair)["quangnam"] == ("quangnam", epoch + 1)
+    eventually(
+        lambda: role_of_site(pair, "quangnam") == "Active", timeout=60, message="with the witness again"
+    )
+
+
 def set_site_policy(site: Site, **policy: Any) -> None:
     patch = {"spec": {"failover": policy}}
     site.custom.patch_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default", patch)

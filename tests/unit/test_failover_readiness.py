@@ -68,9 +68,12 @@ def test_the_witness_unreachable_and_settings_that_differ() -> None:
     want = ready([HEALTHY], witness=WitnessView(False, DANANG_1))
     assert (want.status, want.reason) == (False, "WitnessUnreachable")
     ours = FailoverSettings.of(topology())
-    want = ready([HEALTHY], peer_settings=dataclasses.replace(ours, lease=30))
+    # Durations that differ are judged by the longer one (rule 2): automatic failover stays armed.
+    assert ready([HEALTHY], peer_settings=dataclasses.replace(ours, lease=30)).status is True
+    # A peer without the witness cannot be fenced by its Lease: disarmed.
+    want = ready([HEALTHY], peer_settings=dataclasses.replace(ours, witness=False, mode="Manual"))
     assert (want.status, want.reason) == (False, "SettingsMismatch")
-    assert "leaseDurationSeconds 15 here, 30 at the peer" in want.message
+    assert "witness true here, false at the peer" in want.message
     assert ready([HEALTHY], peer_settings=ours).status is True
     fenced = SiteState(Role.FENCED, 1, "danang", "PeerUnconfirmed", "cannot confirm")
     want = ready([HEALTHY], state=fenced)

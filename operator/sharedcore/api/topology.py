@@ -77,8 +77,10 @@ class FailoverPolicy(Model):
     spec.preferredPrimary once it has been healthy for failbackHoldSeconds."""
     failback_hold_seconds: StrictInt = Field(default=300, ge=0, le=86400)
     """Seconds the preferred primary must stay healthy before an automatic failback."""
-    accept_split_brain_risk: StrictBool = False
-    """Without spec.witness only. False (the default): an active site that has not heard its peer for two
+    # No default: a defaulted field would appear in every stored Topology the moment the CRD is upgraded,
+    # before the operators are, and an older operator refuses fields it does not know.
+    accept_split_brain_risk: StrictBool | None = None
+    """Without spec.witness only. Unset or false: an active site that has not heard its peer for two
     thirds of leaseDurationSeconds fences itself (no writer until it hears the peer again), so that a Failover
     at the peer never meets a second writer. True: it stays active however long it is cut off, accepting
     that a Failover created at the peer during a partition makes both sites write (split brain)."""
@@ -124,7 +126,8 @@ class TopologySpec(Model):
         return self.failover.mode != FailoverMode.AUTOMATIC or self.witness is not None
 
     @rule(
-        "!has(self.witness) || !self.failover.acceptSplitBrainRisk",
+        "!has(self.witness) || !has(self.failover.acceptSplitBrainRisk) "
+        "|| !self.failover.acceptSplitBrainRisk",
         message="spec.failover.acceptSplitBrainRisk applies only without spec.witness: with a witness, the "
         "witness Lease decides which site may be active",
         field_path=".failover.acceptSplitBrainRisk",

@@ -15,6 +15,7 @@ from typing import Any
 
 from sharedcore.api import FailoverMode, FailoverType, Role, Topology
 from sharedcore.controller import conditions
+from sharedcore.failover import triggers
 from sharedcore.failover.plan import Situation, make_plan
 from sharedcore.failover.situation import PairView, situation
 from sharedcore.sites.controller import HandoverView
@@ -73,10 +74,11 @@ def _pair_problem(site: str, view: HandoverView, topology: Topology) -> conditio
         return _not_ready(
             "WitnessUnreachable", "the witness cannot be reached: a standby never promotes then"
         )
-    ours = FailoverSettings.of(topology)
-    if view.peer_settings is not None and view.peer_settings != ours:
-        differences = "; ".join(ours.differences(view.peer_settings))
-        return _not_ready("SettingsMismatch", f"the sites' failover settings differ: {differences}")
+    if view.peer_settings is not None and triggers.peer_without_witness(view):
+        # Durations that differ are judged by the longer one; a peer without a witness is not fenced by it.
+        differences = "; ".join(FailoverSettings.of(topology).differences(view.peer_settings))
+        message = f"the peer runs without the witness, so its Lease cannot fence it ({differences})"
+        return _not_ready("SettingsMismatch", message)
     return None
 
 

@@ -63,7 +63,7 @@ def failover_due(site: str, view: HandoverView, topology: Topology) -> Due | Non
     witness = view.witness
     if witness is None or not witness.reachable or not view.witness_lapsed:
         return None
-    if view.peer_settings is not None and not view.peer_settings.witness:
+    if peer_without_witness(view):
         return None
     source = state.active_site
     silent = view.peer_silent_seconds
@@ -75,6 +75,11 @@ def failover_due(site: str, view: HandoverView, topology: Topology) -> Due | Non
         return None
     reason = f"AutomaticFailover: {source} {why} and nobody holds the witness Lease"
     return Due("failover", FailoverType.FAILOVER, reason)
+
+
+def peer_without_witness(view: HandoverView) -> bool:
+    """The peer says (in its heartbeats) that it runs without the witness: its Lease would not fence it."""
+    return view.peer_settings is not None and not view.peer_settings.witness
 
 
 def caught_up(site: str, view: HandoverView, topology: Topology, services: Iterable[Body]) -> bool:

@@ -480,7 +480,7 @@ class SiteController:
             promotion=self._promotion,
             own_cluster_lost=self._own_failing_since is not None
             and now - self._own_failing_since >= plan.duration * RENEW_DEADLINE,
-            accept_split_brain_risk=plan.topology.spec.failover.accept_split_brain_risk,
+            accept_split_brain_risk=bool(plan.topology.spec.failover.accept_split_brain_risk),
         )
 
     def _decide(self, plan: Plan) -> Decision:

@@ -30,7 +30,7 @@ class FailoverSettings:
             lease=policy.lease_duration_seconds,
             witness=topology.spec.witness is not None,
             preferred=topology.spec.preferred_primary,
-            accept_split_brain_risk=policy.accept_split_brain_risk,
+            accept_split_brain_risk=bool(policy.accept_split_brain_risk),
         )
 
     def encode(self) -> str:
