@@ -293,6 +293,12 @@ def test_a_switchover_there_and_back_loses_nothing_and_hands_over_the_tokens(
     )
     assert status["dataLossWindowSeconds"] == 0.0
     assert all(s["state"] == "Succeeded" and s["startTime"] and s["completionTime"] for s in status["steps"])
+    # Rule 5: fenced means its databases demoted and its records withdrawn; how long that took is recorded.
+    fence = next(s for s in status["steps"] if s["name"] == "FenceSource")
+    assert "databases are demoted and its DNS records withdrawn" in fence["message"]
+    print(f"fencing took {status['fencingSeconds']}s (lease {LEASE}s, margin {LEASE / 3:.1f}s)")
+    assert status["fencingSeconds"] > 0
+    assert topology_status(pair.quangnam)["peerFencingSeconds"] == status["fencingSeconds"]
     assert status["rtoSeconds"] > 0
     # CloudNativePG's handshake, done by the operator: danang's demotion token promoted quangnam's Cluster.
     clusters = objects(pair.quangnam, "clusters", namespace)
@@ -445,6 +451,41 @@ def automatic_failovers(site: Site) -> dict[str, dict[str, Any]]:
     return {f["metadata"]["name"]: f for f in found}
 
 
+def readiness_is_reported_at_the_standby(pair: Pair) -> None:
+    """Rule 13: quangnam, standing by in Automatic mode, says that an automatic failover would act, and,
+    while its replicas' lag is unknown, that it would not and why."""
+    armed = eventually(
+        lambda: (
+            (c := condition(topology_body(pair.quangnam), "AutomaticFailoverReady")).get("status") == "True"
+            and c
+        ),
+        timeout=30,
+        message="quangnam: AutomaticFailoverReady",
+    )
+    assert metric(pair.operators["quangnam"], "sharedcore_automatic_failover_ready", site="quangnam") == 1
+    assert not condition(topology_body(pair.danang), "AutomaticFailoverReady"), "only at the standby"
+    pair.doubles["quangnam"].lose_metrics(True)
+    try:
+        unarmed = eventually(
+            lambda: (
+                (c := condition(topology_body(pair.quangnam), "AutomaticFailoverReady")).get("status")
+                == "False"
+                and c
+            ),
+            timeout=30,
+            message="quangnam: automatic failover not ready without the lag",
+        )
+        assert metric(pair.operators["quangnam"], "sharedcore_automatic_failover_ready", site="quangnam") == 0
+    finally:
+        pair.doubles["quangnam"].lose_metrics(False)
+    assert unarmed["reason"] == "DataLossWindowUnknown", (armed, unarmed)
+    eventually(
+        lambda: condition(topology_body(pair.quangnam), "AutomaticFailoverReady").get("status") == "True",
+        timeout=30,
+        message="quangnam: AutomaticFailoverReady again",
+    )
+
+
 def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
     pair: Pair, namespace: str
 ) -> None:
@@ -453,6 +494,7 @@ def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
     names = [replicated(pair, namespace, slug) for slug in ("document-management", "smart-city")]
     epoch = topology_status(pair.quangnam)["epoch"]
     before = set(automatic_failovers(pair.quangnam))
+    readiness_is_reported_at_the_standby(pair)
     with RoleSampler(pair.operators) as sampler:
         stopped = time.monotonic()
         pair.danang.stop()  # the site's control plane is gone; its operator, cut off from it, runs on

@@ -68,7 +68,7 @@ def test_a_failover_needs_the_witness_lease_lapsed_or_without_a_witness_the_sour
     assert done(fence(peer_current=False, witness_lapsed=True))
     # Rule 6: without a witness the source fences itself after two thirds of a Lease without hearing this
     # site; the Failover waits for a whole one (the longest in play) of silence.
-    silent = {"peer_current": False, "witness": None, "lease_seconds": 15.0}
+    silent = {"peer_current": False, "witness": None, "takeover_seconds": 15.0}
     assert waiting(fence(**silent, peer_silent_seconds=10.0))
     assert "silent" in fence(**silent, peer_silent_seconds=10.0).message
     assert done(fence(**silent, peer_silent_seconds=15.0))
@@ -218,9 +218,9 @@ def test_automatic_failover_judges_silence_by_the_longer_of_the_sites_lease_dura
     """Rule 2: danang renews with a longer lease than this site's; silence is judged by the longer one."""
     auto = topology()  # leaseDurationSeconds 15 here
     silent = {"peer_current": False, "peer_silent_seconds": 16.0, "witness_lapsed": True}
-    assert triggers.automatic_failover("quangnam", view(lease_seconds=20.0, **silent), auto) is None
+    assert triggers.automatic_failover("quangnam", view(takeover_seconds=20.0, **silent), auto) is None
     longer = silent | {"peer_silent_seconds": 21.0}
-    assert triggers.automatic_failover("quangnam", view(lease_seconds=20.0, **longer), auto) is not None
+    assert triggers.automatic_failover("quangnam", view(takeover_seconds=20.0, **longer), auto) is not None
 
 
 def test_a_source_fenced_for_a_handover_this_site_withdrew_is_not_a_reason_to_fail_over() -> None:

@@ -151,3 +151,19 @@ def test_a_lease_renewed_for_a_longer_duration_than_this_sites_is_judged_by_the_
     assert quangnam.lapsed(clock[0], DURATION)
     visit(quangnam, store, hold=Claim(2, "quangnam"))
     assert witness_claim(store.lease) == Claim(2, "quangnam")
+
+
+def test_a_lapse_waits_on_top_for_the_holders_measured_fencing_time(clock: list[float]) -> None:
+    """Rule 5: the holder stops acting at two thirds of the Lease; its databases and DNS records follow in the
+    fencing time last measured (a switchover from it), which the other site waits on top of the Lease."""
+    store = Store()
+    danang, quangnam = WitnessLease("danang", "ns"), WitnessLease("quangnam", "ns")
+    visit(danang, store, hold=Claim(1, "danang"))
+    quangnam.grace = 4.0
+    visit(quangnam, store)
+    clock[0] += DURATION + 1
+    assert not quangnam.lapsed(clock[0], DURATION)
+    visit(quangnam, store, hold=Claim(2, "quangnam"))
+    assert witness_claim(store.lease) == Claim(1, "danang")
+    clock[0] += 3
+    assert quangnam.lapsed(clock[0], DURATION)

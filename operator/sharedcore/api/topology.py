@@ -181,6 +181,11 @@ class TopologyStatus(Model):
     """State of each site."""
     last_failover: LastFailover | None = None
     """The last completed failover."""
+    peer_fencing_seconds: StrictFloat | None = Field(default=None, ge=0)
+    """How long the other site took to fence its data plane (databases demoted, DNS records withdrawn) at the
+    last switchover from it, as this site measured it. Taking over from it, this site waits this much
+    beyond its Lease (or its silence, without a witness), so that it never promotes while the other site's
+    databases may still write."""
 
 
 class Topology(Resource):

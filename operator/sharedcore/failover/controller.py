@@ -235,7 +235,7 @@ class FailoverController:
             return
         if step is StepName.FENCE_SOURCE and outcome.state is StepState.SUCCEEDED:
             await self._recorder.record(body, "Normal", "SiteFenced", outcome.message)
-            await self._check_fencing_margin(body, failover.spec.type, status.fencing_seconds)
+            await self._measured_fencing(body, failover.spec.type, status.fencing_seconds)
         if step is StepName.PROMOTE and outcome.state is StepState.SUCCEEDED:
             await self._recorder.record(body, "Normal", "SitePromoted", outcome.message)
         if status.phase is FailoverPhase.RUNNING:
@@ -265,19 +265,24 @@ class FailoverController:
         patch = {"status": {"lastFailover": last.model_dump(mode="json", by_alias=True, exclude_none=True)}}
         await self._client.patch(TOPOLOGIES, TOPOLOGY_NAME, None, patch, "status")
 
-    async def _check_fencing_margin(self, body: Body, kind: FailoverType, fencing: float | None) -> None:
-        """An active site cut off from the witness stops acting a third of the Lease before the standby may
-        take over; its data plane must be fenced within that margin, which a switchover measures."""
+    async def _measured_fencing(self, body: Body, kind: FailoverType, fencing: float | None) -> None:
+        """A switchover measures how long the source takes to fence its data plane once it stops acting. An
+        active site cut off from the witness stops acting a third of the Lease before the Lease lapses; when
+        its fencing takes longer than that margin, this site, taking over from it, waits the difference on
+        top (it records the measurement in the Topology status, which the site's Lease judgement reads)."""
         topology = self._site.topology()
         if kind is not FailoverType.SWITCHOVER or fencing is None or topology is None:
             return
+        patch = {"status": {"peerFencingSeconds": fencing}}
+        await self._client.patch(TOPOLOGIES, TOPOLOGY_NAME, None, patch, "status")
         lease = topology.spec.failover.lease_duration_seconds
         margin = lease * (1 - RENEW_DEADLINE)
         if fencing > margin:
             message = (
-                f"fencing the source took {fencing:.1f}s, more than the {margin:.1f}s margin between "
-                f"an active site ceasing to act and its Lease lapsing (a third of leaseDurationSeconds "
-                f"{lease}): raise leaseDurationSeconds to at least {3 * fencing:.0f}s at both sites"
+                f"fencing the source took {fencing:.1f}s, more than the {margin:.1f}s margin between an "
+                f"active site ceasing to act and its Lease lapsing (a third of leaseDurationSeconds "
+                f"{lease}): this site now waits {fencing:.1f}s beyond a lapsed Lease before taking over; "
+                f"a leaseDurationSeconds of {3 * fencing:.0f}s or more at both sites would cover it"
             )
             await self._recorder.record(body, "Warning", "FencingSlowerThanMargin", message)
 

@@ -150,11 +150,11 @@ def _fence_without_witness(source: str, epoch: int, view: HandoverView) -> Outco
     if view.peer_current:
         return Outcome.waiting(f"waiting for {source} to fence itself for epoch {epoch}")
     silent = view.peer_silent_seconds
-    if silent is None or silent < view.lease_seconds:
+    if silent is None or silent < view.takeover_seconds:
         heard = "not heard from yet" if silent is None else f"silent for {silent:.0f}s"
         return Outcome.waiting(
             f"no witness: waiting until {source} has been silent for a whole Lease "
-            f"({view.lease_seconds:.0f}s; {heard}), by when it has fenced itself"
+            f"({view.takeover_seconds:.0f}s; {heard}), by when it has fenced itself"
         )
     return Outcome.done(
         f"no witness: {source} has been silent for {silent:.0f}s, so it fenced itself (unless its "

@@ -67,7 +67,7 @@ def failover_due(site: str, view: HandoverView, topology: Topology) -> Due | Non
         return None
     source = state.active_site
     silent = view.peer_silent_seconds
-    if silent is None or silent >= max(policy.lease_duration_seconds, view.lease_seconds):
+    if silent is None or silent >= max(policy.lease_duration_seconds, view.takeover_seconds):
         why = "has not been heard from" if silent is None else f"has been silent for {silent:.0f}s"
     elif view.peer_role is not Role.ACTIVE and view.peer_reason != HANDING_OVER:
         why = f"reports itself {view.peer_role or 'unknown'}"

@@ -103,7 +103,10 @@ class HandoverView:
     witness: WitnessView | None  # None: no witness configured
     witness_lapsed: bool  # nobody holds the witness Lease (released, or not renewed for a Lease duration)
     peer_reason: str | None = None  # why the peer is in its role, as its latest heartbeat says
-    lease_seconds: float = 0.0  # the longest Lease duration in play: this site's, the peer's, the witness's
+    # How long the active site must have been silent (or its witness Lease unrenewed) before this site may
+    # take over: the longest Lease duration in play (this site's, the peer's, the witness Lease's), plus the
+    # time the peer was last measured to take to fence its data plane.
+    takeover_seconds: float = 0.0
     peer_settings: FailoverSettings | None = None  # as the peer's latest heartbeat says
 
 
@@ -205,13 +208,12 @@ class SiteController:
             witness=self.witness.view(now) if witness else None,
             witness_lapsed=witness and self.witness.lapsed(now, duration),
             peer_reason=heartbeat.reason if heartbeat else None,
-            lease_seconds=float(
-                max(
-                    duration,
-                    (heartbeat.duration or 0) if heartbeat else 0,
-                    self.witness.recorded_duration if witness else 0,
-                )
-            ),
+            takeover_seconds=max(
+                duration,
+                (heartbeat.duration or 0) if heartbeat else 0,
+                self.witness.recorded_duration if witness else 0,
+            )
+            + self._peer_fencing(),
             peer_settings=heartbeat.settings if heartbeat else None,
         )
 
@@ -241,6 +243,11 @@ class SiteController:
             else:
                 AUTOMATIC_FAILOVER_READY.labels(self.name).set(1 if want.status else 0)
             self._wake.set()
+
+    def _peer_fencing(self) -> float:
+        """Seconds the peer took to fence its data plane at the last switchover from it (0: not measured)."""
+        measured = ((self._body or {}).get("status") or {}).get("peerFencingSeconds")
+        return float(measured) if isinstance(measured, int | float) else 0.0
 
     def _silence(self, now: float) -> float | None:
         """Seconds since the peer was last known alive (a fresh heartbeat here, or an answer there)."""
@@ -406,6 +413,7 @@ class SiteController:
 
     async def _visit_witness(self, plan: Plan, hold: Claim | None = None) -> None:
         before = self.witness.view(time.monotonic())
+        self.witness.grace = self._peer_fencing()
         client = self._peers.client(WITNESS)
         # Handing over: let go of the Lease now rather than make the target wait for it to lapse.
         release = topology_status.recorded_claim(self._body or {}) if self.state.final_sync else None

@@ -127,8 +127,7 @@ def build(
         status |= {"activeSite": recorded.active_site, "epoch": recorded.epoch}
     else:
         status |= {key: current[key] for key in ("activeSite", "epoch") if key in current}
-    if "lastFailover" in current:
-        status["lastFailover"] = current["lastFailover"]
+    status |= {key: current[key] for key in ("lastFailover", "peerFencingSeconds") if key in current}
     return status
 
 

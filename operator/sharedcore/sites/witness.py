@@ -9,7 +9,9 @@ released (no holder: a site handing over lets go) or has lapsed: not renewed for
 this process's clock measures it, counted from when it last saw the Lease change. The holder stopped acting
 at two thirds of that duration after its last renewal began, so it has fenced itself by then. "That
 duration" is the longer of this site's and the one the Lease records (its holder's): the sites' Topologies
-may disagree, and the holder fences itself by its own.
+may disagree, and the holder fences itself by its own. Then the holder's data plane follows (databases
+demoted, DNS records withdrawn), which takes time: the fencing time measured at the last switchover from it
+(`grace`) is waited on top.
 """
 
 import asyncio
@@ -45,6 +47,7 @@ class WitnessLease:
         self._last: tuple[object, ...] | None = None  # (holder, epoch, renewTime) as last read
         self._changed_at: float | None = None  # monotonic time `_last` was first seen
         self.recorded_duration = 0  # the Lease's leaseDurationSeconds as last read: its holder's
+        self.grace = 0.0  # seconds its holder's data plane takes to fence, measured: waited beyond a lapse
         self._lock = asyncio.Lock()
         self.problem: str | None = "not contacted yet"
         self._answered_at: float | None = None  # monotonic: when the witness last answered
@@ -59,12 +62,11 @@ class WitnessLease:
 
     def lapsed(self, now: float, duration: int) -> bool:
         """Whether no site holds the Lease: released, or not renewed for `duration` seconds, or for the
-        longer duration its holder renewed it with."""
+        longer duration its holder renewed it with, and then for its data plane's fencing time."""
         if self._claim is None:
             return self._reachable
-        return self._changed_at is not None and now - self._changed_at >= max(
-            duration, self.recorded_duration
-        )
+        waited = max(duration, self.recorded_duration) + self.grace
+        return self._changed_at is not None and now - self._changed_at >= waited
 
     def _observe(self, lease: Body | None, now: float) -> None:
         spec = (lease or {}).get("spec", {})
