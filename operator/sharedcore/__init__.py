@@ -2,3 +2,5 @@
 
 API_GROUP = "sharedcore.danang.gov.vn"
 API_VERSION = "v1alpha1"
+# The operator's own namespace: heartbeat Leases, and the only place kubeconfig Secrets may be read from.
+SYSTEM_NAMESPACE = "sharedcore-system"

@@ -65,6 +65,14 @@ SITE_ROLE = Gauge(
     ["site", "role"],
     registry=REGISTRY,
 )
+TOPOLOGY_UNUSABLE = Gauge(
+    "sharedcore_topology_unusable",
+    "1 while this site is Fenced because it cannot use its Topology, labelled with why (NoTopology, "
+    "TopologyMissing, TopologyDeleted, TopologyInvalid, SiteNotInTopology, PairMemoryUnreadable); "
+    "0 otherwise.",
+    ["reason"],
+    registry=REGISTRY,
+)
 EPOCH = Gauge(
     "sharedcore_epoch", "Failover epoch this site acts under (0: a single site).", registry=REGISTRY
 )
@@ -86,6 +94,13 @@ AUTOMATIC_FAILOVER_READY = Gauge(
     "At the standby in Automatic mode: 1 while an automatic failover would pass its preconditions now, 0 "
     "while it would not (the Topology's AutomaticFailoverReady condition says why); absent elsewhere.",
     ["site"],
+    registry=REGISTRY,
+)
+KUBECONFIG_REJECTED = Gauge(
+    "sharedcore_peer_kubeconfig_rejected",
+    "1 while the kubeconfig Secret for reaching the peer (or the witness) is refused; the last good one, if "
+    "any, is still used.",
+    ["peer"],
     registry=REGISTRY,
 )
 REPLICATION_LAG = Gauge(

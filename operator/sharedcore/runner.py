@@ -13,6 +13,7 @@ import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from sharedcore import SYSTEM_NAMESPACE
 from sharedcore.api import Role
 from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.operator import Controller, configure, register
@@ -41,9 +42,10 @@ class Options:
     resync_seconds: float
     workers: int
     kubeconfig: Path | None
-    system_namespace: str = "sharedcore-system"
+    system_namespace: str = SYSTEM_NAMESPACE
     prometheus_url: str | None = None
     lag_poll_seconds: float = 10.0
+    single_site: bool = False
 
 
 def _standby(site: SiteController, peers: Peers) -> tuple[KubeClient, int] | None:
@@ -82,7 +84,12 @@ async def run(options: Options) -> None:
         client, timeout=PEER_TIMEOUT_SECONDS, observer=_count, user_agent=f"sharedcore/{options.site}"
     )
     site = SiteController(
-        options.site, client, recorder=recorder, peers=peers, namespace=options.system_namespace
+        options.site,
+        client,
+        recorder=recorder,
+        peers=peers,
+        namespace=options.system_namespace,
+        single_site=options.single_site,
     )
     rt = Runtime(client=client, recorder=recorder, site=site.context, resync_seconds=options.resync_seconds)
     controller = Controller(rt, options.namespaces, options.workers)
@@ -103,13 +110,13 @@ async def run(options: Options) -> None:
     )
     site.subscribe(controller.requeue)
     site.subscribe(replicator.trigger)
-    background = [
-        site.run(),
-        controller.run(site.settled.wait()),
-        replicator.run(),
-        failovers.run(site.settled.wait()),
-        failovers.watch(site.settled.wait()),
-    ]
+    background = {
+        "site": site.run(),
+        "services": controller.run(site.settled.wait()),
+        "replication": replicator.run(),
+        "failovers": failovers.run(site.settled.wait()),
+        "automatic failover": failovers.watch(site.settled.wait()),
+    }
     if options.prometheus_url:
         poller = PrometheusPoller(
             options.prometheus_url,
@@ -118,7 +125,7 @@ async def run(options: Options) -> None:
             wanted=lambda: site.state.role is not Role.ACTIVE,
             on_change=controller.requeue,
         )
-        background.append(poller.run())
+        background["lag"] = poller.run()
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -176,17 +183,21 @@ async def run(options: Options) -> None:
                 clusterwide=not options.namespaces,
                 namespaces=watched,
                 stop_flag=stop,
-            )
+            ),
+            name="kopf",
         ),
-        *(asyncio.create_task(job) for job in background),
+        *(asyncio.create_task(job, name=name) for name, job in background.items()),
     ]
     try:
         done, _ = await asyncio.wait(
             [*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
         )
-        for task in done:
-            if task in tasks and task.exception():
-                raise task.exception()  # type: ignore[misc]
+        ended = [task for task in done if task in tasks]
+        if ended and not stop.is_set():
+            # Nothing here ends by itself: Kopf stopped, or a loop met what it should have survived.
+            task = ended[0]
+            cause = None if task.cancelled() else task.exception()
+            raise RuntimeError(f"{task.get_name()} ended unexpectedly") from cause
     finally:
         stop.set()
         for task in tasks:
@@ -218,7 +229,7 @@ async def run(options: Options) -> None:
 )
 @click.option(
     "--system-namespace",
-    default="sharedcore-system",
+    default=SYSTEM_NAMESPACE,
     show_default=True,
     help="The operator's own namespace: heartbeat Leases and the peers' kubeconfig Secrets.",
 )
@@ -228,6 +239,12 @@ async def run(options: Options) -> None:
 )
 @click.option(
     "--lag-poll-seconds", default=10.0, show_default=True, help="How often the database lag is read."
+)
+@click.option(
+    "--single-site",
+    is_flag=True,
+    help="Without a Topology, run as one Active site. Without this flag and without a Topology the site "
+    "stays Fenced and renders nothing; a site that was part of a pair stays Fenced either way.",
 )
 @click.option("--log-level", default="INFO", show_default=True)
 def run_command(
@@ -243,6 +260,7 @@ def run_command(
     system_namespace: str,
     prometheus_url: str | None,
     lag_poll_seconds: float,
+    single_site: bool,
     log_level: str,
 ) -> None:
     """Run the operator for one site."""
@@ -261,5 +279,6 @@ def run_command(
         system_namespace=system_namespace,
         prometheus_url=prometheus_url,
         lag_poll_seconds=lag_poll_seconds,
+        single_site=single_site,
     )
     asyncio.run(run(options))

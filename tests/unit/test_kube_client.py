@@ -139,3 +139,34 @@ def test_dropped_connections_surface_as_errors_with_code_zero() -> None:
         asyncio.run(with_client(fake, lambda c: c.get(DEPLOYMENTS, "web", "e-office"), seen))
     assert not isinstance(error.value, ApiError)
     assert seen == [("get", 0)] * 4, "every attempt is counted, as a failure without an HTTP status"
+
+
+@pytest.mark.parametrize(
+    ("answer", "call"),
+    [
+        (lambda _: web.Response(text="<html>proxy error</html>"), "get"),
+        (lambda _: web.Response(text="<html>bad gateway</html>", status=502), "get"),
+        (lambda _: web.json_response(["a", "list"]), "get"),
+        (lambda _: web.json_response({"kind": "Status"}), "list"),
+        (lambda _: web.json_response({"items": "none"}), "list"),
+    ],
+)
+def test_a_garbage_answer_is_an_api_error_not_a_crash(
+    answer: Callable[[web.Request], web.Response], call: str
+) -> None:
+    """Another site, or whatever stands in its way, may answer anything: callers handle ApiError."""
+    fake = FakeApiServer()
+    fake.script = [answer]
+
+    async def ask(client: KubeClient) -> Any:
+        no_retry = KubeClient(client.credentials, timeout=2, retry_backoff=())
+        try:
+            if call == "get":
+                return await no_retry.get(DEPLOYMENTS, "web", "e-office")
+            return await no_retry.list(DEPLOYMENTS, "e-office")
+        finally:
+            await no_retry.close()
+
+    with pytest.raises(ApiError) as refused:
+        asyncio.run(with_client(fake, ask))
+    assert refused.value.reason == "InvalidResponse" or refused.value.status == 502

@@ -97,3 +97,29 @@ def test_commands_are_registered_with_their_options() -> None:
         assert result.exit_code == 0 and option in result.output
     refused = runner.invoke(main, ["failover", "--to", "quangnam"])
     assert refused.exit_code == 2 and "--reason" in refused.output
+
+
+def topology(site: str | None, sites: tuple[str, ...] = ("danang", "quangnam")) -> dict[str, Any]:
+    status = {"site": site} if site else {}
+    return {"spec": {"sites": [{"name": name} for name in sites]}, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("found", "target", "refusal"),
+    [
+        (topology("danang"), "quangnam", "this context reaches danang"),
+        (topology("danang"), "hoian", "hoian is not a site of the Topology (danang, quangnam)"),
+        (topology(None), "danang", "cannot tell which site this context reaches"),
+        (None, "danang", "cannot tell which site this context reaches"),
+    ],
+)
+def test_a_move_is_refused_before_anything_is_created_at_the_wrong_site(
+    found: dict[str, Any] | None, target: str, refusal: str
+) -> None:
+    with pytest.raises(PluginError) as refused:
+        moves.check_site(found, target)
+    assert refusal in refused.value.message
+
+
+def test_a_move_at_its_target_site_is_allowed() -> None:
+    moves.check_site(topology("quangnam"), "quangnam")

@@ -290,7 +290,7 @@ def test_a_newer_heartbeat_alone_does_not_rewrite_the_status() -> None:
             state,
             recorded=DANANG_1,
             peer=peer_view(True, arrive, last),
-            witness=(WitnessView(True, DANANG_1, True), None),
+            witness=(WitnessView(True, DANANG_1, True), None, None),
             now="t2",
         )
 

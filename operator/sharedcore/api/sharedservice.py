@@ -222,6 +222,10 @@ def _settings_message(spec: SharedServiceSpec) -> str:
 _SETTINGS_KEY_EXPRESSION = "{" + ", ".join(f"'{p}': '{key}'" for p, key in _SETTINGS_KEYS.items()) + "}"
 
 
+# A typo (1000 for 10) must not ask a site for hundreds of pods of each component.
+MAX_REPLICAS = 100
+
+
 class SharedServiceSpec(Model):
     """The desired state of the service, the same at both sites."""
 
@@ -234,8 +238,9 @@ class SharedServiceSpec(Model):
     """Version of the platform: the tag of its images, e.g. 4.2.1."""
     image: str | None = Field(default=None, max_length=255, pattern=IMAGE_REPOSITORY)
     """Image repository, without tag, replacing the platform's own, e.g. for a mirror registry."""
-    replicas: StrictInt | None = Field(default=None, ge=1)
-    """Replicas of the serving components at the active site; the platform's default when unset."""
+    replicas: StrictInt | None = Field(default=None, ge=1, le=MAX_REPLICAS)
+    """Replicas of the serving components at the active site (at most 100); the platform's default when
+    unset."""
     standby: Standby = defaulted(Standby)
     """How the standby site is kept."""
     database: Database = defaulted(Database)

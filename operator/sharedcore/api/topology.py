@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field, StrictBool, StrictFloat, StrictInt
 
+from sharedcore import SYSTEM_NAMESPACE
 from sharedcore.api.common import (
     Conditions,
     CrdInfo,
@@ -36,10 +37,19 @@ class FailbackMode(enum.StrEnum):
 
 
 class KubeconfigSecretRef(SecretKeyRef):
-    """A kubeconfig in a Secret."""
+    """A kubeconfig in a Secret of the operator's namespace sharedcore-system."""
 
     key: SecretKey = "kubeconfig"
     """Key in the Secret's data that holds the kubeconfig."""
+
+    @rule(
+        f"self.namespace == '{SYSTEM_NAMESPACE}'",
+        message=f"kubeconfig Secrets must be in the namespace {SYSTEM_NAMESPACE}: the operator reads "
+        "credentials only from its own namespace, where only its administrators can write",
+        field_path=".namespace",
+    )
+    def _in_system_namespace(self) -> bool:
+        return self.namespace == SYSTEM_NAMESPACE
 
 
 class Site(Model):
@@ -173,6 +183,8 @@ class TopologyStatus(Model):
     """The .metadata.generation that this status describes."""
     conditions: Conditions = Field(default_factory=list)
     """Conditions of the topology."""
+    site: DnsLabel | None = None
+    """The site this cluster is, as its operator was told (`--site`): where this status is written."""
     active_site: DnsLabel | None = None
     """Site that is active."""
     epoch: StrictInt | None = Field(default=None, ge=0)

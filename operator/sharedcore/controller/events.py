@@ -9,11 +9,18 @@ from sharedcore.kube.client import ApiError, KubeClient, namespace_terminating
 from sharedcore.kube.resources import EVENTS
 
 COMPONENT = "sharedcore"
+MAX_NAME, SUFFIX = 253, 12
 log = logging.getLogger(__name__)
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _event_name(name: str) -> str:
+    """The object's name and a random suffix, within the 253 characters of a name (the object's own may
+    use them all), and still a DNS subdomain (no `.` or `-` before the suffix's dot)."""
+    return f"{name[: MAX_NAME - SUFFIX - 1].rstrip('.-')}.{uuid.uuid4().hex[:SUFFIX]}"
 
 
 class EventRecorder:
@@ -29,7 +36,7 @@ class EventRecorder:
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{metadata['name']}.{uuid.uuid4().hex[:12]}", "namespace": namespace},
+            "metadata": {"name": _event_name(metadata["name"]), "namespace": namespace},
             "involvedObject": {
                 "apiVersion": obj["apiVersion"],
                 "kind": obj["kind"],

@@ -35,7 +35,7 @@ from sharedcore.controller.patches import merge_patch
 from sharedcore.controller.workqueue import WorkQueue
 from sharedcore.failover import handover, readiness, triggers
 from sharedcore.failover.plan import make_plan
-from sharedcore.failover.preconditions import planned
+from sharedcore.failover.preconditions import misplaced, planned
 from sharedcore.failover.situation import situation
 from sharedcore.failover.steps import Outcome, next_step, record
 from sharedcore.kube.client import ApiError, KubeClient
@@ -139,8 +139,6 @@ class FailoverController:
             failover = Failover.model_validate(body)
         except ValidationError as error:  # the API server's schema makes this unlikely; never guess
             log.warning("failover %s is invalid, ignored: %s", name, error.errors()[0]["msg"])
-            return
-        if failover.spec.target_site != self._site.name:
             return
         status = failover.status or FailoverStatus()
         if status.phase in ENDED:
@@ -295,13 +293,16 @@ class FailoverController:
     async def _check_preconditions(self, body: Body, failover: Failover) -> FailoverStatus:
         spec, now = failover.spec, _now().replace(microsecond=0)
         name = failover.metadata.name
-        running = [other for other, b in self._bodies.items() if other != name and _running(b)]
-        facts = situation(self._site.pair(), self._services(), now, running)
-        status = planned(make_plan(spec.type, spec.accept_data_loss, facts), spec.dry_run, now)
-        started = "FailoverPlanned" if spec.dry_run else "FailoverStarted"
-        await self._recorder.record(
-            body, "Normal", started, f"{spec.type} to {spec.target_site}: {spec.reason}"
-        )
+        pair = self._site.pair()
+        status = misplaced(spec.target_site, self._site.name, pair.sites, now)
+        if status is None:
+            running = [other for other, b in self._bodies.items() if other != name and _running(b)]
+            facts = situation(pair, self._services(), now, running)
+            status = planned(make_plan(spec.type, spec.accept_data_loss, facts), spec.dry_run, now)
+            started = "FailoverPlanned" if spec.dry_run else "FailoverStarted"
+            await self._recorder.record(
+                body, "Normal", started, f"{spec.type} to {spec.target_site}: {spec.reason}"
+            )
         await self._write(name, status)
         if status.phase in ENDED:
             FAILOVERS_TOTAL.labels(str(spec.type), str(status.phase)).inc()

@@ -2,11 +2,13 @@
 
 A dry run ends here, Planned, with the plan and every precondition that would fail; a real run fails here
 when any precondition does (the first problem's reason is the step's), and otherwise goes on to FenceSource.
+A Failover found at a site it does not target is not planned at all: it fails at once (`misplaced`).
 """
 
 import datetime
+from collections.abc import Sequence
 
-from sharedcore.api import FailoverPhase, FailoverStatus, ServiceFailoverStatus, StepName
+from sharedcore.api import FailoverPhase, FailoverStatus, ServiceFailoverStatus, StepName, StepStatus
 from sharedcore.failover.plan import Plan
 from sharedcore.failover.steps import Outcome, initial_steps, record
 
@@ -58,3 +60,23 @@ def planned(plan: Plan, dry_run: bool, now: datetime.datetime) -> FailoverStatus
             status, StepName.CHECK_PRECONDITIONS, Outcome.failed(first.reason, _problems(plan)), now
         )
     return record(status, StepName.CHECK_PRECONDITIONS, Outcome.done(_summary(plan)), now)
+
+
+def misplaced(target: str, here: str, sites: Sequence[str], now: datetime.datetime) -> FailoverStatus | None:
+    """A Failover is executed by its target's operator, so it must be created at its target, a site of the
+    Topology; None when it is. Left waiting anywhere else it would look accepted and never run."""
+    if target == here:
+        return None
+    if target in sites:
+        reason = "WrongSite"
+        message = (
+            f"this Failover is at {here}, but it targets {target}, whose operator alone executes it: "
+            f"create it at {target} (kubectl --context <{target}>); delete this one"
+        )
+    else:
+        reason = "UnknownSite"
+        message = f"{target} is not a site of the Topology ({', '.join(sites)}); delete this Failover"
+    status = FailoverStatus(
+        phase=FailoverPhase.RUNNING, steps=[StepStatus(name=StepName.CHECK_PRECONDITIONS)], start_time=now
+    )
+    return record(status, StepName.CHECK_PRECONDITIONS, Outcome.failed(reason, f"{reason}: {message}"), now)

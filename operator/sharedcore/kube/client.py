@@ -33,6 +33,16 @@ class ApiError(Exception):
         self.status, self.reason, self.message, self.retry_after = status, reason, message, retry_after
 
 
+def _object(payload: bytes) -> Body | None:
+    """The JSON object answered (an empty answer is an empty one), or None for anything else: whatever
+    stands between us and another site (a proxy, a captive portal) may answer in HTML."""
+    try:
+        parsed = json.loads(payload) if payload else {}
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
 def namespace_terminating(error: ApiError) -> bool:
     """The API server refuses new objects in a namespace being deleted: nothing to do there any more."""
     return error.status == 403 and "being terminated" in error.message
@@ -126,14 +136,16 @@ class KubeClient:
             raise
         if self._observer:
             self._observer(verb, status)
-        parsed: Body = json.loads(payload) if payload else {}
+        parsed = _object(payload)
         if status >= 400:
             raise ApiError(
                 status,
-                str(parsed.get("reason", "")),
-                str(parsed.get("message", payload[:200])),
+                str((parsed or {}).get("reason", "")),
+                str((parsed or {}).get("message", "(not a Kubernetes answer)")),
                 float(retry_after) if retry_after.isdigit() else None,
             )
+        if parsed is None:
+            raise ApiError(status, "InvalidResponse", f"not a Kubernetes answer to {method} {path}")
         return parsed
 
     async def get(self, resource: Resource, name: str, namespace: str | None = None) -> Body | None:
@@ -148,9 +160,10 @@ class KubeClient:
         self, resource: Resource, namespace: str | None = None, labels: Mapping[str, str] | None = None
     ) -> list[Body]:
         query = {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())} if labels else None
-        items: list[Body] = (await self._request("list", "GET", resource.path(namespace), query=query))[
-            "items"
-        ]
+        path = resource.path(namespace)
+        items = (await self._request("list", "GET", path, query=query)).get("items")
+        if not isinstance(items, list):
+            raise ApiError(200, "InvalidResponse", f"not a Kubernetes list from GET {path}")
         return items
 
     async def apply(self, obj: Body, *, dry_run: bool = False) -> Body:

@@ -52,30 +52,81 @@ class Credentials:
         return context
 
 
+# Keys naming files: in a kubeconfig kept in a Secret they would name files of the operator's own pod.
+FILE_KEYS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
+STRING_KEYS = ("server", "token", "namespace", *FILE_KEYS, *(f"{key}-data" for key in FILE_KEYS[:3]))
+
+
 def _data(entry: dict[str, Any], key: str, base: Path | None) -> bytes | None:
     """`<key>-data` (base64) or `<key>` (a path, relative to the kubeconfig's folder)."""
     if entry.get(f"{key}-data"):
-        return base64.b64decode(entry[f"{key}-data"])
+        try:
+            return base64.b64decode(entry[f"{key}-data"], validate=True)
+        except ValueError:
+            raise CredentialsError(f"kubeconfig {key}-data is not base64") from None
     if entry.get(key):
         path = Path(entry[key])
-        return ((base / path) if base and not path.is_absolute() else path).read_bytes()
+        try:
+            return ((base / path) if base and not path.is_absolute() else path).read_bytes()
+        except OSError as error:
+            raise CredentialsError(f"cannot read the kubeconfig's {key} {path}: {error.strerror}") from None
     return None
 
 
-def from_kubeconfig(text: str | bytes, base: Path | None = None, context: str | None = None) -> Credentials:
-    """Credentials of the current (or named) context: client certificates or a bearer token."""
-    try:
-        config = yaml.safe_load(text) or {}
-        name = context or config.get("current-context")
-        ctx = next(c["context"] for c in config.get("contexts", []) if c["name"] == name)
-        cluster = next(c["cluster"] for c in config.get("clusters", []) if c["name"] == ctx["cluster"])
-        user: dict[str, Any] = next(
-            (u["user"] for u in config.get("users", []) if u["name"] == ctx.get("user")), {}
+def _entry(config: dict[str, Any], section: str, name: object) -> dict[str, Any]:
+    """The body (`cluster`, `context` or `user`) of the entry `name` of a kubeconfig section, type-checked."""
+    key = section.removesuffix("s")
+    items = config.get(section)
+    if not isinstance(items, list):
+        raise CredentialsError(f"kubeconfig has no list `{section}`")
+    body = next((i.get(key) for i in items if isinstance(i, dict) and i.get("name") == name), None)
+    if not isinstance(body, dict):
+        raise CredentialsError(f"kubeconfig has no {key} named {name!r} with a mapping `{key}`")
+    for field_name in STRING_KEYS:
+        if field_name in body and not isinstance(body[field_name], str):
+            raise CredentialsError(f"kubeconfig {key} {name!r}: `{field_name}` is not a string")
+    return body
+
+
+def _refuse_outside_references(cluster: dict[str, Any], user: dict[str, Any]) -> None:
+    """A kubeconfig from a Secret must hold everything itself and verify the server."""
+    named = [key for key in FILE_KEYS if (cluster | user).get(key)]
+    if named:
+        raise CredentialsError(
+            f"kubeconfig names files ({', '.join(named)}): give the contents instead "
+            "(certificate-authority-data, client-certificate-data, client-key-data, token)"
         )
-    except (StopIteration, KeyError, TypeError, yaml.YAMLError) as error:
-        raise CredentialsError(f"kubeconfig has no usable context {context or ''}: {error!r}") from error
+    if cluster.get("insecure-skip-tls-verify"):
+        raise CredentialsError(
+            "kubeconfig sets insecure-skip-tls-verify: give certificate-authority-data to verify the server"
+        )
+    if not str(cluster.get("server", "")).startswith("https://"):
+        raise CredentialsError("kubeconfig server is not an https:// URL")
+
+
+def from_kubeconfig(
+    text: str | bytes, base: Path | None = None, context: str | None = None, *, self_contained: bool = False
+) -> Credentials:
+    """Credentials of the current (or named) context: client certificates or a bearer token.
+    `self_contained` (a kubeconfig kept in a Secret): no file references, the server's certificate checked.
+    """
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise CredentialsError("kubeconfig is not YAML") from None  # never the parser's words: they quote
+    if not isinstance(config, dict):
+        raise CredentialsError("kubeconfig is not a YAML mapping")
+    ctx = _entry(config, "contexts", context or config.get("current-context"))
+    cluster = _entry(config, "clusters", ctx.get("cluster"))
+    user = _entry(config, "users", ctx["user"]) if ctx.get("user") is not None else {}
+    if not isinstance(cluster.get("server"), str) or not cluster["server"]:
+        raise CredentialsError("kubeconfig cluster has no server")
+    if not isinstance(cluster.get("insecure-skip-tls-verify", False), bool):
+        raise CredentialsError("kubeconfig insecure-skip-tls-verify is not true or false")
     if user.get("exec") or user.get("auth-provider"):
         raise CredentialsError("kubeconfig uses an exec/auth-provider plugin: give a token or certificates")
+    if self_contained:
+        _refuse_outside_references(cluster, user)
     return Credentials(
         server=cluster["server"].rstrip("/"),
         ca_data=_data(cluster, "certificate-authority", base),

@@ -1,7 +1,8 @@
 """`kubectl sharedcore switchover|failover|drill`: create a Failover request and follow its steps live.
 
 The plugin never moves anything itself: the operator at the target site executes the Failover, and the
-Failover stays as the audit record. Create it at the target site (`--context`), where it is executed.
+Failover stays as the audit record. Create it at the target site (`--context`), where it is executed: the
+plugin checks which site its context reaches (the Topology status names it) before creating anything.
 """
 
 from __future__ import annotations
@@ -106,8 +107,27 @@ def follow(
     )
 
 
+def check_site(topology: Body | None, target: str) -> None:
+    """Refuse to create a Failover anywhere but at its target site: elsewhere it is never executed."""
+    sites = [site.get("name") for site in ((topology or {}).get("spec") or {}).get("sites") or []]
+    here = ((topology or {}).get("status") or {}).get("site")
+    if sites and target not in sites:
+        raise PluginError(f"{target} is not a site of the Topology ({', '.join(map(str, sites))})")
+    if not here:
+        raise PluginError(
+            "cannot tell which site this context reaches: its Topology status names no site (is sharedcore's "
+            "operator running there?). Give the target site's context with --context"
+        )
+    if here != target:
+        raise PluginError(
+            f"this context reaches {here}; a Failover to {target} is executed by {target}'s operator: "
+            f"run this again with --context <{target}'s context>"
+        )
+
+
 def _run(kubeconfig: Path | None, context: str | None, body: Body, wait: bool, timeout: float) -> None:
     cluster = Connection(kubeconfig, context).cluster()
+    check_site(cluster.topology(), body["spec"]["targetSite"])
     created = cluster.create_failover(body)
     name = created["metadata"]["name"]
     click.echo(f"failover.{API_GROUP}/{name} created: {body['spec']['type']} to {body['spec']['targetSite']}")

@@ -278,7 +278,10 @@ def _lag_cell(row: ServiceRow) -> str:
 def as_text(report: Report) -> str:
     out: list[str] = []
     if not report.topology:
-        out.append("No Topology: this cluster runs sharedcore as a single site (or is not set up yet).")
+        out.append(
+            "No Topology: a single site if its operator runs with --single-site; otherwise it is Fenced "
+            "(see `kubectl get events -n default --field-selector involvedObject.kind=Topology`)."
+        )
     else:
         epoch = "-" if report.epoch is None else str(report.epoch)
         out.append(

@@ -6,7 +6,12 @@ Three loops, so that a silent peer or witness never delays this site's own work:
 - the peer loop renews this site's heartbeat in the peer's cluster and reads the peer's own there;
 - the witness loop reads the `sharedcore-active` Lease and renews it while this site holds it.
 Each runs every heartbeatIntervalSeconds; what one of them learns wakes the local loop at once.
-Without a Topology there is nothing to coordinate: the site is a single Active site at epoch 0.
+Until the first decision the site is Fenced: nothing acts on a role that is not known yet.
+A usable Topology's pair (the peer, the last epoch) is remembered (`sites.pair_memory`): a Topology that is
+deleted, invalid or does not name this site, before or across a restart, leaves the site Fenced in its
+standby form, never rendered without its peer. Without a Topology and without a remembered pair the site
+is a single Active site at epoch 0 only when run with `--single-site`; otherwise it is Fenced and renders
+nothing.
 A Failover executing here drives the handover through `announce` (the peer fences itself for it) and
 `promote` (this site claims the next epoch); it reads the pair through `handover_view`.
 """
@@ -27,18 +32,20 @@ from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.patches import merge_patch
 from sharedcore.failover.situation import PairView
 from sharedcore.kube.client import KubeClient
-from sharedcore.kube.resources import LEASES, TOPOLOGIES
+from sharedcore.kube.resources import CONFIG_MAPS, LEASES, TOPOLOGIES
 from sharedcore.metrics import (
     AUTOMATIC_FAILOVER_READY,
     EPOCH,
     PEER_HEARTBEAT_AGE,
     PEER_SETTINGS_MISMATCH,
     SITE_ROLE,
+    TOPOLOGY_UNUSABLE,
 )
 from sharedcore.render import HandoverForm, PeerSite, SiteContext
-from sharedcore.sites import leases
+from sharedcore.sites import leases, pair_memory
 from sharedcore.sites import status as topology_status
-from sharedcore.sites.peers import REMOTE_ERRORS, Peers, describe
+from sharedcore.sites.pair_memory import PairMemory
+from sharedcore.sites.peers import REMOTE_ERRORS, Peers, describe, explain
 from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.state import (
     Claim,
@@ -56,8 +63,22 @@ log = logging.getLogger(__name__)
 Body = dict[str, Any]
 TOPOLOGY_NAME = "default"
 WITNESS = "witness"
-SINGLE_SITE = "SingleSite"
+# Why a site cannot use its Topology (the reason of its Fenced state, a condition, an Event and a metric).
+UNUSABLE = (
+    "NoTopology",
+    "TopologyMissing",
+    "TopologyDeleted",
+    "TopologyInvalid",
+    "SiteNotInTopology",
+    "PairMemoryUnreadable",
+)
 IDLE_SECONDS = 3600.0  # without a Topology the loops only wait for one to appear (which wakes them)
+# What Events about the Topology refer to, whether or not it exists.
+TOPOLOGY_REFERENCE = {
+    "apiVersion": TOPOLOGIES.api_version,
+    "kind": TOPOLOGIES.kind,
+    "metadata": {"name": TOPOLOGY_NAME},
+}
 
 
 def _now() -> datetime.datetime:
@@ -78,6 +99,7 @@ class Plan:
     topology: Topology
     peer: str
     context: Callable[[SiteState], SiteContext]
+    pair: PairMemory  # what to remember of it (the claim is added once recorded)
 
     @property
     def interval(self) -> float:
@@ -119,15 +141,19 @@ class SiteController:
         recorder: EventRecorder,
         peers: Peers,
         namespace: str,
+        single_site: bool = False,
     ) -> None:
         self.name = name
         self._client, self._recorder, self._peers = client, recorder, peers
         self._namespace = namespace
+        self._single_site = single_site  # without a Topology (and no pair remembered): one Active site
         self._listeners: list[Callable[[], None]] = []
         self._body: Body | None = None  # the Topology as last seen
         self._had_topology = False
-        self.state = SiteState(Role.ACTIVE, 0, name, SINGLE_SITE, "no Topology: a single active site")
-        self._context = SiteContext(name, Role.ACTIVE, 0)
+        self._memory: PairMemory | None = None  # the pair as last remembered (`sites.pair_memory`)
+        self._memory_problem: str | None = None  # why the remembered pair cannot be read
+        self.state = fenced("Starting", "deciding this site's role")
+        self._context = SiteContext(name, Role.FENCED, 0)
         self._hold: Claim | None = None
         self.witness = WitnessLease(name, namespace)
         self._inbound = leases.Freshness()  # the peer's heartbeat in this cluster: does it arrive?
@@ -161,8 +187,9 @@ class SiteController:
         self._listeners.append(listener)
 
     def active(self) -> bool:
-        """Whether this site is the active one of a pair (and so replicates to the other)."""
-        return self.state.role is Role.ACTIVE and self._body is not None
+        """Whether this site is the active one of a pair (and so replicates to the other): decided so, and
+        still with a usable Topology."""
+        return self.state.role is Role.ACTIVE and isinstance(self._plan(), Plan)
 
     def pair(self) -> PairView:
         """What a Failover is planned from: the claim recorded here and what is known of the peer now."""
@@ -272,6 +299,24 @@ class SiteController:
     async def on_secret(self, event_type: str | None, body: Body) -> None:
         await self._peers.on_secret(event_type, body)
 
+    def on_config_map(self, event_type: str | None, body: Body) -> None:
+        """The remembered pair, as stored (deleted by a person: this site leaves the pair)."""
+        meta = body["metadata"]
+        if (meta.get("namespace"), meta["name"]) != (self._namespace, pair_memory.CONFIG_MAP):
+            return
+        before = (self._memory, self._memory_problem)
+        self._remember_stored(None if event_type == "DELETED" else body)
+        if (self._memory, self._memory_problem) != before:
+            self._wake.set()
+
+    def _remember_stored(self, body: Body | None) -> None:
+        self._memory, self._memory_problem = None, None
+        if body is not None:
+            try:
+                self._memory = pair_memory.parse(body, self.name)
+            except pair_memory.UnreadableError as error:
+                self._memory_problem = str(error)
+
     # --- the loops ------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -283,11 +328,15 @@ class SiteController:
         )
 
     async def _prime(self) -> None:
-        """Read the Topology and hear from the others once before the first decision is published."""
+        """Read the Topology and the remembered pair, and hear from the others once, before the first
+        decision is published."""
         delay = 0.5
         while True:
             try:
                 body = await self._client.get(TOPOLOGIES, TOPOLOGY_NAME)
+                self._remember_stored(
+                    await self._client.get(CONFIG_MAPS, pair_memory.CONFIG_MAP, self._namespace)
+                )
                 break
             except REMOTE_ERRORS as error:
                 log.warning("cannot read the Topology yet (%s); retrying in %.1fs", describe(error), delay)
@@ -300,16 +349,19 @@ class SiteController:
             plan = self._plan()
             if isinstance(plan, Plan):
                 await self._configure_peers(plan)
-                await asyncio.gather(self._peer_round(), self._witness_round())
+                await asyncio.gather(self._attempt(self._peer_round), self._attempt(self._witness_round))
         await self._tick()
+
+    async def _attempt(self, step: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await step()
+        except Exception:  # keep coordinating, whatever one round met
+            log.exception("site %s: %s failed", self.name, step.__name__)
 
     async def _repeat(self, wake: asyncio.Event, step: Callable[[], Awaitable[None]]) -> None:
         """Run `step` every heartbeat interval, and whenever woken."""
         while True:
-            try:
-                await step()
-            except Exception:  # keep coordinating, whatever one round met
-                log.exception("site %s: %s failed", self.name, step.__name__)
+            await self._attempt(step)
             plan = self._plan()
             try:
                 await asyncio.wait_for(wake.wait(), plan.interval if isinstance(plan, Plan) else IDLE_SECONDS)
@@ -333,19 +385,25 @@ class SiteController:
         """What to work with, or the state to be in when the Topology gives nothing to work with."""
         body = self._body
         if body is None:
-            if self._had_topology:
-                message = "the Topology was deleted: restart the operator to run as a single site"
-                return fenced("TopologyDeleted", message)
-            return SiteState(Role.ACTIVE, 0, self.name, SINGLE_SITE, "no Topology: a single active site")
+            return pair_memory.without_topology(
+                self.name,
+                self._memory,
+                self._memory_problem,
+                deleted=self._had_topology,
+                single_site=self._single_site,
+                where=f"ConfigMap {self._namespace}/{pair_memory.CONFIG_MAP}",
+            )
         try:
             topology = Topology.model_validate(body)
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(map(str, first["loc"]))
-            return fenced("TopologyInvalid", f"the Topology is invalid at {where}: {first['msg']}")
+            what = f"is invalid at {where}: {first['msg']}"
+            return pair_memory.unusable(self._memory, "TopologyInvalid", what)
         sites = {site.name: site for site in topology.spec.sites}
         if self.name not in sites:
-            return fenced("SiteNotInTopology", f"{self.name} is not one of the Topology's sites")
+            what = f"does not name {self.name} among its sites"
+            return pair_memory.unusable(self._memory, "SiteNotInTopology", what)
         own = sites.pop(self.name)
         (peer,) = sites.values()
 
@@ -362,7 +420,23 @@ class SiteController:
                 ),
             )
 
-        return Plan(topology, peer.name, context)
+        remembered = PairMemory(self.name, peer.name, peer.service_domain, own.ingress_address)
+        return Plan(topology, peer.name, context, remembered)
+
+    async def _remember(self, plan: Plan) -> None:
+        """Store the pair and the recorded claim when they changed (a new peer, a new epoch)."""
+        claim = topology_status.recorded_claim(self._body or {})
+        wanted = PairMemory(
+            plan.pair.site, plan.pair.peer, plan.pair.peer_service_domain, plan.pair.ingress_address, claim
+        )
+        if wanted == self._memory:
+            return
+        try:
+            await self._client.apply(wanted.config_map(self._namespace))
+        except REMOTE_ERRORS as error:
+            log.warning("cannot remember the pair in %s: %s", pair_memory.CONFIG_MAP, describe(error))
+            return
+        self._memory, self._memory_problem = wanted, None
 
     async def _configure_peers(self, plan: Plan) -> None:
         spec = plan.topology.spec
@@ -398,7 +472,7 @@ class SiteController:
                     await client.apply(self._heartbeat(plan))
                 lease = await client.get(LEASES, leases.heartbeat_name(plan.peer), self._namespace)
             except REMOTE_ERRORS as error:
-                problem = describe(error)
+                problem = explain(error, plan.peer, self.name, self._namespace)
             else:
                 reachable, problem, self._reached_at = True, None, time.monotonic()
                 if lease is not None:
@@ -440,6 +514,7 @@ class SiteController:
     async def _tick(self) -> None:
         plan = self._plan()
         if not isinstance(plan, Plan):
+            await self._report_unusable(plan)
             self._publish(plan)
             return
         await self._configure_peers(plan)
@@ -461,6 +536,7 @@ class SiteController:
         self._hold = decision.hold
         if await self._record(plan, decision):
             self._publish(decision.state, plan)
+            await self._remember(plan)
         try:
             await self._client.apply(self._heartbeat(plan))
         except REMOTE_ERRORS as error:
@@ -478,8 +554,10 @@ class SiteController:
             plan.duration, (heartbeat.duration if heartbeat else None) or plan.duration
         )
         silence = self._silence(now)
+        remembered = self._memory.claim if self._memory and self._memory.peer == plan.peer else None
         return Observations(
-            own=topology_status.recorded_claim(self._body or {}),
+            # A re-created Topology has no status yet: this site's last record is the remembered one.
+            own=topology_status.recorded_claim(self._body or {}) or remembered,
             peer=heartbeat.claim if heartbeat else None,
             peer_seen=heartbeat is not None,
             peer_current=silence is not None and silence < fence_after,
@@ -507,6 +585,7 @@ class SiteController:
             role=heartbeat.role if heartbeat else None,
             epoch=heartbeat.claim.epoch if heartbeat and heartbeat.claim else None,
             settings=heartbeat.settings if heartbeat else None,
+            rejected=self._peers.rejected(plan.peer),
         )
 
     async def _record(self, plan: Plan, decision: Decision) -> bool:
@@ -514,7 +593,7 @@ class SiteController:
         body = self._body
         assert body is not None
         witness = (
-            (self.witness.view(time.monotonic()), self.witness.problem)
+            (self.witness.view(time.monotonic()), self.witness.problem, self._peers.rejected(WITNESS))
             if plan.topology.spec.witness is not None
             else None
         )
@@ -569,6 +648,26 @@ class SiteController:
                 kind = "Normal" if now["status"] == "True" else "Warning"
             await self._recorder.record(topology, kind, reason, now["message"])
 
+    async def _report_unusable(self, state: SiteState) -> None:
+        """Say why the site is fenced without a usable Topology: in the Topology's status when there is one,
+        and an Event when the reason changes."""
+        if state.reason != self.state.reason and state.reason in UNUSABLE:
+            await self._recorder.record(
+                self._body or TOPOLOGY_REFERENCE, "Warning", state.reason, state.message
+            )
+        body = self._body
+        if body is None or state.reason not in UNUSABLE:
+            return
+        current = body.get("status") or {}
+        new = topology_status.unusable(body, state, now=_now().strftime("%Y-%m-%dT%H:%M:%SZ"))
+        if not topology_status.differs(current, new):
+            return
+        try:
+            patch = {"status": merge_patch(current, new)}
+            self.on_topology(None, await self._client.patch(TOPOLOGIES, TOPOLOGY_NAME, None, patch, "status"))
+        except REMOTE_ERRORS as error:
+            log.warning("cannot record why the Topology is unusable: %s", describe(error))
+
     def _heartbeat_age(self) -> float:
         age = self._inbound.age(time.monotonic())
         return float("inf") if age is None else age
@@ -581,7 +680,9 @@ class SiteController:
         for role in Role:
             SITE_ROLE.labels(self.name, str(role)).set(1 if role is state.role else 0)
         EPOCH.set(state.epoch)
-        context = plan.context(state) if plan else SiteContext(self.name, state.role, state.epoch)
+        for reason in UNUSABLE:
+            TOPOLOGY_UNUSABLE.labels(reason).set(1 if reason == state.reason else 0)
+        context = plan.context(state) if plan else pair_memory.context(self.name, state, self._memory)
         if plan:
             PEER_HEARTBEAT_AGE.labels(plan.peer).set_function(self._heartbeat_age)
             if plan.topology.spec.witness is not None:

@@ -1,13 +1,16 @@
 """Clients for the other site and the witness, built from the kubeconfig Secrets the Topology names.
 
 Each site keeps, in Secrets of its own, how it reaches the others. A client is rebuilt when its Secret's
-bytes change, and those bytes are never logged. Requests to another site fail fast and are not retried: a
+bytes change, and those bytes are never logged. A Secret that is gone or holds no usable, self-contained
+kubeconfig is refused (`rejected`, with the reason) and the last good client stays in use: a mistake in a
+Secret must not cut a working link. Requests to another site fail fast and are not retried: a
 site that does not answer is itself the news, and the next heartbeat asks again.
 """
 
 import base64
 import hashlib
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +20,7 @@ from sharedcore.api import KubeconfigSecretRef
 from sharedcore.kube import credentials
 from sharedcore.kube.client import ApiError, KubeClient, RequestObserver
 from sharedcore.kube.resources import SECRETS
+from sharedcore.metrics import KUBECONFIG_REJECTED
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]
@@ -29,14 +33,28 @@ def describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
+def explain(error: BaseException, at: str, site: str, namespace: str) -> str:
+    """An error from another cluster in words, with what a person must do where only a person can act."""
+    setup = (
+        f"give {site} its identity at {at}: sharedcore peer-identity --site {at} --for {site} "
+        f"| kubectl --context <{at}> apply --server-side -f -"
+    )
+    if isinstance(error, ApiError) and error.status == 404:
+        return f"{describe(error)}: the namespace {namespace} is missing at {at}; {setup}"
+    if isinstance(error, ApiError) and error.status in (401, 403):
+        return f"{describe(error)}: {at} does not grant {site} what it needs; {setup}"
+    return describe(error)
+
+
 class Remote:
     """Another cluster: a client for it, or why there is none."""
 
     def __init__(self, name: str, ref: KubeconfigSecretRef) -> None:
         self.name, self.ref = name, ref
         self.client: KubeClient | None = None
-        self.problem: str | None = f"{self.where} not read yet"
-        self.digest: str | None = None  # of the kubeconfig the client was built from
+        self.problem: str | None = f"{self.where} not read yet"  # why there is no client
+        self.rejected: str | None = None  # why the Secret's current content is not used
+        self.digest: str | None = None  # of the kubeconfig last judged
 
     @property
     def where(self) -> str:
@@ -95,6 +113,11 @@ class Peers:
         remote = self._remotes.get(name)
         return remote.problem if remote else f"no kubeconfig Secret configured for {name}"
 
+    def rejected(self, name: str) -> str | None:
+        """Why the Secret for `name` is refused (whatever client is still used), if it is."""
+        remote = self._remotes.get(name)
+        return remote.rejected if remote else None
+
     async def close(self) -> None:
         for remote in self._remotes.values():
             if remote.client:
@@ -102,29 +125,53 @@ class Peers:
 
     async def _update(self, remote: Remote, secret: Body | None) -> None:
         encoded = ((secret or {}).get("data") or {}).get(remote.ref.key)
-        digest = hashlib.sha256(encoded.encode()).hexdigest() if encoded else None
+        digest = hashlib.sha256(str(encoded).encode()).hexdigest() if secret else None
         if digest is not None and digest == remote.digest:
             return
-        old, remote.client, remote.digest = remote.client, None, digest
+        remote.digest = digest
+        try:
+            creds = self._judge(remote, secret, encoded)
+        except ValueError as error:  # CredentialsError: our own words, which never quote the Secret
+            self._reject(remote, f"{remote.where}: {error}")
+            return
+        old, remote.client = (
+            remote.client,
+            KubeClient(
+                creds,
+                timeout=self._timeout,
+                observer=self._observer(remote.name),
+                retry_backoff=(),
+                user_agent=self._user_agent,
+            ),
+        )
         if old:
             await old.close()
-        if secret is None or encoded is None:
-            remote.problem = f"{remote.where} has no key {remote.ref.key}" if secret else f"no {remote.where}"
-            log.warning("no way to reach %s: %s", remote.name, remote.problem)
-            return
-        try:
-            creds = credentials.from_kubeconfig(base64.b64decode(encoded))
-        except (ValueError, KeyError, TypeError):  # CredentialsError and bad base64 are ValueErrors
-            # Never the parser's words: they may quote the Secret.
-            remote.problem = f"{remote.where} key {remote.ref.key} is not a usable kubeconfig"
-            log.warning("no way to reach %s: %s", remote.name, remote.problem)
-            return
-        remote.client = KubeClient(
-            creds,
-            timeout=self._timeout,
-            observer=self._observer(remote.name),
-            retry_backoff=(),
-            user_agent=self._user_agent,
-        )
-        remote.problem = None
+        remote.problem = remote.rejected = None
+        KUBECONFIG_REJECTED.labels(remote.name).set(0)
         log.info("reaching %s at %s (from %s)", remote.name, creds.server, remote.where)
+
+    @staticmethod
+    def _judge(remote: Remote, secret: Body | None, encoded: object) -> credentials.Credentials:
+        if secret is None:
+            raise credentials.CredentialsError("not found")
+        if not isinstance(encoded, str):
+            raise credentials.CredentialsError(f"has no key {remote.ref.key}")
+        try:
+            text = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            raise credentials.CredentialsError(f"key {remote.ref.key} is not base64") from None
+        creds = credentials.from_kubeconfig(text, self_contained=True)
+        try:
+            creds.ssl_context()
+        except (ssl.SSLError, ValueError):
+            raise credentials.CredentialsError("its certificates or key cannot be loaded") from None
+        return creds
+
+    @staticmethod
+    def _reject(remote: Remote, reason: str) -> None:
+        kept = "; still using the kubeconfig read before" if remote.client else ""
+        remote.rejected = f"{reason}{kept}"
+        if remote.client is None:
+            remote.problem = reason
+        KUBECONFIG_REJECTED.labels(remote.name).set(1)
+        log.warning("kubeconfig for %s refused: %s", remote.name, remote.rejected)

@@ -15,6 +15,7 @@ from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.state import Claim, SiteState, WitnessView
 
 Body = dict[str, Any]
+KUBECONFIG_REJECTED = "KubeconfigRejected"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class PeerView:
     role: Role | None  # as its heartbeats say
     epoch: int | None
     settings: FailoverSettings | None = None  # its failover settings, as its heartbeats say
+    rejected: str | None = None  # why the kubeconfig Secret for reaching it is refused
 
 
 def _ready(state: SiteState) -> conditions.Want:
@@ -37,6 +39,8 @@ def _ready(state: SiteState) -> conditions.Want:
 
 def _peer_connected(site: str, peer: PeerView) -> conditions.Want:
     name = peer.name
+    if peer.rejected:
+        return conditions.Want("PeerConnected", False, KUBECONFIG_REJECTED, peer.rejected)
     if peer.reachable and peer.heartbeats_arrive:
         message = f"{name} answers and its heartbeats arrive"
         return conditions.Want("PeerConnected", True, "Connected", message)
@@ -73,7 +77,9 @@ def settings_match(site: str, own: FailoverSettings, peer: PeerView) -> conditio
     return conditions.Want("SettingsMatch", False, "SettingsMismatch", message)
 
 
-def _witness_reachable(witness: WitnessView, problem: str | None) -> conditions.Want:
+def _witness_reachable(witness: WitnessView, problem: str | None, rejected: str | None) -> conditions.Want:
+    if rejected:
+        return conditions.Want("WitnessReachable", False, KUBECONFIG_REJECTED, rejected)
     if not witness.reachable:
         message = problem or "the witness does not answer"
         return conditions.Want("WitnessReachable", False, "Unreachable", message)
@@ -100,7 +106,7 @@ def build(
     *,
     recorded: Claim | None,
     peer: PeerView,
-    witness: tuple[WitnessView, str | None] | None,
+    witness: tuple[WitnessView, str | None, str | None] | None,
     now: str,
     settings: FailoverSettings | None = None,
     extra: Sequence[conditions.Want] = (),
@@ -120,6 +126,7 @@ def build(
     order = [entry["name"] for entry in topology["spec"]["sites"]]
     status: Body = {
         "observedGeneration": generation,
+        "site": site,
         "conditions": conditions.merge(current.get("conditions") or [], wanted, generation, now),
         "sites": sorted((own, other), key=lambda entry: order.index(entry["name"])),
     }
@@ -148,3 +155,13 @@ def recorded_claim(topology: Body) -> Claim | None:
     status = topology.get("status") or {}
     epoch, active = status.get("epoch"), status.get("activeSite")
     return Claim(int(epoch), str(active)) if isinstance(epoch, int) and epoch > 0 and active else None
+
+
+def unusable(topology: Body, state: SiteState, *, now: str) -> Body:
+    """The status of a Topology this site cannot use: its Ready condition says why (the rest is kept)."""
+    current = topology.get("status") or {}
+    generation = topology["metadata"].get("generation", 0)
+    old = current.get("conditions") or []
+    ready = conditions.merge(old, [_ready(state)], generation, now)
+    others = [condition for condition in old if condition.get("type") != "Ready"]
+    return {**current, "observedGeneration": generation, "conditions": ready + others}

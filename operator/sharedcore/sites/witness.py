@@ -30,7 +30,7 @@ from sharedcore.sites.leases import (
     renewal,
     witness_claim,
 )
-from sharedcore.sites.peers import REMOTE_ERRORS, describe
+from sharedcore.sites.peers import REMOTE_ERRORS, explain
 from sharedcore.sites.state import Claim, WitnessView
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,10 @@ class WitnessLease:
                     log.info("released the witness Lease %s (epoch %d)", ACTIVE_LEASE, release.epoch)
             except REMOTE_ERRORS as error:
                 if not (isinstance(error, ApiError) and error.status == 409):
-                    self._reachable, self.problem = False, describe(error)
+                    self._reachable, self.problem = (
+                        False,
+                        explain(error, "witness", self._site, self._namespace),
+                    )
                 # 409: another writer was first; the next visit reads what it wrote
                 return
             self._reachable, self.problem = True, None
