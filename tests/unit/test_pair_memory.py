@@ -126,3 +126,19 @@ def test_a_starting_site_is_fenced_and_not_active_before_its_first_decision() ->
     body["metadata"]["resourceVersion"] = "1"
     site.on_topology("ADDED", body)  # known, but no decision taken on it yet: still nothing to replicate
     assert not site.active()
+
+
+def test_deleting_the_remembered_pair_is_how_a_site_leaves_it() -> None:
+    none = cast(Any, None)
+    site = SiteController(
+        "quangnam", none, recorder=none, peers=none, namespace="sharedcore-system", single_site=True
+    )
+    site.on_config_map("ADDED", MEMORY.config_map("sharedcore-system"))
+    assert site._plan() == unusable(MEMORY, "TopologyMissing", "does not exist")
+    other = MEMORY.config_map("sharedcore-system") | {"metadata": {"name": "x", "namespace": "y"}}
+    site.on_config_map("DELETED", other)  # not the remembered pair: ignored
+    assert site._plan() == unusable(MEMORY, "TopologyMissing", "does not exist")
+    site.on_config_map("DELETED", MEMORY.config_map("sharedcore-system"))
+    assert site._plan() == without_topology(
+        "quangnam", None, None, deleted=False, single_site=True, where=WHERE
+    )
