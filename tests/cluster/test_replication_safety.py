@@ -113,7 +113,7 @@ def kept_data(site: Site, namespace: str, name: str) -> list[dict[str, Any]]:
         pvc(site, namespace, names.files_volume(base)),
         database(site, namespace, names.database_cluster(base, site.name)),
     ]
-    assert None not in found, f"the data of {namespace}/{name} is still at {site.name}: {found}"
+    assert None not in found, f"the data of {namespace}/{name} must still be at {site.name}: {found}"
     return [meta for meta in found if meta is not None]
 
 
@@ -129,6 +129,7 @@ def test_deleting_a_service_at_the_active_site_keeps_the_standbys_data(pair: Pai
     eventually(
         lambda: try_get(quangnam, namespace, name) is None, timeout=60, message="the copy's service gone"
     )
+    print(f"the copy's SharedService went {time.monotonic() - deleted:.1f}s after the deletion at danang")
     eventually(
         lambda: (
             pvc(danang, namespace, files) is None
