@@ -385,6 +385,16 @@ def test_images_and_hosts_outside_the_allow_lists_are_not_replicated(
             message=f"danang says why {name} is not copied",
         )
         assert field in reported[0], reported
+        unprotected = eventually(
+            lambda name=name: (
+                (c := condition(get(danang, namespace, name), "ReplicationHealthy")).get("reason")
+                == "NotReplicated"
+                and c
+            ),
+            timeout=30,
+            message=f"{name}'s status at danang says it has no copy",
+        )
+        assert field in unprotected["message"] and unprotected["status"] == "False"
     time.sleep(RESYNC)
     assert (
         try_get(quangnam, namespace, "bad-image") is None and try_get(quangnam, namespace, "bad-host") is None

@@ -266,8 +266,15 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
         )
         if blocker is None:
             await _prune(rt, body, desired, site, spec.deletion_policy)
+    refused = admission.refusal(body, rt.policy()) if site.role is Role.ACTIVE else None
     replication = data.assess(
-        service, site, desired, live=rt.cache.get, lag=rt.lag, now=datetime.datetime.now(datetime.UTC)
+        service,
+        site,
+        desired,
+        live=rt.cache.get,
+        lag=rt.lag,
+        now=datetime.datetime.now(datetime.UTC),
+        refused=refused,
     )
     new = await _report(
         rt,
