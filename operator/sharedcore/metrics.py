@@ -83,6 +83,19 @@ PEER_HEARTBEAT_AGE = Gauge(
     ["peer"],
     registry=REGISTRY,
 )
+PEER_SETTINGS_MISMATCH = Gauge(
+    "sharedcore_peer_settings_mismatch",
+    "1 while the peer's heartbeats publish failover settings that differ from this site's Topology.",
+    ["peer"],
+    registry=REGISTRY,
+)
+AUTOMATIC_FAILOVER_READY = Gauge(
+    "sharedcore_automatic_failover_ready",
+    "At the standby in Automatic mode: 1 while an automatic failover would pass its preconditions now, 0 "
+    "while it would not (the Topology's AutomaticFailoverReady condition says why); absent elsewhere.",
+    ["site"],
+    registry=REGISTRY,
+)
 KUBECONFIG_REJECTED = Gauge(
     "sharedcore_peer_kubeconfig_rejected",
     "1 while the kubeconfig Secret for reaching the peer (or the witness) is refused; the last good one, if "
@@ -131,6 +144,13 @@ DATA_LOSS_WINDOW = Gauge(
     "sharedcore_data_loss_window_seconds",
     "Seconds of changes the last Failover this site completed may have lost, at worst over its services "
     "(0 for a switchover).",
+    ["type"],
+    registry=REGISTRY,
+)
+FAILOVER_FENCING = Gauge(
+    "sharedcore_failover_fencing_seconds",
+    "Seconds the FenceSource step of the last Failover this site completed took, by type: until the source "
+    "stopped acting and its databases and DNS records followed.",
     ["type"],
     registry=REGISTRY,
 )
