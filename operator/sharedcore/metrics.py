@@ -117,7 +117,8 @@ LAST_SYNC = Gauge(
 )
 REPLICATION_WRITES = Counter(
     "sharedcore_replication_writes_total",
-    "Objects the active site wrote to the standby site, by kind and action (create, update, revert, delete).",
+    "Objects the active site wrote to the standby site, by kind and action (create, update, revert, delete, "
+    "retain), and those it refused to copy (refuse).",
     ["kind", "action"],
     registry=REGISTRY,
 )
