@@ -106,18 +106,30 @@ def standing_by(pair: Pair, namespace: str, slug: str) -> str:
     return str(body["metadata"]["name"])
 
 
+def kept_data(site: Site, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The metadata of a service's database Cluster and files volume at `site`, which must both exist."""
+    base = names.base(name)
+    found = [
+        pvc(site, namespace, names.files_volume(base)),
+        database(site, namespace, names.database_cluster(base, site.name)),
+    ]
+    assert None not in found, f"the data of {namespace}/{name} must still be at {site.name}: {found}"
+    return [meta for meta in found if meta is not None]
+
+
 def test_deleting_a_service_at_the_active_site_keeps_the_standbys_data(pair: Pair, namespace: str) -> None:
     danang, quangnam = pair.danang, pair.quangnam
     name = standing_by(pair, namespace, "document-management")
     base = names.base(name)
     files, copy = names.files_volume(base), names.database_cluster(base, "quangnam")
-    assert pvc(quangnam, namespace, files) and database(quangnam, namespace, copy)
+    kept_data(quangnam, namespace, name)
 
     danang.custom.delete_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, name)
     deleted = time.monotonic()
     eventually(
         lambda: try_get(quangnam, namespace, name) is None, timeout=60, message="the copy's service gone"
     )
+    print(f"the copy's SharedService went {time.monotonic() - deleted:.1f}s after the deletion at danang")
     eventually(
         lambda: (
             pvc(danang, namespace, files) is None
@@ -127,12 +139,10 @@ def test_deleting_a_service_at_the_active_site_keeps_the_standbys_data(pair: Pai
         message="deletionPolicy Delete applied at the active site",
     )
     time.sleep(max(0.0, 2 * RESYNC - (time.monotonic() - deleted)))  # the copy went within seconds before
-    for kept in (pvc(quangnam, namespace, files), database(quangnam, namespace, copy)):
-        assert kept is not None, "the standby's data outlives a deletion at the active site"
-        labels, annotations = kept["labels"], kept["annotations"]
-        assert labels[retained.LABEL] == "true"
-        assert annotations[retained.SINCE]
-        because = annotations[retained.BECAUSE]
+    for kept in kept_data(quangnam, namespace, name):
+        assert kept["labels"][retained.LABEL] == "true"
+        assert kept["annotations"][retained.SINCE]
+        because = kept["annotations"][retained.BECAUSE]
         assert f"{namespace}/{name} deleted at quangnam" in because and "Standby" in because, because
         assert not kept.get("ownerReferences"), "no garbage collection can take it any more"
 
@@ -152,6 +162,40 @@ def test_deleting_a_service_at_the_active_site_keeps_the_standbys_data(pair: Pai
     )
     again = release_copy(quangnam, f"{namespace}/{name}")
     assert again.exit_code == 1 and "no retained copy" in again.output
+
+
+def test_deleting_the_namespace_at_the_active_site_keeps_the_standbys_data(pair: Pair) -> None:
+    namespace = f"t-namespace-deleted-{uuid.uuid4().hex[:6]}"
+    for site in pair.sites:
+        opt_in(site, namespace)
+    try:
+        name = standing_by(pair, namespace, "smart-city")
+        pair.danang.core.delete_namespace(namespace)
+        eventually(
+            lambda: namespace not in {n.metadata.name for n in pair.danang.core.list_namespace().items},
+            timeout=120,
+            message="the namespace gone at danang",
+        )
+        time.sleep(2 * RESYNC)
+        kept = kept_data(pair.quangnam, namespace, name)
+        # Whether replication saw the services go before the namespace: the copy stays, or its data does.
+        assert try_get(pair.quangnam, namespace, name) or all(retained.LABEL in k["labels"] for k in kept)
+    finally:
+        pair.quangnam.core.delete_namespace(namespace)
+
+
+def test_deleting_at_the_standby_a_service_the_active_site_has_not_keeps_the_data(
+    pair: Pair, namespace: str
+) -> None:
+    """Applied at the standby alone (say, by its GitOps) and deleted there: still the only copy there is."""
+    body = samples.service("open-data", namespace, deletionPolicy="Delete")
+    name = body["metadata"]["name"]
+    create(pair.quangnam, body)
+    standby_ready(pair.quangnam, namespace, name)
+    pair.quangnam.custom.delete_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, name)
+    eventually(lambda: try_get(pair.quangnam, namespace, name) is None, timeout=60, message="deleted")
+    for kept in kept_data(pair.quangnam, namespace, name):
+        assert kept["labels"][retained.LABEL] == "true"
 
 
 def test_a_recreated_service_does_not_adopt_a_retained_copy(pair: Pair, namespace: str) -> None:
