@@ -68,8 +68,8 @@ SITE_ROLE = Gauge(
 TOPOLOGY_UNUSABLE = Gauge(
     "sharedcore_topology_unusable",
     "1 while this site is Fenced because it cannot use its Topology, labelled with why (NoTopology, "
-    "TopologyMissing, TopologyDeleted, TopologyInvalid, SiteNotInTopology, PairMemoryUnreadable); "
-    "0 otherwise.",
+    "TopologyMissing, TopologyDeleted, TopologyInvalid, SiteNotInTopology, PeerChanged, "
+    "PairMemoryUnreadable); 0 otherwise.",
     ["reason"],
     registry=REGISTRY,
 )
