@@ -321,7 +321,8 @@ class Demo:
         services = samples()
         self.names = [key(s) for s in services]
         say(
-            f"Creating one SharedService per platform at danang ({len(services)}), namespaces opted in to replication at both sites, TLS Secrets replicated"
+            f"Creating one SharedService per platform at danang ({len(services)}), their namespaces opted in "
+            "to replication at both sites, TLS Secrets replicated"
         )
         created = time.monotonic()
         for namespace in sorted({s["metadata"]["namespace"] for s in services}):
