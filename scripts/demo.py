@@ -320,7 +320,10 @@ class Demo:
         say(f"Roles established {time.monotonic() - self.pair.started:.1f}s after the operators started")
         services = samples()
         self.names = [key(s) for s in services]
-        say(f"Creating one SharedService per platform at danang ({len(services)}), TLS Secrets replicated")
+        say(
+            f"Creating one SharedService per platform at danang ({len(services)}), their namespaces opted in "
+            "to replication at both sites, TLS Secrets replicated"
+        )
         created = time.monotonic()
         for namespace in sorted({s["metadata"]["namespace"] for s in services}):
             for site in (self.danang, self.quangnam):  # replication writes only where both sites invite it

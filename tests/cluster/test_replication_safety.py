@@ -145,6 +145,8 @@ def test_deleting_a_service_at_the_active_site_keeps_the_standbys_data(pair: Pai
         because = kept["annotations"][retained.BECAUSE]
         assert f"{namespace}/{name} deleted at quangnam" in because and "Standby" in because, because
         assert not kept.get("ownerReferences"), "no garbage collection can take it any more"
+    told = events(quangnam, namespace, name, "CopyRetained")
+    assert told and files in told[0] and f"release-copy {namespace}/{name} --confirm" in told[0], told
 
     dry = release_copy(quangnam, f"{namespace}/{name}")
     print(dry.output)
@@ -385,6 +387,16 @@ def test_images_and_hosts_outside_the_allow_lists_are_not_replicated(
             message=f"danang says why {name} is not copied",
         )
         assert field in reported[0], reported
+        unprotected = eventually(
+            lambda name=name: (
+                (c := condition(get(danang, namespace, name), "ReplicationHealthy")).get("reason")
+                == "NotReplicated"
+                and c
+            ),
+            timeout=30,
+            message=f"{name}'s status at danang says it has no copy",
+        )
+        assert field in unprotected["message"] and unprotected["status"] == "False"
     time.sleep(RESYNC)
     assert (
         try_get(quangnam, namespace, "bad-image") is None and try_get(quangnam, namespace, "bad-host") is None

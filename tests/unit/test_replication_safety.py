@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from sharedcore.api import DeletionPolicy, ReplicationPolicy, Role, Topology
+from sharedcore.api import DeletionPolicy, ReplicationPolicy, Role, SharedService, Topology
 from sharedcore.controller.sharedservice import ORPHANED_LABEL, _kept_with
-from sharedcore.render import SiteContext
-from sharedcore.replication import admission, content, retained
+from sharedcore.render import PeerSite, SiteContext, render
+from sharedcore.replication import admission, content, data, retained
+from sharedcore.replication.lag import LagTable
 from tests.support import samples
 
 REPLICATE = {content.REPLICATE_LABEL: "true"}
@@ -140,3 +141,18 @@ def test_a_retained_copy_whose_source_returns_is_unmarked() -> None:
     assert meta["labels"] == {retained.LABEL: None}
     assert meta["annotations"][retained.BECAUSE] is None and meta["annotations"][retained.SINCE] is None
     assert marks["annotations"][retained.SINCE] == "2026-11-28T09:00:00Z"
+
+
+def test_a_service_replication_refuses_is_not_replication_healthy_at_the_active_site() -> None:
+    body = service(image="evil.example/miner")
+    policy = ReplicationPolicy(allowed_image_repositories=["registry.danang.gov.vn"])
+    refused = admission.refusal(body, policy)
+    parsed = SharedService.model_validate(body | {"apiVersion": "sharedcore.danang.gov.vn/v1alpha1"})
+    active = SiteContext(
+        "danang", Role.ACTIVE, 1, "203.0.113.10", PeerSite("quangnam", "svc.clusterset.local")
+    )
+    found = data.assess(
+        parsed, active, render(parsed, active), live=lambda _: None, lag=LagTable(), now=NOW, refused=refused
+    )
+    assert (found.condition.status, found.condition.reason) == (False, "NotReplicated")
+    assert found.condition.message.startswith("not copied to quangnam: spec.image evil.example/miner is not")
