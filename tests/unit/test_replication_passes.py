@@ -96,7 +96,7 @@ def test_a_pass_writes_only_into_namespaces_invited_at_both_sites_and_keeps_dele
     replicator = ConfigReplicator(
         "danang",
         active,  # type: ignore[arg-type]
-        target=lambda: (standby, 1),  # type: ignore[arg-type,return-value]
+        target=lambda: (standby, 1),  # active at epoch 1 throughout: each write confirms it
         policy=ReplicationPolicy,
         namespaces=(),
         excluded_namespace="sharedcore-system",
