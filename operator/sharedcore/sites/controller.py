@@ -567,6 +567,7 @@ class SiteController:
             own_cluster_lost=self._own_failing_since is not None
             and now - self._own_failing_since >= plan.duration * RENEW_DEADLINE,
             accept_split_brain_risk=bool(plan.topology.spec.failover.accept_split_brain_risk),
+            settings_agree=heartbeat is not None and heartbeat.settings == plan.settings,
         )
 
     def _decide(self, plan: Plan) -> Decision:
