@@ -145,6 +145,8 @@ def test_deleting_a_service_at_the_active_site_keeps_the_standbys_data(pair: Pai
         because = kept["annotations"][retained.BECAUSE]
         assert f"{namespace}/{name} deleted at quangnam" in because and "Standby" in because, because
         assert not kept.get("ownerReferences"), "no garbage collection can take it any more"
+    told = events(quangnam, namespace, name, "CopyRetained")
+    assert told and files in told[0] and f"release-copy {namespace}/{name} --confirm" in told[0], told
 
     dry = release_copy(quangnam, f"{namespace}/{name}")
     print(dry.output)

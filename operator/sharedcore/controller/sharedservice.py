@@ -335,6 +335,13 @@ async def finalize(rt: Runtime, body: Body) -> None:
     retain = kept_with is not None
     owned = [obj for obj in rt.cache.owned_by(meta["namespace"], meta["name"]) if _owned(obj, meta["uid"])]
     removed = await _remove(rt, owned, meta["uid"], kept_with, "delete")
+    copies = [f"{o['kind']} {o['metadata']['name']}" for o in owned if o["kind"] in DATA_KINDS]
+    if copies and kept_with and retained.LABEL in kept_with["labels"]:
+        message = (
+            f"kept as a retained copy: {', '.join(copies)}; delete it here with `kubectl sharedcore "
+            f"release-copy {meta['namespace']}/{meta['name']} --confirm`"
+        )
+        await rt.recorder.record(body, "Normal", "CopyRetained", message)
     log.info(
         "SharedService %s/%s deleted: removed %d objects%s",
         meta["namespace"],

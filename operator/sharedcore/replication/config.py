@@ -40,6 +40,10 @@ def _revision(obj: Body) -> int:
     return int(version) if version.isdigit() else 0
 
 
+class SupersededError(Exception):
+    """The site stopped being the active one during a pass."""
+
+
 def _typed(obj: Body, resource: Resource) -> Body:
     """List items come without apiVersion and kind."""
     obj.setdefault("apiVersion", resource.api_version)
@@ -136,6 +140,8 @@ class ConfigReplicator:
     async def _attempt(self, standby: KubeClient, epoch: int) -> bool:
         try:
             await self.sync(standby, epoch)
+        except SupersededError as stopped:
+            log.info("replication pass stopped: %s", stopped)
         except REMOTE_ERRORS as error:
             log.warning("replication to the standby failed (%s); retrying", describe(error))
             return False
@@ -172,6 +178,13 @@ class ConfigReplicator:
             ]
             for copy in orphans:
                 await self._retire(standby, resource, copy, epoch)
+
+    def _confirm(self, epoch: int) -> None:
+        """Before each write: this site is still the active one at `epoch`. A pass takes a while, and a site
+        fenced or handing over meanwhile must not push what it had as the active site (issue 11, rule 3)."""
+        target = self._target()
+        if target is None or target[1] != epoch:
+            raise SupersededError(f"this site is no longer the active one at epoch {epoch}")
 
     async def _invited(self, client: KubeClient) -> set[str]:
         """The namespaces that opted in to replication at the site of `client`, within this operator's."""
@@ -219,6 +232,7 @@ class ConfigReplicator:
         where = f"{resource.kind} {meta['namespace']}/{meta['name']}"
         try:
             if copy is None:
+                self._confirm(epoch)
                 await standby.create(resource, content.copy_of(source, self._site, epoch))
                 REPLICATION_WRITES.labels(resource.kind, "create").inc()
                 log.info("replication: created %s at the standby", where)
@@ -229,6 +243,7 @@ class ConfigReplicator:
             change = content.update(source, copy, self._site, epoch)
             if change is None:
                 return
+            self._confirm(epoch)
             await standby.patch(resource, meta["name"], meta["namespace"], change.patch)
         except ApiError as error:  # this object only: the others still go
             log.warning("replication: cannot write %s at the standby: %s", where, error)
@@ -250,6 +265,7 @@ class ConfigReplicator:
         where = f"{resource.kind} {meta['namespace']}/{meta['name']}"
         try:
             if resource is not SECRETS:
+                self._confirm(epoch)
                 await standby.delete(resource, meta["name"], meta["namespace"])
                 action = "delete"
             elif retained.is_retained(copy):
@@ -257,6 +273,7 @@ class ConfigReplicator:
             else:
                 because = f"its source was deleted at {self._site}, the active site (epoch {epoch})"
                 patch = {"metadata": retained.marks(because, datetime.datetime.now(datetime.UTC))}
+                self._confirm(epoch)
                 await standby.patch(resource, meta["name"], meta["namespace"], patch)
                 action = "retain"
         except ApiError as error:
