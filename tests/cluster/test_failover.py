@@ -442,6 +442,37 @@ def test_in_automatic_mode_a_withdrawn_switchover_gives_the_source_its_role_back
     }
 
 
+def test_a_failover_whose_source_answers_promotes_only_once_its_databases_are_demoted(
+    pair: Pair, namespace: str
+) -> None:
+    """Rule 5: the source fences itself for the Failover and lets go of the witness Lease, but CloudNativePG
+    has not demoted its database yet: the target must not promote until it reports demoted."""
+    ensure_active(pair, pair.danang)
+    name = replicated(pair, namespace, "document-management")
+    epoch = topology_status(pair.danang)["epoch"]
+    pair.doubles["danang"].hold_demotion(True)
+    try:
+        with RoleSampler(pair.operators):
+            failover = request(pair.quangnam, "quangnam", "Failover", acceptDataLoss=True)
+            eventually(lambda: role_of_site(pair, "danang") == "Fenced", timeout=30, message="danang fenced")
+            time.sleep(LEASE)  # time enough for a promotion that must not come
+            body = pair.quangnam.custom.get_cluster_custom_object(
+                API_GROUP, API_VERSION, "failovers", failover
+            )
+            fence = next(s for s in body["status"]["steps"] if s["name"] == "FenceSource")
+            ours = objects(pair.quangnam, "clusters", namespace)[f"{name}-db-quangnam"]
+            assert current_step(pair.quangnam, failover) == "FenceSource", body["status"]
+            assert f"{namespace}/{name} database (demotion not reported yet)" in fence["message"]
+            assert ours["spec"]["replica"]["primary"] == f"{name}-db-danang"
+            pair.doubles["danang"].hold_demotion(False)
+            status = ended(pair.quangnam, failover, timeout=60)
+    finally:
+        pair.doubles["danang"].hold_demotion(False)
+    assert status["phase"] == "Succeeded", status
+    assert claims(pair)["quangnam"] == ("quangnam", epoch + 1)
+    assert status["fencingSeconds"] >= LEASE
+
+
 def automatic_failovers(site: Site) -> dict[str, dict[str, Any]]:
     found = site.custom.list_cluster_custom_object(
         API_GROUP, API_VERSION, "failovers", label_selector=f"{API_GROUP}/automatic"

@@ -363,3 +363,13 @@ def test_heartbeats_carry_the_reason_and_the_failover_settings_and_a_mismatch_is
         settings=ours,
     )
     assert conditions.find(agreed["conditions"], "SettingsMatch")["status"] == "True"  # type: ignore[index]
+
+
+def test_no_epoch_is_started_while_the_sites_topologies_disagree() -> None:
+    """Rule 2: each site names itself preferred primary in its own Topology; without a witness both would
+    start epoch 1 and act as Active until they read each other's claims."""
+    state, record, _ = at("danang", seen(settings_agree=False))
+    assert (state.role, state.reason, record) == (Role.FENCED, "SettingsMismatch", None)
+    assert "SettingsMatch" in state.message
+    state, record, hold = at("danang", seen(settings_agree=False, witness=WitnessView(reachable=True)))
+    assert (state.role, state.reason, record, hold) == (Role.FENCED, "SettingsMismatch", None, None)
