@@ -43,11 +43,12 @@ RULES: list[dict[str, Any]] = [
     # What the renderer produces, and nothing else.
     *_rendered_rules(),
     # Secrets: the peers' kubeconfigs, referenced TLS secrets, and those labelled for replication, which
-    # the active site copies to the standby's cluster. (ConfigMaps are among the rendered kinds.)
+    # the active site copies to the standby's cluster. (ConfigMaps are among the rendered kinds; the system
+    # namespace also holds the pair each site remembers, `sites.pair_memory`.)
     {"apiGroups": [""], "resources": ["secrets"], "verbs": [*READ, "create", "patch", "delete"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-    # Replication creates the namespaces it copies into.
-    {"apiGroups": [""], "resources": ["namespaces"], "verbs": [*READ, "create"]},
+    # Replication reads which namespaces opted in to it; it never creates one.
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": READ},
     # Heartbeats (at both sites) and, at the witness, the Lease naming the active site.
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": [*READ, "create", "patch"]},
     # Kopf notices CRDs installed after it started (CloudNativePG, VolSync, ExternalDNS).

@@ -22,6 +22,7 @@ import yaml
 from kubernetes import client
 
 from sharedcore import API_GROUP, API_VERSION
+from sharedcore.replication.content import OPT_IN
 from sharedcore.sites.pair_memory import CONFIG_MAP as PAIR_MEMORY
 from sharedcore_testbed.clients import SiteClients, as_object
 from sharedcore_testbed.dataplane import DataPlaneDouble
@@ -99,6 +100,18 @@ def put_secret(site: SiteClients, name: str, kubeconfig: str) -> None:
         if error.status != 409:
             raise
         site.core.replace_namespaced_secret(name, OPERATOR_NAMESPACE, body)
+
+
+def opt_in(site: SiteClients, namespace: str) -> None:
+    """Create `namespace` at `site` opted in to replication (label it so if it exists): replication writes
+    only into namespaces invited at both sites, and never creates one."""
+    body = client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels=OPT_IN))
+    try:
+        site.core.create_namespace(body)
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
+        site.core.patch_namespace(namespace, {"metadata": {"labels": OPT_IN}})
 
 
 def topology_status(site: SiteClients) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from tests.cluster.test_two_sites import topology_condition
 from tests.conftest import Sites
 from tests.support import samples
 from tests.support.cluster import Site, eventually
-from tests.support.dataplane import CNPG
+from tests.support.dataplane import CNPG, is_primary
 from tests.support.operator import OPERATOR_USER, WRITE_VERBS, audit_requests
 from tests.support.pair import RESYNC, Pair, running_pair, topology
 from tests.support.roles import RoleSampler, role_of
@@ -50,6 +50,7 @@ def replica_watch(site: Site, namespace: str) -> Iterator[list[tuple[str, dict[s
 
     def follow() -> None:
         listed = site.custom.list_namespaced_custom_object(group, version, namespace, plural)
+        seen.extend((obj["metadata"]["name"], obj["spec"].get("replica")) for obj in listed["items"])
         revision = listed["metadata"]["resourceVersion"]
         while not stop.is_set():
             for event in watch.Watch().stream(
@@ -112,7 +113,7 @@ def replace_topology(site: Site, body: dict[str, Any]) -> None:
     site.custom.create_cluster_custom_object(*TOPOLOGY, body)
 
 
-def the_three_mistakes(pair: Pair, namespace: str, service: str) -> None:
+def the_mistakes(pair: Pair, namespace: str, service: str) -> None:
     # (a) The Topology deleted at the standby (a person, a GitOps prune, a CRD reinstall).
     pair.quangnam.custom.delete_cluster_custom_object(*TOPOLOGY, "default")
     fenced(pair, "quangnam")
@@ -137,6 +138,13 @@ def the_three_mistakes(pair: Pair, namespace: str, service: str) -> None:
     assert role_of(pair.operators["quangnam"]) == "Fenced"
     kept_in_standby_form(pair, namespace, service)
 
+    # (d) A Topology naming another peer (a typo of danang's name): no site its databases ever copied.
+    renamed = topology()
+    renamed["spec"]["sites"][0]["name"] = renamed["spec"]["preferredPrimary"] = "danag"
+    replace_topology(pair.quangnam, renamed)
+    kept_in_standby_form(pair, namespace, service)
+    assert topology_condition(pair.quangnam, "Ready").get("reason") == "PeerChanged"
+
 
 def test_an_unusable_topology_never_makes_the_standby_writable(pair: Pair, namespace: str) -> None:
     active, standby = sites_by_role(pair)
@@ -145,7 +153,7 @@ def test_an_unusable_topology_never_makes_the_standby_writable(pair: Pair, names
     kept_in_standby_form(pair, namespace, service)
     try:
         with RoleSampler(pair.operators) as sampler, replica_watch(pair.quangnam, namespace) as replicas:
-            the_three_mistakes(pair, namespace, service)
+            the_mistakes(pair, namespace, service)
     finally:
         # The right Topology again (a later test needs the pair): quangnam stands by, as before.
         replace_topology(pair.quangnam, topology())
@@ -155,6 +163,39 @@ def test_an_unusable_topology_never_makes_the_standby_writable(pair: Pair, names
     assert "Active" not in sampler.roles("quangnam")
     assert replicas, "the watch saw no Cluster"
     assert {replica == standby_replica(service) for _, replica in replicas} == {True}, replicas
+
+
+def test_the_active_sites_topology_deleted_fences_its_writers_and_moves_nothing(
+    pair: Pair, namespace: str
+) -> None:
+    """At the active site the same mistake is an outage of that site, not a second primary: its databases
+    follow the standby's, which stays a copy; restored, the Topology gives danang its role back."""
+    active, _ = sites_by_role(pair)
+    assert active.name == "danang"
+    service = replicated(pair, namespace, "smart-city")
+    own = names.database_cluster(names.base(service), "danang")
+    try:
+        with RoleSampler(pair.operators) as sampler, replica_watch(pair.quangnam, namespace) as replicas:
+            pair.danang.custom.delete_cluster_custom_object(*TOPOLOGY, "default")
+            fenced(pair, "danang")
+            eventually(
+                lambda: not is_primary(objects(pair.danang, "clusters", namespace)[own]),
+                timeout=RESYNC * 3,
+                message="danang's database no longer the primary",
+            )
+            assert "TopologyDeleted" in topology_events(pair.danang)
+            kept_in_standby_form(pair, namespace, service)
+            assert role_of(pair.operators["quangnam"]) == "Standby"
+        assert "Active" not in sampler.roles("quangnam")
+        assert {replica == standby_replica(service) for _, replica in replicas} == {True}, replicas
+    finally:
+        replace_topology(pair.danang, topology())
+    sites_by_role(pair)  # danang Active again, quangnam its standby
+    eventually(
+        lambda: is_primary(objects(pair.danang, "clusters", namespace)[own]),
+        timeout=RESYNC * 3,
+        message="danang's database the primary again",
+    )
 
 
 def test_a_restarting_standby_never_pushes_its_stale_copies(pair: Pair, namespace: str) -> None:

@@ -276,28 +276,6 @@ def test_every_platform_is_copied_and_runs_in_standby_form(pair: Pair, namespace
     )
 
 
-def test_namespaces_are_created_at_the_standby_as_needed(pair: Pair) -> None:
-    namespace = f"t-only-at-danang-{int(time.time())}"
-    pair.danang.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    try:
-        config = {
-            "metadata": {
-                "name": "portal-settings",
-                "namespace": namespace,
-                "labels": {REPLICATE_LABEL: "true"},
-            },
-            "data": {"theme": "sea"},
-        }
-        pair.danang.core.create_namespaced_config_map(namespace, config)
-        create_active(pair.danang, samples.service("open-data", namespace))
-        copied(pair.quangnam, namespace, samples.service("open-data", namespace)["metadata"]["name"])
-        copy = pair.quangnam.core.read_namespaced_config_map("portal-settings", namespace)
-        assert copy.data == {"theme": "sea"}
-    finally:
-        for site in (pair.danang, pair.quangnam):
-            site.core.delete_namespace(namespace)
-
-
 def test_an_edit_at_the_standby_is_reverted_and_reported(pair: Pair, namespace: str) -> None:
     body = samples.service("smart-city", namespace)
     name = body["metadata"]["name"]

@@ -28,6 +28,8 @@ NAMES = (
     "SharedcoreServiceNotReady",
     "SharedcoreWitnessUnreachable",
     "SharedcoreOperatorDown",
+    "SharedcoreSettingsMismatch",
+    "SharedcoreAutomaticFailoverNotReady",
     "SharedcoreTopologyUnusable",  # issue 11, rule 1
 )
 # Metrics the alerts and dashboard use before the operator exports them: promised by the two-sites issue (5)

@@ -15,10 +15,11 @@ from sharedcore.sites.pair_memory import (
     UnreadableError,
     context,
     parse,
+    peer_changed,
     unusable,
     without_topology,
 )
-from sharedcore.sites.state import Claim, fenced
+from sharedcore.sites.state import Claim, SiteState, fenced
 from sharedcore_testbed.pair import topology
 from tests.golden.samples import SERVICE_DOMAIN, sample
 
@@ -126,3 +127,35 @@ def test_a_starting_site_is_fenced_and_not_active_before_its_first_decision() ->
     body["metadata"]["resourceVersion"] = "1"
     site.on_topology("ADDED", body)  # known, but no decision taken on it yet: still nothing to replicate
     assert not site.active()
+
+
+def test_deleting_the_remembered_pair_is_how_a_site_leaves_it() -> None:
+    none = cast(Any, None)
+    site = SiteController(
+        "quangnam", none, recorder=none, peers=none, namespace="sharedcore-system", single_site=True
+    )
+    site.on_config_map("ADDED", MEMORY.config_map("sharedcore-system"))
+    assert site._plan() == unusable(MEMORY, "TopologyMissing", "does not exist")
+    other = MEMORY.config_map("sharedcore-system") | {"metadata": {"name": "x", "namespace": "y"}}
+    site.on_config_map("DELETED", other)  # not the remembered pair: ignored
+    assert site._plan() == unusable(MEMORY, "TopologyMissing", "does not exist")
+    site.on_config_map("DELETED", MEMORY.config_map("sharedcore-system"))
+    assert site._plan() == without_topology(
+        "quangnam", None, None, deleted=False, single_site=True, where=WHERE
+    )
+
+
+def test_a_topology_naming_another_peer_leaves_the_site_fenced_in_its_old_pair() -> None:
+    none = cast(Any, None)
+    site = SiteController("quangnam", none, recorder=none, peers=none, namespace="sharedcore-system")
+    site.on_config_map("ADDED", MEMORY.config_map("sharedcore-system"))
+    body = topology()
+    body["metadata"]["resourceVersion"] = "1"
+    body["spec"]["sites"][0]["name"] = body["spec"]["preferredPrimary"] = "hoian"  # a typo of danang's name
+    site.on_topology("ADDED", body)
+    state = site._plan()
+    assert state == peer_changed(MEMORY, "hoian", WHERE)
+    assert (state.reason, state.epoch) == ("PeerChanged", 3) and WHERE in state.message
+    assert context("quangnam", state, MEMORY).peer == PeerSite("danang", SERVICE_DOMAIN)
+    site.on_config_map("DELETED", MEMORY.config_map("sharedcore-system"))  # a person: the pair changed
+    assert not isinstance(site._plan(), SiteState)

@@ -18,8 +18,8 @@ from sharedcore.api.common import (
     SecretKeyRef,
     defaulted,
 )
-from sharedcore.api.formats import DnsLabel, DnsSubdomain, Host, SecretKey
-from sharedcore.api.validation import keyed_by, rule
+from sharedcore.api.formats import DnsLabel, DnsSubdomain, Host, HostPattern, ImageRepository, SecretKey
+from sharedcore.api.validation import AS_SET, keyed_by, rule
 
 
 class FailoverMode(enum.StrEnum):
@@ -87,6 +87,13 @@ class FailoverPolicy(Model):
     spec.preferredPrimary once it has been healthy for failbackHoldSeconds."""
     failback_hold_seconds: StrictInt = Field(default=300, ge=0, le=86400)
     """Seconds the preferred primary must stay healthy before an automatic failback."""
+    # No default: a defaulted field would appear in every stored Topology the moment the CRD is upgraded,
+    # before the operators are, and an older operator refuses fields it does not know.
+    accept_split_brain_risk: StrictBool | None = None
+    """Without spec.witness only. Unset or false: an active site that has not heard its peer for two
+    thirds of leaseDurationSeconds fences itself (no writer until it hears the peer again), so that a Failover
+    at the peer never meets a second writer. True: it stays active however long it is cut off, accepting
+    that a Failover created at the peer during a partition makes both sites write (split brain)."""
 
     @rule(
         "self.leaseDurationSeconds >= 3 * self.heartbeatIntervalSeconds",
@@ -96,6 +103,21 @@ class FailoverPolicy(Model):
     )
     def _lease_outlasts_heartbeats(self) -> bool:
         return self.lease_duration_seconds >= 3 * self.heartbeat_interval_seconds
+
+
+class ReplicationPolicy(Model):
+    """What replication from the active site may bring into this site: checked by the active site before
+    copying a SharedService, and by this site's operator before rendering a copy."""
+
+    allowed_image_repositories: Annotated[list[ImageRepository], Field(max_length=64), AS_SET] = Field(
+        default=[]
+    )
+    """Image repositories a copied SharedService's spec.image may name: one of these or below one (the
+    repository registry.danang.gov.vn/sharedcore also allows registry.danang.gov.vn/sharedcore/mirror).
+    Empty: any. The platforms' own images (spec.image unset) are always allowed."""
+    allowed_ingress_hosts: Annotated[list[HostPattern], Field(max_length=64), AS_SET] = Field(default=[])
+    """Host names a copied SharedService's spec.ingress.host may have: a name, or *.domain for any name
+    below domain. Empty: any."""
 
 
 class TopologySpec(Model):
@@ -109,6 +131,8 @@ class TopologySpec(Model):
     """Third cluster that arbitrates between the sites; required for automatic failover."""
     failover: FailoverPolicy = defaulted(FailoverPolicy)
     """How failures are detected and acted upon."""
+    replication: ReplicationPolicy = defaulted(ReplicationPolicy)
+    """What replication may copy into this site."""
 
     @rule(
         "self.sites.exists(s, s.name == self.preferredPrimary)",
@@ -128,6 +152,16 @@ class TopologySpec(Model):
     def _automatic_has_witness(self) -> bool:
         return self.failover.mode != FailoverMode.AUTOMATIC or self.witness is not None
 
+    @rule(
+        "!has(self.witness) || !has(self.failover.acceptSplitBrainRisk) "
+        "|| !self.failover.acceptSplitBrainRisk",
+        message="spec.failover.acceptSplitBrainRisk applies only without spec.witness: with a witness, the "
+        "witness Lease decides which site may be active",
+        field_path=".failover.acceptSplitBrainRisk",
+    )
+    def _split_brain_risk_only_without_witness(self) -> bool:
+        return self.witness is None or not self.failover.accept_split_brain_risk
+
 
 class SiteStatus(Model):
     """What the operator of the reporting site last saw of a site."""
@@ -137,7 +171,8 @@ class SiteStatus(Model):
     reachable: StrictBool | None = None
     """Whether the reporting site's last heartbeat to this site's API server got through."""
     last_heartbeat_time: AwareDatetime | None = None
-    """When this site's latest heartbeat had arrived at the reporting site, as of the last change of this
+    """When this site's latest heartbeat had arrived at the reporting site (by the reporting site's clock,
+    never the heartbeat's own renewTime: the sites' clocks may differ), as of the last change of this
     status: rewriting the status at every heartbeat would be a write every few seconds. The Lease
     sharedcore-heartbeat-<site> in the operator's namespace has the live time."""
     role: Role | None = None
@@ -176,6 +211,11 @@ class TopologyStatus(Model):
     """State of each site."""
     last_failover: LastFailover | None = None
     """The last completed failover."""
+    peer_fencing_seconds: StrictFloat | None = Field(default=None, ge=0)
+    """How long the other site took to fence its data plane (databases demoted, DNS records withdrawn) at the
+    last switchover from it, as this site measured it. Taking over from it, this site waits this much
+    beyond its Lease (or its silence, without a witness), so that it never promotes while the other site's
+    databases may still write."""
 
 
 class Topology(Resource):

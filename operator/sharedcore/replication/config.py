@@ -1,23 +1,30 @@
 """Configuration replication: while this site is active, its SharedServices and the Secrets and ConfigMaps
 labelled `sharedcore.danang.gov.vn/replicate: "true"` are copied to the standby site.
 
+Only into namespaces invited at both sites: a Namespace labelled `sharedcore.danang.gov.vn/replicate: "true"`
+here and at the standby. Replication never creates a namespace, never copies what `admission` refuses (and
+says so in an Event on the source), and never deletes data: a Secret whose source was deleted is kept at the
+standby as a retained copy, and a deleted SharedService's copy goes while the standby keeps its data.
+
 Level-based, like the reconciler: each pass lists the copies at the standby and makes them match this
-site's sources (create, update, revert an edit made there, delete what no longer has a source), creating
-namespaces as needed. A pass runs shortly after a source's copied content changes, and every resync (which
-is how edits made at the standby are found). The standby never pushes anything back: only the active site
-runs passes, and it leaves alone copies written under a later epoch than its own.
+site's sources (create, update, revert an edit made there, delete what no longer has a source). A pass runs
+shortly after a source's copied content changes, and every resync (which is how edits made at the standby
+and namespaces newly invited are found). The standby never pushes anything back: only the active site runs
+passes, and it leaves alone copies written under a later epoch than its own.
 """
 
 import asyncio
+import datetime
 import logging
 from collections.abc import Callable, Collection
 from typing import Any
 
+from sharedcore.api import ReplicationPolicy
 from sharedcore.controller.events import EventRecorder
 from sharedcore.kube.client import ApiError, KubeClient
 from sharedcore.kube.resources import CONFIG_MAPS, NAMESPACES, SECRETS, SHARED_SERVICES, Resource
 from sharedcore.metrics import REPLICATION_WRITES
-from sharedcore.replication import content
+from sharedcore.replication import admission, content, retained
 from sharedcore.sites.peers import REMOTE_ERRORS, describe
 
 log = logging.getLogger(__name__)
@@ -31,6 +38,10 @@ RETRY_SECONDS = 2.0
 def _revision(obj: Body) -> int:
     version = str(obj["metadata"].get("resourceVersion", "0"))
     return int(version) if version.isdigit() else 0
+
+
+class SupersededError(Exception):
+    """The site stopped being the active one during a pass."""
 
 
 def _typed(obj: Body, resource: Resource) -> Body:
@@ -47,12 +58,16 @@ class ConfigReplicator:
         client: KubeClient,
         *,
         target: Callable[[], tuple[KubeClient, int] | None],
+        policy: Callable[[], ReplicationPolicy],
         namespaces: Collection[str],
         excluded_namespace: str,
         resync_seconds: float,
     ) -> None:
-        """`target` gives the standby's client and this site's epoch while this site is the active one."""
-        self._site, self._client, self._target = site, client, target
+        """`target` gives the standby's client and this site's epoch while this site is the active one;
+        `policy` the Topology's allow-lists."""
+        self._site, self._client, self._target, self._policy = site, client, target, policy
+        self._events = EventRecorder(client, site)
+        self._refused: dict[Key, str] = {}  # what was reported as not copied, and why
         self._namespaces = list(namespaces)  # empty: all
         self._excluded = excluded_namespace
         self._resync = resync_seconds
@@ -77,6 +92,7 @@ class ConfigReplicator:
         else:
             changed = self._sources.pop(key, None) is not None
             self._fingerprints.pop(key, None)
+            self._refused.pop(key, None)
         if changed:
             self._wake.set()
 
@@ -124,6 +140,8 @@ class ConfigReplicator:
     async def _attempt(self, standby: KubeClient, epoch: int) -> bool:
         try:
             await self.sync(standby, epoch)
+        except SupersededError as stopped:
+            log.info("replication pass stopped: %s", stopped)
         except REMOTE_ERRORS as error:
             log.warning("replication to the standby failed (%s); retrying", describe(error))
             return False
@@ -133,30 +151,84 @@ class ConfigReplicator:
         return True
 
     async def sync(self, standby: KubeClient, epoch: int) -> None:
-        """One pass: make the standby's copies match this site's sources."""
+        """One pass: make the standby's copies match this site's sources, in the namespaces invited."""
         recorder = EventRecorder(standby, self._site)
+        here, there = await self._invited(self._client), await self._invited(standby)
+        policy = self._policy()
         for resource in KINDS:
             sources = {
                 (ns, name): obj for (kind, ns, name), obj in self._sources.items() if kind == resource.kind
             }
-            copies = await self._copies(standby, resource)
-            for key, source in sources.items():
-                await self._push(standby, recorder, resource, source, copy=copies.get(key), epoch=epoch)
+            copies, denied = await self._copies(standby, resource, here & there)
+            for (namespace, name), source in sources.items():
+                if namespace not in here:
+                    continue  # this namespace stays at this site
+                if namespace not in there:
+                    refused: str | None = (
+                        f"namespace {namespace} has not opted in at the standby (label "
+                        f'{content.REPLICATE_LABEL}="true" on the Namespace there)'
+                    )
+                else:
+                    refused = denied.get(namespace) or admission.refusal(source, policy)
+                if await self._report(resource, source, refused) is None:
+                    await self._push(
+                        standby, recorder, resource, source, copy=copies.get((namespace, name)), epoch=epoch
+                    )
             orphans = [
-                key for key, copy in copies.items() if key not in sources and content.orphaned(copy, epoch)
+                copy for key, copy in copies.items() if key not in sources and content.orphaned(copy, epoch)
             ]
-            for namespace, name in orphans:
-                await self._delete(standby, resource, namespace, name)
+            for copy in orphans:
+                await self._retire(standby, resource, copy, epoch)
 
-    async def _copies(self, standby: KubeClient, resource: Resource) -> dict[tuple[str, str], Body]:
+    def _confirm(self, epoch: int) -> None:
+        """Before each write: this site is still the active one at `epoch`. A pass takes a while, and a site
+        fenced or handing over meanwhile must not push what it had as the active site (issue 11, rule 3)."""
+        target = self._target()
+        if target is None or target[1] != epoch:
+            raise SupersededError(f"this site is no longer the active one at epoch {epoch}")
+
+    async def _invited(self, client: KubeClient) -> set[str]:
+        """The namespaces that opted in to replication at the site of `client`, within this operator's."""
+        found = {ns["metadata"]["name"] for ns in await client.list(NAMESPACES, None, content.OPT_IN)}
+        found.discard(self._excluded)
+        return found & set(self._namespaces) if self._namespaces else found
+
+    async def _report(self, resource: Resource, source: Body, refused: str | None) -> str | None:
+        """Say once, in an Event on the source, why it is not copied; returns that reason."""
+        meta = source["metadata"]
+        key = (resource.kind, meta["namespace"], meta["name"])
+        if refused is None:
+            self._refused.pop(key, None)
+        elif self._refused.get(key) != refused:
+            self._refused[key] = refused
+            REPLICATION_WRITES.labels(resource.kind, "refuse").inc()
+            await self._events.record(
+                source, "Warning", "NotReplicated", f"not copied to the standby: {refused}"
+            )
+        return refused
+
+    async def _copies(
+        self, standby: KubeClient, resource: Resource, invited: set[str]
+    ) -> tuple[dict[tuple[str, str], Body], dict[str, str]]:
+        """The copies at the standby, read namespace by namespace: the peer identity may read and write only
+        in the namespaces invited there. Also, for each invited namespace it may not read, why."""
         labels = None if resource is SHARED_SERVICES else {content.REPLICATE_LABEL: "true"}
         found: dict[tuple[str, str], Body] = {}
-        for namespace in self._scopes():
-            for obj in await standby.list(resource, namespace, labels):
-                meta = obj["metadata"]
-                if meta["namespace"] != self._excluded:
-                    found[(meta["namespace"], meta["name"])] = _typed(obj, resource)
-        return found
+        denied: dict[str, str] = {}
+        for namespace in sorted(invited):
+            try:
+                listed = await standby.list(resource, namespace, labels)
+            except ApiError as error:
+                if error.status != 403:
+                    raise
+                denied[namespace] = (
+                    f"this site's identity may not use namespace {namespace} at the standby "
+                    f"({error.message}): its administrators grant it with `sharedcore peer-identity "
+                    f"--namespace {namespace}`"
+                )
+                continue
+            found |= {(namespace, obj["metadata"]["name"]): _typed(obj, resource) for obj in listed}
+        return found, denied
 
     async def _push(
         self,
@@ -172,7 +244,8 @@ class ConfigReplicator:
         where = f"{resource.kind} {meta['namespace']}/{meta['name']}"
         try:
             if copy is None:
-                await self._create(standby, resource, content.copy_of(source, self._site, epoch))
+                self._confirm(epoch)
+                await standby.create(resource, content.copy_of(source, self._site, epoch))
                 REPLICATION_WRITES.labels(resource.kind, "create").inc()
                 log.info("replication: created %s at the standby", where)
                 return
@@ -182,6 +255,7 @@ class ConfigReplicator:
             change = content.update(source, copy, self._site, epoch)
             if change is None:
                 return
+            self._confirm(epoch)
             await standby.patch(resource, meta["name"], meta["namespace"], change.patch)
         except ApiError as error:  # this object only: the others still go
             log.warning("replication: cannot write %s at the standby: %s", where, error)
@@ -196,35 +270,26 @@ class ConfigReplicator:
         else:
             log.info("replication: updated %s at the standby", where)
 
-    @staticmethod
-    async def _delete(standby: KubeClient, resource: Resource, namespace: str, name: str) -> None:
-        where = f"{resource.kind} {namespace}/{name}"
+    async def _retire(self, standby: KubeClient, resource: Resource, copy: Body, epoch: int) -> None:
+        """A copy whose source is gone: deleted, except a Secret, kept as a retained copy (the standby's
+        database may need it, and a deletion at the active site must not reach the copy)."""
+        meta = copy["metadata"]
+        where = f"{resource.kind} {meta['namespace']}/{meta['name']}"
         try:
-            await standby.delete(resource, name, namespace)
-        except ApiError as error:
-            log.warning("replication: cannot delete %s at the standby: %s", where, error)
-            return
-        REPLICATION_WRITES.labels(resource.kind, "delete").inc()
-        log.info("replication: deleted %s at the standby: it has no source any more", where)
-
-    async def _create(self, standby: KubeClient, resource: Resource, obj: Body) -> None:
-        try:
-            await standby.create(resource, obj)
-        except ApiError as error:
-            if error.status != 404:
-                raise
-            namespace = obj["metadata"]["namespace"]
-            created = {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": namespace, "annotations": {content.ORIGIN_SITE: self._site}},
-            }
-            try:
-                await standby.create(NAMESPACES, created)
-            except ApiError as conflict:
-                if conflict.status != 409:  # 409: it exists now; the 404 was the kind not being served
-                    raise
+            if resource is not SECRETS:
+                self._confirm(epoch)
+                await standby.delete(resource, meta["name"], meta["namespace"])
+                action = "delete"
+            elif retained.is_retained(copy):
+                return
             else:
-                REPLICATION_WRITES.labels("Namespace", "create").inc()
-                log.info("replication: created namespace %s at the standby", namespace)
-            await standby.create(resource, obj)
+                because = f"its source was deleted at {self._site}, the active site (epoch {epoch})"
+                patch = {"metadata": retained.marks(because, datetime.datetime.now(datetime.UTC))}
+                self._confirm(epoch)
+                await standby.patch(resource, meta["name"], meta["namespace"], patch)
+                action = "retain"
+        except ApiError as error:
+            log.warning("replication: cannot remove %s at the standby: %s", where, error)
+            return
+        REPLICATION_WRITES.labels(resource.kind, action).inc()
+        log.info("replication: %s %s at the standby: it has no source any more", action, where)

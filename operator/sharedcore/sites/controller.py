@@ -30,15 +30,23 @@ from sharedcore.api import Role, Topology
 from sharedcore.controller import conditions
 from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.patches import merge_patch
-from sharedcore.failover.situation import PairView, parse_time
+from sharedcore.failover.situation import PairView
 from sharedcore.kube.client import KubeClient
 from sharedcore.kube.resources import CONFIG_MAPS, LEASES, TOPOLOGIES
-from sharedcore.metrics import EPOCH, PEER_HEARTBEAT_AGE, SITE_ROLE, TOPOLOGY_UNUSABLE
+from sharedcore.metrics import (
+    AUTOMATIC_FAILOVER_READY,
+    EPOCH,
+    PEER_HEARTBEAT_AGE,
+    PEER_SETTINGS_MISMATCH,
+    SITE_ROLE,
+    TOPOLOGY_UNUSABLE,
+)
 from sharedcore.render import HandoverForm, PeerSite, SiteContext
 from sharedcore.sites import leases, pair_memory
 from sharedcore.sites import status as topology_status
 from sharedcore.sites.pair_memory import PairMemory
 from sharedcore.sites.peers import REMOTE_ERRORS, Peers, describe, explain
+from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.state import (
     Claim,
     Decision,
@@ -62,6 +70,7 @@ UNUSABLE = (
     "TopologyDeleted",
     "TopologyInvalid",
     "SiteNotInTopology",
+    "PeerChanged",
     "PairMemoryUnreadable",
 )
 IDLE_SECONDS = 3600.0  # without a Topology the loops only wait for one to appear (which wakes them)
@@ -101,6 +110,10 @@ class Plan:
     def duration(self) -> int:
         return self.topology.spec.failover.lease_duration_seconds
 
+    @property
+    def settings(self) -> FailoverSettings:
+        return FailoverSettings.of(self.topology)
+
 
 @dataclass(frozen=True)
 class HandoverView:
@@ -109,9 +122,15 @@ class HandoverView:
     peer_claim: Claim | None
     peer_reachable: bool  # the peer's API server answered this site's last visit
     peer_current: bool  # the peer was heard from within a Lease duration
-    peer_silent_seconds: float | None  # since the peer was last heard from; None: never
+    peer_silent_seconds: float | None  # since the peer was last heard from (or this operator started)
     witness: WitnessView | None  # None: no witness configured
     witness_lapsed: bool  # nobody holds the witness Lease (released, or not renewed for a Lease duration)
+    peer_reason: str | None = None  # why the peer is in its role, as its latest heartbeat says
+    # How long the active site must have been silent (or its witness Lease unrenewed) before this site may
+    # take over: the longest Lease duration in play (this site's, the peer's, the witness Lease's), plus the
+    # time the peer was last measured to take to fence its data plane.
+    takeover_seconds: float = 0.0
+    peer_settings: FailoverSettings | None = None  # as the peer's latest heartbeat says
 
 
 class SiteController:
@@ -134,6 +153,7 @@ class SiteController:
         self._had_topology = False
         self._memory: PairMemory | None = None  # the pair as last remembered (`sites.pair_memory`)
         self._memory_problem: str | None = None  # why the remembered pair cannot be read
+        self._where = f"ConfigMap {namespace}/{pair_memory.CONFIG_MAP}"  # the memory, as people find it
         self.state = fenced("Starting", "deciding this site's role")
         self._context = SiteContext(name, Role.FENCED, 0)
         self._hold: Claim | None = None
@@ -141,7 +161,9 @@ class SiteController:
         self._inbound = leases.Freshness()  # the peer's heartbeat in this cluster: does it arrive?
         # The peer's latest heartbeat by where it was read: "inbound" (here), "outbound" (at the peer).
         self._heartbeats: dict[str, leases.Heartbeat] = {}
-        self._peer_active_until: str | None = None  # renewTime of its latest heartbeat saying Active
+        # When this site last saw a new heartbeat of the peer saying Active, by this site's clock: the peer's
+        # renewTime is by its own clock, which may be skewed, so never compared with this site's times.
+        self._peer_active_seen: datetime.datetime | None = None
         self._reachable = False
         self._reach_problem: str | None = "not contacted yet"
         self._reached_at: float | None = None  # when a request to the peer last succeeded
@@ -150,6 +172,8 @@ class SiteController:
         self._handover: Handover | None = None  # a Failover making this site active, announced to the peer
         self._promotion: Claim | None = None  # its Promote step: the claim this site takes
         self._tokens: frozenset[tuple[str, str, str]] = frozenset()  # CloudNativePG promotion tokens
+        self._readiness: conditions.Want | None = None  # AutomaticFailoverReady, as `failover` judges it
+        self._started = time.monotonic()
         self._wake = asyncio.Event()
         self._wake_peer = asyncio.Event()
         self._wake_witness = asyncio.Event()
@@ -175,7 +199,6 @@ class SiteController:
         recorded = topology_status.recorded_claim(self._body or {})
         if not isinstance(plan, Plan):
             return PairView(self.name, (self.name,), self.state.active_site, self.state.epoch, False, None)
-        heartbeat = self._peer_heartbeat()
         return PairView(
             site=self.name,
             sites=tuple(site.name for site in plan.topology.spec.sites),
@@ -183,9 +206,7 @@ class SiteController:
             epoch=recorded.epoch if recorded else 0,
             peer_reachable=self._reachable,
             # Its services stopped answering when it stopped being active, not when its operator fell silent.
-            peer_last_active=parse_time(
-                self._peer_active_until or (heartbeat.renew_time if heartbeat else None)
-            ),
+            peer_last_active=self._peer_active_seen,
         )
 
     def peer_name(self) -> str | None:
@@ -210,9 +231,19 @@ class SiteController:
             peer_reachable=self._reachable,
             peer_current=self._inbound.fresh(now, duration)
             or (self._reached_at is not None and now - self._reached_at < duration),
-            peer_silent_seconds=self._silence(now),
+            peer_silent_seconds=silence
+            if (silence := self._silence(now)) is not None
+            else now - self._started,
             witness=self.witness.view(now) if witness else None,
             witness_lapsed=witness and self.witness.lapsed(now, duration),
+            peer_reason=heartbeat.reason if heartbeat else None,
+            takeover_seconds=max(
+                duration,
+                (heartbeat.duration or 0) if heartbeat else 0,
+                self.witness.recorded_duration if witness else 0,
+            )
+            + self._peer_fencing(),
+            peer_settings=heartbeat.settings if heartbeat else None,
         )
 
     def announce(self, handover: Handover | None) -> None:
@@ -231,6 +262,21 @@ class SiteController:
             self._promotion, self._tokens = claim, tokens
             self._wake.set()
             self._wake_witness.set()
+
+    def report_readiness(self, want: conditions.Want | None) -> None:
+        """Carry the AutomaticFailoverReady condition (None: not applicable here) in the Topology status."""
+        if want != self._readiness:
+            self._readiness = want
+            if want is None:
+                AUTOMATIC_FAILOVER_READY.clear()
+            else:
+                AUTOMATIC_FAILOVER_READY.labels(self.name).set(1 if want.status else 0)
+            self._wake.set()
+
+    def _peer_fencing(self) -> float:
+        """Seconds the peer took to fence its data plane at the last switchover from it (0: not measured)."""
+        measured = ((self._body or {}).get("status") or {}).get("peerFencingSeconds")
+        return float(measured) if isinstance(measured, int | float) else 0.0
 
     def _silence(self, now: float) -> float | None:
         """Seconds since the peer was last known alive (a fresh heartbeat here, or an answer there)."""
@@ -347,7 +393,7 @@ class SiteController:
                 self._memory_problem,
                 deleted=self._had_topology,
                 single_site=self._single_site,
-                where=f"ConfigMap {self._namespace}/{pair_memory.CONFIG_MAP}",
+                where=self._where,
             )
         try:
             topology = Topology.model_validate(body)
@@ -362,6 +408,8 @@ class SiteController:
             return pair_memory.unusable(self._memory, "SiteNotInTopology", what)
         own = sites.pop(self.name)
         (peer,) = sites.values()
+        if self._memory is not None and self._memory.peer != peer.name:
+            return pair_memory.peer_changed(self._memory, peer.name, self._where)
 
         def context(state: SiteState) -> SiteContext:
             return SiteContext(
@@ -413,6 +461,8 @@ class SiteController:
             duration=plan.duration,
             now=_now(),
             handover=self._handover,
+            reason=self.state.reason,
+            settings=plan.settings,
         )
 
     async def _visit_peer(self, plan: Plan) -> None:
@@ -441,6 +491,7 @@ class SiteController:
 
     async def _visit_witness(self, plan: Plan, hold: Claim | None = None) -> None:
         before = self.witness.view(time.monotonic())
+        self.witness.grace = self._peer_fencing()
         client = self._peers.client(WITNESS)
         # Handing over: let go of the Lease now rather than make the target wait for it to lapse.
         release = topology_status.recorded_claim(self._body or {}) if self.state.final_sync else None
@@ -451,9 +502,11 @@ class SiteController:
             self._wake.set()
 
     def _heard(self, where: str, heartbeat: leases.Heartbeat) -> leases.Heartbeat:
+        previous = self._heartbeats.get(where)
         self._heartbeats[where] = heartbeat
-        if heartbeat.role is Role.ACTIVE and (heartbeat.renew_time or "") > (self._peer_active_until or ""):
-            self._peer_active_until = heartbeat.renew_time
+        renewed = previous is None or previous.renew_time != heartbeat.renew_time
+        if heartbeat.role is Role.ACTIVE and renewed:
+            self._peer_active_seen = _now()  # the first sight of an old one overestimates: the safe side
         return heartbeat
 
     def _peer_heartbeat(self) -> leases.Heartbeat | None:
@@ -498,19 +551,27 @@ class SiteController:
     def _observations(self, plan: Plan) -> Observations:
         now = time.monotonic()
         heartbeat = self._peer_heartbeat()
-        recently_read = self._reached_at is not None and now - self._reached_at < plan.duration
-        remembered = self._memory.claim if self._memory and self._memory.peer == plan.peer else None
+        # Without a witness, an active site that has not heard its peer for this long fences itself: two
+        # thirds of the shorter of the sites' Lease durations, while a Failover at the peer waits for the
+        # longer one.
+        fence_after = RENEW_DEADLINE * min(
+            plan.duration, (heartbeat.duration if heartbeat else None) or plan.duration
+        )
+        silence = self._silence(now)
+        remembered = self._memory.claim if self._memory else None  # of this very pair: see `_plan`
         return Observations(
             # A re-created Topology has no status yet: this site's last record is the remembered one.
             own=topology_status.recorded_claim(self._body or {}) or remembered,
             peer=heartbeat.claim if heartbeat else None,
             peer_seen=heartbeat is not None,
-            peer_current=self._inbound.fresh(now, plan.duration) or recently_read,
+            peer_current=silence is not None and silence < fence_after,
             witness=self.witness.view(now) if plan.topology.spec.witness is not None else None,
             handover=heartbeat.handover if heartbeat else None,
             promotion=self._promotion,
             own_cluster_lost=self._own_failing_since is not None
             and now - self._own_failing_since >= plan.duration * RENEW_DEADLINE,
+            accept_split_brain_risk=bool(plan.topology.spec.failover.accept_split_brain_risk),
+            settings_agree=heartbeat is not None and heartbeat.settings == plan.settings,
         )
 
     def _decide(self, plan: Plan) -> Decision:
@@ -519,15 +580,18 @@ class SiteController:
 
     def _peer_view(self, plan: Plan) -> topology_status.PeerView:
         heartbeat = self._peer_heartbeat()
-        inbound = self._heartbeats.get("inbound")
+        # When its heartbeat was last seen renewed here, by this site's clock (renewTime is the peer's).
+        age = self._inbound.age(time.monotonic())
+        arrived = None if age is None else leases.micro_time(_now() - datetime.timedelta(seconds=age))
         return topology_status.PeerView(
             name=plan.peer,
             reachable=self._reachable,
             problem=self._reach_problem,
             heartbeats_arrive=self._inbound.fresh(time.monotonic(), plan.duration),
-            last_heartbeat=inbound.renew_time if inbound else None,
+            last_heartbeat=arrived,
             role=heartbeat.role if heartbeat else None,
             epoch=heartbeat.claim.epoch if heartbeat and heartbeat.claim else None,
+            settings=heartbeat.settings if heartbeat else None,
             rejected=self._peers.rejected(plan.peer),
         )
 
@@ -541,14 +605,19 @@ class SiteController:
             else None
         )
         recorded = decision.record or topology_status.recorded_claim(body)
+        peer = self._peer_view(plan)
+        mismatch = peer.settings is not None and peer.settings != plan.settings
+        PEER_SETTINGS_MISMATCH.labels(plan.peer).set(1 if mismatch else 0)
         new = topology_status.build(
             body,
             self.name,
             decision.state,
             recorded=recorded,
-            peer=self._peer_view(plan),
+            peer=peer,
             witness=witness,
             now=_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            settings=plan.settings,
+            extra=[self._readiness] if self._readiness else [],
         )
         current = body.get("status") or {}
         if not topology_status.differs(current, new):
@@ -565,10 +634,18 @@ class SiteController:
 
     async def _announce(self, topology: Body, old: Body, new: Body) -> None:
         """Events for the flips people care about: the site's role, and the links to the others."""
-        for type_ in ("Ready", "PeerConnected", "WitnessReachable"):
+        for type_ in (
+            "Ready",
+            "PeerConnected",
+            "WitnessReachable",
+            "SettingsMatch",
+            "AutomaticFailoverReady",
+        ):
             was = conditions.find(old.get("conditions"), type_)
             now = conditions.find(new["conditions"], type_)
-            if now is None or (was and (was["status"], was["reason"]) == (now["status"], now["reason"])):
+            if now is None or now["status"] == "Unknown":
+                continue
+            if was and (was["status"], was["reason"]) == (now["status"], now["reason"]):
                 continue
             if type_ == "Ready":
                 role = next(s for s in new["sites"] if s["name"] == self.name)["role"]
