@@ -19,6 +19,12 @@ WORKLOAD_SITES = ("danang", "quangnam")  # the witness only arbitrates: no nodes
 REAL_NODES = 3
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Real-node tests last: their sites (3 planes, 6 nodes) start then and do not load the two cores while
+    the timing-sensitive failover tests run."""
+    items.sort(key=lambda item: item.get_closest_marker("nodes") is not None)
+
+
 @dataclass
 class Sites:
     bed: Testbed

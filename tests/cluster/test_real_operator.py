@@ -105,11 +105,12 @@ def chart_operators(real_sites: Sites, tmp_path: Path) -> Iterator[Sites]:
             "operator.resyncSeconds=5",
         )
         own[site.name] = token_kubeconfig(site, tmp_path / f"{site.name}-operator.kubeconfig")
+    # Slow heartbeats, a long lease: nothing here times a failover; a loaded machine must not fence a site.
     for site, other in ((danang, quangnam), (quangnam, danang)):
         put_secret(site, peer_secret(other.name), link_kubeconfig(site, other.name, own[other.name]))
         put_secret(site, WITNESS_SECRET, link_kubeconfig(site, witness.name, own[witness.name]))
         site.custom.create_cluster_custom_object(
-            "sharedcore.danang.gov.vn", "v1alpha1", "topologies", topology(heartbeat=2, lease=15)
+            "sharedcore.danang.gov.vn", "v1alpha1", "topologies", topology(heartbeat=5, lease=60)
         )
     for double in doubles:
         double.start()
