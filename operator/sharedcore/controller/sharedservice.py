@@ -77,7 +77,8 @@ def _same_origin(kept: Body, service: Body) -> bool:
 async def _adopt(rt: Runtime, service: Body, kept: Body) -> Body:
     meta = kept["metadata"]
     unmarked = retained.unmarks()
-    patch = {"metadata": {**unmarked, "labels": {**unmarked["labels"], ORPHANED_LABEL: None}}}
+    labels = {**unmarked["labels"], ORPHANED_LABEL: None}
+    patch = {"metadata": {**unmarked, "labels": labels, "ownerReferences": [owner_reference(service)]}}
     adopted = await rt.client.patch(for_object(kept), meta["name"], meta["namespace"], patch)
     rt.cache.upsert(adopted)
     message = f"took back the retained copy {kept['kind']} {meta['name']}: a copy of the same object"
