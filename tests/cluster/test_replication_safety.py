@@ -239,6 +239,7 @@ def test_a_copy_deleted_at_the_standby_alone_takes_its_data_back(pair: Pair, nam
     quangnam = pair.quangnam
     name = standing_by(pair, namespace, "open-data")
     before = get(quangnam, namespace, name)["metadata"]["uid"]
+    data = [meta["uid"] for meta in kept_data(quangnam, namespace, name)]
     quangnam.custom.delete_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, name)
     again = eventually(
         lambda: (
@@ -249,9 +250,11 @@ def test_a_copy_deleted_at_the_standby_alone_takes_its_data_back(pair: Pair, nam
     )
     assert again["metadata"]["annotations"][ORIGIN_SITE] == "danang"
     standby_ready(quangnam, namespace, name)
-    for kept in kept_data(quangnam, namespace, name):
-        assert retained.LABEL not in (kept.get("labels") or {}), kept
-        assert [ref["uid"] for ref in kept.get("ownerReferences") or []] == [again["metadata"]["uid"]]
+    kept = kept_data(quangnam, namespace, name)
+    assert [meta["uid"] for meta in kept] == data, "the very same Cluster and volume, not new ones"
+    for meta in kept:
+        assert retained.LABEL not in (meta.get("labels") or {}), meta
+        assert [ref["uid"] for ref in meta.get("ownerReferences") or []] == [again["metadata"]["uid"]]
     adopted = events(quangnam, namespace, name, "CopyAdopted")
     assert len(adopted) == 2, adopted  # the database Cluster and the files volume
 
