@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sharedcore.api import ReplicationPolicy
+from sharedcore.kube.client import ApiError
 from sharedcore.kube.resources import Resource
 from sharedcore.replication import content, retained
 from sharedcore.replication.config import ConfigReplicator
@@ -22,7 +23,8 @@ _versions = itertools.count(1)
 class Site:
     """A cluster as the replicator uses it: list, create, patch, delete, kept in a dictionary."""
 
-    def __init__(self, namespaces: Mapping[str, bool]) -> None:
+    def __init__(self, namespaces: Mapping[str, bool], forbidden: frozenset[str] = frozenset()) -> None:
+        self.forbidden = forbidden  # namespaces where this identity has no RoleBinding
         self.objects: dict[tuple[str, str, str], Body] = {}
         self.writes: list[tuple[str, str, str]] = []
         for name, invited in namespaces.items():
@@ -41,6 +43,8 @@ class Site:
     async def list(
         self, resource: Resource, namespace: str | None = None, labels: Mapping[str, str] | None = None
     ) -> list[Body]:
+        if namespace in self.forbidden:
+            raise ApiError(403, "Forbidden", f"cannot list {resource.plural} in the namespace {namespace}")
         return [
             copy.deepcopy(obj)
             for (kind, ns, _), obj in self.objects.items()
@@ -84,8 +88,11 @@ def service(namespace: str) -> Body:
 
 
 def test_a_pass_writes_only_into_namespaces_invited_at_both_sites_and_keeps_deleted_secrets() -> None:
-    active = Site({"egov": True, "uninvited": True, "local": False, "absent": True})
-    standby = Site({"egov": True, "uninvited": False, "local": True})
+    active = Site({"egov": True, "uninvited": True, "local": False, "absent": True, "ungranted": True})
+    standby = Site(
+        {"egov": True, "uninvited": False, "local": True, "ungranted": True},
+        forbidden=frozenset({"ungranted"}),
+    )
     replicator = ConfigReplicator(
         "danang",
         active,  # type: ignore[arg-type]
@@ -102,6 +109,7 @@ def test_a_pass_writes_only_into_namespaces_invited_at_both_sites_and_keeps_dele
         service("uninvited"),
         service("local"),
         secret("absent", "smtp"),
+        service("ungranted"),
     ]
     for source in sources:
         replicator.observe(None, source)
@@ -115,14 +123,14 @@ def test_a_pass_writes_only_into_namespaces_invited_at_both_sites_and_keeps_dele
     asyncio.run(replicator.sync(standby, 1))  # type: ignore[arg-type]
     assert set(standby.of("SharedService")) == {("egov", "opendata")}
     assert set(standby.of("Secret")) == {("egov", "smtp")}
-    assert {name for (kind, _, name) in standby.objects if kind == "Namespace"} == {
-        "egov",
-        "uninvited",
-        "local",
-    }
-    assert events() == ["absent/smtp", "egov/robot-token", "uninvited/opendata"], "local stays at its site"
+    namespaces = {name for (kind, _, name) in standby.objects if kind == "Namespace"}
+    assert namespaces == {"egov", "uninvited", "local", "ungranted"}, "none created"
+    reported = ["absent/smtp", "egov/robot-token", "ungranted/opendata", "uninvited/opendata"]
+    assert events() == reported, "local stays at its site"
+    denied = next(e for e in active.of("Event").values() if e["involvedObject"]["namespace"] == "ungranted")
+    assert "peer-identity --namespace ungranted" in denied["message"]
     asyncio.run(replicator.sync(standby, 1))  # type: ignore[arg-type]
-    assert len(events()) == 3, "each refusal is said once"
+    assert len(events()) == 4, "each refusal is said once"
 
     standby.writes.clear()
     replicator.observe("DELETED", secret("egov", "smtp"))

@@ -159,16 +159,17 @@ class ConfigReplicator:
             sources = {
                 (ns, name): obj for (kind, ns, name), obj in self._sources.items() if kind == resource.kind
             }
-            copies = await self._copies(standby, resource, here & there)
+            copies, denied = await self._copies(standby, resource, here & there)
             for (namespace, name), source in sources.items():
                 if namespace not in here:
                     continue  # this namespace stays at this site
-                refused = (
-                    f"namespace {namespace} has not opted in at the standby (label {content.REPLICATE_LABEL}"
-                    '="true" on the Namespace there)'
-                    if namespace not in there
-                    else admission.refusal(source, policy)
-                )
+                if namespace not in there:
+                    refused: str | None = (
+                        f"namespace {namespace} has not opted in at the standby (label "
+                        f'{content.REPLICATE_LABEL}="true" on the Namespace there)'
+                    )
+                else:
+                    refused = denied.get(namespace) or admission.refusal(source, policy)
                 if await self._report(resource, source, refused) is None:
                     await self._push(
                         standby, recorder, resource, source, copy=copies.get((namespace, name)), epoch=epoch
@@ -208,15 +209,26 @@ class ConfigReplicator:
 
     async def _copies(
         self, standby: KubeClient, resource: Resource, invited: set[str]
-    ) -> dict[tuple[str, str], Body]:
+    ) -> tuple[dict[tuple[str, str], Body], dict[str, str]]:
+        """The copies at the standby, read namespace by namespace: the peer identity may read and write only
+        in the namespaces invited there. Also, for each invited namespace it may not read, why."""
         labels = None if resource is SHARED_SERVICES else {content.REPLICATE_LABEL: "true"}
         found: dict[tuple[str, str], Body] = {}
-        for namespace in self._scopes():
-            for obj in await standby.list(resource, namespace, labels):
-                meta = obj["metadata"]
-                if meta["namespace"] in invited:
-                    found[(meta["namespace"], meta["name"])] = _typed(obj, resource)
-        return found
+        denied: dict[str, str] = {}
+        for namespace in sorted(invited):
+            try:
+                listed = await standby.list(resource, namespace, labels)
+            except ApiError as error:
+                if error.status != 403:
+                    raise
+                denied[namespace] = (
+                    f"this site's identity may not use namespace {namespace} at the standby "
+                    f"({error.message}): its administrators grant it with `sharedcore peer-identity "
+                    f"--namespace {namespace}`"
+                )
+                continue
+            found |= {(namespace, obj["metadata"]["name"]): _typed(obj, resource) for obj in listed}
+        return found, denied
 
     async def _push(
         self,
