@@ -87,13 +87,8 @@ def service(namespace: str) -> Body:
     return body
 
 
-def test_a_pass_writes_only_into_namespaces_invited_at_both_sites_and_keeps_deleted_secrets() -> None:
-    active = Site({"egov": True, "uninvited": True, "local": False, "absent": True, "ungranted": True})
-    standby = Site(
-        {"egov": True, "uninvited": False, "local": True, "ungranted": True},
-        forbidden=frozenset({"ungranted"}),
-    )
-    replicator = ConfigReplicator(
+def replicating(active: Site, standby: Site) -> ConfigReplicator:
+    return ConfigReplicator(
         "danang",
         active,  # type: ignore[arg-type]
         target=lambda: (standby, 1),  # active at epoch 1 throughout: each write confirms it
@@ -102,6 +97,15 @@ def test_a_pass_writes_only_into_namespaces_invited_at_both_sites_and_keeps_dele
         excluded_namespace="sharedcore-system",
         resync_seconds=60,
     )
+
+
+def test_a_pass_writes_only_into_namespaces_invited_at_both_sites_and_keeps_deleted_secrets() -> None:
+    active = Site({"egov": True, "uninvited": True, "local": False, "absent": True, "ungranted": True})
+    standby = Site(
+        {"egov": True, "uninvited": False, "local": True, "ungranted": True},
+        forbidden=frozenset({"ungranted"}),
+    )
+    replicator = replicating(active, standby)
     sources = [
         service("egov"),
         secret("egov", "smtp"),
@@ -143,3 +147,23 @@ def test_a_pass_writes_only_into_namespaces_invited_at_both_sites_and_keeps_dele
         retained.is_retained(kept)
         and "deleted at danang" in kept["metadata"]["annotations"][retained.BECAUSE]
     )
+
+
+def test_a_service_created_again_at_the_active_site_gets_a_new_copy_not_an_update() -> None:
+    """Its data at the active site may be new and empty: the old copy goes (its data kept), then a new one."""
+    active, standby = Site({"egov": True}), Site({"egov": True})
+    replicator = replicating(active, standby)
+    first = service("egov") | {"metadata": {"name": "opendata", "namespace": "egov", "uid": "first"}}
+    replicator.observe(None, first)
+    asyncio.run(replicator.sync(standby, 1))  # type: ignore[arg-type]
+    again = copy.deepcopy(first)
+    again["metadata"] |= {"uid": "second", "resourceVersion": "7"}
+    replicator.observe(None, again)
+    standby.writes.clear()
+    for _ in range(2):
+        asyncio.run(replicator.sync(standby, 1))  # type: ignore[arg-type]
+    assert standby.writes == [
+        ("delete", "SharedService", "opendata"),
+        ("create", "SharedService", "opendata"),
+    ]
+    assert content.origin_uid(standby.of("SharedService")[("egov", "opendata")]) == "second"

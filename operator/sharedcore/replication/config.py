@@ -170,10 +170,15 @@ class ConfigReplicator:
                     )
                 else:
                     refused = denied.get(namespace) or admission.refusal(source, policy)
-                if await self._report(resource, source, refused) is None:
-                    await self._push(
-                        standby, recorder, resource, source, copy=copies.get((namespace, name)), epoch=epoch
-                    )
+                copy = copies.get((namespace, name))
+                if await self._report(resource, source, refused) is not None:
+                    continue
+                if copy is not None and resource is SHARED_SERVICES and content.replaced(source, copy):
+                    # Deleted and created again here: its copy goes first (keeping its data), then a new one.
+                    await self._retire(standby, resource, copy, epoch)
+                    self._wake.set()
+                    continue
+                await self._push(standby, recorder, resource, source, copy=copy, epoch=epoch)
             orphans = [
                 copy for key, copy in copies.items() if key not in sources and content.orphaned(copy, epoch)
             ]
