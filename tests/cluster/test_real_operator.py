@@ -15,7 +15,14 @@ from kubernetes import client
 
 from sharedcore_testbed.dataplane import DataPlaneDouble
 from sharedcore_testbed.operators import OPERATOR_ACCOUNT, OPERATOR_NAMESPACE
-from sharedcore_testbed.pair import WITNESS_SECRET, link_kubeconfig, peer_secret, put_secret, topology
+from sharedcore_testbed.pair import (
+    WITNESS_SECRET,
+    link_kubeconfig,
+    opt_in,
+    peer_secret,
+    put_secret,
+    topology,
+)
 from tests.cluster.test_operator import condition, create, get
 from tests.conftest import Sites
 from tests.support import samples
@@ -142,7 +149,7 @@ def test_the_chart_runs_the_operator_image_and_it_runs_every_platform_at_both_si
 
     namespace = f"t-{uuid.uuid4().hex[:8]}"
     for site in (danang, quangnam):
-        site.kubectl("create", "namespace", namespace)
+        opt_in(site, namespace)  # replication writes only into namespaces invited at both sites
     # Warm standbys: one replica of each stateless component runs at quangnam too.
     bodies = [
         samples.service(slug, namespace, version=VERSION, replicas=1, standby={"mode": "Warm"})
