@@ -38,7 +38,15 @@ from sharedcore.replication.content import REPLICATE_LABEL
 from sharedcore_testbed import PlaneError, Testbed, waiting
 from sharedcore_testbed.clients import SiteClients, as_object, items
 from sharedcore_testbed.operators import OperatorProcess, kubectl
-from sharedcore_testbed.pair import WITNESS_LEASE, Pair, lease, prepare_pair, topology, topology_status
+from sharedcore_testbed.pair import (
+    WITNESS_LEASE,
+    Pair,
+    invite,
+    lease,
+    prepare_pair,
+    topology,
+    topology_status,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "golden" / "inputs"  # one SharedService per platform
@@ -315,6 +323,11 @@ class Demo:
         self.names = [key(s) for s in services]
         say(f"Creating one SharedService per platform at danang ({len(services)}), TLS Secrets replicated")
         created = time.monotonic()
+        for namespace in sorted({s["metadata"]["namespace"] for s in services}):
+            # What the city's administrators do once per namespace: it exists at both sites, and each site's
+            # peer identity may write its copies there.
+            kubectl(self.quangnam.kubeconfig, "create", "namespace", namespace)
+            invite(self.pair.sites, namespace)
         create_at_active(self.danang.kubeconfig, services)
         wait_for(
             "every service Ready at danang", lambda: self.all_in_form(self.danang, "Active"), self.timeout

@@ -11,6 +11,7 @@ import pytest
 from kubernetes import client
 
 from sharedcore_testbed import Testbed
+from sharedcore_testbed.pair import invite
 from tests.support.cluster import Site
 
 SITES = ("danang", "quangnam", "witness")
@@ -50,6 +51,7 @@ def namespace(sites: Sites, request: pytest.FixtureRequest) -> Iterator[str]:
     name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
     for site in sites:
         site.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    invite([sites.danang, sites.quangnam], name)
     yield name
     for site in sites:
         # A test may have stopped the site; the planes go away at the end of the session anyway.

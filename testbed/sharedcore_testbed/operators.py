@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,6 +25,13 @@ from sharedcore_testbed.waiting import eventually
 OPERATOR_NAMESPACE = "sharedcore-system"
 OPERATOR_ACCOUNT = "sharedcore-operator"
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
+
+
+def peer_user(site: str) -> str:
+    """Who `site`'s operator is at the other site and at the witness (`sharedcore peer-identity`)."""
+    return f"system:serviceaccount:{OPERATOR_NAMESPACE}:{rbac.peer_account(site)}"
+
+
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]  # (name, sorted labels) → value
 
 
@@ -214,8 +222,9 @@ def metric(process: OperatorProcess, series: str, /, **labels: str) -> float | N
     return process.metrics().get((series, tuple(sorted(labels.items()))))
 
 
-def audit_events(audit_log: Path, user: str, since: float) -> list[dict[str, object]]:
-    """The API server's own record of `user`'s completed requests received after `since` (epoch seconds)."""
+def audit_events(audit_log: Path, user: str | None, since: float) -> list[dict[str, Any]]:
+    """The API server's own record of `user`'s (None: everyone's) completed requests received after `since`
+    (epoch seconds)."""
     events = []
     # kube-apiserver rotates audit.log into audit-<time>.log beside it.
     for path in sorted(audit_log.parent.glob("audit*.log")):
@@ -224,7 +233,10 @@ def audit_events(audit_log: Path, user: str, since: float) -> list[dict[str, obj
                 event = json.loads(line)
             except json.JSONDecodeError:
                 continue  # the line being written right now
-            if event.get("user", {}).get("username") != user or event.get("stage") != "ResponseComplete":
+            if event.get("stage") != "ResponseComplete" or user not in (
+                None,
+                event.get("user", {}).get("username"),
+            ):
                 continue
             if datetime.datetime.fromisoformat(event["requestReceivedTimestamp"]).timestamp() >= since:
                 events.append(event)

@@ -2,8 +2,9 @@
 labelled `sharedcore.danang.gov.vn/replicate: "true"` are copied to the standby site.
 
 Level-based, like the reconciler: each pass lists the copies at the standby and makes them match this
-site's sources (create, update, revert an edit made there, delete what no longer has a source), creating
-namespaces as needed. A pass runs shortly after a source's copied content changes, and every resync (which
+site's sources (create, update, revert an edit made there, delete what no longer has a source), namespace by
+namespace: this site's identity there may write only in the namespaces it was invited to (a RoleBinding), and
+never creates one. A pass runs shortly after a source's copied content changes, and every resync (which
 is how edits made at the standby are found). The standby never pushes anything back: only the active site
 runs passes, and it leaves alone copies written under a later epoch than its own.
 """
@@ -133,13 +134,17 @@ class ConfigReplicator:
         return True
 
     async def sync(self, standby: KubeClient, epoch: int) -> None:
-        """One pass: make the standby's copies match this site's sources."""
+        """One pass: make the standby's copies match this site's sources, in the namespaces that exist there
+        and are not being deleted (which takes this site's RoleBinding there away first)."""
         recorder = EventRecorder(standby, self._site)
+        usable = await self._usable(standby)
         for resource in KINDS:
             sources = {
-                (ns, name): obj for (kind, ns, name), obj in self._sources.items() if kind == resource.kind
+                (ns, name): obj
+                for (kind, ns, name), obj in self._sources.items()
+                if kind == resource.kind and ns in usable
             }
-            copies = await self._copies(standby, resource)
+            copies = await self._copies(standby, resource, usable)
             for key, source in sources.items():
                 await self._push(standby, recorder, resource, source, copy=copies.get(key), epoch=epoch)
             orphans = [
@@ -148,10 +153,20 @@ class ConfigReplicator:
             for namespace, name in orphans:
                 await self._delete(standby, resource, namespace, name)
 
-    async def _copies(self, standby: KubeClient, resource: Resource) -> dict[tuple[str, str], Body]:
+    async def _usable(self, standby: KubeClient) -> set[str]:
+        wanted = set(self._namespaces) or {ns for _, ns, _ in self._sources}
+        return {
+            ns["metadata"]["name"]
+            for ns in await standby.list(NAMESPACES)
+            if ns["metadata"]["name"] in wanted and (ns.get("status") or {}).get("phase") != "Terminating"
+        }
+
+    async def _copies(
+        self, standby: KubeClient, resource: Resource, namespaces: set[str]
+    ) -> dict[tuple[str, str], Body]:
         labels = None if resource is SHARED_SERVICES else {content.REPLICATE_LABEL: "true"}
         found: dict[tuple[str, str], Body] = {}
-        for namespace in self._scopes():
+        for namespace in sorted(namespaces):
             for obj in await standby.list(resource, namespace, labels):
                 meta = obj["metadata"]
                 if meta["namespace"] != self._excluded:
@@ -172,7 +187,7 @@ class ConfigReplicator:
         where = f"{resource.kind} {meta['namespace']}/{meta['name']}"
         try:
             if copy is None:
-                await self._create(standby, resource, content.copy_of(source, self._site, epoch))
+                await standby.create(resource, content.copy_of(source, self._site, epoch))
                 REPLICATION_WRITES.labels(resource.kind, "create").inc()
                 log.info("replication: created %s at the standby", where)
                 return
@@ -206,25 +221,3 @@ class ConfigReplicator:
             return
         REPLICATION_WRITES.labels(resource.kind, "delete").inc()
         log.info("replication: deleted %s at the standby: it has no source any more", where)
-
-    async def _create(self, standby: KubeClient, resource: Resource, obj: Body) -> None:
-        try:
-            await standby.create(resource, obj)
-        except ApiError as error:
-            if error.status != 404:
-                raise
-            namespace = obj["metadata"]["namespace"]
-            created = {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": namespace, "annotations": {content.ORIGIN_SITE: self._site}},
-            }
-            try:
-                await standby.create(NAMESPACES, created)
-            except ApiError as conflict:
-                if conflict.status != 409:  # 409: it exists now; the 404 was the kind not being served
-                    raise
-            else:
-                REPLICATION_WRITES.labels("Namespace", "create").inc()
-                log.info("replication: created namespace %s at the standby", namespace)
-            await standby.create(resource, obj)
