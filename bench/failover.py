@@ -32,7 +32,7 @@ from sharedcore import API_GROUP, API_VERSION
 from sharedcore.plugin import moves
 from sharedcore_testbed import Testbed
 from sharedcore_testbed.clients import SiteClients, as_object, items
-from sharedcore_testbed.pair import Pair, prepare_pair, topology
+from sharedcore_testbed.pair import Pair, invite, prepare_pair, topology
 from sharedcore_testbed.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,10 +55,14 @@ def services(n: int) -> list[dict[str, Any]]:
     return bodies
 
 
-def create(site: SiteClients, bodies: list[dict[str, Any]]) -> None:
-    """Namespaces, TLS Secrets (labelled to follow their service to the standby) and the services."""
+def create(pair: Pair[SiteClients], bodies: list[dict[str, Any]]) -> None:
+    """Namespaces at both sites (each site's peer identity invited there), then at danang the TLS Secrets
+    (labelled to follow their service to the standby) and the services."""
+    site = pair.danang
     for namespace in sorted({b["metadata"]["namespace"] for b in bodies}):
-        site.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+        for each in pair.sites:
+            each.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+        invite(pair.sites, namespace)
     for body in bodies:
         namespace = body["metadata"]["namespace"]
         tls = (body["spec"].get("ingress") or {}).get("tlsSecretName")
@@ -187,7 +191,7 @@ def measure(n: int, runs: int, heartbeat: int, lease: int, workdir: Path) -> dic
         )
         with pair.running(forget=False):
             started = time.monotonic()
-            create(danang, services(n))
+            create(pair, services(n))
             timeout = 120 + 4 * n
             eventually(lambda: all_in(danang, n, "Active"), timeout=timeout, message="Ready at danang")
             eventually(lambda: all_in(quangnam, n, "Standby"), timeout=timeout, message="standing by")

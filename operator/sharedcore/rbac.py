@@ -27,39 +27,48 @@ def _rendered_rules() -> list[dict[str, Any]]:
     ]
 
 
-RULES: list[dict[str, Any]] = [
-    # Our own kinds: read, keep finalizers, write status. Specs belong to people and GitOps (the copies at the
-    # standby are written by the active site's peer identity there, not by this ServiceAccount).
+# What the operator does in the namespaces it watches (and in its own: kubeconfig Secrets, heartbeat Leases):
+# cluster-wide when it watches every namespace; with `--namespace`, bound in each of those by a RoleBinding.
+NAMESPACED_RULES: list[dict[str, Any]] = [
+    # SharedServices: read, keep finalizers, write status. Specs belong to people and GitOps (the copies at
+    # the standby are written by the active site's peer identity there, not by this ServiceAccount).
     {"apiGroups": [API_GROUP], "resources": ["sharedservices"], "verbs": [*READ, "patch", "update"]},
-    {"apiGroups": [API_GROUP], "resources": ["topologies"], "verbs": [*READ, "patch", "update"]},
-    # Failovers: automatic failover and failback create them at their target site, like a person would.
-    {"apiGroups": [API_GROUP], "resources": ["failovers"], "verbs": [*READ, "create", "patch", "update"]},
-    {
-        "apiGroups": [API_GROUP],
-        "resources": ["sharedservices/status", "topologies/status", "failovers/status"],
-        "verbs": ["get", "patch", "update"],
-    },
+    {"apiGroups": [API_GROUP], "resources": ["sharedservices/status"], "verbs": ["get", "patch", "update"]},
     {"apiGroups": [API_GROUP], "resources": ["sharedservices/finalizers"], "verbs": ["update"]},
     # What the renderer produces, and nothing else.
     *_rendered_rules(),
     # Secrets, read only: the peers' kubeconfigs, referenced TLS secrets, and those labelled for replication
     # (written at the standby by the peer identity). (ConfigMaps are among the rendered kinds.)
     {"apiGroups": [""], "resources": ["secrets"], "verbs": READ},
+    # This site's heartbeat, and the peer's that it renews here.
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": [*READ, "create", "patch"]},
+]
+# Cluster-scoped kinds, and what is cluster-wide whatever the operator watches.
+CLUSTER_RULES: list[dict[str, Any]] = [
+    {"apiGroups": [API_GROUP], "resources": ["topologies"], "verbs": [*READ, "patch", "update"]},
+    # Failovers: automatic failover and failback create them at their target site, like a person would.
+    {"apiGroups": [API_GROUP], "resources": ["failovers"], "verbs": [*READ, "create", "patch", "update"]},
+    {
+        "apiGroups": [API_GROUP],
+        "resources": ["topologies/status", "failovers/status"],
+        "verbs": ["get", "patch", "update"],
+    },
+    # Events about SharedServices go to their namespaces, those about the Topology and Failovers to default.
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": READ},
-    # Heartbeats (at both sites) and, at the witness, the Lease naming the active site.
-    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": [*READ, "create", "patch"]},
     # Kopf notices CRDs installed after it started (CloudNativePG, VolSync, ExternalDNS).
     {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": READ},
 ]
+RULES = [*NAMESPACED_RULES, *CLUSTER_RULES]  # watching every namespace
+NAMESPACED_ROLE_NAME = f"{CLUSTER_ROLE_NAME}-namespaced"
 
 
-def cluster_role() -> dict[str, Any]:
+def cluster_role(name: str = CLUSTER_ROLE_NAME, rules: list[dict[str, Any]] = RULES) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
-        "metadata": {"name": CLUSTER_ROLE_NAME, "labels": {"app.kubernetes.io/name": "sharedcore-operator"}},
-        "rules": RULES,
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "sharedcore-operator"}},
+        "rules": rules,
     }
 
 

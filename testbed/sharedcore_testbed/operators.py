@@ -63,29 +63,47 @@ def install_crds(kubeconfig: Path, *directories: Path) -> None:
     kubectl(kubeconfig, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
 
 
-def service_account_kubeconfig(bed: Testbed, site: str, out: Path) -> Path:
-    """Create the operator's ServiceAccount and RBAC at `site`; write a kubeconfig with its token to `out`."""
-    admin = bed.kubeconfig(site)
-    binding = {
+def _bound(kind: str, name: str, role: str, account: str, namespace: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name} | ({"namespace": namespace} if namespace else {})
+    return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": rbac.CLUSTER_ROLE_NAME},
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "ClusterRole",
-            "name": rbac.CLUSTER_ROLE_NAME,
-        },
-        "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NAMESPACE}],
+        "kind": kind,
+        "metadata": meta,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": OPERATOR_NAMESPACE}],
     }
+
+
+def service_account_kubeconfig(
+    bed: Testbed, site: str, out: Path, *, namespaces: tuple[str, ...] = (), account: str = OPERATOR_ACCOUNT
+) -> Path:
+    """Create the operator's ServiceAccount and RBAC at `site` as the chart does (watching `namespaces`, or
+    every namespace); write a kubeconfig with its token to `out`."""
+    admin = bed.kubeconfig(site)
+    if namespaces:
+        roles = [
+            rbac.cluster_role(account, rbac.CLUSTER_RULES),
+            rbac.cluster_role(f"{account}-namespaced", rbac.NAMESPACED_RULES),
+        ]
+        bindings = [
+            _bound("ClusterRoleBinding", account, account, account),
+            *(
+                _bound("RoleBinding", account, f"{account}-namespaced", account, namespace)
+                for namespace in dict.fromkeys((*namespaces, OPERATOR_NAMESPACE))
+            ),
+        ]
+    else:
+        roles = [rbac.cluster_role()]
+        bindings = [_bound("ClusterRoleBinding", account, rbac.CLUSTER_ROLE_NAME, account)]
     objects = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}},
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
-            "metadata": {"name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NAMESPACE},
+            "metadata": {"name": account, "namespace": OPERATOR_NAMESPACE},
         },
-        rbac.cluster_role(),
-        binding,
+        *roles,
+        *bindings,
     ]
     kubectl(
         admin,
@@ -96,9 +114,7 @@ def service_account_kubeconfig(bed: Testbed, site: str, out: Path) -> Path:
         "-",
         stdin="---\n".join(yaml.safe_dump(obj) for obj in objects),
     )
-    token = kubectl(
-        admin, "create", "token", OPERATOR_ACCOUNT, "-n", OPERATOR_NAMESPACE, "--duration=24h"
-    ).strip()
+    token = kubectl(admin, "create", "token", account, "-n", OPERATOR_NAMESPACE, "--duration=24h").strip()
     cluster = yaml.safe_load(admin.read_text())["clusters"][0]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(

@@ -21,6 +21,7 @@ from typing import Any
 
 from sharedcore.api import FailoverType, Role
 from sharedcore.controller import conditions
+from sharedcore.failover.plan import listing
 from sharedcore.failover.situation import enabled
 from sharedcore.failover.steps import Outcome
 from sharedcore.render import names
@@ -69,8 +70,7 @@ def by_key(objects: Iterable[Body]) -> dict[Key, Body]:
 
 
 def _waiting_for(pending: list[str], what: str) -> Outcome:
-    shown = ", ".join(pending[:5]) + (f" and {len(pending) - 5} more" if len(pending) > 5 else "")
-    return Outcome.waiting(f"waiting for {what}: {shown}")
+    return Outcome.waiting(f"waiting for {what}: {listing(pending)}")
 
 
 def fence_source(failover_type: FailoverType, source: str, epoch: int, view: HandoverView) -> Outcome:
