@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml testbed/pyproject.toml | 
 TESTBED_BIN = $(shell scripts/testbed-bin.sh --print)
 export PATH := $(TESTBED_BIN):$(abspath $(BIN)):$(PATH)
 
-.PHONY: all venv testbed-bin crds golden lint typecheck unit test demo clean
+.PHONY: all venv testbed-bin testbed-packages images crds golden lint typecheck unit test demo clean
 
 all: test
 
@@ -20,9 +20,17 @@ $(STAMP): pyproject.toml testbed/pyproject.toml
 
 venv: $(STAMP)
 
-## Build the control-plane binaries (kube-apiserver, etcd, kwok, helm, …) into the cache outside the clone.
+## Build the testbed's binaries (kube-apiserver, etcd, kwok, helm, kubelet, CoreDNS, …) into the cache outside the clone.
 testbed-bin:
 	scripts/testbed-bin.sh
+
+## Install the Debian packages real nodes need (containerd, runc, CNI plugins, …) if any is missing (root).
+testbed-packages:
+	scripts/testbed-packages.sh
+
+## Build the images real nodes run (pause, base, the operator from its Dockerfile, stand-ins), cached outside the clone.
+images: venv testbed-packages testbed-bin
+	$(BIN)/sharedcore-testbed images
 
 ## Regenerate crds/ from the pydantic models.
 crds: venv
@@ -49,8 +57,8 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest -m 'not cluster'
 
-## Everything: lint, types, unit and cluster tests on real control planes.
-test: venv testbed-bin lint typecheck
+## Everything: lint, types, unit and cluster tests on real control planes (and real nodes).
+test: venv testbed-packages testbed-bin images lint typecheck
 	$(BIN)/pytest
 
 ## The main job: two sites and a witness, both operators, a failover narrated end to end.

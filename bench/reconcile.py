@@ -80,7 +80,7 @@ def measure(n: int, resync: float, workdir: Path) -> dict[str, Any]:
             "bench",
             service_account_kubeconfig(bed, "bench", workdir / f"n{n}.kubeconfig"),
             workdir / f"n{n}-operator.log",
-            args=("--all-namespaces", "--resync-seconds", str(resync)),
+            args=("--all-namespaces", "--single-site", "--resync-seconds", str(resync)),
         )
         operator.start()
         while not operator.ready():

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the testbed's control-plane binaries from the pinned Go modules under tests/controlplane/
-# into a cache outside the clone, so fresh clones reuse them. Skips what is already built.
+# Builds the testbed's binaries (control planes, real nodes' kubelet and kube-proxy, CoreDNS) from the pinned Go
+# modules under tests/controlplane/ into a cache outside the clone, so fresh clones reuse them. Skips what is
+# already built.
 #   scripts/testbed-bin.sh            build what is missing, print the bin dir last
 #   scripts/testbed-bin.sh --print    only print the bin dir
 set -euo pipefail
@@ -30,6 +31,7 @@ require_version kubernetes k8s.io/kubernetes "$KUBERNETES_VERSION"
 require_version etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 require_version kwok sigs.k8s.io/kwok "$KWOK_VERSION"
 require_version helm helm.sh/helm/v3 "$HELM_VERSION"
+require_version coredns github.com/coredns/coredns "$COREDNS_VERSION"
 
 build() { # module-dir output-name package ldflags
   local dir=$1 name=$2 pkg=$3 ldflags=$4
@@ -47,7 +49,7 @@ for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   k8s_ldflags+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$k8s_minor"
   k8s_ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
 done
-for tool in etcd kube-apiserver kubectl kube-controller-manager kube-scheduler; do
+for tool in etcd kube-apiserver kubectl kube-controller-manager kube-scheduler kubelet kube-proxy; do
   case $tool in
     etcd) build etcd etcd go.etcd.io/etcd/server/v3 \
             "-X go.etcd.io/etcd/api/v3/version.GitSHA=release-$ETCD_VERSION" ;;
@@ -69,6 +71,11 @@ for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
   helm_ldflags+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$k8s_minor"
 done
 build helm helm helm.sh/helm/v3/cmd/helm "$helm_ldflags"
+# CoreDNS is not in the cache key (adding it would rebuild everything): a binary of another version is replaced.
+if [ -x "$bin/coredns" ] && ! "$bin/coredns" -version | grep -qx "CoreDNS-${COREDNS_VERSION#v}"; then
+  rm "$bin/coredns"
+fi
+build coredns coredns github.com/coredns/coredns "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
 
 # promtool ships in Debian's prometheus package; unpack just that binary (no service is installed).
 if [ ! -x "$bin/promtool" ]; then

@@ -44,6 +44,22 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
         bed.down()
 
 
+@pytest.fixture(scope="session")
+def real_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
+    """danang and quangnam each with a real node (containerd, kubelet, kube-proxy, CoreDNS) in its own network
+    namespace, and a bare witness; started once, only when a test marked `nodes` runs.
+
+    SHAREDCORE_TEST_REAL_TESTBED_DIR keeps their files for reading after a failed run.
+    """
+    directory = Path(os.environ.get("SHAREDCORE_TEST_REAL_TESTBED_DIR") or tmp_path_factory.mktemp("real"))
+    bed = Testbed(directory)
+    bed.up(SITES, real=WORKLOAD_SITES)
+    try:
+        yield Sites(bed, *(Site(name, bed) for name in SITES))
+    finally:
+        bed.down()
+
+
 @pytest.fixture
 def namespace(sites: Sites, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace with the same name at every site, removed afterwards (without waiting)."""

@@ -65,6 +65,14 @@ SITE_ROLE = Gauge(
     ["site", "role"],
     registry=REGISTRY,
 )
+TOPOLOGY_UNUSABLE = Gauge(
+    "sharedcore_topology_unusable",
+    "1 while this site is Fenced because it cannot use its Topology, labelled with why (NoTopology, "
+    "TopologyMissing, TopologyDeleted, TopologyInvalid, SiteNotInTopology, PairMemoryUnreadable); "
+    "0 otherwise.",
+    ["reason"],
+    registry=REGISTRY,
+)
 EPOCH = Gauge(
     "sharedcore_epoch", "Failover epoch this site acts under (0: a single site).", registry=REGISTRY
 )
@@ -73,6 +81,19 @@ PEER_HEARTBEAT_AGE = Gauge(
     "Seconds since the peer's heartbeat was last seen renewed in this cluster, or for the witness since it "
     "last answered (+Inf: not yet).",
     ["peer"],
+    registry=REGISTRY,
+)
+PEER_SETTINGS_MISMATCH = Gauge(
+    "sharedcore_peer_settings_mismatch",
+    "1 while the peer's heartbeats publish failover settings that differ from this site's Topology.",
+    ["peer"],
+    registry=REGISTRY,
+)
+AUTOMATIC_FAILOVER_READY = Gauge(
+    "sharedcore_automatic_failover_ready",
+    "At the standby in Automatic mode: 1 while an automatic failover would pass its preconditions now, 0 "
+    "while it would not (the Topology's AutomaticFailoverReady condition says why); absent elsewhere.",
+    ["site"],
     registry=REGISTRY,
 )
 KUBECONFIG_REJECTED = Gauge(
@@ -123,6 +144,13 @@ DATA_LOSS_WINDOW = Gauge(
     "sharedcore_data_loss_window_seconds",
     "Seconds of changes the last Failover this site completed may have lost, at worst over its services "
     "(0 for a switchover).",
+    ["type"],
+    registry=REGISTRY,
+)
+FAILOVER_FENCING = Gauge(
+    "sharedcore_failover_fencing_seconds",
+    "Seconds the FenceSource step of the last Failover this site completed took, by type: until the source "
+    "stopped acting and its databases and DNS records followed.",
     ["type"],
     registry=REGISTRY,
 )

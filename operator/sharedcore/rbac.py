@@ -38,7 +38,8 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     # What the renderer produces, and nothing else.
     *_rendered_rules(),
     # Secrets, read only: the peers' kubeconfigs, referenced TLS secrets, and those labelled for replication
-    # (written at the standby by the peer identity). (ConfigMaps are among the rendered kinds.)
+    # (written at the standby by the peer identity). (ConfigMaps are among the rendered kinds; the system
+    # namespace also holds the pair each site remembers, `sites.pair_memory`.)
     {"apiGroups": [""], "resources": ["secrets"], "verbs": READ},
     # This site's heartbeat, and the peer's that it renews here.
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": [*READ, "create", "patch"]},

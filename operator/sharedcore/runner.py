@@ -45,6 +45,7 @@ class Options:
     system_namespace: str = SYSTEM_NAMESPACE
     prometheus_url: str | None = None
     lag_poll_seconds: float = 10.0
+    single_site: bool = False
 
 
 def _standby(site: SiteController, peers: Peers) -> tuple[KubeClient, int] | None:
@@ -83,7 +84,12 @@ async def run(options: Options) -> None:
         client, timeout=PEER_TIMEOUT_SECONDS, observer=_count, user_agent=f"sharedcore/{options.site}"
     )
     site = SiteController(
-        options.site, client, recorder=recorder, peers=peers, namespace=options.system_namespace
+        options.site,
+        client,
+        recorder=recorder,
+        peers=peers,
+        namespace=options.system_namespace,
+        single_site=options.single_site,
     )
     rt = Runtime(client=client, recorder=recorder, site=site.context, resync_seconds=options.resync_seconds)
     controller = Controller(rt, options.namespaces, options.workers)
@@ -234,6 +240,12 @@ async def run(options: Options) -> None:
 @click.option(
     "--lag-poll-seconds", default=10.0, show_default=True, help="How often the database lag is read."
 )
+@click.option(
+    "--single-site",
+    is_flag=True,
+    help="Without a Topology, run as one Active site. Without this flag and without a Topology the site "
+    "stays Fenced and renders nothing; a site that was part of a pair stays Fenced either way.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def run_command(
     *,
@@ -248,6 +260,7 @@ def run_command(
     system_namespace: str,
     prometheus_url: str | None,
     lag_poll_seconds: float,
+    single_site: bool,
     log_level: str,
 ) -> None:
     """Run the operator for one site."""
@@ -266,5 +279,6 @@ def run_command(
         system_namespace=system_namespace,
         prometheus_url=prometheus_url,
         lag_poll_seconds=lag_poll_seconds,
+        single_site=single_site,
     )
     asyncio.run(run(options))

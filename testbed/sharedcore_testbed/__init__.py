@@ -1,6 +1,6 @@
 """Real Kubernetes control planes as local processes: several independent sites, with fault injection.
 
-`Testbed(DIR)` drives the planes recorded in DIR/testbed.json; the `sharedcore testbed` CLI, the pytest
+`Testbed(DIR)` drives the planes recorded in DIR/testbed.json; the `sharedcore-testbed` CLI, the pytest
 fixtures and the demo all go through it.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sharedcore_testbed import pki, processes, proxy
+from sharedcore_testbed import network, node, pki, processes, proxy
 from sharedcore_testbed import plane as planes
 from sharedcore_testbed import state as testbed_state
 from sharedcore_testbed.plane import PlaneError
@@ -27,9 +27,11 @@ PROXY_ACK_TIMEOUT = 10.0
 @dataclass(frozen=True)
 class PlaneStatus:
     name: str
+    address: str
     apiserver_port: int
     etcd_port: int
     workloads: bool
+    nodes: str  # real, kwok or none
     processes: dict[str, str]
     unreachable: tuple[str, ...]  # sites this one cannot open connections to
 
@@ -68,27 +70,83 @@ class Testbed:
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
-    def up(self, names: Sequence[str], workloads: Collection[str] = ()) -> None:
+    def up(self, names: Sequence[str], workloads: Collection[str] = (), real: Collection[str] = ()) -> None:
         """Start one plane per name, one after another (2 cores), then the link proxies. Replaces any
-        testbed already in the directory."""
+        testbed already in the directory.
+
+        `workloads`: sites whose pods run, by kwok on fake nodes; `real`: sites whose pods run for real, on a
+        node beside the plane, each site in its own network namespace (sharedcore_testbed.network)."""
         if len(set(names)) != len(names) or not names:
             raise ValueError("give one or more distinct site names")
         self.down()
         ports = iter(_free_ports(3 * len(names) + len(names) * (len(names) - 1)))
         current = TestbedState()
         for name in names:
-            current.planes[name] = PlaneState(name, next(ports), next(ports), next(ports), name in workloads)
-        current.links = [LinkState(a, b, next(ports)) for a in names for b in names if a != b]
+            current.planes[name] = PlaneState(
+                name, next(ports), next(ports), next(ports), name in workloads or name in real
+            )
+        real_sites = [name for name in names if name in real]
+        if real_sites:
+            current.slot = network.free_slot()
+            for index, name in enumerate(real_sites):
+                net = network.SiteNet(current.slot, index, name)
+                plane = current.planes[name]
+                plane.node_index, plane.address, plane.service_cidr = index, net.host_ip, net.service_cidr
+        current.links = [
+            LinkState(a, b, next(ports), bind=current.planes[a].address)
+            for a in names
+            for b in names
+            if a != b
+        ]
         testbed_state.save(self.directory, current)
         try:
+            self._create_network(current)
             for name in names:
                 with self._editing() as editing:
-                    planes.prepare(self.directory, editing.planes[name])
-                    planes.start(self.directory, editing.planes[name])
+                    self._start_site(editing, name, prepare=True)
             self._start_proxy()
         except BaseException:
             self.down()
             raise
+
+    def _nets(self, current: TestbedState) -> dict[str, network.SiteNet]:
+        """The real sites' network plans."""
+        if current.slot is None:
+            return {}
+        return {
+            plane.name: network.SiteNet(current.slot, plane.node_index, plane.name)
+            for plane in current.planes.values()
+            if plane.node_index is not None
+        }
+
+    def _create_network(self, current: TestbedState) -> None:
+        nets = self._nets(current)
+        if current.slot is None:
+            return
+        network.create_wan(current.slot)
+        for name, net in nets.items():
+            network.create_site(net, [peer for peer_name, peer in nets.items() if peer_name != name])
+
+    def _start_site(self, current: TestbedState, name: str, prepare: bool = False) -> None:
+        plane = current.planes[name]
+        nets = self._nets(current)
+        if prepare:
+            addresses = sorted({p.address for p in current.planes.values()} - {"127.0.0.1"})
+            if name in nets:
+                addresses.append(nets[name].kubernetes_service_ip)
+            planes.prepare(self.directory, plane, tuple(addresses))
+            if name in nets:
+                node.prepare(self.directory, plane, nets[name], [n for s, n in nets.items() if s != name])
+        planes.start(self.directory, plane)
+        if name in nets:
+            node.start(self.directory, plane, nets[name], time.monotonic() + planes.READY_TIMEOUT)
+
+    def _stop_site(self, current: TestbedState, name: str) -> None:
+        plane = current.planes[name]
+        net = self._nets(current).get(name)
+        if net:
+            node.stop(self.directory, plane, net)
+        planes.stop(plane)
 
     def _start_proxy(self) -> None:
         with self._editing() as current:
@@ -100,7 +158,7 @@ class Testbed:
             )
             for link in current.links:
                 keys = pki.PlanePki(planes.plane_dir(self.directory, link.target) / "pki")
-                server = f"https://127.0.0.1:{link.port}"
+                server = f"https://{link.bind}:{link.port}"
                 planes.write_yaml(
                     planes.peer_kubeconfig_path(self.directory, link.source, link.target),
                     planes.kubeconfig(link.target, server, keys),
@@ -121,24 +179,44 @@ class Testbed:
         raise PlaneError(f"link proxy did not apply generation {current.generation} in {PROXY_ACK_TIMEOUT}s")
 
     def down(self) -> None:
-        """Stop every process the testbed started; the directory keeps logs and data for a post-mortem."""
+        """Stop every process the testbed started; remove its network namespaces, links, cgroups and mounts.
+
+        The directory keeps logs and data for a post-mortem."""
         current = self._load()
         if current.proxy:
             processes.terminate(current.proxy, grace=2)
-        for plane in current.planes.values():
-            planes.stop(plane)
+        for name in current.planes:
+            self._stop_site(current, name)
+        for net in self._nets(current).values():
+            node.remove_cgroups(net)
+        if current.slot is not None:
+            network.delete(current.slot)
+        node.unmount_under(self.directory)
+
+    def leftovers(self) -> list[str]:
+        """What `down` should have removed but is still there: processes, mounts, namespaces, links…"""
+        current = self._load()
+        found = [f"process {pid}" for pid in self.pids()]
+        found += [f"mount {mount}" for mount in node.leftover_mounts(self.directory)]
+        for net in self._nets(current).values():
+            found += [f"cgroup {group}" for group in node.leftover_cgroups(net)]
+        if current.slot is not None:
+            found += network.leftovers(current.slot)
+        return found
 
     # --- faults ----------------------------------------------------------------------------------------
 
     def stop(self, name: str) -> None:
         """Kill a site's processes, as in a site outage; its etcd data stays for `start`."""
         with self._editing() as current:
-            planes.stop(self._plane(current, name))
+            self._plane(current, name)
+            self._stop_site(current, name)
 
     def start(self, name: str) -> None:
-        """Bring a stopped site back with the same ports and etcd data."""
+        """Bring a stopped site back with the same ports and etcd data (and its node, with its volumes)."""
         with self._editing() as current:
-            planes.start(self.directory, self._plane(current, name))
+            self._plane(current, name)
+            self._start_site(current, name)
 
     def pause(self, name: str) -> None:
         """SIGSTOP a site: it holds connections but answers nothing (a hung site, not a dead one)."""
@@ -150,6 +228,9 @@ class Testbed:
     def _signal(self, name: str, sig: signal.Signals, paused: bool) -> None:
         with self._editing() as current:
             plane = self._plane(current, name)
+            net = self._nets(current).get(name)
+            if net:  # containers and shims too: the node's whole cgroup
+                node.freeze(net, paused)
             for record in plane.processes.values():
                 processes.signal_group(record, sig)
             plane.paused = paused
@@ -163,8 +244,11 @@ class Testbed:
 
     def _set_links(self, pairs: list[tuple[str, str]], blocked: bool) -> None:
         with self._editing() as current:
+            nets = self._nets(current)
             for source, target in pairs:
                 current.link(source, target).blocked = blocked
+                if source in nets and target in nets:  # the data plane between two real sites
+                    network.set_cut(nets[source], nets[target], blocked)
             current.generation += 1
         if current.proxy is None:
             raise PlaneError("the testbed is not up")
@@ -192,9 +276,11 @@ class Testbed:
         return [
             PlaneStatus(
                 name=plane.name,
+                address=plane.address,
                 apiserver_port=plane.apiserver_port,
                 etcd_port=plane.etcd_client_port,
                 workloads=plane.workloads,
+                nodes="real" if plane.node_index is not None else "kwok" if plane.workloads else "none",
                 processes=planes.process_states(plane),
                 unreachable=tuple(
                     link.target for link in current.links if link.source == plane.name and link.blocked
@@ -202,6 +288,16 @@ class Testbed:
             )
             for plane in current.planes.values()
         ]
+
+    def node_pids(self, name: str) -> list[int]:
+        """Every process of a real site's node: its daemons, container shims and containers."""
+        current = self._load()
+        net = self._nets(current).get(name)
+        return sorted(node.cgroup_pids(net)) if net else []
+
+    def node_memory_kib(self, name: str) -> dict[str, int]:
+        """Proportional memory of a real site's node: its daemons, and its pods with their shims."""
+        return node.memory_kib(self._nets(self._load())[name])
 
     def pids(self) -> list[int]:
         """Every pid the testbed recorded that is still alive (for the 'nothing left behind' check)."""

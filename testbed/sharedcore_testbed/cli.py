@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from sharedcore_testbed import PlaneError, Testbed
+from sharedcore_testbed import images as images_module
 from sharedcore_testbed.binaries import MissingBinaryError, bin_dir
 
 DIR_OPTION = click.option(
@@ -38,16 +39,42 @@ def bin_dir_command() -> None:
 
 
 @main.command()
+def images() -> None:
+    """Build the images real nodes run (pause, base, the operator from its Dockerfile, stand-ins), cached."""
+    _run("images", images_module.build_all)
+
+
+@main.command()
 @DIR_OPTION
-@click.option("--workloads", is_flag=True, help="Also run controller-manager, scheduler and kwok fake nodes.")
 @click.option(
-    "--bare", multiple=True, metavar="NAME", help="With --workloads: a site that gets none (a witness)."
+    "--nodes",
+    type=click.Choice(["kwok", "real"]),
+    help="Where pods run: kwok fake nodes (fast, nothing runs), or a real node per site (containerd, "
+    "kubelet, kube-proxy, CoreDNS; root, Linux) in the site's own network namespace.",
+)
+@click.option("--workloads", is_flag=True, help="The same as --nodes kwok.")
+@click.option(
+    "--bare",
+    multiple=True,
+    metavar="NAME",
+    help="A site that gets no nodes (a witness). With --nodes real, a site named witness is bare by default.",
 )
 @click.argument("names", nargs=-1, required=True)
-def up(directory: Path, workloads: bool, bare: tuple[str, ...], names: tuple[str, ...]) -> None:
-    """Start one control plane per NAME; return when every apiserver is ready."""
+def up(
+    directory: Path, nodes: str | None, workloads: bool, bare: tuple[str, ...], names: tuple[str, ...]
+) -> None:
+    """Start one control plane per NAME; return when every apiserver (and node) is ready."""
+    mode = nodes or ("kwok" if workloads else None)
+    bare_sites = set(bare) or ({"witness"} if mode == "real" else set())
+    with_nodes = {name for name in names if mode and name not in bare_sites}
     bed = Testbed(directory)
-    _run("up", bed.up, list(names), {n for n in names if workloads and n not in bare})
+    _run(
+        "up",
+        bed.up,
+        list(names),
+        with_nodes if mode == "kwok" else set(),
+        with_nodes if mode == "real" else set(),
+    )
     for name in names:
         click.echo(f"{name}: export KUBECONFIG={bed.kubeconfig(name)}")
 
@@ -96,15 +123,15 @@ def heal(directory: Path, a: str, b: str) -> None:
 @DIR_OPTION
 def status(directory: Path) -> None:
     """A table of sites, ports, process states and partitions."""
-    rows = [("SITE", "APISERVER", "ETCD", "WORKLOADS", "PROCESSES", "CANNOT REACH")]
+    rows = [("SITE", "APISERVER", "ETCD", "NODES", "PROCESSES", "CANNOT REACH")]
     for plane in Testbed(directory).status():
         states = " ".join(f"{name}={state}" for name, state in plane.processes.items())
         rows.append(
             (
                 plane.name,
-                f"127.0.0.1:{plane.apiserver_port}",
+                f"{plane.address}:{plane.apiserver_port}",
                 str(plane.etcd_port),
-                "yes" if plane.workloads else "no",
+                plane.nodes,
                 states,
                 ",".join(plane.unreachable) or "-",
             )

@@ -60,7 +60,21 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
 def install_crds(kubeconfig: Path, *directories: Path) -> None:
     for directory in directories:
         kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(directory))
-    kubectl(kubeconfig, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    # Polled rather than `kubectl wait --for=condition=Established crd --all`: that fails outright on a CRD
+    # created a moment ago whose status has no conditions yet.
+    eventually(lambda: not _unestablished(kubeconfig), timeout=60, message="every CRD Established")
+
+
+def _unestablished(kubeconfig: Path) -> list[str]:
+    crds = json.loads(kubectl(kubeconfig, "get", "crd", "-o", "json"))["items"]
+    return [
+        crd["metadata"]["name"]
+        for crd in crds
+        if not any(
+            c.get("type") == "Established" and c.get("status") == "True"
+            for c in (crd.get("status") or {}).get("conditions") or []
+        )
+    ]
 
 
 def _bound(kind: str, name: str, role: str, account: str, namespace: str | None = None) -> dict[str, Any]:

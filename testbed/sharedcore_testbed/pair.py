@@ -25,6 +25,7 @@ from kubernetes import client
 
 from sharedcore import API_GROUP, API_VERSION, rbac
 from sharedcore.render.output import to_yaml
+from sharedcore.sites.pair_memory import CONFIG_MAP as PAIR_MEMORY
 from sharedcore_testbed.clients import SiteClients, as_object
 from sharedcore_testbed.dataplane import DataPlaneDouble
 from sharedcore_testbed.operators import (
@@ -150,12 +151,17 @@ def lease(site: SiteClients, name: str) -> Any:
     return site.coordination.read_namespaced_lease(name, OPERATOR_NAMESPACE)
 
 
-def _delete_lease(site: SiteClients, name: str) -> None:
+def _absent(delete: Any, *args: str) -> None:
+    """Delete something that may be gone already."""
     try:
-        site.coordination.delete_namespaced_lease(name, OPERATOR_NAMESPACE)
+        delete(*args)
     except client.ApiException as error:
         if error.status != 404:
             raise
+
+
+def _delete_lease(site: SiteClients, name: str) -> None:
+    _absent(site.coordination.delete_namespaced_lease, name, OPERATOR_NAMESPACE)
 
 
 @dataclass
@@ -182,9 +188,11 @@ class Pair(Generic[S]):
 
     def forget(self) -> None:
         """Remove what a later single-site user of the same planes could mistake for its own: the
-        Topology, every Failover, the heartbeat Leases and the witness Lease."""
+        Topology, the pair each site remembers, every Failover, the heartbeat Leases and the witness
+        Lease."""
         for site in self.sites:
-            site.custom.delete_cluster_custom_object(*TOPOLOGY)
+            _absent(site.custom.delete_cluster_custom_object, *TOPOLOGY)
+            _absent(site.core.delete_namespaced_config_map, PAIR_MEMORY, OPERATOR_NAMESPACE)
             site.custom.delete_collection_cluster_custom_object(API_GROUP, API_VERSION, "failovers")
             for name in ADDRESSES:
                 _delete_lease(site, heartbeat_lease(name))

@@ -87,8 +87,9 @@ def _builder(
     )
 
 
-def create(directory: Path, plane: str, users: tuple[str, ...]) -> PlanePki:
-    """Write a fresh CA, an apiserver serving cert for localhost/127.0.0.1, client certs and SA keys.
+def create(directory: Path, plane: str, users: tuple[str, ...], addresses: tuple[str, ...] = ()) -> PlanePki:
+    """Write a fresh CA, an apiserver serving cert for localhost/127.0.0.1 (and `addresses`, which also names
+    it as the in-cluster `kubernetes` Service), client certs and SA keys.
 
     Every user is in system:masters; they get their own names so the audit log tells them apart.
     """
@@ -142,8 +143,11 @@ def create(directory: Path, plane: str, users: tuple[str, ...]) -> PlanePki:
         ExtendedKeyUsageOID.SERVER_AUTH,
         [
             x509.DNSName("localhost"),
+            x509.DNSName("kubernetes"),
+            x509.DNSName("kubernetes.default"),
             x509.DNSName("kubernetes.default.svc"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.DNSName("kubernetes.default.svc.cluster.local"),
+            *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", *addresses)),
         ],
     )
     for user in users:
@@ -162,3 +166,19 @@ def create(directory: Path, plane: str, users: tuple[str, ...]) -> PlanePki:
         )
     )
     return pki
+
+
+def issue_client(keys: PlanePki, user: str, common_name: str, organization: str | None) -> None:
+    """A client certificate from the plane's CA for an identity that is not an admin (a node: system:node:X in
+    system:nodes, so the Node authorizer and NodeRestriction apply; kube-proxy: system:kube-proxy)."""
+    ca_key = serialization.load_pem_private_key(keys.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    issuer = x509.load_pem_x509_certificate(keys.ca_cert.read_bytes()).subject
+    key = _key()
+    certificate = (
+        _builder(_name(common_name, organization), issuer, key.public_key())
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write_key(keys.client_key(user), key)
+    keys.client_cert(user).write_bytes(certificate.public_bytes(serialization.Encoding.PEM))

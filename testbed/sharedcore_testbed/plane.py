@@ -23,6 +23,8 @@ from sharedcore_testbed.state import PlaneState
 
 READY_TIMEOUT = 120.0
 COMPANIONS = ("kube-controller-manager", "kube-scheduler", "kwok", "provisioner")
+# Beside a real node: no kwok, no fake nodes.
+REAL_COMPANIONS = ("kube-controller-manager", "kube-scheduler", "provisioner")
 USERS = ("admin", *COMPANIONS)
 FAKE_NODES = 3
 AUDIT_POLICY = {
@@ -86,11 +88,15 @@ def write_yaml(path: Path, content: dict[str, Any]) -> None:
     path.chmod(0o600)
 
 
-def prepare(root: Path, plane: PlaneState) -> None:
-    """Create the plane's certificates, kubeconfigs and audit policy (once; a restart keeps them)."""
+def prepare(root: Path, plane: PlaneState, addresses: tuple[str, ...] = ()) -> None:
+    """Create the plane's certificates, kubeconfigs and audit policy (once; a restart keeps them).
+
+    `addresses`: where else clients reach the apiserver (its own address, the link proxies' addresses, the
+    in-cluster `kubernetes` Service): its serving certificate names them.
+    """
     directory = plane_dir(root, plane.name)
-    keys = pki.create(directory / "pki", plane.name, USERS)
-    server = f"https://127.0.0.1:{plane.apiserver_port}"
+    keys = pki.create(directory / "pki", plane.name, USERS, addresses)
+    server = f"https://{plane.address}:{plane.apiserver_port}"
     for user in USERS:
         write_yaml(kubeconfig_path(root, plane.name, user), kubeconfig(plane.name, server, keys, user))
     write_yaml(directory / "audit-policy.yaml", AUDIT_POLICY)
@@ -119,19 +125,18 @@ def _apiserver_argv(root: Path, plane: PlaneState) -> list[str]:
     port = plane.apiserver_port
     return [
         str(binary("kube-apiserver")),
+        *_node_facing_flags(plane, keys),
+        f"--service-cluster-ip-range={plane.service_cidr}",
         f"--etcd-servers=http://127.0.0.1:{plane.etcd_client_port}",
         f"--cert-dir={directory / 'pki'}",
         f"--tls-cert-file={keys.serving_cert}",
         f"--tls-private-key-file={keys.serving_key}",
         f"--client-ca-file={keys.ca_cert}",
         f"--secure-port={port}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
-        "--service-cluster-ip-range=10.96.0.0/16",
+        f"--bind-address={plane.address}",
+        f"--advertise-address={plane.address}",
         "--allow-privileged=true",
-        "--authorization-mode=RBAC",
-        "--disable-admission-plugins=ServiceAccount",
-        f"--service-account-issuer=https://127.0.0.1:{port}/",
+        f"--service-account-issuer=https://{plane.address}:{port}/",
         f"--service-account-key-file={keys.sa_public_key}",
         f"--service-account-signing-key-file={keys.sa_private_key}",
         f"--audit-policy-file={directory / 'audit-policy.yaml'}",
@@ -139,6 +144,21 @@ def _apiserver_argv(root: Path, plane: PlaneState) -> list[str]:
         "--audit-log-format=json",
         "--audit-log-maxsize=200",
         "--audit-log-maxbackup=2",
+    ]
+
+
+def _node_facing_flags(plane: PlaneState, keys: pki.PlanePki) -> list[str]:
+    """Flags that differ beside a real node: node identities (Node authorizer, NodeRestriction), service
+    account tokens for pods, and kubelets reached by IP with the apiserver's client certificate. Without a
+    node: envtest's settings."""
+    if plane.node_index is None:
+        return ["--authorization-mode=RBAC", "--disable-admission-plugins=ServiceAccount"]
+    return [
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-client-certificate={keys.client_cert('kubelet-client')}",
+        f"--kubelet-client-key={keys.client_key('kubelet-client')}",
     ]
 
 
@@ -199,7 +219,7 @@ def request(
     """A request to the plane's apiserver: GET, or POST of a JSON body (no client library needed)."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
-        f"https://127.0.0.1:{plane.apiserver_port}{path}",
+        f"https://{plane.address}:{plane.apiserver_port}{path}",
         data=data,
         method=method,
         headers={"Content-Type": "application/json"} if data else {},
@@ -251,7 +271,10 @@ def start(root: Path, plane: PlaneState) -> None:
     _wait(plane, "etcd", etcd_healthy, deadline)
     _start_process(root, plane, "kube-apiserver", _apiserver_argv(root, plane))
     _wait(plane, "kube-apiserver", lambda: request(root, plane, "/readyz") == b"ok", deadline)
-    if plane.workloads:
+    if plane.workloads and plane.node_index is not None:
+        for name in REAL_COMPANIONS:
+            _start_process(root, plane, name, _companion_argv(root, plane, name))
+    elif plane.workloads:
         for name in COMPANIONS:
             _start_process(root, plane, name, _companion_argv(root, plane, name))
         _ensure_nodes(root, plane, deadline)

@@ -1,8 +1,10 @@
 """A stand-in storage provisioner for planes with workloads: every pending PVC gets a matching PV.
 
 kube-controller-manager then binds them, as it would with a real CSI driver, so pods that mount volumes get
-scheduled and kwok can make them Ready. Released volumes are deleted. Run as
-`python -m sharedcore_testbed.provisioner DIR SITE`.
+scheduled and kwok can make them Ready. At a site with a real node the volume is a directory under
+DIR/<site>/volumes, writable by any pod user, so data survives pod restarts and site outages. Released
+volumes are deleted (their directories stay, for a post-mortem).
+Run as `python -m sharedcore_testbed.provisioner DIR SITE`.
 """
 
 import json
@@ -18,7 +20,10 @@ from sharedcore_testbed.plane import request
 INTERVAL = 1.0
 
 
-def volume_for(claim: dict[str, Any]) -> dict[str, Any]:
+KWOK_VOLUMES = Path("/var/lib/testbed")  # never created: kwok's pods do not run
+
+
+def volume_for(claim: dict[str, Any], volumes: Path = KWOK_VOLUMES) -> dict[str, Any]:
     meta, spec = claim["metadata"], claim["spec"]
     return {
         "apiVersion": "v1",
@@ -30,7 +35,7 @@ def volume_for(claim: dict[str, Any]) -> dict[str, Any]:
             "storageClassName": spec.get("storageClassName") or "",
             "persistentVolumeReclaimPolicy": "Retain",
             "claimRef": {"namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]},
-            "hostPath": {"path": f"/var/lib/testbed/{meta['uid']}"},
+            "hostPath": {"path": str(volumes / meta["uid"])},
         },
     }
 
@@ -42,14 +47,19 @@ def provision_once(root: Path, site: str) -> None:
         return json.loads(request(root, plane, path, body, method=method, user="provisioner"))
 
     claims = call("/api/v1/persistentvolumeclaims")["items"]
-    volumes = call("/api/v1/persistentvolumes?labelSelector=testbed.sharedcore%2Fprovisioned")["items"]
-    existing = {pv["metadata"]["name"]: pv for pv in volumes}
+    provisioned = call("/api/v1/persistentvolumes?labelSelector=testbed.sharedcore%2Fprovisioned")["items"]
+    existing = {pv["metadata"]["name"]: pv for pv in provisioned}
+    volumes = KWOK_VOLUMES if plane.node_index is None else root / site / "volumes"
     for claim in claims:
         if (
             claim.get("status", {}).get("phase") == "Pending"
             and f"pvc-{claim['metadata']['uid']}" not in existing
         ):
-            call("/api/v1/persistentvolumes", volume_for(claim))
+            if plane.node_index is not None:
+                directory = volumes / claim["metadata"]["uid"]
+                directory.mkdir(parents=True, exist_ok=True)
+                directory.chmod(0o777)  # pods run as their own users
+            call("/api/v1/persistentvolumes", volume_for(claim, volumes))
     for name, volume in existing.items():
         if volume.get("status", {}).get("phase") == "Released":
             call(f"/api/v1/persistentvolumes/{name}", method="DELETE")

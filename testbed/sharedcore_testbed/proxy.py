@@ -23,6 +23,7 @@ CHUNK = 64 * 1024
 
 @dataclass
 class Link:
+    target_address: str
     target_port: int
     blocked: bool = False
     healed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -61,7 +62,7 @@ async def _serve(
         return
     try:
         upstream_reader, upstream_writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", link.target_port), timeout=5
+            asyncio.open_connection(link.target_address, link.target_port), timeout=5
         )
     except (OSError, TimeoutError):
         client_writer.transport.abort()
@@ -95,9 +96,10 @@ async def run(directory: Path) -> None:
     servers = []
     initial = testbed_state.load(directory)
     for spec in initial.links:
-        link = Link(target_port=initial.planes[spec.target].apiserver_port)
+        target = initial.planes[spec.target]
+        link = Link(target.address, target.apiserver_port)
         links[(spec.source, spec.target)] = link
-        servers.append(await asyncio.start_server(handler(link), "127.0.0.1", spec.port, reuse_address=True))
+        servers.append(await asyncio.start_server(handler(link), spec.bind, spec.port, reuse_address=True))
     while not stopping:
         current = testbed_state.load(directory)
         for spec in current.links:

@@ -27,6 +27,11 @@ class PlaneState:
     workloads: bool
     processes: dict[str, ProcessRecord] = field(default_factory=dict)
     paused: bool = False
+    # Where its apiserver listens: loopback, or for a site with a real node the host end of the site's link.
+    address: str = "127.0.0.1"
+    # A site with a real node: its index in the testbed's address plan (sharedcore_testbed.network).
+    node_index: int | None = None
+    service_cidr: str = "10.96.0.0/16"
 
 
 @dataclass
@@ -37,6 +42,8 @@ class LinkState:
     target: str
     port: int
     blocked: bool = False
+    # Where the proxy listens: the source's apiserver address, so pods of a real site reach it too.
+    bind: str = "127.0.0.1"
 
 
 @dataclass
@@ -46,6 +53,8 @@ class TestbedState:
     proxy: ProcessRecord | None = None
     # Bumped on every partition change; the proxy acknowledges the generation it has applied.
     generation: int = 0
+    # The network slot of a testbed with real nodes (sharedcore_testbed.network).
+    slot: int | None = None
 
     def link(self, source: str, target: str) -> LinkState:
         for link in self.links:
@@ -66,7 +75,8 @@ def load(directory: Path) -> TestbedState:
         for name, plane in raw["planes"].items()
     }
     proxy = ProcessRecord(**raw["proxy"]) if raw.get("proxy") else None
-    return TestbedState(planes, [LinkState(**link) for link in raw["links"]], proxy, raw["generation"])
+    links = [LinkState(**link) for link in raw["links"]]
+    return TestbedState(planes, links, proxy, raw["generation"], raw.get("slot"))
 
 
 def save(directory: Path, state: TestbedState) -> None:

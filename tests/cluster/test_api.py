@@ -18,7 +18,7 @@ from sharedcore.render import PeerSite, SiteContext, render
 from tests.cases.corpus import InvalidCase, invalid_cases, valid_objects
 from tests.conftest import Sites
 from tests.support import samples
-from tests.support.cluster import Site
+from tests.support.cluster import Site, eventually
 from tests.support.operator import install_crds
 
 pytestmark = pytest.mark.cluster
@@ -56,7 +56,12 @@ def test_crds_are_established_and_explained(api_site: Site) -> None:
     names = api_site.kubectl("get", "crd", "-o", "name").stdout.split()
     for plural in ("sharedservices", "topologies", "failovers"):
         assert f"customresourcedefinition.apiextensions.k8s.io/{plural}.sharedcore.danang.gov.vn" in names
-    explained = api_site.kubectl("explain", "sharedservice.spec.database").stdout
+    # The API server publishes a new CRD's OpenAPI a moment after it is Established.
+    explained = eventually(
+        lambda: api_site.kubectl("explain", "sharedservice.spec.database", check=False).stdout,
+        timeout=30,
+        message="sharedservice.spec.database explained",
+    )
     assert "CloudNativePG" in explained
     for field in ("instances", "storage", "storageClassName", "enabled"):
         assert f"{field}\t" in explained or f"{field} " in explained, field

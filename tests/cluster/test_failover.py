@@ -291,6 +291,12 @@ def test_a_switchover_there_and_back_loses_nothing_and_hands_over_the_tokens(
     )
     assert status["dataLossWindowSeconds"] == 0.0
     assert all(s["state"] == "Succeeded" and s["startTime"] and s["completionTime"] for s in status["steps"])
+    # Rule 5: fenced means its databases demoted and its records withdrawn; how long that took is recorded.
+    fence = next(s for s in status["steps"] if s["name"] == "FenceSource")
+    assert "databases are demoted and its DNS records withdrawn" in fence["message"]
+    print(f"fencing took {status['fencingSeconds']}s (lease {LEASE}s, margin {LEASE / 3:.1f}s)")
+    assert status["fencingSeconds"] > 0
+    assert topology_status(pair.quangnam)["peerFencingSeconds"] == status["fencingSeconds"]
     assert status["rtoSeconds"] > 0
     # CloudNativePG's handshake, done by the operator: danang's demotion token promoted quangnam's Cluster.
     clusters = objects(pair.quangnam, "clusters", namespace)
@@ -404,11 +410,78 @@ def test_deleting_a_switchover_before_promote_gives_the_source_its_role_back(
     }
 
 
+def test_in_automatic_mode_a_withdrawn_switchover_gives_the_source_its_role_back_without_a_failover(
+    pair: Pair, namespace: str
+) -> None:
+    """Rule 4: the source fenced for the switchover and let go of the witness Lease; taking its role back
+    must not look to the standby's automatic trigger like a site that stopped acting."""
+    ensure_active(pair, pair.danang)
+    replicated(pair, namespace, "open-data")
+    set_policy(pair, mode="Automatic")
+    epoch = topology_status(pair.danang)["epoch"]
+    before = set(automatic_failovers(pair.quangnam))
+    pair.doubles["danang"].lose_source(True)  # the final sync never completes: the switchover waits there
+    try:
+        with RoleSampler(pair.operators):
+            name = request(pair.quangnam, "quangnam", "Switchover")
+            eventually(
+                lambda: current_step(pair.quangnam, name) == "FinalSync", timeout=60, message="FinalSync"
+            )
+            pair.quangnam.custom.delete_cluster_custom_object(API_GROUP, API_VERSION, "failovers", name)
+            eventually(lambda: role_of_site(pair, "danang") == "Active", timeout=60, message="danang Active")
+            time.sleep(LEASE)  # room for a wrong automatic failover
+    finally:
+        pair.doubles["danang"].lose_source(False)
+        set_policy(pair, mode="Manual")
+    assert set(automatic_failovers(pair.quangnam)) == before
+    assert sites_by_role(pair) == (pair.danang, pair.quangnam)
+    assert claims(pair) == {
+        "witness": ("danang", str(epoch)),
+        "danang": ("danang", epoch),
+        "quangnam": ("danang", epoch),
+    }
+
+
 def automatic_failovers(site: Site) -> dict[str, dict[str, Any]]:
     found = site.custom.list_cluster_custom_object(
         API_GROUP, API_VERSION, "failovers", label_selector=f"{API_GROUP}/automatic"
     )["items"]
     return {f["metadata"]["name"]: f for f in found}
+
+
+def readiness_is_reported_at_the_standby(pair: Pair) -> None:
+    """Rule 13: quangnam, standing by in Automatic mode, says that an automatic failover would act, and,
+    while its replicas' lag is unknown, that it would not and why."""
+    armed = eventually(
+        lambda: (
+            (c := condition(topology_body(pair.quangnam), "AutomaticFailoverReady")).get("status") == "True"
+            and c
+        ),
+        timeout=30,
+        message="quangnam: AutomaticFailoverReady",
+    )
+    assert metric(pair.operators["quangnam"], "sharedcore_automatic_failover_ready", site="quangnam") == 1
+    assert not condition(topology_body(pair.danang), "AutomaticFailoverReady"), "only at the standby"
+    pair.doubles["quangnam"].lose_metrics(True)
+    try:
+        unarmed = eventually(
+            lambda: (
+                (c := condition(topology_body(pair.quangnam), "AutomaticFailoverReady")).get("status")
+                == "False"
+                and c
+            ),
+            timeout=30,
+            message="quangnam: automatic failover not ready without the lag",
+        )
+        assert metric(pair.operators["quangnam"], "sharedcore_automatic_failover_ready", site="quangnam") == 0
+    finally:
+        pair.doubles["quangnam"].lose_metrics(False)
+    assert unarmed["reason"] == "DataLossWindowUnknown", (armed, unarmed)
+    eventually(
+        lambda: condition(topology_body(pair.quangnam), "AutomaticFailoverReady").get("status") == "True",
+        timeout=30,
+        message="quangnam: AutomaticFailoverReady again",
+    )
 
 
 def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
@@ -419,6 +492,7 @@ def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
     names = [replicated(pair, namespace, slug) for slug in ("document-management", "smart-city")]
     epoch = topology_status(pair.quangnam)["epoch"]
     before = set(automatic_failovers(pair.quangnam))
+    readiness_is_reported_at_the_standby(pair)
     with RoleSampler(pair.operators) as sampler:
         stopped = time.monotonic()
         pair.danang.stop()  # the site's control plane is gone; its operator, cut off from it, runs on
@@ -527,6 +601,124 @@ def test_cut_off_from_the_witness_the_active_site_fences_itself_before_the_stand
     assert fenced is not None and promoted is not None and fenced < promoted
     reasons = [f["spec"]["reason"] for f in automatic_failovers(pair.quangnam).values()]
     assert any(r.startswith("AutomaticFailover: danang reports itself Fenced") for r in reasons), reasons
+
+
+def set_witness(pair: Pair, witness: dict[str, Any] | None) -> None:
+    for site in (pair.danang, pair.quangnam):
+        patch = {"spec": {"witness": witness}}
+        site.custom.patch_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default", patch)
+
+
+def test_without_a_witness_a_partition_fences_the_active_site_before_a_failover_takes_over(
+    pair: Pair,
+) -> None:
+    """Rule 6: Manual mode, no witness, the sites cut off from each other: danang fences itself after two
+    thirds of a lease without hearing quangnam, and a Failover at quangnam waits for a whole lease of
+    silence, so the two never both act as Active."""
+    ensure_active(pair, pair.danang)
+    epoch = topology_status(pair.danang)["epoch"]
+    witness = topology_body(pair.danang)["spec"]["witness"]
+    set_witness(pair, None)
+    try:
+        eventually(
+            lambda: "WitnessReachable" not in str(topology_body(pair.danang)["status"]["conditions"]),
+            timeout=30,
+            message="danang runs without the witness",
+        )
+        with RoleSampler(pair.operators) as sampler:
+            cut = time.monotonic()
+            pair.danang.bed.partition("danang", "quangnam")
+            try:
+                eventually(lambda: role_of_site(pair, "danang") == "Fenced", timeout=30, message="fenced")
+                reason = condition(topology_body(pair.danang), "Ready").get("reason")
+                failover = request(pair.quangnam, "quangnam", "Failover", acceptDataLoss=True)
+                status = ended(pair.quangnam, failover, timeout=60)
+            finally:
+                pair.danang.bed.heal("danang", "quangnam")
+            eventually(
+                lambda: role_of_site(pair, "danang") == "Standby", timeout=60, message="danang Standby"
+            )
+    finally:
+        set_witness(pair, witness)
+    assert reason == "PeerSilent"
+    assert status["phase"] == "Succeeded", status
+    fence = next(s for s in status["steps"] if s["name"] == "FenceSource")
+    assert "silent" in fence["message"], fence
+    fenced = sampler.first("danang", "Fenced", after=cut)
+    promoted = sampler.first("quangnam", "Active", after=cut)
+    assert fenced is not None and promoted is not None and fenced < promoted
+    assert claims(pair)["quangnam"] == ("quangnam", epoch + 1)
+    eventually(
+        lambda: role_of_site(pair, "quangnam") == "Active", timeout=60, message="with the witness again"
+    )
+
+
+def set_site_policy(site: Site, **policy: Any) -> None:
+    patch = {"spec": {"failover": policy}}
+    site.custom.patch_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default", patch)
+
+
+def test_sites_with_different_lease_durations_never_both_act_as_active(pair: Pair) -> None:
+    """Rule 2: danang (active) runs with a longer lease than quangnam; cut off from both, it fences itself by
+    its own lease while quangnam judges the witness Lease by the longer of the two, so they never overlap."""
+    ensure_active(pair, pair.danang)
+    long_lease = 3 * LEASE
+    set_site_policy(pair.quangnam, mode="Automatic")
+    set_site_policy(pair.danang, mode="Automatic", leaseDurationSeconds=long_lease)
+    epoch = topology_status(pair.danang)["epoch"]
+    try:
+        # The witness Lease is renewed with danang's duration, which quangnam judges it by.
+        eventually(
+            lambda: lease(pair.witness, "sharedcore-active").spec.lease_duration_seconds == long_lease,
+            timeout=30,
+            message="the witness Lease renewed with danang's lease",
+        )
+        with RoleSampler(pair.operators) as sampler:
+            cut = time.monotonic()
+            pair.danang.bed.partition("danang", "quangnam")
+            pair.danang.bed.partition("danang", "witness")
+            try:
+                eventually(
+                    lambda: claims(pair)["quangnam"] == ("quangnam", epoch + 1),
+                    timeout=120,
+                    message="quangnam promoted",
+                )
+                eventually(lambda: role_of_site(pair, "quangnam") == "Active", timeout=30, message="active")
+            finally:
+                pair.danang.bed.heal("danang", "witness")
+                pair.danang.bed.heal("danang", "quangnam")
+            eventually(
+                lambda: role_of_site(pair, "danang") == "Standby", timeout=60, message="danang Standby"
+            )
+        for site in (pair.danang, pair.quangnam):
+            eventually(
+                lambda site=site: (
+                    condition(topology_body(site), "SettingsMatch").get("reason") == "SettingsMismatch"
+                ),
+                timeout=30,
+                message=f"{site.name} reports the settings mismatch",
+            )
+        assert metric(pair.operators["quangnam"], "sharedcore_peer_settings_mismatch", peer="danang") == 1
+        assert "SettingsMismatch" in event_reasons(pair.quangnam, "default")
+    finally:
+        set_site_policy(pair.danang, mode="Manual", leaseDurationSeconds=LEASE)
+        set_site_policy(pair.quangnam, mode="Manual")
+    fenced = sampler.first("danang", "Fenced", after=cut)
+    promoted = sampler.first("quangnam", "Active", after=cut)
+    assert fenced is not None and promoted is not None and fenced < promoted
+    assert promoted - cut >= long_lease  # the longer lease, not quangnam's own
+    eventually(
+        lambda: condition(topology_body(pair.quangnam), "SettingsMatch").get("status") == "True",
+        timeout=30,
+        message="the settings agree again",
+    )
+
+
+def topology_body(site: Site) -> dict[str, Any]:
+    body: dict[str, Any] = site.custom.get_cluster_custom_object(
+        API_GROUP, API_VERSION, "topologies", "default"
+    )
+    return body
 
 
 def test_the_kubectl_plugin_plans_and_follows_a_switchover_and_reports_a_refusal(

@@ -38,7 +38,7 @@ def operator(sites: Sites, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         site,
         service_account_kubeconfig(site, directory),
         directory / "operator.log",
-        args=("--all-namespaces", "--resync-seconds", str(RESYNC)),
+        args=("--all-namespaces", "--single-site", "--resync-seconds", str(RESYNC)),
     )
     process.start()
     process.wait_ready()

@@ -179,7 +179,7 @@ def test_failed_start_names_the_process_and_cleans_up(
     real_etcd = (
         Path(
             subprocess.run(
-                [sys.executable, "-m", "sharedcore", "testbed", "bin-dir"],
+                [sys.executable, "-m", "sharedcore_testbed", "bin-dir"],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -199,7 +199,7 @@ def test_interrupted_session_leaves_nothing(tmp_path: Path) -> None:
     """A CLI `up` killed by Ctrl-C tears down what it had started."""
     directory = tmp_path / "bed"
     process = subprocess.Popen(
-        [sys.executable, "-m", "sharedcore", "testbed", "up", "--dir", str(directory), "one", "two"],
+        [sys.executable, "-m", "sharedcore_testbed", "up", "--dir", str(directory), "one", "two"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

@@ -90,6 +90,12 @@ def test_watched_namespaces_get_namespaced_rbac() -> None:
     assert bound == dict.fromkeys(["egov", "hotline", "sharedcore-system"], "sharedcore-operator-namespaced")
 
 
+def test_single_site_is_off_unless_asked_for() -> None:
+    """Without a Topology the operator is a single Active site only when told (issue 11, rule 1)."""
+    assert "--single-site" not in container(helm_template(*SITE))["args"]
+    assert "--single-site" in container(helm_template(*SITE, "--set", "operator.singleSite=true"))["args"]
+
+
 def test_image_defaults_to_what_the_dockerfile_builds() -> None:
     """The chart's image is `sharedcore:<appVersion>`, the tag the README's `docker build` gives the image,
     and appVersion is the package's version."""

@@ -58,15 +58,23 @@ def test_a_switchover_waits_for_the_source_to_fence_itself_and_let_go_of_the_wit
     assert "a switchover needs it" in fence(peer_current=False).message
 
 
-def test_a_failover_needs_the_witness_lease_lapsed_or_without_a_witness_only_its_own_word() -> None:
+def test_a_failover_needs_the_witness_lease_lapsed_or_without_a_witness_the_source_silent_for_a_lease() -> (
+    None
+):
     def fence(**changes: Any) -> Outcome:
         return handover.fence_source(FailoverType.FAILOVER, "danang", 2, view(**changes))
 
     assert waiting(fence(peer_current=False))
     assert done(fence(peer_current=False, witness_lapsed=True))
-    assert done(fence(peer_current=False, witness=None))
-    assert "on this Failover's word" in fence(peer_current=False, witness=None).message
+    # Rule 6: without a witness the source fences itself after two thirds of a Lease without hearing this
+    # site; the Failover waits for a whole one (the longest in play) of silence.
+    silent = {"peer_current": False, "witness": None, "takeover_seconds": 15.0}
+    assert waiting(fence(**silent, peer_silent_seconds=10.0))
+    assert "silent" in fence(**silent, peer_silent_seconds=10.0).message
+    assert done(fence(**silent, peer_silent_seconds=15.0))
+    assert "fenced itself" in fence(**silent, peer_silent_seconds=15.0).message
     assert waiting(fence(witness=None))  # a source that still answers must fence itself first
+    assert done(fence(witness=None, peer_role=Role.FENCED))
 
 
 def test_the_final_sync_waits_for_every_manual_sync_and_demotion_and_collects_the_tokens() -> None:
@@ -204,3 +212,57 @@ def test_a_failover_overtaken_by_a_later_epoch_ends_superseded_and_departing_ser
     leaving = service("old")
     leaving["metadata"]["deletionTimestamp"] = "2026-11-24T08:00:00Z"
     assert handover.moving([leaving, service("vanban")]) == [service("vanban")]
+
+
+def test_automatic_failover_judges_silence_by_the_longer_of_the_sites_lease_durations() -> None:
+    """Rule 2: danang renews with a longer lease than this site's; silence is judged by the longer one."""
+    auto = topology()  # leaseDurationSeconds 15 here
+    silent = {"peer_current": False, "peer_silent_seconds": 16.0, "witness_lapsed": True}
+    assert triggers.automatic_failover("quangnam", view(takeover_seconds=20.0, **silent), auto) is None
+    longer = silent | {"peer_silent_seconds": 21.0}
+    assert triggers.automatic_failover("quangnam", view(takeover_seconds=20.0, **longer), auto) is not None
+
+
+def test_a_source_fenced_for_a_handover_this_site_withdrew_is_not_a_reason_to_fail_over() -> None:
+    """Rule 4: the source let go of the witness Lease for a switchover that was withdrawn; until it has taken
+    its role back it reports itself Fenced, handing over: that is no failure of the site."""
+    auto = topology()
+    handing_over = view(peer_role=Role.FENCED, peer_reason="HandingOver", witness_lapsed=True)
+    assert triggers.automatic_failover("quangnam", handing_over, auto) is None
+    lost_witness = view(peer_role=Role.FENCED, peer_reason="WitnessUnreachable", witness_lapsed=True)
+    assert triggers.automatic_failover("quangnam", lost_witness, auto) is not None
+    # Silent for a lease, it is gone, whatever it said last.
+    gone = view(
+        peer_role=Role.FENCED,
+        peer_reason="HandingOver",
+        witness_lapsed=True,
+        peer_current=False,
+        peer_silent_seconds=16.0,
+    )
+    assert triggers.automatic_failover("quangnam", gone, auto) is not None
+
+
+def test_a_source_that_answers_is_fenced_only_once_its_databases_are_demoted_and_records_withdrawn() -> None:
+    """Rule 5: a fence is a fence: the source saying it is fenced (or the witness Lease lapsing) is not
+    enough while its database still writes or its DNS record still draws traffic."""
+    services = [VANBAN, OPENDATA]
+    cluster = {"metadata": {"namespace": "city", "name": "vanban-db-danang"}}
+    primary = cluster | {"spec": {"replica": {"primary": "vanban-db-danang", "self": "vanban-db-danang"}}}
+    demoting = cluster | {"spec": {"replica": {"primary": "vanban-db-quangnam", "self": "vanban-db-danang"}}}
+    demoted = demoting | {"status": {"demotionToken": "dG9rZW4="}}
+    record = {("city", "vanban"): {"metadata": {"namespace": "city", "name": "vanban"}}}
+    fenced_view = view(peer_role=Role.FENCED, witness=WitnessView(True, None), witness_lapsed=True)
+
+    def fence(failover_type: FailoverType, there: handover.SourcePlane | None) -> Outcome:
+        return handover.fence_source(failover_type, "danang", 2, fenced_view, services=services, there=there)
+
+    for failover_type in (FailoverType.FAILOVER, FailoverType.SWITCHOVER):
+        still = fence(failover_type, handover.SourcePlane(handover.by_key([primary]), record))
+        assert waiting(still) and "vanban" in still.message
+        half = fence(failover_type, handover.SourcePlane(handover.by_key([demoting]), {}))
+        assert waiting(half) and "database" in half.message
+        records = fence(failover_type, handover.SourcePlane(handover.by_key([demoted]), record))
+        assert waiting(records) and "DNS" in records.message
+        assert done(fence(failover_type, handover.SourcePlane(handover.by_key([demoted]), {})))
+    # A source that cannot be asked: the lapsed witness Lease is the proof, as before.
+    assert done(fence(FailoverType.FAILOVER, None))

@@ -3,10 +3,12 @@
 import datetime
 from typing import Any
 
-from sharedcore.api import FailoverPhase, FailoverType, StepName, StepState
+from sharedcore.api import FailoverPhase, FailoverType, Role, StepName, StepState
 from sharedcore.failover.plan import make_plan
 from sharedcore.failover.preconditions import planned
 from sharedcore.failover.situation import PairView, situation
+from sharedcore.sites import leases
+from sharedcore.sites.controller import SiteController
 
 NOW = datetime.datetime(2026, 11, 24, 8, 0, tzinfo=datetime.UTC)
 HEARD = NOW - datetime.timedelta(seconds=40)
@@ -91,3 +93,37 @@ def test_preconditions_that_hold_start_the_failover_at_fence_source() -> None:
     assert status.phase == FailoverPhase.RUNNING and status.data_loss_window_seconds == 0.0
     assert [s.state for s in status.steps[:2]] == [StepState.SUCCEEDED, StepState.PENDING]
     assert status.steps[0].message and "danang → quangnam at epoch 4" in status.steps[0].message
+
+
+def test_the_window_of_a_source_whose_clock_is_an_hour_behind_comes_from_this_sites_clock() -> None:
+    """Rule 7: the source's heartbeats carry its own clock's renewTime; an hour behind, it made the window
+    of a service whose files were last copied 30 s ago look like zero."""
+    site = SiteController("quangnam", None, recorder=None, peers=None, namespace="ns")  # type: ignore[arg-type]
+    ref = {"name": "peer", "namespace": "ns"}
+    site.on_topology(
+        None,
+        {
+            "apiVersion": "sharedcore.danang.gov.vn/v1alpha1",
+            "kind": "Topology",
+            "metadata": {"name": "default", "resourceVersion": "1"},
+            "spec": {
+                "sites": [
+                    {"name": n, "kubeconfigSecretRef": ref, "ingressAddress": f"203.0.113.{i}"}
+                    for i, n in enumerate(("danang", "quangnam"), start=10)
+                ],
+                "preferredPrimary": "danang",
+            },
+        },
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    for seconds in (2, 1):  # two renewals seen happening, each stamped an hour behind this site's clock
+        skewed = leases.micro_time(now - datetime.timedelta(hours=1, seconds=seconds))
+        site._heard("inbound", leases.Heartbeat(Role.ACTIVE, leases.Claim(3, "danang"), skewed))
+    files = {
+        "databaseLagSeconds": 0.0,
+        "filesLastSyncTime": (now - datetime.timedelta(seconds=30)).isoformat(),
+    }
+    found = situation(site.pair(), [service("vanban", files)], now)
+    (window,) = make_plan(FailoverType.FAILOVER, False, found).services
+    assert window.data_loss_window_seconds is not None and window.data_loss_window_seconds >= 29
+    assert found.source_last_seen >= now - datetime.timedelta(seconds=1)

@@ -241,3 +241,26 @@ def test_render_is_sharedcores_renderer() -> None:
     plugin, renderer = CliRunner().invoke(cli.main, args), CliRunner().invoke(sharedcore_main, args)
     assert plugin.exit_code == renderer.exit_code == 0
     assert plugin.output == renderer.output and plugin.output.startswith("---\n")
+
+
+def test_status_says_whether_automatic_failover_would_act_now() -> None:
+    """Rule 13: the standby's AutomaticFailoverReady condition, shown; absent where it is not reported."""
+    assert report().automatic_failover is None
+    assert "Automatic failover:" not in status.as_text(report())
+    body = topology()
+    body["status"]["conditions"] = [
+        {
+            "type": "AutomaticFailoverReady",
+            "status": "False",
+            "reason": "DataLossWindowUnknown",
+            "message": "the data-loss window of egov/qlvb is unknown: no lag (no --prometheus-url)",
+        }
+    ]
+    found = report(topology=body)
+    assert found.automatic_failover == (
+        "NOT READY (DataLossWindowUnknown): the data-loss window of egov/qlvb is unknown: no lag "
+        "(no --prometheus-url)"
+    )
+    assert f"Automatic failover: {found.automatic_failover}" in status.as_text(found).splitlines()
+    body["status"]["conditions"][0] |= {"status": "True", "reason": "Ready", "message": "would act"}
+    assert report(topology=body).automatic_failover == "ready: would act"

@@ -1,12 +1,13 @@
 """The pure parts of the two-site coordination: roles and epochs, heartbeat Leases, the Topology status."""
 
+import dataclasses
 import datetime
 
 import pytest
 
 from sharedcore.api import Role
 from sharedcore.controller import conditions
-from sharedcore.sites import leases
+from sharedcore.sites import leases, settings
 from sharedcore.sites import status as topology_status
 from sharedcore.sites.state import Claim, Handover, Observations, SiteState, WitnessView, decide, fenced
 
@@ -66,9 +67,9 @@ def test_a_restarted_active_site_is_fenced_until_it_proves_its_role() -> None:
     assert (state.role, state.reason, record) == (Role.FENCED, "PeerUnconfirmed", None)
     state, record, _ = at("danang", seen(own=DANANG_1, peer=DANANG_1))
     assert (state.role, record) == (Role.ACTIVE, DANANG_1)
-    # Once confirmed, losing the peer changes nothing: manual mode moves nothing by itself.
+    # Once confirmed, losing the peer fences it (rule 6: see below).
     state, _, _ = at("danang", seen(own=DANANG_1, peer_current=False), previous=state)
-    assert state.role is Role.ACTIVE
+    assert (state.role, state.reason) == (Role.FENCED, "PeerSilent")
 
 
 def test_the_highest_epoch_wins_and_a_tie_between_two_sites_fences() -> None:
@@ -111,6 +112,44 @@ def test_without_witness_a_promotion_is_active_on_the_failovers_word() -> None:
     assert (state.role, state.epoch, record) == (Role.ACTIVE, 2, promotion)
     state, _, _ = at("quangnam", seen(own=DANANG_1, peer=DANANG_1, peer_current=False))
     assert state.role is Role.STANDBY
+
+
+def test_without_witness_an_active_site_that_does_not_hear_its_peer_fences_itself_unless_told_not_to() -> (
+    None
+):
+    """Rule 6: in Manual mode without a witness, a partition alone must not leave danang writing while a
+    Failover makes quangnam active; a Topology that accepts the risk says so by its field's name."""
+    state, _, _ = at("danang", seen(own=DANANG_1, peer=DANANG_1))
+    assert state.role is Role.ACTIVE
+    cut_off = seen(own=DANANG_1, peer=DANANG_1, peer_current=False)
+    fenced_state, record, _ = at("danang", cut_off, previous=state)
+    assert (fenced_state.role, fenced_state.reason, fenced_state.epoch, record) == (
+        Role.FENCED,
+        "PeerSilent",
+        1,
+        None,
+    )
+    assert "acceptSplitBrainRisk" in fenced_state.message
+    # Heard again (no later epoch): active again.
+    state, _, _ = at("danang", seen(own=DANANG_1, peer=DANANG_1), previous=fenced_state)
+    assert state.role is Role.ACTIVE
+    risky = seen(own=DANANG_1, peer=DANANG_1, peer_current=False, accept_split_brain_risk=True)
+    kept, _, _ = at("danang", risky, previous=state)
+    assert kept.role is Role.ACTIVE and "acceptSplitBrainRisk" in kept.message
+    # Promoted by a Failover while the old site is silent (it fenced itself, or is down): active on the
+    # Failover's word, until it hears the peer, from then on like any active site.
+    promotion = Claim(2, "quangnam")
+    promoted, _, _ = at(
+        "quangnam", seen(own=DANANG_1, peer=DANANG_1, peer_current=False, promotion=promotion)
+    )
+    assert promoted.role is Role.ACTIVE
+    ended = seen(own=promotion, peer=DANANG_1, peer_current=False)
+    still, _, _ = at("quangnam", ended, previous=promoted)
+    assert still.role is Role.ACTIVE
+    heard, _, _ = at("quangnam", seen(own=promotion, peer=promotion), previous=still)
+    assert heard.role is Role.ACTIVE
+    lost, _, _ = at("quangnam", seen(own=promotion, peer=promotion, peer_current=False), previous=heard)
+    assert (lost.role, lost.reason) == (Role.FENCED, "PeerSilent")
 
 
 def test_a_site_whose_api_server_is_lost_fences_itself_and_lets_the_witness_lease_go() -> None:
@@ -283,3 +322,44 @@ def test_a_fenced_site_keeps_its_recorded_claim_in_status() -> None:
     assert ready and (ready["status"], ready["reason"]) == ("False", "WitnessUnreachable")
     assert topology_status.recorded_claim({"status": current}) == DANANG_1
     assert topology_status.recorded_claim({"status": {"epoch": 0}}) is None
+
+
+def test_heartbeats_carry_the_reason_and_the_failover_settings_and_a_mismatch_is_reported() -> None:
+    """Rules 2 and 4: the peer learns why a site is fenced, and whether both run with the same settings."""
+    now = datetime.datetime(2026, 11, 24, tzinfo=datetime.UTC)
+    ours = settings.FailoverSettings(mode="Automatic", heartbeat=1, lease=6, witness=True, preferred="danang")
+    theirs = dataclasses.replace(ours, lease=18)
+    body = leases.heartbeat(
+        "danang", "ns", Role.FENCED, DANANG_1, duration=18, now=now, reason="HandingOver", settings=theirs
+    )
+    beat = leases.read_heartbeat(body)
+    assert (beat.reason, beat.settings, beat.duration) == ("HandingOver", theirs, 18)
+    assert body["metadata"]["annotations"][leases.SETTINGS_DIGEST_ANNOTATION] == theirs.digest
+    assert ours.digest != theirs.digest and len(ours.digest) == 16
+    assert ours.differences(theirs) == ["leaseDurationSeconds 6 here, 18 at the peer"]
+    state = SiteState(Role.STANDBY, 1, "danang", "Standby", "danang is active at epoch 1")
+    view = peer_view(True, True)
+    mismatch = topology_status.build(
+        TOPOLOGY,
+        "quangnam",
+        state,
+        recorded=DANANG_1,
+        peer=dataclasses.replace(view, name="danang", settings=theirs),
+        witness=None,
+        now="t",
+        settings=ours,
+    )
+    condition = conditions.find(mismatch["conditions"], "SettingsMatch")
+    assert condition and (condition["status"], condition["reason"]) == ("False", "SettingsMismatch")
+    assert "leaseDurationSeconds 6 here, 18 at the peer" in condition["message"]
+    agreed = topology_status.build(
+        TOPOLOGY,
+        "quangnam",
+        state,
+        recorded=DANANG_1,
+        peer=dataclasses.replace(view, name="danang", settings=ours),
+        witness=None,
+        now="t",
+        settings=ours,
+    )
+    assert conditions.find(agreed["conditions"], "SettingsMatch")["status"] == "True"  # type: ignore[index]

@@ -35,6 +35,7 @@ def test_go_modules_require_the_pinned_versions() -> None:
         "etcd": ("go.etcd.io/etcd/server/v3", "ETCD_VERSION"),
         "kwok": ("sigs.k8s.io/kwok", "KWOK_VERSION"),
         "helm": ("helm.sh/helm/v3", "HELM_VERSION"),
+        "coredns": ("github.com/coredns/coredns", "COREDNS_VERSION"),
     }
     for directory, (module, key) in modules.items():
         go_mod = (ROOT / "tests" / "controlplane" / directory / "go.mod").read_text()
@@ -122,7 +123,7 @@ def test_link_proxy_forwards_blackholes_and_heals() -> None:
             writer.close()
 
         upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
-        link = proxy.Link(target_port=upstream.sockets[0].getsockname()[1])
+        link = proxy.Link("127.0.0.1", upstream.sockets[0].getsockname()[1])
         front = await asyncio.start_server(proxy.handler(link), "127.0.0.1", 0)
         port = front.sockets[0].getsockname()[1]
 

@@ -130,3 +130,40 @@ def test_a_renewal_that_lost_the_race_is_not_counted_as_holding(clock: list[floa
     racing.lease, racing.version = store.lease, store.version
     visit(danang, racing, hold=Claim(1, "danang"))
     assert not held_before and not danang.view(clock[0]).held
+
+
+def test_a_lease_renewed_for_a_longer_duration_than_this_sites_is_judged_by_the_longer_one(
+    clock: list[float],
+) -> None:
+    """Rule 2: the sites' Topologies may disagree; the holder fences itself by its own duration, which the
+    Lease records, so the other site waits for the longer of the two before taking it over."""
+    store = Store()
+    danang, quangnam = WitnessLease("danang", "ns"), WitnessLease("quangnam", "ns")
+    asyncio.run(danang.visit(store, None, Claim(1, "danang"), 3 * DURATION))  # type: ignore[arg-type]
+    assert store.lease is not None and store.lease["spec"]["leaseDurationSeconds"] == 3 * DURATION
+    visit(quangnam, store)
+    clock[0] += DURATION + 1  # past quangnam's own duration, not past danang's
+    visit(quangnam, store)
+    assert not quangnam.lapsed(clock[0], DURATION)
+    visit(quangnam, store, hold=Claim(2, "quangnam"))
+    assert witness_claim(store.lease) == Claim(1, "danang")
+    clock[0] += 2 * DURATION
+    assert quangnam.lapsed(clock[0], DURATION)
+    visit(quangnam, store, hold=Claim(2, "quangnam"))
+    assert witness_claim(store.lease) == Claim(2, "quangnam")
+
+
+def test_a_lapse_waits_on_top_for_the_holders_measured_fencing_time(clock: list[float]) -> None:
+    """Rule 5: the holder stops acting at two thirds of the Lease; its databases and DNS records follow in the
+    fencing time last measured (a switchover from it), which the other site waits on top of the Lease."""
+    store = Store()
+    danang, quangnam = WitnessLease("danang", "ns"), WitnessLease("quangnam", "ns")
+    visit(danang, store, hold=Claim(1, "danang"))
+    quangnam.grace = 4.0
+    visit(quangnam, store)
+    clock[0] += DURATION + 1
+    assert not quangnam.lapsed(clock[0], DURATION)
+    visit(quangnam, store, hold=Claim(2, "quangnam"))
+    assert witness_claim(store.lease) == Claim(1, "danang")
+    clock[0] += 3
+    assert quangnam.lapsed(clock[0], DURATION)

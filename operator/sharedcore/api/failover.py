@@ -144,6 +144,9 @@ class FailoverStatus(Model):
     target."""
     data_loss_window_seconds: StrictFloat | None = Field(default=None, ge=0)
     """Seconds of changes that may have been lost, at worst over all services."""
+    fencing_seconds: StrictFloat | None = Field(default=None, ge=0)
+    """Seconds FenceSource took: from the handover's announcement until the source stopped acting and, where
+    it could still be asked, its databases reported demoted and its DNS records were withdrawn."""
     conditions: Conditions = Field(default_factory=list)
     """Conditions of the failover."""
     message: str | None = Field(default=None, max_length=32768)

@@ -87,6 +87,13 @@ class FailoverPolicy(Model):
     spec.preferredPrimary once it has been healthy for failbackHoldSeconds."""
     failback_hold_seconds: StrictInt = Field(default=300, ge=0, le=86400)
     """Seconds the preferred primary must stay healthy before an automatic failback."""
+    # No default: a defaulted field would appear in every stored Topology the moment the CRD is upgraded,
+    # before the operators are, and an older operator refuses fields it does not know.
+    accept_split_brain_risk: StrictBool | None = None
+    """Without spec.witness only. Unset or false: an active site that has not heard its peer for two
+    thirds of leaseDurationSeconds fences itself (no writer until it hears the peer again), so that a Failover
+    at the peer never meets a second writer. True: it stays active however long it is cut off, accepting
+    that a Failover created at the peer during a partition makes both sites write (split brain)."""
 
     @rule(
         "self.leaseDurationSeconds >= 3 * self.heartbeatIntervalSeconds",
@@ -127,6 +134,16 @@ class TopologySpec(Model):
     )
     def _automatic_has_witness(self) -> bool:
         return self.failover.mode != FailoverMode.AUTOMATIC or self.witness is not None
+
+    @rule(
+        "!has(self.witness) || !has(self.failover.acceptSplitBrainRisk) "
+        "|| !self.failover.acceptSplitBrainRisk",
+        message="spec.failover.acceptSplitBrainRisk applies only without spec.witness: with a witness, the "
+        "witness Lease decides which site may be active",
+        field_path=".failover.acceptSplitBrainRisk",
+    )
+    def _split_brain_risk_only_without_witness(self) -> bool:
+        return self.witness is None or not self.failover.accept_split_brain_risk
 
 
 class SiteStatus(Model):
@@ -176,6 +193,11 @@ class TopologyStatus(Model):
     """State of each site."""
     last_failover: LastFailover | None = None
     """The last completed failover."""
+    peer_fencing_seconds: StrictFloat | None = Field(default=None, ge=0)
+    """How long the other site took to fence its data plane (databases demoted, DNS records withdrawn) at the
+    last switchover from it, as this site measured it. Taking over from it, this site waits this much
+    beyond its Lease (or its silence, without a witness), so that it never promotes while the other site's
+    databases may still write."""
 
 
 class Topology(Resource):

@@ -232,7 +232,10 @@ def register(
         replicator.observe(event.get("type"), obj)
 
     async def config_map_event(event: kopf.RawEvent, **_: Any) -> None:
-        replicator.observe(event.get("type"), dict(event["object"]))
+        obj: dict[str, Any] = dict(event["object"])
+        if obj["metadata"].get("namespace") == system_namespace:
+            site.on_config_map(event.get("type"), obj)  # perhaps the pair this site remembers
+        replicator.observe(event.get("type"), obj)
 
     async def failover_event(event: kopf.RawEvent, **_: Any) -> None:
         failovers.on_event(event.get("type"), dict(event["object"]))

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sharedcore import API_GROUP
-from sharedcore.api import DeletionPolicy, SharedService
+from sharedcore.api import DeletionPolicy, Role, SharedService
 from sharedcore.controller import conditions, status
 from sharedcore.controller.cache import ObjectKey, key_of
 from sharedcore.controller.drift import drifted_field
@@ -48,6 +48,15 @@ def owner_reference(service: Body) -> Body:
 
 def _owned(obj: Body, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences", []))
+
+
+def _role_unknown(site: SiteContext) -> status.Blocker | None:
+    """A site fenced without any pair to render for (no Topology, no remembered pair, no --single-site)
+    applies nothing: rendered without a peer, a database would be a primary."""
+    if site.role is Role.FENCED and site.peer is None:
+        message = f"site {site.name} does not know its role or its peer: see its Topology and Events"
+        return status.Blocker("SiteRoleUnknown", message)
+    return None
 
 
 async def _missing_references(rt: Runtime, service: SharedService) -> status.Blocker | None:
@@ -209,7 +218,11 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
         obj["metadata"]["ownerReferences"] = [owner_reference(body)]
     blocker: status.Blocker | None = None
     if not spec.paused:
-        blocker = await _missing_references(rt, service) or await _apply_all(rt, body, desired)
+        blocker = (
+            _role_unknown(site)
+            or await _missing_references(rt, service)
+            or await _apply_all(rt, body, desired)
+        )
         if blocker is None:
             await _prune(rt, body, desired, retain_data=spec.deletion_policy == DeletionPolicy.RETAIN)
     replication = data.assess(

@@ -33,7 +33,7 @@ from sharedcore.api import (
 from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.patches import merge_patch
 from sharedcore.controller.workqueue import WorkQueue
-from sharedcore.failover import handover, triggers
+from sharedcore.failover import handover, readiness, triggers
 from sharedcore.failover.plan import make_plan
 from sharedcore.failover.preconditions import misplaced, planned
 from sharedcore.failover.situation import situation
@@ -47,11 +47,18 @@ from sharedcore.kube.resources import (
     REPLICATION_SOURCES,
     TOPOLOGIES,
 )
-from sharedcore.metrics import DATA_LOSS_WINDOW, FAILOVER_DURATION, FAILOVER_RTO, FAILOVERS_TOTAL
+from sharedcore.metrics import (
+    DATA_LOSS_WINDOW,
+    FAILOVER_DURATION,
+    FAILOVER_FENCING,
+    FAILOVER_RTO,
+    FAILOVERS_TOTAL,
+)
 from sharedcore.render.names import database_cluster
 from sharedcore.sites.controller import TOPOLOGY_NAME, SiteController
 from sharedcore.sites.peers import REMOTE_ERRORS, describe
 from sharedcore.sites.state import Claim, Handover
+from sharedcore.sites.witness import RENEW_DEADLINE
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]
@@ -151,6 +158,8 @@ class FailoverController:
                 for s in updated.services
             ]
             updated = updated.model_copy(update={"services": services})
+        if step is StepName.FENCE_SOURCE and outcome.state is StepState.SUCCEEDED:
+            updated = _fenced(updated)
         if updated.phase is FailoverPhase.SUCCEEDED:
             updated = _completed(failover.spec.type, updated, now)
         await self._write(name, updated)
@@ -169,7 +178,8 @@ class FailoverController:
         self._site.announce(Handover(epoch, site, name))
         services = [handover.parts(s) for s in self._services()]
         if step is StepName.FENCE_SOURCE:
-            return handover.fence_source(spec.type, source, epoch, view), {}
+            there = await self._source_plane()
+            return handover.fence_source(spec.type, source, epoch, view, services=services, there=there), {}
         if step is StepName.FINAL_SYNC:
             return await self._final_sync(name, source, services)
         tokens = {(s.namespace, s.name): s.promotion_token for s in status.services if s.promotion_token}
@@ -183,7 +193,8 @@ class FailoverController:
             return handover.promote(site, epoch, view, services, tokens=tokens, clusters=clusters), {}
         if step is StepName.REDIRECT:
             here = handover.by_key(await self._client.list(DNS_ENDPOINTS, labels=MANAGED_BY))
-            return handover.redirect(site, source, services, here, await self._source_records()), {}
+            there = await self._source_plane()
+            return handover.redirect(site, source, services, here, there.records if there else None), {}
         return handover.verify(site, epoch, self._services()), {}
 
     async def _final_sync(
@@ -200,14 +211,17 @@ class FailoverController:
         outcome, tokens = handover.final_sync(name, source, services, sources, clusters)
         return outcome, tokens if outcome.state is StepState.SUCCEEDED else {}
 
-    async def _source_records(self) -> dict[handover.Key, Body] | None:
+    async def _source_plane(self) -> handover.SourcePlane | None:
+        """The source's database Clusters and DNS records; None when it cannot be asked."""
         client = self._peer_client()
         if client is None:
             return None
         try:
-            return handover.by_key(await client.list(DNS_ENDPOINTS, labels=MANAGED_BY))
+            clusters = await client.list(CLUSTERS, labels=MANAGED_BY)
+            records = await client.list(DNS_ENDPOINTS, labels=MANAGED_BY)
         except REMOTE_ERRORS:
             return None  # a source that cannot be asked publishes nothing it could be asked to withdraw
+        return handover.SourcePlane(handover.by_key(clusters), handover.by_key(records))
 
     async def _after(
         self, name: str, failover: Failover, step: StepName, outcome: Outcome, status: FailoverStatus
@@ -219,6 +233,7 @@ class FailoverController:
             return
         if step is StepName.FENCE_SOURCE and outcome.state is StepState.SUCCEEDED:
             await self._recorder.record(body, "Normal", "SiteFenced", outcome.message)
+            await self._measured_fencing(body, failover.spec.type, status.fencing_seconds)
         if step is StepName.PROMOTE and outcome.state is StepState.SUCCEEDED:
             await self._recorder.record(body, "Normal", "SitePromoted", outcome.message)
         if status.phase is FailoverPhase.RUNNING:
@@ -236,6 +251,8 @@ class FailoverController:
             FAILOVER_RTO.labels(kind).set(status.rto_seconds)
         if status.data_loss_window_seconds is not None:
             DATA_LOSS_WINDOW.labels(kind).set(status.data_loss_window_seconds)
+        if status.fencing_seconds is not None:
+            FAILOVER_FENCING.labels(kind).set(status.fencing_seconds)
         await self._recorder.record(body, "Normal", "FailoverCompleted", status.message or "")
         last = LastFailover(
             name=name,
@@ -245,6 +262,27 @@ class FailoverController:
         )
         patch = {"status": {"lastFailover": last.model_dump(mode="json", by_alias=True, exclude_none=True)}}
         await self._client.patch(TOPOLOGIES, TOPOLOGY_NAME, None, patch, "status")
+
+    async def _measured_fencing(self, body: Body, kind: FailoverType, fencing: float | None) -> None:
+        """A switchover measures how long the source takes to fence its data plane once it stops acting. An
+        active site cut off from the witness stops acting a third of the Lease before the Lease lapses; when
+        its fencing takes longer than that margin, this site, taking over from it, waits the difference on
+        top (it records the measurement in the Topology status, which the site's Lease judgement reads)."""
+        topology = self._site.topology()
+        if kind is not FailoverType.SWITCHOVER or fencing is None or topology is None:
+            return
+        patch = {"status": {"peerFencingSeconds": fencing}}
+        await self._client.patch(TOPOLOGIES, TOPOLOGY_NAME, None, patch, "status")
+        lease = topology.spec.failover.lease_duration_seconds
+        margin = lease * (1 - RENEW_DEADLINE)
+        if fencing > margin:
+            message = (
+                f"fencing the source took {fencing:.1f}s, more than the {margin:.1f}s margin between an "
+                f"active site ceasing to act and its Lease lapsing (a third of leaseDurationSeconds "
+                f"{lease}): this site now waits {fencing:.1f}s beyond a lapsed Lease before taking over; "
+                f"a leaseDurationSeconds of {3 * fencing:.0f}s or more at both sites would cover it"
+            )
+            await self._recorder.record(body, "Warning", "FencingSlowerThanMargin", message)
 
     def _withdraw(self, why: str) -> None:
         if self._announced is not None:
@@ -300,10 +338,22 @@ class FailoverController:
             await asyncio.sleep(TRIGGER_POLL_SECONDS)
 
     async def _consider(self, topology: Topology) -> None:
-        if any(_running(b) for b in self._bodies.values()):
-            return
         view = self._site.handover_view()
         services = list(self._services())
+        running = [name for name, body in self._bodies.items() if _running(body)]
+        self._site.report_readiness(
+            readiness.automatic_failover_ready(
+                self._site.name,
+                view,
+                topology,
+                pair=self._site.pair(),
+                services=services,
+                now=_now(),
+                running=running,
+            )
+        )
+        if running:
+            return
         healthy = triggers.caught_up(self._site.name, view, topology, services)
         due = triggers.automatic_failover(self._site.name, view, topology) or triggers.automatic_failback(
             self._site.name, topology, self._failback.held(healthy, time.monotonic())
@@ -337,6 +387,15 @@ class FailoverController:
             f"kubectl sharedcore failover --to {self._site.name} --reason <incident>"
         )
         await self._recorder.record(topology, "Warning", "FailoverRecommended", message)
+
+
+def _fenced(status: FailoverStatus) -> FailoverStatus:
+    """The status with the time FenceSource took: how long fencing the source takes, measured."""
+    step = next(s for s in status.steps if s.name is StepName.FENCE_SOURCE)
+    if step.start_time is None or step.completion_time is None:
+        return status
+    seconds = round((step.completion_time - step.start_time).total_seconds(), 3)
+    return status.model_copy(update={"fencing_seconds": seconds})
 
 
 def _completed(failover_type: FailoverType, status: FailoverStatus, now: datetime.datetime) -> FailoverStatus:

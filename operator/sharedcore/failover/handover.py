@@ -5,7 +5,9 @@ services' statuses) and records the `Outcome`; the actions themselves are the ta
 promotion (`sites.controller`) and what the renderer makes of them at both sites:
 - FenceSource: the source has fenced itself for the announced handover (its heartbeat says Fenced) and, with
   a witness, nobody holds the witness Lease any more (released, or lapsed). A failover whose source is gone
-  cannot hear from it: the lapsed Lease is the proof; without a witness, the Failover itself is.
+  cannot hear from it: the lapsed Lease is the proof; without a witness, its silence for a whole Lease (it
+  fences itself after two thirds of one without hearing this site). Where the source can still be asked,
+  also its databases report demoted and its DNS records are gone (a fence is a fence, not a decision).
 - FinalSync (switchover): every file ReplicationSource at the source completed the manual sync named after
   the Failover, and every database Cluster there, demoted, published its demotion token.
 - Promote: this site is Active at the new epoch, and every database Cluster here is the primary (promoted
@@ -19,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sharedcore.api import FailoverType, Role
+from sharedcore.api import FailoverType, Role, StepState
 from sharedcore.controller import conditions
 from sharedcore.failover.plan import listing
 from sharedcore.failover.situation import enabled
@@ -73,40 +75,102 @@ def _waiting_for(pending: list[str], what: str) -> Outcome:
     return Outcome.waiting(f"waiting for {what}: {listing(pending)}")
 
 
-def fence_source(failover_type: FailoverType, source: str, epoch: int, view: HandoverView) -> Outcome:
-    """Whether the source can no longer act as Active: it fenced itself, or (a failover) it provably
-    cannot act any more."""
+@dataclass(frozen=True)
+class SourcePlane:
+    """The source's database Clusters and DNSEndpoints, as listed at the source just now."""
+
+    clusters: Mapping[Key, Body]
+    records: Mapping[Key, Body]
+
+
+def fence_source(
+    failover_type: FailoverType,
+    source: str,
+    epoch: int,
+    view: HandoverView,
+    *,
+    services: Iterable[ServiceParts] = (),
+    there: SourcePlane | None = None,
+) -> Outcome:
+    """Whether the source can no longer act as Active: it fenced itself, or (a failover) it provably cannot
+    act any more; and, where it can still be asked (`there`), its databases report demoted and its DNS
+    records are gone: a site that stopped acting may still be writing until its data plane follows."""
+    if failover_type is FailoverType.SWITCHOVER:
+        outcome = _fence_for_switchover(source, epoch, view)
+    else:
+        outcome = _fence_for_failover(source, epoch, view)
+    if outcome.state is not StepState.SUCCEEDED or there is None:
+        return outcome
+    pending = _still_serving(source, services, there)
+    if pending:
+        return _waiting_for(pending, f"{source}'s data plane to follow its fence")
+    return Outcome.done(f"{outcome.message}; its databases are demoted and its DNS records withdrawn")
+
+
+def _still_serving(source: str, services: Iterable[ServiceParts], there: SourcePlane) -> list[str]:
+    pending = []
+    for service in services:
+        if service.database:
+            name = names.database_cluster(service.name, source)
+            cluster = there.clusters.get((service.namespace, name)) or {}
+            replica = (cluster.get("spec") or {}).get("replica") or {}
+            if cluster and replica.get("primary") in (None, replica.get("self", name)):
+                pending.append(f"{service} database (still primary)")
+            elif cluster and not (cluster.get("status") or {}).get("demotionToken"):
+                pending.append(f"{service} database (demotion not reported yet)")
+        if service.public and (service.namespace, names.ingress(service.name)) in there.records:
+            pending.append(f"{service} DNS record")
+    return pending
+
+
+def _lease_free(epoch: int, view: HandoverView) -> bool:
     witness = view.witness
-    lease_free = (
+    return (
         witness is None or view.witness_lapsed or (witness.claim is not None and witness.claim.epoch >= epoch)
     )
-    fenced = view.peer_current and view.peer_role in {Role.FENCED, Role.STANDBY}
-    if failover_type is FailoverType.SWITCHOVER:
-        return _fence_for_switchover(source, epoch, view, fenced=fenced, lease_free=lease_free)
+
+
+def _says_fenced(view: HandoverView) -> bool:
+    return view.peer_current and view.peer_role in {Role.FENCED, Role.STANDBY}
+
+
+def _fence_for_failover(source: str, epoch: int, view: HandoverView) -> Outcome:
+    witness = view.witness
     if witness is None:
-        if view.peer_current and not fenced:
-            return Outcome.waiting(f"waiting for {source} to fence itself for epoch {epoch}")
-        return Outcome.done(
-            f"no witness: {source} is taken to be down on this Failover's word; it fences itself when it "
-            f"sees epoch {epoch}"
-        )
-    if not lease_free:
+        return _fence_without_witness(source, epoch, view)
+    if not _lease_free(epoch, view):
         holder = witness.claim.active_site if witness.claim else source
         return Outcome.waiting(f"waiting for {holder}'s witness Lease to lapse or be released")
     return Outcome.done(f"{source} cannot act any more: nobody holds the witness Lease")
 
 
-def _fence_for_switchover(
-    source: str, epoch: int, view: HandoverView, *, fenced: bool, lease_free: bool
-) -> Outcome:
+def _fence_without_witness(source: str, epoch: int, view: HandoverView) -> Outcome:
+    if _says_fenced(view):
+        return Outcome.done(f"{source} fenced itself for epoch {epoch}")
+    if view.peer_current:
+        return Outcome.waiting(f"waiting for {source} to fence itself for epoch {epoch}")
+    silent = view.peer_silent_seconds
+    if silent is None or silent < view.takeover_seconds:
+        heard = "not heard from yet" if silent is None else f"silent for {silent:.0f}s"
+        return Outcome.waiting(
+            f"no witness: waiting until {source} has been silent for a whole Lease "
+            f"({view.takeover_seconds:.0f}s; {heard}), by when it has fenced itself"
+        )
+    return Outcome.done(
+        f"no witness: {source} has been silent for {silent:.0f}s, so it fenced itself (unless its "
+        f"Topology accepts the risk of split brain); it stands by when it sees epoch {epoch}"
+    )
+
+
+def _fence_for_switchover(source: str, epoch: int, view: HandoverView) -> Outcome:
     if not view.peer_current:
         return Outcome.waiting(
             f"{source} does not answer: a switchover needs it (delete this Failover and create one of "
             "type Failover if it is gone)"
         )
-    if not fenced:
+    if not _says_fenced(view):
         return Outcome.waiting(f"waiting for {source} to fence itself for epoch {epoch}")
-    if not lease_free:
+    if not _lease_free(epoch, view):
         return Outcome.waiting(f"waiting for {source} to release the witness Lease")
     return Outcome.done(f"{source} fenced itself and released the witness Lease")
 

@@ -22,7 +22,9 @@ class PairView:
     active_site: str | None
     epoch: int
     peer_reachable: bool
-    peer_last_active: datetime.datetime | None  # its last heartbeat saying Active (else its last one)
+    # When this site last saw a new heartbeat of the peer saying Active, by this site's own clock (None: not
+    # since this operator started): the peer's own timestamps are by its clock, never mixed with this one's.
+    peer_last_active: datetime.datetime | None
 
 
 def parse_time(value: object) -> datetime.datetime | None:
@@ -56,8 +58,10 @@ def replica(service: Body) -> ServiceReplica:
 def situation(
     pair: PairView, services: Iterable[Body], now: datetime.datetime, running: Iterable[str] = ()
 ) -> Situation:
-    """A reachable source is writing until now; an unreachable one until it was last heard from as Active,
-    or, if it was never heard from, until now (the window is then overestimated, never underestimated)."""
+    """A reachable source is writing until now; an unreachable one until this site last saw it Active, or,
+    if it has not since this operator started, until now (the window is then overestimated, never
+    underestimated). Every time compared here is by this site's clock: `now`, the sight of the source's
+    heartbeat, and the sync and replay times this site's own data plane reports."""
     last_seen = now if pair.peer_reachable else (pair.peer_last_active or now)
     return Situation(
         target=pair.site,

@@ -3,7 +3,10 @@
 - Automatic failover (policy mode Automatic, which requires a witness): this site is the standby, it can
   reach the witness, nobody holds the witness Lease (released, or not renewed for a Lease duration), and the
   active site is not acting: silent for a Lease duration, or saying it is not Active (fenced, say, because it
-  lost the witness). A standby that cannot reach the witness never promotes by itself.
+  lost the witness). A standby that cannot reach the witness never promotes by itself. "A Lease duration" is
+  the longest in play (this site's, the peer's, the witness Lease's): the sites' Topologies may disagree. A
+  site fenced only because it is handing over (a switchover this site withdrew, or that failed) is taking
+  its role back, not failing; and a peer that says it runs without the witness cannot be fenced by it.
 - Automatic failback (policy failback Automatic): this site is the preferred primary, standing by, and has
   been caught up (both sites talking, the peer Active, every service's replication healthy here) for
   failbackHoldSeconds without a break: a Switchover back.
@@ -20,6 +23,7 @@ from sharedcore import API_GROUP, API_VERSION
 from sharedcore.api import FailbackMode, FailoverMode, FailoverType, Role, Topology
 from sharedcore.controller import conditions
 from sharedcore.sites.controller import HandoverView
+from sharedcore.sites.state import HANDING_OVER
 
 Body = dict[str, Any]
 
@@ -59,16 +63,23 @@ def failover_due(site: str, view: HandoverView, topology: Topology) -> Due | Non
     witness = view.witness
     if witness is None or not witness.reachable or not view.witness_lapsed:
         return None
+    if peer_without_witness(view):
+        return None
     source = state.active_site
     silent = view.peer_silent_seconds
-    if silent is None or silent >= policy.lease_duration_seconds:
+    if silent is None or silent >= max(policy.lease_duration_seconds, view.takeover_seconds):
         why = "has not been heard from" if silent is None else f"has been silent for {silent:.0f}s"
-    elif view.peer_role is not Role.ACTIVE:
+    elif view.peer_role is not Role.ACTIVE and view.peer_reason != HANDING_OVER:
         why = f"reports itself {view.peer_role or 'unknown'}"
     else:
         return None
     reason = f"AutomaticFailover: {source} {why} and nobody holds the witness Lease"
     return Due("failover", FailoverType.FAILOVER, reason)
+
+
+def peer_without_witness(view: HandoverView) -> bool:
+    """The peer says (in its heartbeats) that it runs without the witness: its Lease would not fence it."""
+    return view.peer_settings is not None and not view.peer_settings.witness
 
 
 def caught_up(site: str, view: HandoverView, topology: Topology, services: Iterable[Body]) -> bool:

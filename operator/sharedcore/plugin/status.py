@@ -78,6 +78,7 @@ class Report:
     sites: Sequence[SiteRow]
     services: Sequence[ServiceRow]
     last_failover: FailoverRow | None
+    automatic_failover: str | None = None  # the standby's AutomaticFailoverReady, where reported
 
 
 DEFAULT_RPO_SECONDS = 300  # the CRD's default for spec.objectives.rpoSeconds
@@ -123,6 +124,16 @@ def _witness(topology: Body) -> str:
             "reachable" if condition.get("status") == "True" else f"unreachable: {condition.get('message')}"
         )
     return "configured"
+
+
+def _automatic_failover(topology: Body) -> str | None:
+    """Whether an automatic failover would act now, as the standby's operator judges it (Automatic mode)."""
+    condition = _condition(topology, "AutomaticFailoverReady")
+    if not condition:
+        return None
+    if condition.get("status") == "True":
+        return f"ready: {condition.get('message')}"
+    return f"NOT READY ({condition.get('reason')}): {condition.get('message')}"
 
 
 def _lag(replication: Body, now: datetime.datetime) -> float | None:
@@ -214,6 +225,7 @@ def collect(source: Source, namespace: str | None, now: datetime.datetime) -> Re
         sites=_sites(topology, now),
         services=services,
         last_failover=_last_failover(source.failovers(), topology),
+        automatic_failover=_automatic_failover(topology),
     )
 
 
@@ -266,13 +278,18 @@ def _lag_cell(row: ServiceRow) -> str:
 def as_text(report: Report) -> str:
     out: list[str] = []
     if not report.topology:
-        out.append("No Topology: this cluster runs sharedcore as a single site (or is not set up yet).")
+        out.append(
+            "No Topology: a single site if its operator runs with --single-site; otherwise it is Fenced "
+            "(see `kubectl get events -n default --field-selector involvedObject.kind=Topology`)."
+        )
     else:
         epoch = "-" if report.epoch is None else str(report.epoch)
         out.append(
             f"Active site: {report.active_site or 'NONE'}   Epoch: {epoch}"
             f"   Failover: {report.mode}   Witness: {report.witness}"
         )
+        if report.automatic_failover is not None:
+            out.append(f"Automatic failover: {report.automatic_failover}")
         out.append("")
         out.extend(
             _table(

@@ -6,7 +6,12 @@ Three loops, so that a silent peer or witness never delays this site's own work:
 - the peer loop renews this site's heartbeat in the peer's cluster and reads the peer's own there;
 - the witness loop reads the `sharedcore-active` Lease and renews it while this site holds it.
 Each runs every heartbeatIntervalSeconds; what one of them learns wakes the local loop at once.
-Without a Topology there is nothing to coordinate: the site is a single Active site at epoch 0.
+Until the first decision the site is Fenced: nothing acts on a role that is not known yet.
+A usable Topology's pair (the peer, the last epoch) is remembered (`sites.pair_memory`): a Topology that is
+deleted, invalid or does not name this site, before or across a restart, leaves the site Fenced in its
+standby form, never rendered without its peer. Without a Topology and without a remembered pair the site
+is a single Active site at epoch 0 only when run with `--single-site`; otherwise it is Fenced and renders
+nothing.
 A Failover executing here drives the handover through `announce` (the peer fences itself for it) and
 `promote` (this site claims the next epoch); it reads the pair through `handover_view`.
 """
@@ -25,14 +30,23 @@ from sharedcore.api import Role, Topology
 from sharedcore.controller import conditions
 from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.patches import merge_patch
-from sharedcore.failover.situation import PairView, parse_time
+from sharedcore.failover.situation import PairView
 from sharedcore.kube.client import KubeClient
-from sharedcore.kube.resources import LEASES, TOPOLOGIES
-from sharedcore.metrics import EPOCH, PEER_HEARTBEAT_AGE, SITE_ROLE
+from sharedcore.kube.resources import CONFIG_MAPS, LEASES, TOPOLOGIES
+from sharedcore.metrics import (
+    AUTOMATIC_FAILOVER_READY,
+    EPOCH,
+    PEER_HEARTBEAT_AGE,
+    PEER_SETTINGS_MISMATCH,
+    SITE_ROLE,
+    TOPOLOGY_UNUSABLE,
+)
 from sharedcore.render import HandoverForm, PeerSite, SiteContext
-from sharedcore.sites import leases
+from sharedcore.sites import leases, pair_memory
 from sharedcore.sites import status as topology_status
+from sharedcore.sites.pair_memory import PairMemory
 from sharedcore.sites.peers import REMOTE_ERRORS, Peers, describe, explain
+from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.state import (
     Claim,
     Decision,
@@ -49,8 +63,22 @@ log = logging.getLogger(__name__)
 Body = dict[str, Any]
 TOPOLOGY_NAME = "default"
 WITNESS = "witness"
-SINGLE_SITE = "SingleSite"
+# Why a site cannot use its Topology (the reason of its Fenced state, a condition, an Event and a metric).
+UNUSABLE = (
+    "NoTopology",
+    "TopologyMissing",
+    "TopologyDeleted",
+    "TopologyInvalid",
+    "SiteNotInTopology",
+    "PairMemoryUnreadable",
+)
 IDLE_SECONDS = 3600.0  # without a Topology the loops only wait for one to appear (which wakes them)
+# What Events about the Topology refer to, whether or not it exists.
+TOPOLOGY_REFERENCE = {
+    "apiVersion": TOPOLOGIES.api_version,
+    "kind": TOPOLOGIES.kind,
+    "metadata": {"name": TOPOLOGY_NAME},
+}
 
 
 def _now() -> datetime.datetime:
@@ -71,6 +99,7 @@ class Plan:
     topology: Topology
     peer: str
     context: Callable[[SiteState], SiteContext]
+    pair: PairMemory  # what to remember of it (the claim is added once recorded)
 
     @property
     def interval(self) -> float:
@@ -80,6 +109,10 @@ class Plan:
     def duration(self) -> int:
         return self.topology.spec.failover.lease_duration_seconds
 
+    @property
+    def settings(self) -> FailoverSettings:
+        return FailoverSettings.of(self.topology)
+
 
 @dataclass(frozen=True)
 class HandoverView:
@@ -88,9 +121,15 @@ class HandoverView:
     peer_claim: Claim | None
     peer_reachable: bool  # the peer's API server answered this site's last visit
     peer_current: bool  # the peer was heard from within a Lease duration
-    peer_silent_seconds: float | None  # since the peer was last heard from; None: never
+    peer_silent_seconds: float | None  # since the peer was last heard from (or this operator started)
     witness: WitnessView | None  # None: no witness configured
     witness_lapsed: bool  # nobody holds the witness Lease (released, or not renewed for a Lease duration)
+    peer_reason: str | None = None  # why the peer is in its role, as its latest heartbeat says
+    # How long the active site must have been silent (or its witness Lease unrenewed) before this site may
+    # take over: the longest Lease duration in play (this site's, the peer's, the witness Lease's), plus the
+    # time the peer was last measured to take to fence its data plane.
+    takeover_seconds: float = 0.0
+    peer_settings: FailoverSettings | None = None  # as the peer's latest heartbeat says
 
 
 class SiteController:
@@ -102,21 +141,27 @@ class SiteController:
         recorder: EventRecorder,
         peers: Peers,
         namespace: str,
+        single_site: bool = False,
     ) -> None:
         self.name = name
         self._client, self._recorder, self._peers = client, recorder, peers
         self._namespace = namespace
+        self._single_site = single_site  # without a Topology (and no pair remembered): one Active site
         self._listeners: list[Callable[[], None]] = []
         self._body: Body | None = None  # the Topology as last seen
         self._had_topology = False
-        self.state = SiteState(Role.ACTIVE, 0, name, SINGLE_SITE, "no Topology: a single active site")
-        self._context = SiteContext(name, Role.ACTIVE, 0)
+        self._memory: PairMemory | None = None  # the pair as last remembered (`sites.pair_memory`)
+        self._memory_problem: str | None = None  # why the remembered pair cannot be read
+        self.state = fenced("Starting", "deciding this site's role")
+        self._context = SiteContext(name, Role.FENCED, 0)
         self._hold: Claim | None = None
         self.witness = WitnessLease(name, namespace)
         self._inbound = leases.Freshness()  # the peer's heartbeat in this cluster: does it arrive?
         # The peer's latest heartbeat by where it was read: "inbound" (here), "outbound" (at the peer).
         self._heartbeats: dict[str, leases.Heartbeat] = {}
-        self._peer_active_until: str | None = None  # renewTime of its latest heartbeat saying Active
+        # When this site last saw a new heartbeat of the peer saying Active, by this site's clock: the peer's
+        # renewTime is by its own clock, which may be skewed, so never compared with this site's times.
+        self._peer_active_seen: datetime.datetime | None = None
         self._reachable = False
         self._reach_problem: str | None = "not contacted yet"
         self._reached_at: float | None = None  # when a request to the peer last succeeded
@@ -125,6 +170,8 @@ class SiteController:
         self._handover: Handover | None = None  # a Failover making this site active, announced to the peer
         self._promotion: Claim | None = None  # its Promote step: the claim this site takes
         self._tokens: frozenset[tuple[str, str, str]] = frozenset()  # CloudNativePG promotion tokens
+        self._readiness: conditions.Want | None = None  # AutomaticFailoverReady, as `failover` judges it
+        self._started = time.monotonic()
         self._wake = asyncio.Event()
         self._wake_peer = asyncio.Event()
         self._wake_witness = asyncio.Event()
@@ -140,8 +187,9 @@ class SiteController:
         self._listeners.append(listener)
 
     def active(self) -> bool:
-        """Whether this site is the active one of a pair (and so replicates to the other)."""
-        return self.state.role is Role.ACTIVE and self._body is not None
+        """Whether this site is the active one of a pair (and so replicates to the other): decided so, and
+        still with a usable Topology."""
+        return self.state.role is Role.ACTIVE and isinstance(self._plan(), Plan)
 
     def pair(self) -> PairView:
         """What a Failover is planned from: the claim recorded here and what is known of the peer now."""
@@ -149,7 +197,6 @@ class SiteController:
         recorded = topology_status.recorded_claim(self._body or {})
         if not isinstance(plan, Plan):
             return PairView(self.name, (self.name,), self.state.active_site, self.state.epoch, False, None)
-        heartbeat = self._peer_heartbeat()
         return PairView(
             site=self.name,
             sites=tuple(site.name for site in plan.topology.spec.sites),
@@ -157,9 +204,7 @@ class SiteController:
             epoch=recorded.epoch if recorded else 0,
             peer_reachable=self._reachable,
             # Its services stopped answering when it stopped being active, not when its operator fell silent.
-            peer_last_active=parse_time(
-                self._peer_active_until or (heartbeat.renew_time if heartbeat else None)
-            ),
+            peer_last_active=self._peer_active_seen,
         )
 
     def peer_name(self) -> str | None:
@@ -184,9 +229,19 @@ class SiteController:
             peer_reachable=self._reachable,
             peer_current=self._inbound.fresh(now, duration)
             or (self._reached_at is not None and now - self._reached_at < duration),
-            peer_silent_seconds=self._silence(now),
+            peer_silent_seconds=silence
+            if (silence := self._silence(now)) is not None
+            else now - self._started,
             witness=self.witness.view(now) if witness else None,
             witness_lapsed=witness and self.witness.lapsed(now, duration),
+            peer_reason=heartbeat.reason if heartbeat else None,
+            takeover_seconds=max(
+                duration,
+                (heartbeat.duration or 0) if heartbeat else 0,
+                self.witness.recorded_duration if witness else 0,
+            )
+            + self._peer_fencing(),
+            peer_settings=heartbeat.settings if heartbeat else None,
         )
 
     def announce(self, handover: Handover | None) -> None:
@@ -205,6 +260,21 @@ class SiteController:
             self._promotion, self._tokens = claim, tokens
             self._wake.set()
             self._wake_witness.set()
+
+    def report_readiness(self, want: conditions.Want | None) -> None:
+        """Carry the AutomaticFailoverReady condition (None: not applicable here) in the Topology status."""
+        if want != self._readiness:
+            self._readiness = want
+            if want is None:
+                AUTOMATIC_FAILOVER_READY.clear()
+            else:
+                AUTOMATIC_FAILOVER_READY.labels(self.name).set(1 if want.status else 0)
+            self._wake.set()
+
+    def _peer_fencing(self) -> float:
+        """Seconds the peer took to fence its data plane at the last switchover from it (0: not measured)."""
+        measured = ((self._body or {}).get("status") or {}).get("peerFencingSeconds")
+        return float(measured) if isinstance(measured, int | float) else 0.0
 
     def _silence(self, now: float) -> float | None:
         """Seconds since the peer was last known alive (a fresh heartbeat here, or an answer there)."""
@@ -229,6 +299,24 @@ class SiteController:
     async def on_secret(self, event_type: str | None, body: Body) -> None:
         await self._peers.on_secret(event_type, body)
 
+    def on_config_map(self, event_type: str | None, body: Body) -> None:
+        """The remembered pair, as stored (deleted by a person: this site leaves the pair)."""
+        meta = body["metadata"]
+        if (meta.get("namespace"), meta["name"]) != (self._namespace, pair_memory.CONFIG_MAP):
+            return
+        before = (self._memory, self._memory_problem)
+        self._remember_stored(None if event_type == "DELETED" else body)
+        if (self._memory, self._memory_problem) != before:
+            self._wake.set()
+
+    def _remember_stored(self, body: Body | None) -> None:
+        self._memory, self._memory_problem = None, None
+        if body is not None:
+            try:
+                self._memory = pair_memory.parse(body, self.name)
+            except pair_memory.UnreadableError as error:
+                self._memory_problem = str(error)
+
     # --- the loops ------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -240,11 +328,15 @@ class SiteController:
         )
 
     async def _prime(self) -> None:
-        """Read the Topology and hear from the others once before the first decision is published."""
+        """Read the Topology and the remembered pair, and hear from the others once, before the first
+        decision is published."""
         delay = 0.5
         while True:
             try:
                 body = await self._client.get(TOPOLOGIES, TOPOLOGY_NAME)
+                self._remember_stored(
+                    await self._client.get(CONFIG_MAPS, pair_memory.CONFIG_MAP, self._namespace)
+                )
                 break
             except REMOTE_ERRORS as error:
                 log.warning("cannot read the Topology yet (%s); retrying in %.1fs", describe(error), delay)
@@ -293,19 +385,25 @@ class SiteController:
         """What to work with, or the state to be in when the Topology gives nothing to work with."""
         body = self._body
         if body is None:
-            if self._had_topology:
-                message = "the Topology was deleted: restart the operator to run as a single site"
-                return fenced("TopologyDeleted", message)
-            return SiteState(Role.ACTIVE, 0, self.name, SINGLE_SITE, "no Topology: a single active site")
+            return pair_memory.without_topology(
+                self.name,
+                self._memory,
+                self._memory_problem,
+                deleted=self._had_topology,
+                single_site=self._single_site,
+                where=f"ConfigMap {self._namespace}/{pair_memory.CONFIG_MAP}",
+            )
         try:
             topology = Topology.model_validate(body)
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(map(str, first["loc"]))
-            return fenced("TopologyInvalid", f"the Topology is invalid at {where}: {first['msg']}")
+            what = f"is invalid at {where}: {first['msg']}"
+            return pair_memory.unusable(self._memory, "TopologyInvalid", what)
         sites = {site.name: site for site in topology.spec.sites}
         if self.name not in sites:
-            return fenced("SiteNotInTopology", f"{self.name} is not one of the Topology's sites")
+            what = f"does not name {self.name} among its sites"
+            return pair_memory.unusable(self._memory, "SiteNotInTopology", what)
         own = sites.pop(self.name)
         (peer,) = sites.values()
 
@@ -322,7 +420,23 @@ class SiteController:
                 ),
             )
 
-        return Plan(topology, peer.name, context)
+        remembered = PairMemory(self.name, peer.name, peer.service_domain, own.ingress_address)
+        return Plan(topology, peer.name, context, remembered)
+
+    async def _remember(self, plan: Plan) -> None:
+        """Store the pair and the recorded claim when they changed (a new peer, a new epoch)."""
+        claim = topology_status.recorded_claim(self._body or {})
+        wanted = PairMemory(
+            plan.pair.site, plan.pair.peer, plan.pair.peer_service_domain, plan.pair.ingress_address, claim
+        )
+        if wanted == self._memory:
+            return
+        try:
+            await self._client.apply(wanted.config_map(self._namespace))
+        except REMOTE_ERRORS as error:
+            log.warning("cannot remember the pair in %s: %s", pair_memory.CONFIG_MAP, describe(error))
+            return
+        self._memory, self._memory_problem = wanted, None
 
     async def _configure_peers(self, plan: Plan) -> None:
         spec = plan.topology.spec
@@ -343,6 +457,8 @@ class SiteController:
             duration=plan.duration,
             now=_now(),
             handover=self._handover,
+            reason=self.state.reason,
+            settings=plan.settings,
         )
 
     async def _visit_peer(self, plan: Plan) -> None:
@@ -371,6 +487,7 @@ class SiteController:
 
     async def _visit_witness(self, plan: Plan, hold: Claim | None = None) -> None:
         before = self.witness.view(time.monotonic())
+        self.witness.grace = self._peer_fencing()
         client = self._peers.client(WITNESS)
         # Handing over: let go of the Lease now rather than make the target wait for it to lapse.
         release = topology_status.recorded_claim(self._body or {}) if self.state.final_sync else None
@@ -381,9 +498,11 @@ class SiteController:
             self._wake.set()
 
     def _heard(self, where: str, heartbeat: leases.Heartbeat) -> leases.Heartbeat:
+        previous = self._heartbeats.get(where)
         self._heartbeats[where] = heartbeat
-        if heartbeat.role is Role.ACTIVE and (heartbeat.renew_time or "") > (self._peer_active_until or ""):
-            self._peer_active_until = heartbeat.renew_time
+        renewed = previous is None or previous.renew_time != heartbeat.renew_time
+        if heartbeat.role is Role.ACTIVE and renewed:
+            self._peer_active_seen = _now()  # the first sight of an old one overestimates: the safe side
         return heartbeat
 
     def _peer_heartbeat(self) -> leases.Heartbeat | None:
@@ -395,6 +514,7 @@ class SiteController:
     async def _tick(self) -> None:
         plan = self._plan()
         if not isinstance(plan, Plan):
+            await self._report_unusable(plan)
             self._publish(plan)
             return
         await self._configure_peers(plan)
@@ -416,6 +536,7 @@ class SiteController:
         self._hold = decision.hold
         if await self._record(plan, decision):
             self._publish(decision.state, plan)
+            await self._remember(plan)
         try:
             await self._client.apply(self._heartbeat(plan))
         except REMOTE_ERRORS as error:
@@ -426,17 +547,26 @@ class SiteController:
     def _observations(self, plan: Plan) -> Observations:
         now = time.monotonic()
         heartbeat = self._peer_heartbeat()
-        recently_read = self._reached_at is not None and now - self._reached_at < plan.duration
+        # Without a witness, an active site that has not heard its peer for this long fences itself: two
+        # thirds of the shorter of the sites' Lease durations, while a Failover at the peer waits for the
+        # longer one.
+        fence_after = RENEW_DEADLINE * min(
+            plan.duration, (heartbeat.duration if heartbeat else None) or plan.duration
+        )
+        silence = self._silence(now)
+        remembered = self._memory.claim if self._memory and self._memory.peer == plan.peer else None
         return Observations(
-            own=topology_status.recorded_claim(self._body or {}),
+            # A re-created Topology has no status yet: this site's last record is the remembered one.
+            own=topology_status.recorded_claim(self._body or {}) or remembered,
             peer=heartbeat.claim if heartbeat else None,
             peer_seen=heartbeat is not None,
-            peer_current=self._inbound.fresh(now, plan.duration) or recently_read,
+            peer_current=silence is not None and silence < fence_after,
             witness=self.witness.view(now) if plan.topology.spec.witness is not None else None,
             handover=heartbeat.handover if heartbeat else None,
             promotion=self._promotion,
             own_cluster_lost=self._own_failing_since is not None
             and now - self._own_failing_since >= plan.duration * RENEW_DEADLINE,
+            accept_split_brain_risk=bool(plan.topology.spec.failover.accept_split_brain_risk),
         )
 
     def _decide(self, plan: Plan) -> Decision:
@@ -454,6 +584,7 @@ class SiteController:
             last_heartbeat=inbound.renew_time if inbound else None,
             role=heartbeat.role if heartbeat else None,
             epoch=heartbeat.claim.epoch if heartbeat and heartbeat.claim else None,
+            settings=heartbeat.settings if heartbeat else None,
             rejected=self._peers.rejected(plan.peer),
         )
 
@@ -467,14 +598,19 @@ class SiteController:
             else None
         )
         recorded = decision.record or topology_status.recorded_claim(body)
+        peer = self._peer_view(plan)
+        mismatch = peer.settings is not None and peer.settings != plan.settings
+        PEER_SETTINGS_MISMATCH.labels(plan.peer).set(1 if mismatch else 0)
         new = topology_status.build(
             body,
             self.name,
             decision.state,
             recorded=recorded,
-            peer=self._peer_view(plan),
+            peer=peer,
             witness=witness,
             now=_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            settings=plan.settings,
+            extra=[self._readiness] if self._readiness else [],
         )
         current = body.get("status") or {}
         if not topology_status.differs(current, new):
@@ -491,10 +627,18 @@ class SiteController:
 
     async def _announce(self, topology: Body, old: Body, new: Body) -> None:
         """Events for the flips people care about: the site's role, and the links to the others."""
-        for type_ in ("Ready", "PeerConnected", "WitnessReachable"):
+        for type_ in (
+            "Ready",
+            "PeerConnected",
+            "WitnessReachable",
+            "SettingsMatch",
+            "AutomaticFailoverReady",
+        ):
             was = conditions.find(old.get("conditions"), type_)
             now = conditions.find(new["conditions"], type_)
-            if now is None or (was and (was["status"], was["reason"]) == (now["status"], now["reason"])):
+            if now is None or now["status"] == "Unknown":
+                continue
+            if was and (was["status"], was["reason"]) == (now["status"], now["reason"]):
                 continue
             if type_ == "Ready":
                 role = next(s for s in new["sites"] if s["name"] == self.name)["role"]
@@ -503,6 +647,26 @@ class SiteController:
                 reason = now["reason"] if now["status"] != "True" else type_
                 kind = "Normal" if now["status"] == "True" else "Warning"
             await self._recorder.record(topology, kind, reason, now["message"])
+
+    async def _report_unusable(self, state: SiteState) -> None:
+        """Say why the site is fenced without a usable Topology: in the Topology's status when there is one,
+        and an Event when the reason changes."""
+        if state.reason != self.state.reason and state.reason in UNUSABLE:
+            await self._recorder.record(
+                self._body or TOPOLOGY_REFERENCE, "Warning", state.reason, state.message
+            )
+        body = self._body
+        if body is None or state.reason not in UNUSABLE:
+            return
+        current = body.get("status") or {}
+        new = topology_status.unusable(body, state, now=_now().strftime("%Y-%m-%dT%H:%M:%SZ"))
+        if not topology_status.differs(current, new):
+            return
+        try:
+            patch = {"status": merge_patch(current, new)}
+            self.on_topology(None, await self._client.patch(TOPOLOGIES, TOPOLOGY_NAME, None, patch, "status"))
+        except REMOTE_ERRORS as error:
+            log.warning("cannot record why the Topology is unusable: %s", describe(error))
 
     def _heartbeat_age(self) -> float:
         age = self._inbound.age(time.monotonic())
@@ -516,7 +680,9 @@ class SiteController:
         for role in Role:
             SITE_ROLE.labels(self.name, str(role)).set(1 if role is state.role else 0)
         EPOCH.set(state.epoch)
-        context = plan.context(state) if plan else SiteContext(self.name, state.role, state.epoch)
+        for reason in UNUSABLE:
+            TOPOLOGY_UNUSABLE.labels(reason).set(1 if reason == state.reason else 0)
+        context = plan.context(state) if plan else pair_memory.context(self.name, state, self._memory)
         if plan:
             PEER_HEARTBEAT_AGE.labels(plan.peer).set_function(self._heartbeat_age)
             if plan.topology.spec.witness is not None:

@@ -1,7 +1,9 @@
 """The Leases the sites coordinate through: heartbeats, and the witness's `sharedcore-active`.
 
 A heartbeat Lease `sharedcore-heartbeat-<site>` is renewed by its site in both clusters and carries the
-site's role and recorded claim in annotations, so the peer learns them even when it cannot reach the site.
+site's role (and why, when fenced), its recorded claim and its failover settings (with their digest) in
+annotations, so the peer learns them even when it cannot reach the site; its leaseDurationSeconds is the
+site's own.
 The witness Lease names the active site (holderIdentity) and its epoch (annotation).
 """
 
@@ -11,12 +13,16 @@ from typing import Any
 
 from sharedcore import API_GROUP
 from sharedcore.api import Role
+from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.state import Claim, Handover
 
 Body = dict[str, Any]
 LEASE_API = "coordination.k8s.io/v1"
 ACTIVE_LEASE = "sharedcore-active"
 ROLE_ANNOTATION = f"{API_GROUP}/role"
+REASON_ANNOTATION = f"{API_GROUP}/reason"
+SETTINGS_ANNOTATION = f"{API_GROUP}/failover-settings"
+SETTINGS_DIGEST_ANNOTATION = f"{API_GROUP}/failover-settings-digest"
 EPOCH_ANNOTATION = f"{API_GROUP}/epoch"
 ACTIVE_SITE_ANNOTATION = f"{API_GROUP}/active-site"
 HANDOVER_EPOCH_ANNOTATION = f"{API_GROUP}/handover-epoch"
@@ -42,8 +48,14 @@ def heartbeat(
     duration: int,
     now: datetime.datetime,
     handover: Handover | None = None,
+    reason: str | None = None,
+    settings: FailoverSettings | None = None,
 ) -> Body:
     annotations = {ROLE_ANNOTATION: str(role)}
+    if reason is not None:
+        annotations[REASON_ANNOTATION] = reason
+    if settings is not None:
+        annotations |= {SETTINGS_ANNOTATION: settings.encode(), SETTINGS_DIGEST_ANNOTATION: settings.digest}
     if claim is not None:
         annotations |= {EPOCH_ANNOTATION: str(claim.epoch), ACTIVE_SITE_ANNOTATION: claim.active_site}
     if handover is not None:
@@ -68,17 +80,29 @@ class Heartbeat:
     claim: Claim | None
     renew_time: str | None
     handover: Handover | None = None
+    reason: str | None = None  # why it is in its role (CamelCase)
+    settings: FailoverSettings | None = None
+    duration: int | None = None  # its leaseDurationSeconds
 
 
 def read_heartbeat(lease: Body) -> Heartbeat:
     annotations = lease["metadata"].get("annotations") or {}
     role = annotations.get(ROLE_ANNOTATION)
     epoch, active = annotations.get(EPOCH_ANNOTATION, ""), annotations.get(ACTIVE_SITE_ANNOTATION)
+    spec = lease.get("spec") or {}
+    settings = FailoverSettings.decode(annotations.get(SETTINGS_ANNOTATION))
+    duration = spec.get("leaseDurationSeconds")
     return Heartbeat(
         role=Role(role) if role in {str(member) for member in Role} else None,
         claim=Claim(int(epoch), active) if epoch.isdigit() and active else None,
-        renew_time=lease.get("spec", {}).get("renewTime"),
+        renew_time=spec.get("renewTime"),
         handover=_handover(annotations),
+        reason=annotations.get(REASON_ANNOTATION),
+        # The digest vouches for the settings: a hand-edited annotation is not taken for the peer's word.
+        settings=settings
+        if settings and settings.digest == annotations.get(SETTINGS_DIGEST_ANNOTATION)
+        else None,
+        duration=duration if isinstance(duration, int) and duration > 0 else None,
     )
 
 

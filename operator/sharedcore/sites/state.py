@@ -3,20 +3,25 @@
 A claim says which site is active at which epoch. Claims are recorded in each site's Topology status, carried
 by the sites' heartbeats and, with a witness, held in its `sharedcore-active` Lease; the highest epoch wins.
 A site is Active only while the winning claim names it and it can prove so: by holding the witness Lease, or
-without a witness by having heard from its peer (or having been Active at that epoch all along). A site that
-cannot prove its role is Fenced, never Active by default. An active site whose peer announces a takeover at a
-later epoch (a Failover executing there) fences itself for it, keeping only its final sync of the files.
+without a witness by hearing from its peer (within two thirds of the shorter Lease duration of the two
+sites, so that it has fenced itself before a Failover at the peer, which waits for a whole one, takes over),
+unless the Topology accepts the risk of split brain, or a Failover promoted it while the peer was silent (and
+it has not heard the peer since). A site that cannot prove its role is Fenced, never Active by default.
+An active site whose peer announces a takeover at a later epoch (a Failover executing there) fences itself
+for it, keeping only its final sync of the files.
 The only way to a later epoch is the Promote step of a Failover at its target, which adds its claim
 (`Observations.promotion`); with a witness it counts only once the target holds the Lease at that epoch.
 A site whose own API server has not answered for the renew deadline fences itself: it can no longer
 observe, fence or repair anything there, and its peer, which can, may take over.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sharedcore.api import Role
 
 FIRST_EPOCH = 1
+HANDING_OVER = "HandingOver"  # the reason of a site fenced for its peer's announced takeover
+PEER_SILENT = "PeerSilent"  # the reason of a site without witness fenced for not hearing its peer
 
 
 @dataclass(frozen=True)
@@ -51,11 +56,12 @@ class Observations:
     own: Claim | None  # this site's Topology status
     peer: Claim | None  # the latest claim in the peer's heartbeats
     peer_seen: bool  # the peer has heartbeated: it runs with the Topology
-    peer_current: bool  # what this site knows of the peer is current (a fresh heartbeat, or a read just now)
+    peer_current: bool  # the peer was heard recently enough: without a witness, not for long enough to fence
     witness: WitnessView | None  # None: no witness configured
     handover: Handover | None = None  # the peer's announced takeover, if any
     promotion: Claim | None = None  # a Failover promoting this site (its Promote step), if any
     own_cluster_lost: bool = False  # this site's API server has not answered for the renew deadline
+    accept_split_brain_risk: bool = False  # without a witness: stay active without hearing the peer
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class SiteState:
     reason: str  # CamelCase: the role when established, else why the site is fenced
     message: str
     final_sync: str | None = None  # handing over: the Failover whose final sync this site still pushes
+    on_failovers_word: bool = False  # active without a witness, promoted while the peer was silent
 
     @property
     def established(self) -> bool:
@@ -122,13 +129,15 @@ def _claimed(site: str, peer: str, best: Claim, seen: Observations, previous: Si
         message = (
             f"handing over to {handover.to_site} for epoch {handover.epoch} (Failover {handover.failover})"
         )
-        state = SiteState(Role.FENCED, best.epoch, site, "HandingOver", message, final_sync=handover.failover)
+        state = SiteState(Role.FENCED, best.epoch, site, HANDING_OVER, message, final_sync=handover.failover)
         return Decision(state, None, None)
     if seen.witness is not None:
         return _active_with_witness(site, best, seen.witness)
     if best == seen.promotion and seen.own != best:
-        # No witness to arbitrate: the Failover (a person's decision) is the proof.
-        return Decision(_active(site, best, "promoted by a Failover"), best, None)
+        # No witness to arbitrate: the Failover (a person's decision, taken once the peer was silent for a
+        # whole Lease, so fenced) is the proof.
+        promoted = _active(site, best, "promoted by a Failover")
+        return Decision(replace(promoted, on_failovers_word=not seen.peer_current), best, None)
     return _active_without_witness(site, peer, best, seen, previous)
 
 
@@ -175,10 +184,21 @@ def _active_with_witness(site: str, best: Claim, witness: WitnessView) -> Decisi
 def _active_without_witness(
     site: str, peer: str, best: Claim, seen: Observations, previous: SiteState
 ) -> Decision:
-    if previous.role is Role.ACTIVE and previous.epoch == best.epoch:
-        return Decision(_active(site, best, "active since this operator confirmed it"), best, None)
     if seen.peer_current:
         return Decision(_active(site, best, f"{peer} claims no later epoch"), best, None)
+    confirmed = previous.role is Role.ACTIVE and previous.epoch == best.epoch
+    if confirmed and seen.accept_split_brain_risk:
+        why = f"the Topology's acceptSplitBrainRisk keeps it active without hearing {peer}"
+        return Decision(_active(site, best, why), best, None)
+    if confirmed and previous.on_failovers_word:
+        return Decision(previous, best, None)
+    if confirmed or previous.reason == PEER_SILENT:
+        message = (
+            f"{site} has not heard {peer} for two thirds of the Lease: fenced, so that a Failover at {peer} "
+            "never meets a second writer (active again once it hears from it; the Topology's "
+            "failover.acceptSplitBrainRisk would keep it active instead)"
+        )
+        return Decision(fenced(PEER_SILENT, message, best.epoch, site), None, None)
     message = f"cannot confirm that {peer} has not taken over since epoch {best.epoch}: waiting for it"
     return Decision(fenced("PeerUnconfirmed", message, best.epoch, site), None, None)
 

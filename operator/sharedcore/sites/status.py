@@ -5,11 +5,13 @@ It is rewritten only when something in it changes. The peer's lastHeartbeatTime 
 peer falls silent the status shows its true last heartbeat. The heartbeat Lease has the live time.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sharedcore.api import Role
 from sharedcore.controller import conditions
+from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.state import Claim, SiteState, WitnessView
 
 Body = dict[str, Any]
@@ -27,6 +29,7 @@ class PeerView:
     last_heartbeat: str | None  # renewTime of its latest heartbeat in this cluster
     role: Role | None  # as its heartbeats say
     epoch: int | None
+    settings: FailoverSettings | None = None  # its failover settings, as its heartbeats say
     rejected: str | None = None  # why the kubeconfig Secret for reaching it is refused
 
 
@@ -55,6 +58,23 @@ def _peer_connected(site: str, peer: PeerView) -> conditions.Want:
         return conditions.Want("PeerConnected", False, "PeerUnreachable", message)
     message = f"{site} cannot reach {name} ({peer.problem}) and its heartbeats no longer arrive"
     return conditions.Want("PeerConnected", False, "PeerLost", message)
+
+
+def settings_match(site: str, own: FailoverSettings, peer: PeerView) -> conditions.Want:
+    if peer.settings is None:
+        message = (
+            f"{peer.name} has not published its failover settings (not heard from yet, or older version)"
+        )
+        return conditions.Want("SettingsMatch", None, "PeerSettingsUnknown", message)
+    differences = own.differences(peer.settings)
+    if not differences:
+        message = f"{site} and {peer.name} run with the same failover settings ({own.digest})"
+        return conditions.Want("SettingsMatch", True, "Match", message)
+    message = (
+        f"the Topology's failover settings differ between {site} and {peer.name} ({'; '.join(differences)}): "
+        "durations are judged by the more conservative site's; apply the same Topology at both sites"
+    )
+    return conditions.Want("SettingsMatch", False, "SettingsMismatch", message)
 
 
 def _witness_reachable(witness: WitnessView, problem: str | None, rejected: str | None) -> conditions.Want:
@@ -88,13 +108,19 @@ def build(
     peer: PeerView,
     witness: tuple[WitnessView, str | None, str | None] | None,
     now: str,
+    settings: FailoverSettings | None = None,
+    extra: Sequence[conditions.Want] = (),
 ) -> Body:
-    """The status this site reports; `recorded` is the claim it has agreed to, if any."""
+    """The status this site reports; `recorded` is the claim it has agreed to, if any; `extra`: conditions
+    judged elsewhere (AutomaticFailoverReady)."""
     current = topology.get("status") or {}
     generation = topology["metadata"].get("generation", 0)
     wanted = [_ready(state), _peer_connected(site, peer)]
+    if settings is not None:
+        wanted.append(settings_match(site, settings, peer))
     if witness is not None:
         wanted.append(_witness_reachable(*witness))
+    wanted.extend(extra)
     own = _site(site, True, state.role, state.epoch, None)
     other = _site(peer.name, peer.reachable, peer.role, peer.epoch, peer.last_heartbeat)
     order = [entry["name"] for entry in topology["spec"]["sites"]]
@@ -108,8 +134,7 @@ def build(
         status |= {"activeSite": recorded.active_site, "epoch": recorded.epoch}
     else:
         status |= {key: current[key] for key in ("activeSite", "epoch") if key in current}
-    if "lastFailover" in current:
-        status["lastFailover"] = current["lastFailover"]
+    status |= {key: current[key] for key in ("lastFailover", "peerFencingSeconds") if key in current}
     return status
 
 
@@ -130,3 +155,13 @@ def recorded_claim(topology: Body) -> Claim | None:
     status = topology.get("status") or {}
     epoch, active = status.get("epoch"), status.get("activeSite")
     return Claim(int(epoch), str(active)) if isinstance(epoch, int) and epoch > 0 and active else None
+
+
+def unusable(topology: Body, state: SiteState, *, now: str) -> Body:
+    """The status of a Topology this site cannot use: its Ready condition says why (the rest is kept)."""
+    current = topology.get("status") or {}
+    generation = topology["metadata"].get("generation", 0)
+    old = current.get("conditions") or []
+    ready = conditions.merge(old, [_ready(state)], generation, now)
+    others = [condition for condition in old if condition.get("type") != "Ready"]
+    return {**current, "observedGeneration": generation, "conditions": ready + others}

@@ -7,7 +7,11 @@ Renewals carry the resourceVersion they read: two writers can never both succeed
 Another site's Lease is taken over only for a later epoch (a Failover's Promote step), and only once it is
 released (no holder: a site handing over lets go) or has lapsed: not renewed for a whole Lease duration as
 this process's clock measures it, counted from when it last saw the Lease change. The holder stopped acting
-at two thirds of that duration after its last renewal began, so it has fenced itself by then.
+at two thirds of that duration after its last renewal began, so it has fenced itself by then. "That
+duration" is the longer of this site's and the one the Lease records (its holder's): the sites' Topologies
+may disagree, and the holder fences itself by its own. Then the holder's data plane follows (databases
+demoted, DNS records withdrawn), which takes time: the fencing time measured at the last switchover from it
+(`grace`) is waited on top.
 """
 
 import asyncio
@@ -42,6 +46,8 @@ class WitnessLease:
         self._held_until = 0.0  # monotonic
         self._last: tuple[object, ...] | None = None  # (holder, epoch, renewTime) as last read
         self._changed_at: float | None = None  # monotonic time `_last` was first seen
+        self.recorded_duration = 0  # the Lease's leaseDurationSeconds as last read: its holder's
+        self.grace = 0.0  # seconds its holder's data plane takes to fence, measured: waited beyond a lapse
         self._lock = asyncio.Lock()
         self.problem: str | None = "not contacted yet"
         self._answered_at: float | None = None  # monotonic: when the witness last answered
@@ -55,10 +61,12 @@ class WitnessLease:
         return WitnessView(self._reachable, self._claim, held)
 
     def lapsed(self, now: float, duration: int) -> bool:
-        """Whether no site holds the Lease: released, or not renewed for `duration` seconds."""
+        """Whether no site holds the Lease: released, or not renewed for `duration` seconds, or for the
+        longer duration its holder renewed it with, and then for its data plane's fencing time."""
         if self._claim is None:
             return self._reachable
-        return self._changed_at is not None and now - self._changed_at >= duration
+        waited = max(duration, self.recorded_duration) + self.grace
+        return self._changed_at is not None and now - self._changed_at >= waited
 
     def _observe(self, lease: Body | None, now: float) -> None:
         spec = (lease or {}).get("spec", {})
@@ -66,6 +74,8 @@ class WitnessLease:
         if seen != self._last:
             self._last, self._changed_at = seen, now
         self._claim = witness_claim(lease)
+        recorded = spec.get("leaseDurationSeconds")
+        self.recorded_duration = recorded if isinstance(recorded, int) and recorded > 0 else 0
 
     async def visit(
         self,
