@@ -61,7 +61,6 @@ CLUSTER_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": READ},
 ]
 RULES = [*NAMESPACED_RULES, *CLUSTER_RULES]  # watching every namespace
-NAMESPACED_ROLE_NAME = f"{CLUSTER_ROLE_NAME}-namespaced"
 
 
 def cluster_role(name: str = CLUSTER_ROLE_NAME, rules: list[dict[str, Any]] = RULES) -> dict[str, Any]:
@@ -84,8 +83,8 @@ WITNESS = "witness"
 RBAC_API = "rbac.authorization.k8s.io/v1"
 
 PEER_RULES: list[dict[str, Any]] = [
-    # Which namespaces opted in to replication (a label on the Namespace).
-    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list"]},
+    # Which namespaces there are in use: replication writes only into those.
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
     # The failover checks: the source's final syncs, its demoted databases, the DNS records it withdraws.
     *(
         {"apiGroups": [resource.group], "resources": [resource.plural], "verbs": ["list"]}

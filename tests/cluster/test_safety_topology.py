@@ -18,6 +18,7 @@ from kubernetes import client, watch
 
 from sharedcore import API_GROUP, API_VERSION
 from sharedcore.render import names
+from sharedcore_testbed.operators import peer_user
 from tests.cluster.test_failover import objects, replicated, sites_by_role
 from tests.cluster.test_operator import PLURAL, get
 from tests.cluster.test_two_sites import topology_condition
@@ -223,7 +224,7 @@ def test_a_restarting_standby_never_pushes_its_stale_copies(pair: Pair, namespac
             assert get(pair.danang, namespace, service)["spec"]["version"] == "9.9.9"
             pushed = [
                 (w["verb"], w["requestURI"])
-                for w in audit_requests(pair.danang, OPERATOR_USER, since, WRITE_VERBS)
+                for w in audit_requests(pair.danang, peer_user("quangnam"), since, WRITE_VERBS)
                 if w.get("userAgent") == "sharedcore/quangnam" and w["objectRef"]["resource"] not in ROUTINE
             ]
             assert pushed == []

@@ -319,7 +319,7 @@ def test_the_same_manifests_applied_at_both_sites_cause_no_replication_writes(
     time.sleep(3 * RESYNC)  # several replication passes, each comparing every copy
     writes = [
         event
-        for event in audit_requests(pair.quangnam, OPERATOR_USER, since, WRITE_VERBS)
+        for event in audit_requests(pair.quangnam, peer_user("danang"), since, WRITE_VERBS)
         if event.get("userAgent", "").startswith("sharedcore/danang")
         and event["objectRef"].get("namespace") == namespace
         and event["objectRef"]["resource"] != "events"
