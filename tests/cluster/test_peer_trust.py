@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
-from sharedcore import API_GROUP, API_VERSION
+from sharedcore import API_GROUP, API_VERSION, rbac
+from sharedcore.render.output import to_yaml
 from sharedcore_testbed import Testbed, operators
 from sharedcore_testbed.operators import OPERATOR_NAMESPACE, peer_user
+from sharedcore_testbed.pair import WITNESS_LEASE
 from tests.cluster.test_failover import ensure_active, replicated, switchover
 from tests.cluster.test_operator import condition
 from tests.cluster.test_two_sites import labelled_secret, secret_value
@@ -53,6 +56,16 @@ def alive(pair: Pair) -> None:
         assert process.process is not None and process.process.poll() is None, (
             f"the operator at {name} exited:\n{process.log_tail()}"
         )
+
+
+def holder(witness: Site) -> str | None:
+    try:
+        found = witness.coordination.read_namespaced_lease(WITNESS_LEASE, OPERATOR_NAMESPACE)
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return str(found.spec.holder_identity or "") or None
 
 
 def request(site: Site, target: str) -> str:
@@ -208,3 +221,35 @@ def test_each_site_uses_only_the_shipped_peer_identity_at_the_other_site_and_the
             assert by_agent == {user}, (
                 f"{other.name}'s operator acts at {site.name} only as its peer identity"
             )
+
+
+def test_a_refused_identity_and_a_deleted_lease_are_reported_not_fatal(pair: Pair) -> None:
+    """danang takes quangnam's identity's rights away (403 at every visit), and someone deletes the witness
+    Lease: both operators keep running, quangnam says what to do, and the Lease is taken again."""
+    binding = rbac.peer_account("quangnam")
+    pair.danang.kubectl("delete", "rolebinding", binding, "-n", OPERATOR_NAMESPACE)
+    pair.danang.kubectl("delete", "clusterrolebinding", binding)
+    try:
+        refused = eventually(
+            lambda: (
+                "forbidden" in topology_condition(pair.quangnam, "PeerConnected").get("message", "").lower()
+                and topology_condition(pair.quangnam, "PeerConnected")
+            ),
+            timeout=30,
+            message="quangnam reports the refusal",
+        )
+        assert refused["status"] == "False" and "sharedcore peer-identity --site danang" in refused["message"]
+        assert topology_events(pair.quangnam, refused["reason"]), "an Event says so"
+        alive(pair)
+    finally:
+        pair.danang.kubectl(
+            "apply", "--server-side", "-f", "-", stdin=to_yaml(rbac.peer_identity("danang", "quangnam"))
+        )
+    eventually(
+        lambda: topology_condition(pair.quangnam, "PeerConnected").get("status") == "True",
+        timeout=30,
+        message="quangnam reaches danang again",
+    )
+    pair.witness.coordination.delete_namespaced_lease(WITNESS_LEASE, OPERATOR_NAMESPACE)
+    eventually(lambda: holder(pair.witness), timeout=30, message="the witness Lease taken again")
+    alive(pair)
