@@ -32,7 +32,7 @@ from sharedcore import API_GROUP, API_VERSION
 from sharedcore.plugin import moves
 from sharedcore_testbed import Testbed
 from sharedcore_testbed.clients import SiteClients, as_object, items
-from sharedcore_testbed.pair import Pair, invite, prepare_pair, topology
+from sharedcore_testbed.pair import Pair, opt_in, prepare_pair, topology
 from sharedcore_testbed.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,14 +55,12 @@ def services(n: int) -> list[dict[str, Any]]:
     return bodies
 
 
-def create(pair: Pair[SiteClients], bodies: list[dict[str, Any]]) -> None:
-    """Namespaces at both sites (each site's peer identity invited there), then at danang the TLS Secrets
-    (labelled to follow their service to the standby) and the services."""
-    site = pair.danang
+def create(site: SiteClients, standby: SiteClients, bodies: list[dict[str, Any]]) -> None:
+    """Namespaces (opted in to replication at both sites), TLS Secrets (labelled to follow their service to
+    the standby) and the services."""
     for namespace in sorted({b["metadata"]["namespace"] for b in bodies}):
-        for each in pair.sites:
-            each.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-        invite(pair.sites, namespace)
+        for where in (site, standby):
+            opt_in(where, namespace)
     for body in bodies:
         namespace = body["metadata"]["namespace"]
         tls = (body["spec"].get("ingress") or {}).get("tlsSecretName")
@@ -191,7 +189,7 @@ def measure(n: int, runs: int, heartbeat: int, lease: int, workdir: Path) -> dic
         )
         with pair.running(forget=False):
             started = time.monotonic()
-            create(pair, services(n))
+            create(danang, quangnam, services(n))
             timeout = 120 + 4 * n
             eventually(lambda: all_in(danang, n, "Active"), timeout=timeout, message="Ready at danang")
             eventually(lambda: all_in(quangnam, n, "Standby"), timeout=timeout, message="standing by")

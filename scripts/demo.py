@@ -41,8 +41,8 @@ from sharedcore_testbed.operators import OperatorProcess, kubectl
 from sharedcore_testbed.pair import (
     WITNESS_LEASE,
     Pair,
-    invite,
     lease,
+    opt_in,
     prepare_pair,
     topology,
     topology_status,
@@ -107,12 +107,11 @@ def key(body: Body) -> str:
 
 
 def create_at_active(kubeconfig: Path, services: list[Body]) -> None:
-    """The services with their namespaces and TLS Secrets (placeholders for what cert-manager issues at the
-    active site), the Secrets labelled to follow the services to the standby."""
+    """The services with their TLS Secrets (placeholders for what cert-manager issues at the active site),
+    the Secrets labelled to follow the services to the standby."""
     objects: list[Body] = []
     for service in services:
         namespace = service["metadata"]["namespace"]
-        objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         if secret := (service["spec"].get("ingress") or {}).get("tlsSecretName"):
             meta = {"name": secret, "namespace": namespace, "labels": {REPLICATE_LABEL: "true"}}
             objects.append(
@@ -321,13 +320,14 @@ class Demo:
         say(f"Roles established {time.monotonic() - self.pair.started:.1f}s after the operators started")
         services = samples()
         self.names = [key(s) for s in services]
-        say(f"Creating one SharedService per platform at danang ({len(services)}), TLS Secrets replicated")
+        say(
+            f"Creating one SharedService per platform at danang ({len(services)}), their namespaces opted in "
+            "to replication at both sites, TLS Secrets replicated"
+        )
         created = time.monotonic()
         for namespace in sorted({s["metadata"]["namespace"] for s in services}):
-            # What the city's administrators do once per namespace: it exists at both sites, and each site's
-            # peer identity may write its copies there.
-            kubectl(self.quangnam.kubeconfig, "create", "namespace", namespace)
-            invite(self.pair.sites, namespace)
+            for site in (self.danang, self.quangnam):  # replication writes only where both sites invite it
+                opt_in(site, namespace)
         create_at_active(self.danang.kubeconfig, services)
         wait_for(
             "every service Ready at danang", lambda: self.all_in_form(self.danang, "Active"), self.timeout

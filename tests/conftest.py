@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from sharedcore_testbed import Testbed
-from sharedcore_testbed.pair import invite
+from sharedcore_testbed.pair import opt_in
 from tests.support.cluster import Site
 
 SITES = ("danang", "quangnam", "witness")
@@ -62,12 +61,12 @@ def real_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
 
 @pytest.fixture
 def namespace(sites: Sites, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace with the same name at every site, removed afterwards (without waiting)."""
+    """A fresh namespace with the same name at every site, opted in to replication, removed afterwards
+    (without waiting)."""
     name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:6]}"
     name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
     for site in sites:
-        site.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    invite([sites.danang, sites.quangnam], name)
+        opt_in(site, name)
     yield name
     for site in sites:
         # A test may have stopped the site; the planes go away at the end of the session anyway.

@@ -68,8 +68,8 @@ SITE_ROLE = Gauge(
 TOPOLOGY_UNUSABLE = Gauge(
     "sharedcore_topology_unusable",
     "1 while this site is Fenced because it cannot use its Topology, labelled with why (NoTopology, "
-    "TopologyMissing, TopologyDeleted, TopologyInvalid, SiteNotInTopology, PairMemoryUnreadable); "
-    "0 otherwise.",
+    "TopologyMissing, TopologyDeleted, TopologyInvalid, SiteNotInTopology, PeerChanged, "
+    "PairMemoryUnreadable); 0 otherwise.",
     ["reason"],
     registry=REGISTRY,
 )
@@ -117,7 +117,8 @@ LAST_SYNC = Gauge(
 )
 REPLICATION_WRITES = Counter(
     "sharedcore_replication_writes_total",
-    "Objects the active site wrote to the standby site, by kind and action (create, update, revert, delete).",
+    "Objects the active site wrote to the standby site, by kind and action (create, update, revert, delete, "
+    "retain), and those it refused to copy (refuse).",
     ["kind", "action"],
     registry=REGISTRY,
 )

@@ -56,6 +56,7 @@ CLUSTER_RULES: list[dict[str, Any]] = [
     },
     # Events about SharedServices go to their namespaces, those about the Topology and Failovers to default.
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    # Replication reads which namespaces opted in to it; it never creates one.
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": READ},
     # Kopf notices CRDs installed after it started (CloudNativePG, VolSync, ExternalDNS).
     {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": READ},

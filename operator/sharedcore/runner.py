@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sharedcore import SYSTEM_NAMESPACE
-from sharedcore.api import Role
+from sharedcore.api import ReplicationPolicy, Role
 from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.operator import Controller, configure, register
 from sharedcore.controller.runtime import Runtime
@@ -55,6 +55,12 @@ def _standby(site: SiteController, peers: Peers) -> tuple[KubeClient, int] | Non
     return (client, site.state.epoch) if client else None
 
 
+def _replication_policy(site: SiteController) -> ReplicationPolicy:
+    """The Topology's allow-lists; none without a usable Topology (nothing replicates then anyway)."""
+    topology = site.topology()
+    return topology.spec.replication if topology else ReplicationPolicy()
+
+
 def _peer(site: SiteController, peers: Peers) -> KubeClient | None:
     peer = site.peer_name()
     return peers.client(peer) if peer else None
@@ -91,12 +97,19 @@ async def run(options: Options) -> None:
         namespace=options.system_namespace,
         single_site=options.single_site,
     )
-    rt = Runtime(client=client, recorder=recorder, site=site.context, resync_seconds=options.resync_seconds)
+    rt = Runtime(
+        client=client,
+        recorder=recorder,
+        site=site.context,
+        resync_seconds=options.resync_seconds,
+        policy=lambda: _replication_policy(site),
+    )
     controller = Controller(rt, options.namespaces, options.workers)
     replicator = ConfigReplicator(
         options.site,
         client,
         target=lambda: _standby(site, peers),
+        policy=lambda: _replication_policy(site),
         namespaces=options.namespaces,
         excluded_namespace=options.system_namespace,
         resync_seconds=options.resync_seconds,

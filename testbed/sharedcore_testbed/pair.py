@@ -3,8 +3,9 @@
 Each operator is authenticated as its own ServiceAccount at its own site and reaches the other site and the
 witness only through the testbed's link proxies (so partitions and outages apply), as the identity
 `sharedcore peer-identity` ships for it there, with kubeconfigs it reads from Secrets the Topology names; a
-namespace is replicated into once `invite`d. CloudNativePG, VolSync and Prometheus are played at each site by
-`sharedcore_testbed.dataplane`. Used by the two-site tests, `make demo` and the benchmarks:
+namespace is replicated into once opted in at both sites (`opt_in`). CloudNativePG, VolSync and Prometheus
+are played at each site by `sharedcore_testbed.dataplane`. Used by the two-site tests, `make demo` and the
+benchmarks:
 
     sites = (SiteClients(name, bed) for name in ("danang", "quangnam", "witness"))
     pair = prepare_pair(*sites, directory, crds=[...], topology=topology(mode="Automatic"), resync=5)
@@ -25,6 +26,7 @@ from kubernetes import client
 
 from sharedcore import API_GROUP, API_VERSION, rbac
 from sharedcore.render.output import to_yaml
+from sharedcore.replication.content import OPT_IN
 from sharedcore.sites.pair_memory import CONFIG_MAP as PAIR_MEMORY
 from sharedcore_testbed.clients import SiteClients, as_object
 from sharedcore_testbed.dataplane import DataPlaneDouble
@@ -107,22 +109,6 @@ def link_kubeconfig(site: SiteClients, target: SiteClients) -> str:
     return str(yaml.safe_dump(rbac.peer_kubeconfig(target.name, site.name, cluster["server"], ca, token)))
 
 
-def invite(sites: Sequence[SiteClients], namespace: str) -> None:
-    """What an administrator does to let the sites replicate into `namespace`: at each site, the other's
-    identity may write its copies there."""
-    for site in sites:
-        for other in sites:
-            if other is not site:
-                kubectl(
-                    site.kubeconfig,
-                    "apply",
-                    "--server-side",
-                    "-f",
-                    "-",
-                    stdin=to_yaml([rbac.replication_binding(other.name, namespace)]),
-                )
-
-
 def put_secret(site: SiteClients, name: str, kubeconfig: str) -> None:
     """Create or replace a kubeconfig Secret in the operator's namespace at `site`."""
     body = client.V1Secret(
@@ -135,6 +121,28 @@ def put_secret(site: SiteClients, name: str, kubeconfig: str) -> None:
         if error.status != 409:
             raise
         site.core.replace_namespaced_secret(name, OPERATOR_NAMESPACE, body)
+
+
+def opt_in(site: SiteClients, namespace: str) -> None:
+    """What an administrator does at `site` to invite `namespace` to replication: create it opted in (label
+    it so if it exists), and let the other site's peer identity write its copies there. Replication writes
+    only into namespaces invited at both sites, and never creates one."""
+    body = client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels=OPT_IN))
+    try:
+        site.core.create_namespace(body)
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
+        site.core.patch_namespace(namespace, {"metadata": {"labels": OPT_IN}})
+    for other in (name for name in ADDRESSES if site.name in ADDRESSES and name != site.name):
+        kubectl(
+            site.kubeconfig,
+            "apply",
+            "--server-side",
+            "-f",
+            "-",
+            stdin=to_yaml([rbac.replication_binding(other, namespace)]),
+        )
 
 
 def topology_status(site: SiteClients) -> dict[str, Any]:

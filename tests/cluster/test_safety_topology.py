@@ -114,7 +114,7 @@ def replace_topology(site: Site, body: dict[str, Any]) -> None:
     site.custom.create_cluster_custom_object(*TOPOLOGY, body)
 
 
-def the_three_mistakes(pair: Pair, namespace: str, service: str) -> None:
+def the_mistakes(pair: Pair, namespace: str, service: str) -> None:
     # (a) The Topology deleted at the standby (a person, a GitOps prune, a CRD reinstall).
     pair.quangnam.custom.delete_cluster_custom_object(*TOPOLOGY, "default")
     fenced(pair, "quangnam")
@@ -139,6 +139,13 @@ def the_three_mistakes(pair: Pair, namespace: str, service: str) -> None:
     assert role_of(pair.operators["quangnam"]) == "Fenced"
     kept_in_standby_form(pair, namespace, service)
 
+    # (d) A Topology naming another peer (a typo of danang's name): no site its databases ever copied.
+    renamed = topology()
+    renamed["spec"]["sites"][0]["name"] = renamed["spec"]["preferredPrimary"] = "danag"
+    replace_topology(pair.quangnam, renamed)
+    kept_in_standby_form(pair, namespace, service)
+    assert topology_condition(pair.quangnam, "Ready").get("reason") == "PeerChanged"
+
 
 def test_an_unusable_topology_never_makes_the_standby_writable(pair: Pair, namespace: str) -> None:
     active, standby = sites_by_role(pair)
@@ -147,7 +154,7 @@ def test_an_unusable_topology_never_makes_the_standby_writable(pair: Pair, names
     kept_in_standby_form(pair, namespace, service)
     try:
         with RoleSampler(pair.operators) as sampler, replica_watch(pair.quangnam, namespace) as replicas:
-            the_three_mistakes(pair, namespace, service)
+            the_mistakes(pair, namespace, service)
     finally:
         # The right Topology again (a later test needs the pair): quangnam stands by, as before.
         replace_topology(pair.quangnam, topology())

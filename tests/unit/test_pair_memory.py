@@ -15,10 +15,11 @@ from sharedcore.sites.pair_memory import (
     UnreadableError,
     context,
     parse,
+    peer_changed,
     unusable,
     without_topology,
 )
-from sharedcore.sites.state import Claim, fenced
+from sharedcore.sites.state import Claim, SiteState, fenced
 from sharedcore_testbed.pair import topology
 from tests.golden.samples import SERVICE_DOMAIN, sample
 
@@ -142,3 +143,19 @@ def test_deleting_the_remembered_pair_is_how_a_site_leaves_it() -> None:
     assert site._plan() == without_topology(
         "quangnam", None, None, deleted=False, single_site=True, where=WHERE
     )
+
+
+def test_a_topology_naming_another_peer_leaves_the_site_fenced_in_its_old_pair() -> None:
+    none = cast(Any, None)
+    site = SiteController("quangnam", none, recorder=none, peers=none, namespace="sharedcore-system")
+    site.on_config_map("ADDED", MEMORY.config_map("sharedcore-system"))
+    body = topology()
+    body["metadata"]["resourceVersion"] = "1"
+    body["spec"]["sites"][0]["name"] = body["spec"]["preferredPrimary"] = "hoian"  # a typo of danang's name
+    site.on_topology("ADDED", body)
+    state = site._plan()
+    assert state == peer_changed(MEMORY, "hoian", WHERE)
+    assert (state.reason, state.epoch) == ("PeerChanged", 3) and WHERE in state.message
+    assert context("quangnam", state, MEMORY).peer == PeerSite("danang", SERVICE_DOMAIN)
+    site.on_config_map("DELETED", MEMORY.config_map("sharedcore-system"))  # a person: the pair changed
+    assert not isinstance(site._plan(), SiteState)

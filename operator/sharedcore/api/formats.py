@@ -20,6 +20,8 @@ _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 # A hostname's last label starts with a letter, so "10.0.0.256" is neither an address nor a name.
 HOST = rf"^({_OCTET}(\.{_OCTET}){{3}}|({_LABEL}\.)*[a-z]([-a-z0-9]*[a-z0-9])?)$"
 
+# A host name, or "*." and a domain: any name below it.
+HOST_PATTERN = rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$"
 HTTPS_URL = r"^https://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?(/\S*)?$"
 IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 IMAGE_REPOSITORY = r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
@@ -50,8 +52,10 @@ _QUANTITY_RE = re.compile(QUANTITY)
 DnsLabel = Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]
 DnsSubdomain = Annotated[str, Field(max_length=253, pattern=DNS_SUBDOMAIN)]
 Host = Annotated[str, Field(max_length=253, pattern=HOST)]
+HostPattern = Annotated[str, Field(max_length=253, pattern=HOST_PATTERN)]
 HttpsUrl = Annotated[str, Field(max_length=2048, pattern=HTTPS_URL)]
 SecretKey = Annotated[str, Field(max_length=253, pattern=SECRET_KEY)]
+ImageRepository = Annotated[str, Field(max_length=255, pattern=IMAGE_REPOSITORY)]
 
 
 def _quantity(value: object) -> str:

@@ -259,7 +259,8 @@ class SharedServiceSpec(Model):
     """Stop reconciling the service: the operator leaves its objects as they are until unpaused."""
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
     """When the SharedService is deleted, Retain keeps its volumes and database at both sites; Delete
-    removes them."""
+    removes them at the active site only: a standby or fenced site always keeps its copy, labelled
+    sharedcore.danang.gov.vn/retained-copy, until `kubectl sharedcore release-copy` there."""
 
     @rule(
         " && ".join(

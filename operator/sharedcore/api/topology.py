@@ -18,8 +18,8 @@ from sharedcore.api.common import (
     SecretKeyRef,
     defaulted,
 )
-from sharedcore.api.formats import DnsLabel, DnsSubdomain, Host, SecretKey
-from sharedcore.api.validation import keyed_by, rule
+from sharedcore.api.formats import DnsLabel, DnsSubdomain, Host, HostPattern, ImageRepository, SecretKey
+from sharedcore.api.validation import AS_SET, keyed_by, rule
 
 
 class FailoverMode(enum.StrEnum):
@@ -105,6 +105,21 @@ class FailoverPolicy(Model):
         return self.lease_duration_seconds >= 3 * self.heartbeat_interval_seconds
 
 
+class ReplicationPolicy(Model):
+    """What replication from the active site may bring into this site: checked by the active site before
+    copying a SharedService, and by this site's operator before rendering a copy."""
+
+    allowed_image_repositories: Annotated[list[ImageRepository], Field(max_length=64), AS_SET] = Field(
+        default=[]
+    )
+    """Image repositories a copied SharedService's spec.image may name: one of these or below one (the
+    repository registry.danang.gov.vn/sharedcore also allows registry.danang.gov.vn/sharedcore/mirror).
+    Empty: any. The platforms' own images (spec.image unset) are always allowed."""
+    allowed_ingress_hosts: Annotated[list[HostPattern], Field(max_length=64), AS_SET] = Field(default=[])
+    """Host names a copied SharedService's spec.ingress.host may have: a name, or *.domain for any name
+    below domain. Empty: any."""
+
+
 class TopologySpec(Model):
     """The sites and the failover policy."""
 
@@ -116,6 +131,8 @@ class TopologySpec(Model):
     """Third cluster that arbitrates between the sites; required for automatic failover."""
     failover: FailoverPolicy = defaulted(FailoverPolicy)
     """How failures are detected and acted upon."""
+    replication: ReplicationPolicy = defaulted(ReplicationPolicy)
+    """What replication may copy into this site."""
 
     @rule(
         "self.sites.exists(s, s.name == self.preferredPrimary)",

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sharedcore.api import ReplicationPolicy
 from sharedcore.controller.cache import ObjectCache, ObjectKey
 from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.workqueue import WorkQueue
@@ -28,3 +29,4 @@ class Runtime:
     applied: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
     deleting: set[ServiceKey] = field(default_factory=set)
     lag: LagTable = field(default_factory=LagTable)  # CloudNativePG replicas' lag, as last polled
+    policy: Callable[[], ReplicationPolicy] = ReplicationPolicy  # what copies from the peer may hold

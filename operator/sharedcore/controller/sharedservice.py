@@ -21,7 +21,7 @@ from sharedcore.kube.client import ApiError, namespace_terminating
 from sharedcore.kube.resources import SECRETS, SHARED_SERVICES, for_object
 from sharedcore.metrics import OBJECT_WRITES, REPLICATION, SERVICES
 from sharedcore.render import KIND_ORDER, SiteContext, render
-from sharedcore.replication import data
+from sharedcore.replication import admission, content, data, retained
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]
@@ -48,6 +48,36 @@ def owner_reference(service: Body) -> Body:
 
 def _owned(obj: Body, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences", []))
+
+
+def _kept_with(site: SiteContext, policy: DeletionPolicy, because: str) -> Body | None:
+    """The metadata that data objects are kept with, or None when they go: only deletionPolicy Delete at the
+    active site deletes data. At any other site the data is the copy that must outlive mistakes (or a
+    GitOps prune, or a CRD reinstall) at the active site, so it is kept, as a retained copy."""
+    if site.role is Role.ACTIVE:
+        return {"labels": {ORPHANED_LABEL: "true"}} if policy == DeletionPolicy.RETAIN else None
+    where = f"{because} at {site.name} ({site.role}, epoch {site.epoch}): a copy is kept whatever its policy"
+    marks = retained.marks(where, datetime.datetime.now(datetime.UTC))
+    return {"labels": {ORPHANED_LABEL: "true", **marks["labels"]}, "annotations": marks["annotations"]}
+
+
+def _refused_copy(rt: Runtime, body: Body, site: SiteContext) -> status.Blocker | None:
+    """A copy from the other site that this site's allow-lists refuse is not rendered here."""
+    origin = (body["metadata"].get("annotations") or {}).get(content.ORIGIN_SITE)
+    refused = admission.refusal(body, rt.policy()) if origin not in (None, site.name) else None
+    return status.Blocker("NotAllowed", f"copied from {origin}, but {refused}") if refused else None
+
+
+def _in_the_way(kept: Body, service: str) -> status.Blocker:
+    """A retained copy is never adopted silently: its data may be all that is left of an earlier service."""
+    meta = kept["metadata"]
+    because = (meta.get("annotations") or {}).get(retained.BECAUSE)
+    return status.Blocker(
+        "RetainedCopyInTheWay",
+        f"{kept['kind']} {meta['name']} is a retained copy ({because}): delete it with "
+        f"`kubectl sharedcore release-copy {meta['namespace']}/{service} --confirm`, or reuse it by removing "
+        f"its label {retained.LABEL}",
+    )
 
 
 def _role_unknown(site: SiteContext) -> status.Blocker | None:
@@ -77,7 +107,10 @@ async def _apply_all(rt: Runtime, body: Body, desired: list[Body]) -> status.Blo
     repaired = []
     for obj in desired:
         key = key_of(obj)
-        drift = drifted_field(obj, rt.cache.get(key))
+        live = rt.cache.get(key)
+        if live is not None and retained.is_retained(live):
+            return _in_the_way(live, body["metadata"]["name"])
+        drift = drifted_field(obj, live)
         if drift is None:
             rt.applied[key] = obj
             continue
@@ -107,10 +140,10 @@ async def _apply_all(rt: Runtime, body: Body, desired: list[Body]) -> status.Blo
     return None
 
 
-async def _release(rt: Runtime, obj: Body, uid: str) -> None:
+async def _release(rt: Runtime, obj: Body, uid: str, kept_with: Body) -> None:
     """Keep a data object but cut it loose from the service, labelled so people can find and reclaim it."""
     refs = [ref for ref in obj["metadata"].get("ownerReferences", []) if ref.get("uid") != uid]
-    patch = {"metadata": {"ownerReferences": refs or None, "labels": {ORPHANED_LABEL: "true"}}}
+    patch = {"metadata": {"ownerReferences": refs or None, **kept_with}}
     meta = obj["metadata"]
     try:
         released = await rt.client.patch(for_object(obj), meta["name"], meta.get("namespace"), patch)
@@ -123,16 +156,19 @@ async def _release(rt: Runtime, obj: Body, uid: str) -> None:
     OBJECT_WRITES.labels(obj["kind"], "orphan").inc()
 
 
-async def _remove(rt: Runtime, objects: list[Body], uid: str, retain_data: bool, reason: str) -> list[str]:
-    """Delete (or, for retained data, release) objects, last-created first; returns what was removed."""
+async def _remove(
+    rt: Runtime, objects: list[Body], uid: str, kept_with: Body | None, reason: str
+) -> list[str]:
+    """Delete objects (release data ones, when `kept_with` says how), last-created first; returns what was
+    removed."""
     removed = []
     for obj in sorted(
         objects, key=lambda o: KIND_ORDER.index(o["kind"]) if o["kind"] in KIND_ORDER else 0, reverse=True
     ):
         meta = obj["metadata"]
-        if retain_data and obj["kind"] in DATA_KINDS:
-            if meta.get("labels", {}).get(ORPHANED_LABEL) != "true":
-                await _release(rt, obj, uid)
+        if kept_with is not None and obj["kind"] in DATA_KINDS:
+            if not kept_with["labels"].items() <= (meta.get("labels") or {}).items():
+                await _release(rt, obj, uid, kept_with)
             continue
         await rt.client.delete(for_object(obj), meta["name"], meta.get("namespace"))
         rt.cache.remove(obj)
@@ -142,15 +178,20 @@ async def _remove(rt: Runtime, objects: list[Body], uid: str, retain_data: bool,
     return removed
 
 
-async def _prune(rt: Runtime, body: Body, desired: list[Body], *, retain_data: bool) -> None:
+async def _prune(
+    rt: Runtime, body: Body, desired: list[Body], site: SiteContext, policy: DeletionPolicy
+) -> None:
     wanted: set[ObjectKey] = {key_of(obj) for obj in desired}
     meta = body["metadata"]
+    kept_with = _kept_with(
+        site, policy, f"no longer rendered for SharedService {meta['namespace']}/{meta['name']}"
+    )
     stale = [
         obj
         for obj in rt.cache.owned_by(meta["namespace"], meta["name"])
         if key_of(obj) not in wanted and _owned(obj, meta["uid"])
     ]
-    if removed := await _remove(rt, stale, meta["uid"], retain_data, "prune"):
+    if removed := await _remove(rt, stale, meta["uid"], kept_with, "prune"):
         await rt.recorder.record(
             body, "Normal", "Pruned", "removed what is no longer rendered: " + ", ".join(removed)
         )
@@ -216,17 +257,24 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
     desired = render(service, site)
     for obj in desired:
         obj["metadata"]["ownerReferences"] = [owner_reference(body)]
-    blocker: status.Blocker | None = None
-    if not spec.paused:
+    blocker = _refused_copy(rt, body, site)
+    if not spec.paused and blocker is None:
         blocker = (
             _role_unknown(site)
             or await _missing_references(rt, service)
             or await _apply_all(rt, body, desired)
         )
         if blocker is None:
-            await _prune(rt, body, desired, retain_data=spec.deletion_policy == DeletionPolicy.RETAIN)
+            await _prune(rt, body, desired, site, spec.deletion_policy)
+    refused = admission.refusal(body, rt.policy()) if site.role is Role.ACTIVE else None
     replication = data.assess(
-        service, site, desired, live=rt.cache.get, lag=rt.lag, now=datetime.datetime.now(datetime.UTC)
+        service,
+        site,
+        desired,
+        live=rt.cache.get,
+        lag=rt.lag,
+        now=datetime.datetime.now(datetime.UTC),
+        refused=refused,
     )
     new = await _report(
         rt,
@@ -279,11 +327,21 @@ async def _report(
 
 
 async def finalize(rt: Runtime, body: Body) -> None:
-    """On deletion: remove what the service rendered, traffic first; keep data unless the policy is Delete."""
+    """On deletion: remove what the service rendered, traffic first; keep data unless the policy is Delete
+    and this site is the active one."""
     meta = body["metadata"]
-    retain = (body.get("spec") or {}).get("deletionPolicy", "Retain") != "Delete"
+    policy = DeletionPolicy((body.get("spec") or {}).get("deletionPolicy", "Retain"))
+    kept_with = _kept_with(rt.site(), policy, f"SharedService {meta['namespace']}/{meta['name']} deleted")
+    retain = kept_with is not None
     owned = [obj for obj in rt.cache.owned_by(meta["namespace"], meta["name"]) if _owned(obj, meta["uid"])]
-    removed = await _remove(rt, owned, meta["uid"], retain, "delete")
+    removed = await _remove(rt, owned, meta["uid"], kept_with, "delete")
+    copies = [f"{o['kind']} {o['metadata']['name']}" for o in owned if o["kind"] in DATA_KINDS]
+    if copies and kept_with and retained.LABEL in kept_with["labels"]:
+        message = (
+            f"kept as a retained copy: {', '.join(copies)}; delete it here with `kubectl sharedcore "
+            f"release-copy {meta['namespace']}/{meta['name']} --confirm`"
+        )
+        await rt.recorder.record(body, "Normal", "CopyRetained", message)
     log.info(
         "SharedService %s/%s deleted: removed %d objects%s",
         meta["namespace"],

@@ -60,6 +60,7 @@ RENDERED = (
 )
 DEPLOYMENTS = next(r for r in RENDERED if r.kind == "Deployment")
 CLUSTERS = next(r for r in RENDERED if r.kind == "Cluster")
+PERSISTENT_VOLUME_CLAIMS = next(r for r in RENDERED if r.kind == "PersistentVolumeClaim")
 REPLICATION_SOURCES = next(r for r in RENDERED if r.kind == "ReplicationSource")
 DNS_ENDPOINTS = next(r for r in RENDERED if r.kind == "DNSEndpoint")
 CONFIG_MAPS = next(r for r in RENDERED if r.kind == "ConfigMap")

@@ -1,7 +1,8 @@
 """The `kubectl-sharedcore` console script: kubectl runs it for `kubectl sharedcore …`.
 
 Each subcommand is a click command taking `connection_options`; the plugin never changes roles by itself: the
-commands that move roles (switchover, failover, drill) create a Failover object and follow its steps.
+commands that move roles (switchover, failover, drill) create a Failover object and follow its steps. The one
+command that deletes (release-copy) deletes only retained copies, and only with --confirm.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import click
 from sharedcore.plugin import status as status_report
 from sharedcore.plugin.kube import Connection, connection_options
 from sharedcore.plugin.moves import drill_command, failover_command, switchover_command
+from sharedcore.plugin.release import release_copy_command
 from sharedcore.render.cli import render_command
 
 FORMATS = {"text": status_report.as_text, "json": status_report.as_json, "yaml": status_report.as_yaml}
@@ -43,3 +45,4 @@ main.add_command(render_command)
 main.add_command(switchover_command)
 main.add_command(failover_command)
 main.add_command(drill_command)
+main.add_command(release_copy_command)

@@ -6,6 +6,7 @@ takes --kubeconfig and --context itself and reads $KUBECONFIG as kubectl does.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,9 @@ import click
 from kubernetes import client, config
 
 from sharedcore import API_GROUP, API_VERSION
+from sharedcore.controller.cache import SERVICE_LABEL
+from sharedcore.kube.resources import CLUSTERS, PERSISTENT_VOLUME_CLAIMS
+from sharedcore.replication import retained
 
 Body = dict[str, Any]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,15 +59,17 @@ class Cluster:
     """sharedcore's objects at one site, read with the user's own credentials."""
 
     def __init__(self, api: Any) -> None:
+        self._api = api
+        self._core = client.CoreV1Api(api)
         self._custom = client.CustomObjectsApi(api)
 
-    def _call(self, what: str, call: Callable[[], object]) -> Body | None:
+    def _call(self, what: str, call: Callable[[], object], verb: str = "read") -> Body | None:
         try:
             return cast(Body, call())
         except client.ApiException as error:
             if error.status == 404:
                 return None
-            raise PluginError(f"cannot read {what}: {error.status} {error.reason}") from None
+            raise PluginError(f"cannot {verb} {what}: {error.status} {error.reason}") from None
         except OSError as error:  # urllib3's connection errors are OSErrors
             raise PluginError(f"cannot reach the cluster: {error}") from None
 
@@ -106,3 +112,42 @@ class Cluster:
         except OSError as error:
             raise PluginError(f"cannot reach the cluster: {error}") from None
         return cast(Body, created)
+
+    def retained_copies(self, namespace: str, service: str) -> list[Body]:
+        """The data objects of `service` (its label value) kept at this site as retained copies."""
+        selector = f"{retained.LABEL}=true,{SERVICE_LABEL}={service}"
+        claims = self._call(
+            f"PersistentVolumeClaims in {namespace}",
+            lambda: self._api.sanitize_for_serialization(
+                self._core.list_namespaced_persistent_volume_claim(namespace, label_selector=selector)
+            ),
+        )
+        clusters = self._call(
+            f"CloudNativePG Clusters in {namespace}",
+            lambda: self._custom.list_namespaced_custom_object(
+                CLUSTERS.group, CLUSTERS.version, namespace, CLUSTERS.plural, label_selector=selector
+            ),
+        )
+        return [
+            obj | {"kind": resource.kind}
+            for resource, listing in ((PERSISTENT_VOLUME_CLAIMS, claims), (CLUSTERS, clusters))
+            for obj in (listing or {}).get("items", [])  # None: CloudNativePG is not installed here
+        ]
+
+    def delete(self, obj: Body) -> None:
+        meta = obj["metadata"]
+        call: Callable[[], object]
+        if obj["kind"] == PERSISTENT_VOLUME_CLAIMS.kind:
+            call = functools.partial(
+                self._core.delete_namespaced_persistent_volume_claim, meta["name"], meta["namespace"]
+            )
+        else:
+            call = functools.partial(
+                self._custom.delete_namespaced_custom_object,
+                CLUSTERS.group,
+                CLUSTERS.version,
+                meta["namespace"],
+                CLUSTERS.plural,
+                meta["name"],
+            )
+        self._call(f"{obj['kind']} {meta['name']}", call, verb="delete")

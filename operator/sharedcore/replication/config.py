@@ -1,24 +1,31 @@
 """Configuration replication: while this site is active, its SharedServices and the Secrets and ConfigMaps
 labelled `sharedcore.danang.gov.vn/replicate: "true"` are copied to the standby site.
 
+Only into namespaces invited at both sites: a Namespace labelled `sharedcore.danang.gov.vn/replicate: "true"`
+here and at the standby, where this site's peer identity is bound (`sharedcore peer-identity --namespace`).
+Replication never creates a namespace, never copies what `admission` refuses (and says so in an Event on the
+source), and never deletes data: a Secret whose source was deleted is kept at the
+standby as a retained copy, and a deleted SharedService's copy goes while the standby keeps its data.
+
 Level-based, like the reconciler: each pass lists the copies at the standby and makes them match this
-site's sources (create, update, revert an edit made there, delete what no longer has a source), namespace by
-namespace: this site's identity there may write only in the namespaces it was invited to (a RoleBinding), and
-never creates one. A pass runs shortly after a source's copied content changes, and every resync (which
-is how edits made at the standby are found). The standby never pushes anything back: only the active site
-runs passes, and it leaves alone copies written under a later epoch than its own.
+site's sources (create, update, revert an edit made there, delete what no longer has a source). A pass runs
+shortly after a source's copied content changes, and every resync (which is how edits made at the standby
+and namespaces newly invited are found). The standby never pushes anything back: only the active site runs
+passes, and it leaves alone copies written under a later epoch than its own.
 """
 
 import asyncio
+import datetime
 import logging
 from collections.abc import Callable, Collection
 from typing import Any
 
+from sharedcore.api import ReplicationPolicy
 from sharedcore.controller.events import EventRecorder
 from sharedcore.kube.client import ApiError, KubeClient
 from sharedcore.kube.resources import CONFIG_MAPS, NAMESPACES, SECRETS, SHARED_SERVICES, Resource
 from sharedcore.metrics import REPLICATION_WRITES
-from sharedcore.replication import content
+from sharedcore.replication import admission, content, retained
 from sharedcore.sites.peers import REMOTE_ERRORS, describe
 
 log = logging.getLogger(__name__)
@@ -48,12 +55,16 @@ class ConfigReplicator:
         client: KubeClient,
         *,
         target: Callable[[], tuple[KubeClient, int] | None],
+        policy: Callable[[], ReplicationPolicy],
         namespaces: Collection[str],
         excluded_namespace: str,
         resync_seconds: float,
     ) -> None:
-        """`target` gives the standby's client and this site's epoch while this site is the active one."""
-        self._site, self._client, self._target = site, client, target
+        """`target` gives the standby's client and this site's epoch while this site is the active one;
+        `policy` the Topology's allow-lists."""
+        self._site, self._client, self._target, self._policy = site, client, target, policy
+        self._events = EventRecorder(client, site)
+        self._refused: dict[Key, str] = {}  # what was reported as not copied, and why
         self._namespaces = list(namespaces)  # empty: all
         self._excluded = excluded_namespace
         self._resync = resync_seconds
@@ -78,6 +89,7 @@ class ConfigReplicator:
         else:
             changed = self._sources.pop(key, None) is not None
             self._fingerprints.pop(key, None)
+            self._refused.pop(key, None)
         if changed:
             self._wake.set()
 
@@ -134,42 +146,68 @@ class ConfigReplicator:
         return True
 
     async def sync(self, standby: KubeClient, epoch: int) -> None:
-        """One pass: make the standby's copies match this site's sources, in the namespaces that exist there
-        and are not being deleted (which takes this site's RoleBinding there away first)."""
+        """One pass: make the standby's copies match this site's sources, in the namespaces invited."""
         recorder = EventRecorder(standby, self._site)
-        usable = await self._usable(standby)
+        here, there = await self._invited(self._client), await self._invited(standby)
+        policy = self._policy()
         for resource in KINDS:
             sources = {
-                (ns, name): obj
-                for (kind, ns, name), obj in self._sources.items()
-                if kind == resource.kind and ns in usable
+                (ns, name): obj for (kind, ns, name), obj in self._sources.items() if kind == resource.kind
             }
-            copies = await self._copies(standby, resource, usable)
-            for key, source in sources.items():
-                await self._push(standby, recorder, resource, source, copy=copies.get(key), epoch=epoch)
+            copies = await self._copies(standby, resource, here & there)
+            for (namespace, name), source in sources.items():
+                if namespace not in here:
+                    continue  # this namespace stays at this site
+                refused = (
+                    f"namespace {namespace} has not opted in at the standby (label {content.REPLICATE_LABEL}"
+                    '="true" on the Namespace there)'
+                    if namespace not in there
+                    else admission.refusal(source, policy)
+                )
+                if await self._report(resource, source, refused) is None:
+                    await self._push(
+                        standby, recorder, resource, source, copy=copies.get((namespace, name)), epoch=epoch
+                    )
             orphans = [
-                key for key, copy in copies.items() if key not in sources and content.orphaned(copy, epoch)
+                copy for key, copy in copies.items() if key not in sources and content.orphaned(copy, epoch)
             ]
-            for namespace, name in orphans:
-                await self._delete(standby, resource, namespace, name)
+            for copy in orphans:
+                await self._retire(standby, resource, copy, epoch)
 
-    async def _usable(self, standby: KubeClient) -> set[str]:
-        wanted = set(self._namespaces) or {ns for _, ns, _ in self._sources}
-        return {
+    async def _invited(self, client: KubeClient) -> set[str]:
+        """The namespaces that opted in to replication at the site of `client`, within this operator's."""
+        found = {
             ns["metadata"]["name"]
-            for ns in await standby.list(NAMESPACES)
-            if ns["metadata"]["name"] in wanted and (ns.get("status") or {}).get("phase") != "Terminating"
+            for ns in await client.list(NAMESPACES, None, content.OPT_IN)
+            # Deleting a namespace takes the RoleBindings in it away first: nothing to do there any more.
+            if (ns.get("status") or {}).get("phase") != "Terminating"
         }
+        found.discard(self._excluded)
+        return found & set(self._namespaces) if self._namespaces else found
+
+    async def _report(self, resource: Resource, source: Body, refused: str | None) -> str | None:
+        """Say once, in an Event on the source, why it is not copied; returns that reason."""
+        meta = source["metadata"]
+        key = (resource.kind, meta["namespace"], meta["name"])
+        if refused is None:
+            self._refused.pop(key, None)
+        elif self._refused.get(key) != refused:
+            self._refused[key] = refused
+            REPLICATION_WRITES.labels(resource.kind, "refuse").inc()
+            await self._events.record(
+                source, "Warning", "NotReplicated", f"not copied to the standby: {refused}"
+            )
+        return refused
 
     async def _copies(
-        self, standby: KubeClient, resource: Resource, namespaces: set[str]
+        self, standby: KubeClient, resource: Resource, invited: set[str]
     ) -> dict[tuple[str, str], Body]:
         labels = None if resource is SHARED_SERVICES else {content.REPLICATE_LABEL: "true"}
         found: dict[tuple[str, str], Body] = {}
-        for namespace in sorted(namespaces):
+        for namespace in sorted(invited):  # its identity there may read only where it was invited
             for obj in await standby.list(resource, namespace, labels):
                 meta = obj["metadata"]
-                if meta["namespace"] != self._excluded:
+                if meta["namespace"] in invited:
                     found[(meta["namespace"], meta["name"])] = _typed(obj, resource)
         return found
 
@@ -211,13 +249,24 @@ class ConfigReplicator:
         else:
             log.info("replication: updated %s at the standby", where)
 
-    @staticmethod
-    async def _delete(standby: KubeClient, resource: Resource, namespace: str, name: str) -> None:
-        where = f"{resource.kind} {namespace}/{name}"
+    async def _retire(self, standby: KubeClient, resource: Resource, copy: Body, epoch: int) -> None:
+        """A copy whose source is gone: deleted, except a Secret, kept as a retained copy (the standby's
+        database may need it, and a deletion at the active site must not reach the copy)."""
+        meta = copy["metadata"]
+        where = f"{resource.kind} {meta['namespace']}/{meta['name']}"
         try:
-            await standby.delete(resource, name, namespace)
+            if resource is not SECRETS:
+                await standby.delete(resource, meta["name"], meta["namespace"])
+                action = "delete"
+            elif retained.is_retained(copy):
+                return
+            else:
+                because = f"its source was deleted at {self._site}, the active site (epoch {epoch})"
+                patch = {"metadata": retained.marks(because, datetime.datetime.now(datetime.UTC))}
+                await standby.patch(resource, meta["name"], meta["namespace"], patch)
+                action = "retain"
         except ApiError as error:
-            log.warning("replication: cannot delete %s at the standby: %s", where, error)
+            log.warning("replication: cannot remove %s at the standby: %s", where, error)
             return
-        REPLICATION_WRITES.labels(resource.kind, "delete").inc()
-        log.info("replication: deleted %s at the standby: it has no source any more", where)
+        REPLICATION_WRITES.labels(resource.kind, action).inc()
+        log.info("replication: %s %s at the standby: it has no source any more", action, where)

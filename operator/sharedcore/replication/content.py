@@ -16,9 +16,11 @@ from typing import Any, Literal
 from sharedcore import API_GROUP
 from sharedcore.controller.patches import merge_patch
 from sharedcore.kube.resources import MANAGED_BY
+from sharedcore.replication import retained
 
 Body = dict[str, Any]
 REPLICATE_LABEL = f"{API_GROUP}/replicate"
+OPT_IN = {REPLICATE_LABEL: "true"}  # on a Namespace, at both sites: replication may write there
 ORIGIN_SITE = f"{API_GROUP}/origin-site"
 ORIGIN_EPOCH = f"{API_GROUP}/origin-epoch"
 DIGEST = f"{API_GROUP}/replicated-digest"
@@ -98,15 +100,17 @@ def update(source: Body, copy: Body, site: str, epoch: int) -> Update | None:
     labels = source["metadata"].get("labels") or {}
     have_labels = copy["metadata"].get("labels") or {}
     missing_labels = {key: value for key, value in labels.items() if have_labels.get(key) != value}
-    if want == have and not missing_labels:
+    revived = retained.is_retained(copy)  # its source is back: no longer a retained copy
+    if want == have and not missing_labels and not revived:
         return None
     written = (copy["metadata"].get("annotations") or {}).get(DIGEST)
     edited = written is not None and written != digest(have)
+    unmarked = retained.unmarks() if revived else {"labels": {}, "annotations": {}}
     patch: Body = {
         "metadata": {
             "resourceVersion": copy["metadata"]["resourceVersion"],
-            "labels": missing_labels,
-            "annotations": _marks(site, epoch, want),
+            "labels": {**unmarked["labels"], **missing_labels},
+            "annotations": {**unmarked["annotations"], **_marks(site, epoch, want)},
         },
         **merge_patch(have, want),
     }

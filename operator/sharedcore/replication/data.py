@@ -122,13 +122,18 @@ def assess(
     live: Callable[[ObjectKey], Body | None],
     lag: LagTable,
     now: datetime.datetime,
+    refused: str | None = None,
 ) -> Assessment:
+    """How far this site's copy (at the standby) or its pushes (at the active site) are behind; `refused`:
+    why replication will not copy the service to the peer at all."""
     if site.peer is None:
         message = "single site: nothing to replicate"
         return Assessment(conditions.Want(CONDITION, True, "NoPeerSite", message), None, None, ())
     rpo = service.spec.objectives.rpo_seconds
     standby = site.role is not Role.ACTIVE
     found = _Findings({"sourceSite": site.peer.name} if standby else {}, [], [], [])
+    if refused:
+        found.problems.append(("NotReplicated", f"not copied to {site.peer.name}: {refused}"))
     files_kind = "ReplicationDestination" if standby else "ReplicationSource"
     for obj in desired:
         if obj["kind"] == "Cluster" and standby:

@@ -70,6 +70,7 @@ UNUSABLE = (
     "TopologyDeleted",
     "TopologyInvalid",
     "SiteNotInTopology",
+    "PeerChanged",
     "PairMemoryUnreadable",
 )
 IDLE_SECONDS = 3600.0  # without a Topology the loops only wait for one to appear (which wakes them)
@@ -152,6 +153,7 @@ class SiteController:
         self._had_topology = False
         self._memory: PairMemory | None = None  # the pair as last remembered (`sites.pair_memory`)
         self._memory_problem: str | None = None  # why the remembered pair cannot be read
+        self._where = f"ConfigMap {namespace}/{pair_memory.CONFIG_MAP}"  # the memory, as people find it
         self.state = fenced("Starting", "deciding this site's role")
         self._context = SiteContext(name, Role.FENCED, 0)
         self._hold: Claim | None = None
@@ -391,7 +393,7 @@ class SiteController:
                 self._memory_problem,
                 deleted=self._had_topology,
                 single_site=self._single_site,
-                where=f"ConfigMap {self._namespace}/{pair_memory.CONFIG_MAP}",
+                where=self._where,
             )
         try:
             topology = Topology.model_validate(body)
@@ -406,6 +408,8 @@ class SiteController:
             return pair_memory.unusable(self._memory, "SiteNotInTopology", what)
         own = sites.pop(self.name)
         (peer,) = sites.values()
+        if self._memory is not None and self._memory.peer != peer.name:
+            return pair_memory.peer_changed(self._memory, peer.name, self._where)
 
         def context(state: SiteState) -> SiteContext:
             return SiteContext(
@@ -554,7 +558,7 @@ class SiteController:
             plan.duration, (heartbeat.duration if heartbeat else None) or plan.duration
         )
         silence = self._silence(now)
-        remembered = self._memory.claim if self._memory and self._memory.peer == plan.peer else None
+        remembered = self._memory.claim if self._memory else None  # of this very pair: see `_plan`
         return Observations(
             # A re-created Topology has no status yet: this site's last record is the remembered one.
             own=topology_status.recorded_claim(self._body or {}) or remembered,

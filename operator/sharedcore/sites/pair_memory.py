@@ -126,6 +126,16 @@ def unusable(memory: PairMemory | None, reason: str, what: str) -> SiteState:
     return fenced(reason, message, claim.epoch if claim else 0, claim.active_site if claim else None)
 
 
+def peer_changed(memory: PairMemory, peer: str, where: str) -> SiteState:
+    """A Topology naming another peer than the remembered one: following it would re-point the databases at a
+    site they never copied, so only a person says the pair changed."""
+    what = (
+        f"names {peer} as this site's peer, but it is paired with {memory.peer}; if the pair really "
+        f"changed, delete {where} at this site"
+    )
+    return unusable(memory, "PeerChanged", what)
+
+
 def context(site: str, state: SiteState, memory: PairMemory | None) -> SiteContext:
     """What a site without a usable Topology renders for: a fenced pair member keeps its peer (and so its
     databases' replica section and its files' VolSync destination); a single site has none."""

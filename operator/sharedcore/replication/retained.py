@@ -1,0 +1,34 @@
+"""Copies kept at a site that is not active: the data of a SharedService deleted there (or no longer
+rendered), and the Secrets whose source was deleted at the active site.
+
+Deleting at the active site never deletes the copy: the copy exists to survive mistakes made there. Such
+objects are labelled, say when, where and why they were kept, and go only when a person at that site says so
+(`kubectl sharedcore release-copy`). A retained copy is never adopted silently: a SharedService of the same
+name stalls until a person either releases the copy or removes the label to reuse it.
+"""
+
+import datetime
+from typing import Any
+
+from sharedcore import API_GROUP
+
+Body = dict[str, Any]
+LABEL = f"{API_GROUP}/retained-copy"
+SINCE = f"{API_GROUP}/retained-since"
+BECAUSE = f"{API_GROUP}/retained-because"
+ANNOTATIONS = (SINCE, BECAUSE)
+
+
+def marks(because: str, at: datetime.datetime) -> Body:
+    """The metadata (of a merge patch) that makes an object a retained copy; `because` says where and why."""
+    since = at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"labels": {LABEL: "true"}, "annotations": {SINCE: since, BECAUSE: because}}
+
+
+def unmarks() -> Body:
+    """The metadata merge patch that makes a retained copy an ordinary object again."""
+    return {"labels": {LABEL: None}, "annotations": dict.fromkeys(ANNOTATIONS)}
+
+
+def is_retained(obj: Body) -> bool:
+    return (obj["metadata"].get("labels") or {}).get(LABEL) == "true"
