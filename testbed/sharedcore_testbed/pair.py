@@ -124,16 +124,14 @@ def put_secret(site: SiteClients, name: str, kubeconfig: str) -> None:
 
 
 def opt_in(site: SiteClients, namespace: str) -> None:
-    """What an administrator does at `site` to invite `namespace` to replication: create it opted in (label
-    it so if it exists), and let the other site's peer identity write its copies there. Replication writes
-    only into namespaces invited at both sites, and never creates one."""
-    body = client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels=OPT_IN))
+    """What an administrator does at `site` to invite `namespace` to replication: let the other site's peer
+    identity write its copies there, then label the namespace opted in (creating it if need be). Replication
+    writes only into namespaces invited at both sites, and never creates one."""
     try:
-        site.core.create_namespace(body)
+        site.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     except client.ApiException as error:
         if error.status != 409:
             raise
-        site.core.patch_namespace(namespace, {"metadata": {"labels": OPT_IN}})
     for other in (name for name in ADDRESSES if site.name in ADDRESSES and name != site.name):
         kubectl(
             site.kubeconfig,
@@ -143,6 +141,7 @@ def opt_in(site: SiteClients, namespace: str) -> None:
             "-",
             stdin=to_yaml([rbac.replication_binding(other, namespace)]),
         )
+    site.core.patch_namespace(namespace, {"metadata": {"labels": OPT_IN}})
 
 
 def topology_status(site: SiteClients) -> dict[str, Any]:

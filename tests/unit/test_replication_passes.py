@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sharedcore.api import ReplicationPolicy
+from sharedcore.kube.client import ApiError
 from sharedcore.kube.resources import Resource
 from sharedcore.replication import content, retained
 from sharedcore.replication.config import ConfigReplicator
@@ -135,3 +136,41 @@ def test_a_pass_writes_only_into_namespaces_invited_at_both_sites_and_keeps_dele
         retained.is_retained(kept)
         and "deleted at danang" in kept["metadata"]["annotations"][retained.BECAUSE]
     )
+
+
+class Unbound(Site):
+    """A standby whose administrators opted namespaces in but bound this site's identity only in some."""
+
+    def __init__(self, namespaces: Mapping[str, bool], bound: set[str]) -> None:
+        super().__init__(namespaces)
+        self.bound = bound
+
+    async def list(
+        self, resource: Resource, namespace: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[Body]:
+        if resource.kind != "Namespace" and namespace not in self.bound:
+            raise ApiError(403, "Forbidden", f'secrets is forbidden in the namespace "{namespace}"')
+        return await super().list(resource, namespace, labels)
+
+
+def test_a_namespace_opted_in_without_the_peer_identity_bound_is_reported_and_the_others_go_on() -> None:
+    active = Site({"egov": True, "hotline": True})
+    standby = Unbound({"egov": True, "hotline": True}, bound={"hotline"})
+    replicator = ConfigReplicator(
+        "danang",
+        active,  # type: ignore[arg-type]
+        target=lambda: None,
+        policy=ReplicationPolicy,
+        namespaces=(),
+        excluded_namespace="sharedcore-system",
+        resync_seconds=60,
+    )
+    for source in (service("egov"), service("hotline")):
+        replicator.observe(None, source)
+    asyncio.run(replicator.sync(standby, 1))  # type: ignore[arg-type]
+    assert set(standby.of("SharedService")) == {("hotline", "opendata")}
+    (refusal,) = [e["message"] for e in active.of("Event").values()]
+    assert "sharedcore peer-identity --for danang --namespace egov" in refusal
+    standby.bound.add("egov")
+    asyncio.run(replicator.sync(standby, 1))  # type: ignore[arg-type]
+    assert set(standby.of("SharedService")) == {("egov", "opendata"), ("hotline", "opendata")}

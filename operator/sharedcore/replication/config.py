@@ -154,16 +154,23 @@ class ConfigReplicator:
             sources = {
                 (ns, name): obj for (kind, ns, name), obj in self._sources.items() if kind == resource.kind
             }
-            copies = await self._copies(standby, resource, here & there)
+            copies, unbound = await self._copies(standby, resource, here & there)
             for (namespace, name), source in sources.items():
                 if namespace not in here:
                     continue  # this namespace stays at this site
-                refused = (
-                    f"namespace {namespace} has not opted in at the standby (label {content.REPLICATE_LABEL}"
-                    '="true" on the Namespace there)'
-                    if namespace not in there
-                    else admission.refusal(source, policy)
-                )
+                if namespace not in there:
+                    refused: str | None = (
+                        f"namespace {namespace} has not opted in at the standby (label "
+                        f'{content.REPLICATE_LABEL}="true" on the Namespace there)'
+                    )
+                elif namespace in unbound:
+                    refused = (
+                        f"{self._site} may not write in namespace {namespace} at the standby: bind its "
+                        f"peer identity there (sharedcore peer-identity --for {self._site} --namespace "
+                        f"{namespace})"
+                    )
+                else:
+                    refused = admission.refusal(source, policy)
                 if await self._report(resource, source, refused) is None:
                     await self._push(
                         standby, recorder, resource, source, copy=copies.get((namespace, name)), epoch=epoch
@@ -201,15 +208,23 @@ class ConfigReplicator:
 
     async def _copies(
         self, standby: KubeClient, resource: Resource, invited: set[str]
-    ) -> dict[tuple[str, str], Body]:
+    ) -> tuple[dict[tuple[str, str], Body], set[str]]:
+        """The copies in the invited namespaces, and the namespaces where this site's identity may not read
+        them (opted in, but its RoleBinding not, or no longer, there)."""
         labels = None if resource is SHARED_SERVICES else {content.REPLICATE_LABEL: "true"}
         found: dict[tuple[str, str], Body] = {}
+        unbound: set[str] = set()
         for namespace in sorted(invited):  # its identity there may read only where it was invited
-            for obj in await standby.list(resource, namespace, labels):
-                meta = obj["metadata"]
-                if meta["namespace"] in invited:
-                    found[(meta["namespace"], meta["name"])] = _typed(obj, resource)
-        return found
+            try:
+                listed = await standby.list(resource, namespace, labels)
+            except ApiError as error:
+                if error.status != 403:
+                    raise
+                unbound.add(namespace)
+                continue
+            for obj in listed:
+                found[(namespace, obj["metadata"]["name"])] = _typed(obj, resource)
+        return found, unbound
 
     async def _push(
         self,
