@@ -113,6 +113,7 @@ class DataPlaneDouble:
         self._primaries: set[tuple[str, str]] = set()  # Clusters seen primary: demoted, they publish a token
         self._source_lost = False
         self._metrics_lost = False
+        self._demotion_held = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"dataplane-{site.name}", daemon=True)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -144,6 +145,11 @@ class DataPlaneDouble:
         """Play Prometheus having no sample of the replicas (or having them again): their lag is unknown."""
         self._metrics_lost = lost
 
+    def hold_demotion(self, held: bool) -> None:
+        """Play CloudNativePG slow to demote (or done): a primary told to follow the other site keeps
+        reporting as the primary, without a demotion token, until released."""
+        self._demotion_held = held
+
     def set_lag(self, namespace: str, cluster: str, seconds: float, streaming: bool = True) -> None:
         with self._lock:
             self._lags[(namespace, cluster)] = (seconds, streaming)
@@ -164,6 +170,9 @@ class DataPlaneDouble:
             meta = cluster["metadata"]
             key = (meta["namespace"], meta["name"])
             reported = cluster.get("status") or {}
+            demoting = key in self._primaries and not is_primary(cluster) and "demotionToken" not in reported
+            if demoting and self._demotion_held:
+                continue
             status = cnpg_status(cluster, key in self._primaries or "demotionToken" in reported)
             if is_primary(cluster):
                 self._primaries.add(key)

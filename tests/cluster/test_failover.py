@@ -382,42 +382,15 @@ def test_a_switchover_survives_its_operator_killed_at_each_step(
     assert claims(pair)[standby.name] == (standby.name, status["toEpoch"])
 
 
+@pytest.mark.parametrize("mode", ["Manual", "Automatic"])
 def test_deleting_a_switchover_before_promote_gives_the_source_its_role_back(
-    pair: Pair, namespace: str
+    pair: Pair, namespace: str, mode: str
 ) -> None:
+    """In Automatic mode too (rule 4): the source fenced for the switchover and let go of the witness Lease;
+    taking its role back must not look to the standby's automatic trigger like a site that stopped acting."""
     ensure_active(pair, pair.danang)
     replicated(pair, namespace, "open-data")
-    epoch = topology_status(pair.danang)["epoch"]
-    pair.doubles["danang"].lose_source(
-        True
-    )  # danang's final sync never completes: the switchover waits there
-    try:
-        with RoleSampler(pair.operators):
-            name = request(pair.quangnam, "quangnam", "Switchover")
-            eventually(
-                lambda: current_step(pair.quangnam, name) == "FinalSync", timeout=60, message="FinalSync"
-            )
-            eventually(lambda: role_of_site(pair, "danang") == "Fenced", timeout=30, message="danang fenced")
-            pair.quangnam.custom.delete_cluster_custom_object(API_GROUP, API_VERSION, "failovers", name)
-            eventually(lambda: role_of_site(pair, "danang") == "Active", timeout=60, message="danang Active")
-    finally:
-        pair.doubles["danang"].lose_source(False)
-    assert sites_by_role(pair) == (pair.danang, pair.quangnam)
-    assert claims(pair) == {
-        "witness": ("danang", str(epoch)),
-        "danang": ("danang", epoch),
-        "quangnam": ("danang", epoch),
-    }
-
-
-def test_in_automatic_mode_a_withdrawn_switchover_gives_the_source_its_role_back_without_a_failover(
-    pair: Pair, namespace: str
-) -> None:
-    """Rule 4: the source fenced for the switchover and let go of the witness Lease; taking its role back
-    must not look to the standby's automatic trigger like a site that stopped acting."""
-    ensure_active(pair, pair.danang)
-    replicated(pair, namespace, "open-data")
-    set_policy(pair, mode="Automatic")
+    set_policy(pair, mode=mode)
     epoch = topology_status(pair.danang)["epoch"]
     before = set(automatic_failovers(pair.quangnam))
     pair.doubles["danang"].lose_source(True)  # the final sync never completes: the switchover waits there
@@ -427,6 +400,7 @@ def test_in_automatic_mode_a_withdrawn_switchover_gives_the_source_its_role_back
             eventually(
                 lambda: current_step(pair.quangnam, name) == "FinalSync", timeout=60, message="FinalSync"
             )
+            eventually(lambda: role_of_site(pair, "danang") == "Fenced", timeout=30, message="danang fenced")
             pair.quangnam.custom.delete_cluster_custom_object(API_GROUP, API_VERSION, "failovers", name)
             eventually(lambda: role_of_site(pair, "danang") == "Active", timeout=60, message="danang Active")
             time.sleep(LEASE)  # room for a wrong automatic failover
@@ -442,6 +416,37 @@ def test_in_automatic_mode_a_withdrawn_switchover_gives_the_source_its_role_back
     }
 
 
+def test_a_failover_whose_source_answers_promotes_only_once_its_databases_are_demoted(
+    pair: Pair, namespace: str
+) -> None:
+    """Rule 5: the source fences itself for the Failover and lets go of the witness Lease, but CloudNativePG
+    has not demoted its database yet: the target must not promote until it reports demoted."""
+    ensure_active(pair, pair.danang)
+    name = replicated(pair, namespace, "document-management")
+    epoch = topology_status(pair.danang)["epoch"]
+    pair.doubles["danang"].hold_demotion(True)
+    try:
+        with RoleSampler(pair.operators):
+            failover = request(pair.quangnam, "quangnam", "Failover", acceptDataLoss=True)
+            eventually(lambda: role_of_site(pair, "danang") == "Fenced", timeout=30, message="danang fenced")
+            time.sleep(LEASE)  # time enough for a promotion that must not come
+            body = pair.quangnam.custom.get_cluster_custom_object(
+                API_GROUP, API_VERSION, "failovers", failover
+            )
+            fence = next(s for s in body["status"]["steps"] if s["name"] == "FenceSource")
+            ours = objects(pair.quangnam, "clusters", namespace)[f"{name}-db-quangnam"]
+            assert current_step(pair.quangnam, failover) == "FenceSource", body["status"]
+            assert f"{namespace}/{name} database (demotion not reported yet)" in fence["message"]
+            assert ours["spec"]["replica"]["primary"] == f"{name}-db-danang"
+            pair.doubles["danang"].hold_demotion(False)
+            status = ended(pair.quangnam, failover, timeout=60)
+    finally:
+        pair.doubles["danang"].hold_demotion(False)
+    assert status["phase"] == "Succeeded", status
+    assert claims(pair)["quangnam"] == ("quangnam", epoch + 1)
+    assert status["fencingSeconds"] >= LEASE
+
+
 def automatic_failovers(site: Site) -> dict[str, dict[str, Any]]:
     found = site.custom.list_cluster_custom_object(
         API_GROUP, API_VERSION, "failovers", label_selector=f"{API_GROUP}/automatic"
@@ -449,39 +454,31 @@ def automatic_failovers(site: Site) -> dict[str, dict[str, Any]]:
     return {f["metadata"]["name"]: f for f in found}
 
 
+def readiness(pair: Pair, status: str) -> dict[str, Any]:
+    """quangnam's AutomaticFailoverReady condition, once it has `status`."""
+
+    def found() -> dict[str, Any] | None:
+        current = condition(topology_body(pair.quangnam), "AutomaticFailoverReady")
+        return current if current.get("status") == status else None
+
+    return eventually(found, timeout=30, message=f"quangnam: AutomaticFailoverReady {status}")
+
+
 def readiness_is_reported_at_the_standby(pair: Pair) -> None:
     """Rule 13: quangnam, standing by in Automatic mode, says that an automatic failover would act, and,
     while its replicas' lag is unknown, that it would not and why."""
-    armed = eventually(
-        lambda: (
-            (c := condition(topology_body(pair.quangnam), "AutomaticFailoverReady")).get("status") == "True"
-            and c
-        ),
-        timeout=30,
-        message="quangnam: AutomaticFailoverReady",
-    )
+    readiness(pair, "True")
     assert metric(pair.operators["quangnam"], "sharedcore_automatic_failover_ready", site="quangnam") == 1
     assert not condition(topology_body(pair.danang), "AutomaticFailoverReady"), "only at the standby"
     pair.doubles["quangnam"].lose_metrics(True)
     try:
-        unarmed = eventually(
-            lambda: (
-                (c := condition(topology_body(pair.quangnam), "AutomaticFailoverReady")).get("status")
-                == "False"
-                and c
-            ),
-            timeout=30,
-            message="quangnam: automatic failover not ready without the lag",
-        )
+        unarmed = readiness(pair, "False")
         assert metric(pair.operators["quangnam"], "sharedcore_automatic_failover_ready", site="quangnam") == 0
     finally:
         pair.doubles["quangnam"].lose_metrics(False)
-    assert unarmed["reason"] == "DataLossWindowUnknown", (armed, unarmed)
-    eventually(
-        lambda: condition(topology_body(pair.quangnam), "AutomaticFailoverReady").get("status") == "True",
-        timeout=30,
-        message="quangnam: AutomaticFailoverReady again",
-    )
+    assert unarmed["reason"] == "DataLossWindowUnknown", unarmed
+    assert "no sample" in unarmed["message"] or "Prometheus" in unarmed["message"], unarmed
+    readiness(pair, "True")
 
 
 def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
@@ -570,6 +567,15 @@ def test_a_partition_between_the_sites_alone_moves_nothing(pair: Pair) -> None:
     assert set(automatic_failovers(pair.quangnam)) == before
 
 
+def quangnam_takes_over(pair: Pair, epoch: int, timeout: float) -> None:
+    eventually(
+        lambda: claims(pair)["quangnam"] == ("quangnam", epoch + 1),
+        timeout=timeout,
+        message="quangnam promoted",
+    )
+    eventually(lambda: role_of_site(pair, "quangnam") == "Active", timeout=30, message="quangnam Active")
+
+
 def test_cut_off_from_the_witness_the_active_site_fences_itself_before_the_standby_promotes(
     pair: Pair,
 ) -> None:
@@ -581,13 +587,8 @@ def test_cut_off_from_the_witness_the_active_site_fences_itself_before_the_stand
             cut = time.monotonic()
             pair.danang.bed.partition("danang", "witness")
             try:
-                eventually(
-                    lambda: claims(pair)["quangnam"] == ("quangnam", epoch + 1),
-                    timeout=90,
-                    message="quangnam promoted",
-                )
+                quangnam_takes_over(pair, epoch, timeout=90)
                 fenced = sampler.first("danang", "Fenced", after=cut)
-                eventually(lambda: role_of_site(pair, "quangnam") == "Active", timeout=30, message="active")
             finally:
                 pair.danang.bed.heal("danang", "witness")
             eventually(
@@ -678,12 +679,7 @@ def test_sites_with_different_lease_durations_never_both_act_as_active(pair: Pai
             pair.danang.bed.partition("danang", "quangnam")
             pair.danang.bed.partition("danang", "witness")
             try:
-                eventually(
-                    lambda: claims(pair)["quangnam"] == ("quangnam", epoch + 1),
-                    timeout=120,
-                    message="quangnam promoted",
-                )
-                eventually(lambda: role_of_site(pair, "quangnam") == "Active", timeout=30, message="active")
+                quangnam_takes_over(pair, epoch, timeout=120)
             finally:
                 pair.danang.bed.heal("danang", "witness")
                 pair.danang.bed.heal("danang", "quangnam")

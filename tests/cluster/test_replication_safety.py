@@ -233,6 +233,32 @@ def test_a_recreated_service_does_not_adopt_a_retained_copy(pair: Pair, namespac
     standby_ready(quangnam, namespace, name)
 
 
+def test_a_copy_deleted_at_the_standby_alone_takes_its_data_back(pair: Pair, namespace: str) -> None:
+    """By mistake, or with a CRD reinstall there: the active site still has the service, so the copy that
+    replication makes again is a copy of the very same object, and takes back the data kept for it."""
+    quangnam = pair.quangnam
+    name = standing_by(pair, namespace, "open-data")
+    before = get(quangnam, namespace, name)["metadata"]["uid"]
+    data = [meta["uid"] for meta in kept_data(quangnam, namespace, name)]
+    quangnam.custom.delete_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, name)
+    again = eventually(
+        lambda: (
+            (found := try_get(quangnam, namespace, name)) and found["metadata"]["uid"] != before and found
+        ),
+        timeout=60,
+        message="copied again",
+    )
+    assert again["metadata"]["annotations"][ORIGIN_SITE] == "danang"
+    standby_ready(quangnam, namespace, name)
+    kept = kept_data(quangnam, namespace, name)
+    assert [meta["uid"] for meta in kept] == data, "the very same Cluster and volume, not new ones"
+    for meta in kept:
+        assert retained.LABEL not in (meta.get("labels") or {}), meta
+        assert [ref["uid"] for ref in meta.get("ownerReferences") or []] == [again["metadata"]["uid"]]
+    adopted = events(quangnam, namespace, name, "CopyAdopted")
+    assert len(adopted) == 2, adopted  # the database Cluster and the files volume
+
+
 def test_a_secret_deleted_at_the_active_site_stays_at_the_standby(pair: Pair, namespace: str) -> None:
     danang, quangnam = pair.danang, pair.quangnam
     danang.core.create_namespaced_secret(

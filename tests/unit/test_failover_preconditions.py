@@ -1,6 +1,8 @@
 """What a Failover is planned from (the target's view), and the status CheckPreconditions records."""
 
 import datetime
+import time
+import types
 from typing import Any
 
 from sharedcore.api import FailoverPhase, FailoverType, Role, StepName, StepState
@@ -9,6 +11,7 @@ from sharedcore.failover.preconditions import planned
 from sharedcore.failover.situation import PairView, situation
 from sharedcore.sites import leases
 from sharedcore.sites.controller import SiteController
+from sharedcore.sites.state import SiteState
 
 NOW = datetime.datetime(2026, 11, 24, 8, 0, tzinfo=datetime.UTC)
 HEARD = NOW - datetime.timedelta(seconds=40)
@@ -95,11 +98,12 @@ def test_preconditions_that_hold_start_the_failover_at_fence_source() -> None:
     assert status.steps[0].message and "danang → quangnam at epoch 4" in status.steps[0].message
 
 
-def test_the_window_of_a_source_whose_clock_is_an_hour_behind_comes_from_this_sites_clock() -> None:
-    """Rule 7: the source's heartbeats carry its own clock's renewTime; an hour behind, it made the window
-    of a service whose files were last copied 30 s ago look like zero."""
-    site = SiteController("quangnam", None, recorder=None, peers=None, namespace="ns")  # type: ignore[arg-type]
-    ref = {"name": "peer", "namespace": "ns"}
+def hearing_danang_an_hour_behind() -> tuple[SiteController, datetime.datetime]:
+    """quangnam's SiteController, having seen two renewals of danang's heartbeat (Active) happen, each
+    stamped by danang's clock an hour behind quangnam's."""
+    peers = types.SimpleNamespace(rejected=lambda _: None)  # the peer's kubeconfig is not refused
+    site = SiteController("quangnam", None, recorder=None, peers=peers, namespace="sharedcore-system")  # type: ignore[arg-type]
+    ref = {"name": "peer", "namespace": "sharedcore-system"}
     site.on_topology(
         None,
         {
@@ -116,9 +120,17 @@ def test_the_window_of_a_source_whose_clock_is_an_hour_behind_comes_from_this_si
         },
     )
     now = datetime.datetime.now(datetime.UTC)
-    for seconds in (2, 1):  # two renewals seen happening, each stamped an hour behind this site's clock
+    for seconds in (2, 1):
         skewed = leases.micro_time(now - datetime.timedelta(hours=1, seconds=seconds))
-        site._heard("inbound", leases.Heartbeat(Role.ACTIVE, leases.Claim(3, "danang"), skewed))
+        beat = site._heard("inbound", leases.Heartbeat(Role.ACTIVE, leases.Claim(3, "danang"), skewed))
+        site._inbound.observe(beat.renew_time, time.monotonic())
+    return site, now
+
+
+def test_the_window_of_a_source_whose_clock_is_an_hour_behind_comes_from_this_sites_clock() -> None:
+    """Rule 7: the source's heartbeats carry its own clock's renewTime; an hour behind, it made the window
+    of a service whose files were last copied 30 s ago look like zero."""
+    site, now = hearing_danang_an_hour_behind()
     files = {
         "databaseLagSeconds": 0.0,
         "filesLastSyncTime": (now - datetime.timedelta(seconds=30)).isoformat(),
@@ -127,3 +139,14 @@ def test_the_window_of_a_source_whose_clock_is_an_hour_behind_comes_from_this_si
     (window,) = make_plan(FailoverType.FAILOVER, False, found).services
     assert window.data_loss_window_seconds is not None and window.data_loss_window_seconds >= 29
     assert found.source_last_seen >= now - datetime.timedelta(seconds=1)
+
+
+def test_the_peers_last_heartbeat_is_reported_by_this_sites_clock() -> None:
+    """Rule 7: the Topology status (and `kubectl sharedcore status`'s heartbeat age) said danang's last
+    heartbeat came an hour ago, by danang's clock, while it had just arrived."""
+    site, now = hearing_danang_an_hour_behind()
+    plan = site._plan()
+    assert not isinstance(plan, SiteState)
+    reported = site._peer_view(plan).last_heartbeat
+    assert reported is not None
+    assert abs((datetime.datetime.fromisoformat(reported) - now).total_seconds()) < 5

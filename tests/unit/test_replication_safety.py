@@ -113,16 +113,21 @@ def site(role: Role) -> SiteContext:
 
 
 def test_only_delete_at_the_active_site_deletes_data() -> None:
-    assert _kept_with(site(Role.ACTIVE), DeletionPolicy.DELETE, "x") is None
-    assert _kept_with(site(Role.ACTIVE), DeletionPolicy.RETAIN, "x") == {"labels": {ORPHANED_LABEL: "true"}}
+    copy = service()
+    copy["metadata"]["annotations"] = {content.ORIGIN_UID: "uid-at-danang"}
+    assert _kept_with(site(Role.ACTIVE), DeletionPolicy.DELETE, "x", copy) is None
+    assert _kept_with(site(Role.ACTIVE), DeletionPolicy.RETAIN, "x", copy) == {
+        "labels": {ORPHANED_LABEL: "true"}
+    }
     for role in (Role.STANDBY, Role.FENCED):
         for policy in DeletionPolicy:
-            kept = _kept_with(site(role), policy, "SharedService egov/qlvb deleted")
+            kept = _kept_with(site(role), policy, "SharedService egov/qlvb deleted", copy)
             assert kept is not None
             assert kept["labels"] == {ORPHANED_LABEL: "true", retained.LABEL: "true"}
             because = kept["annotations"][retained.BECAUSE]
             assert because.startswith(f"SharedService egov/qlvb deleted at quangnam ({role}, epoch 3)")
             assert kept["annotations"][retained.SINCE].endswith("Z")
+            assert kept["annotations"][retained.ORIGIN] == "uid-at-danang", "whose copy it was"
 
 
 def test_a_retained_copy_whose_source_returns_is_unmarked() -> None:
@@ -156,3 +161,16 @@ def test_a_service_replication_refuses_is_not_replication_healthy_at_the_active_
     )
     assert (found.condition.status, found.condition.reason) == (False, "NotReplicated")
     assert found.condition.message.startswith("not copied to quangnam: spec.image evil.example/miner is not")
+
+
+def test_a_copy_remembers_its_source_and_a_source_created_again_is_another() -> None:
+    source = service() | {"apiVersion": "sharedcore.danang.gov.vn/v1alpha1"}
+    source["metadata"]["uid"] = "first"
+    made = content.copy_of(source, "danang", 1)
+    assert content.origin_uid(made) == "first"
+    assert not content.replaced(source, made)
+    again = copy.deepcopy(source)
+    again["metadata"]["uid"] = "second"
+    assert content.replaced(again, made), "deleted and created again at the active site"
+    del made["metadata"]["annotations"][content.ORIGIN_UID]
+    assert not content.replaced(again, made), "a copy that does not say (GitOps, older operators) is updated"

@@ -338,28 +338,27 @@ def test_heartbeats_carry_the_reason_and_the_failover_settings_and_a_mismatch_is
     assert ours.digest != theirs.digest and len(ours.digest) == 16
     assert ours.differences(theirs) == ["leaseDurationSeconds 6 here, 18 at the peer"]
     state = SiteState(Role.STANDBY, 1, "danang", "Standby", "danang is active at epoch 1")
-    view = peer_view(True, True)
-    mismatch = topology_status.build(
-        TOPOLOGY,
-        "quangnam",
-        state,
-        recorded=DANANG_1,
-        peer=dataclasses.replace(view, name="danang", settings=theirs),
-        witness=None,
-        now="t",
-        settings=ours,
-    )
-    condition = conditions.find(mismatch["conditions"], "SettingsMatch")
-    assert condition and (condition["status"], condition["reason"]) == ("False", "SettingsMismatch")
-    assert "leaseDurationSeconds 6 here, 18 at the peer" in condition["message"]
-    agreed = topology_status.build(
-        TOPOLOGY,
-        "quangnam",
-        state,
-        recorded=DANANG_1,
-        peer=dataclasses.replace(view, name="danang", settings=ours),
-        witness=None,
-        now="t",
-        settings=ours,
-    )
-    assert conditions.find(agreed["conditions"], "SettingsMatch")["status"] == "True"  # type: ignore[index]
+
+    def settings_match(peer_settings: settings.FailoverSettings) -> conditions.Condition:
+        peer = dataclasses.replace(peer_view(True, True), name="danang", settings=peer_settings)
+        built = topology_status.build(
+            TOPOLOGY, "quangnam", state, recorded=DANANG_1, peer=peer, witness=None, now="t", settings=ours
+        )
+        found = conditions.find(built["conditions"], "SettingsMatch")
+        assert found is not None
+        return found
+
+    mismatch = settings_match(theirs)
+    assert (mismatch["status"], mismatch["reason"]) == ("False", "SettingsMismatch")
+    assert "leaseDurationSeconds 6 here, 18 at the peer" in mismatch["message"]
+    assert settings_match(ours)["status"] == "True"
+
+
+def test_no_epoch_is_started_while_the_sites_topologies_disagree() -> None:
+    """Rule 2: each site names itself preferred primary in its own Topology; without a witness both would
+    start epoch 1 and act as Active until they read each other's claims."""
+    state, record, _ = at("danang", seen(settings_agree=False))
+    assert (state.role, state.reason, record) == (Role.FENCED, "SettingsMismatch", None)
+    assert "SettingsMatch" in state.message
+    state, record, hold = at("danang", seen(settings_agree=False, witness=WitnessView(reachable=True)))
+    assert (state.role, state.reason, record, hold) == (Role.FENCED, "SettingsMismatch", None, None)

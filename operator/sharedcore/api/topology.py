@@ -171,7 +171,8 @@ class SiteStatus(Model):
     reachable: StrictBool | None = None
     """Whether the reporting site's last heartbeat to this site's API server got through."""
     last_heartbeat_time: AwareDatetime | None = None
-    """When this site's latest heartbeat had arrived at the reporting site, as of the last change of this
+    """When this site's latest heartbeat had arrived at the reporting site (by the reporting site's clock,
+    never the heartbeat's own renewTime: the sites' clocks may differ), as of the last change of this
     status: rewriting the status at every heartbeat would be a write every few seconds. The Lease
     sharedcore-heartbeat-<site> in the operator's namespace has the live time."""
     role: Role | None = None

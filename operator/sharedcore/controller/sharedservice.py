@@ -50,14 +50,14 @@ def _owned(obj: Body, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences", []))
 
 
-def _kept_with(site: SiteContext, policy: DeletionPolicy, because: str) -> Body | None:
+def _kept_with(site: SiteContext, policy: DeletionPolicy, because: str, service: Body) -> Body | None:
     """The metadata that data objects are kept with, or None when they go: only deletionPolicy Delete at the
     active site deletes data. At any other site the data is the copy that must outlive mistakes (or a
     GitOps prune, or a CRD reinstall) at the active site, so it is kept, as a retained copy."""
     if site.role is Role.ACTIVE:
         return {"labels": {ORPHANED_LABEL: "true"}} if policy == DeletionPolicy.RETAIN else None
     where = f"{because} at {site.name} ({site.role}, epoch {site.epoch}): a copy is kept whatever its policy"
-    marks = retained.marks(where, datetime.datetime.now(datetime.UTC))
+    marks = retained.marks(where, datetime.datetime.now(datetime.UTC), content.origin_uid(service))
     return {"labels": {ORPHANED_LABEL: "true", **marks["labels"]}, "annotations": marks["annotations"]}
 
 
@@ -66,6 +66,24 @@ def _refused_copy(rt: Runtime, body: Body, site: SiteContext) -> status.Blocker 
     origin = (body["metadata"].get("annotations") or {}).get(content.ORIGIN_SITE)
     refused = admission.refusal(body, rt.policy()) if origin not in (None, site.name) else None
     return status.Blocker("NotAllowed", f"copied from {origin}, but {refused}") if refused else None
+
+
+def _same_origin(kept: Body, service: Body) -> bool:
+    """Whether `service` is a copy of the very object whose copy left `kept` behind: the same data."""
+    origin = (kept["metadata"].get("annotations") or {}).get(retained.ORIGIN)
+    return origin is not None and origin == content.origin_uid(service)
+
+
+async def _adopt(rt: Runtime, service: Body, kept: Body) -> Body:
+    meta = kept["metadata"]
+    unmarked = retained.unmarks()
+    labels = {**unmarked["labels"], ORPHANED_LABEL: None}
+    patch = {"metadata": {**unmarked, "labels": labels, "ownerReferences": [owner_reference(service)]}}
+    adopted = await rt.client.patch(for_object(kept), meta["name"], meta["namespace"], patch)
+    rt.cache.upsert(adopted)
+    message = f"took back the retained copy {kept['kind']} {meta['name']}: a copy of the same object"
+    await rt.recorder.record(service, "Normal", "CopyAdopted", message)
+    return adopted
 
 
 def _in_the_way(kept: Body, service: str) -> status.Blocker:
@@ -109,7 +127,9 @@ async def _apply_all(rt: Runtime, body: Body, desired: list[Body]) -> status.Blo
         key = key_of(obj)
         live = rt.cache.get(key)
         if live is not None and retained.is_retained(live):
-            return _in_the_way(live, body["metadata"]["name"])
+            if not _same_origin(live, body):
+                return _in_the_way(live, body["metadata"]["name"])
+            live = await _adopt(rt, body, live)
         drift = drifted_field(obj, live)
         if drift is None:
             rt.applied[key] = obj
@@ -184,7 +204,7 @@ async def _prune(
     wanted: set[ObjectKey] = {key_of(obj) for obj in desired}
     meta = body["metadata"]
     kept_with = _kept_with(
-        site, policy, f"no longer rendered for SharedService {meta['namespace']}/{meta['name']}"
+        site, policy, f"no longer rendered for SharedService {meta['namespace']}/{meta['name']}", body
     )
     stale = [
         obj
@@ -331,7 +351,9 @@ async def finalize(rt: Runtime, body: Body) -> None:
     and this site is the active one."""
     meta = body["metadata"]
     policy = DeletionPolicy((body.get("spec") or {}).get("deletionPolicy", "Retain"))
-    kept_with = _kept_with(rt.site(), policy, f"SharedService {meta['namespace']}/{meta['name']} deleted")
+    kept_with = _kept_with(
+        rt.site(), policy, f"SharedService {meta['namespace']}/{meta['name']} deleted", body
+    )
     retain = kept_with is not None
     owned = [obj for obj in rt.cache.owned_by(meta["namespace"], meta["name"]) if _owned(obj, meta["uid"])]
     removed = await _remove(rt, owned, meta["uid"], kept_with, "delete")

@@ -41,6 +41,10 @@ def _revision(obj: Body) -> int:
     return int(version) if version.isdigit() else 0
 
 
+class SupersededError(Exception):
+    """The site stopped being the active one during a pass."""
+
+
 def _typed(obj: Body, resource: Resource) -> Body:
     """List items come without apiVersion and kind."""
     obj.setdefault("apiVersion", resource.api_version)
@@ -137,6 +141,8 @@ class ConfigReplicator:
     async def _attempt(self, standby: KubeClient, epoch: int) -> bool:
         try:
             await self.sync(standby, epoch)
+        except SupersededError as stopped:
+            log.info("replication pass stopped: %s", stopped)
         except REMOTE_ERRORS as error:
             log.warning("replication to the standby failed (%s); retrying", describe(error))
             return False
@@ -154,7 +160,7 @@ class ConfigReplicator:
             sources = {
                 (ns, name): obj for (kind, ns, name), obj in self._sources.items() if kind == resource.kind
             }
-            copies, unbound = await self._copies(standby, resource, here & there)
+            copies, denied = await self._copies(standby, resource, here & there)
             for (namespace, name), source in sources.items():
                 if namespace not in here:
                     continue  # this namespace stays at this site
@@ -163,23 +169,29 @@ class ConfigReplicator:
                         f"namespace {namespace} has not opted in at the standby (label "
                         f'{content.REPLICATE_LABEL}="true" on the Namespace there)'
                     )
-                elif namespace in unbound:
-                    refused = (
-                        f"{self._site} may not write in namespace {namespace} at the standby: bind its "
-                        f"peer identity there (sharedcore peer-identity --for {self._site} --namespace "
-                        f"{namespace})"
-                    )
                 else:
-                    refused = admission.refusal(source, policy)
-                if await self._report(resource, source, refused) is None:
-                    await self._push(
-                        standby, recorder, resource, source, copy=copies.get((namespace, name)), epoch=epoch
-                    )
+                    refused = denied.get(namespace) or admission.refusal(source, policy)
+                copy = copies.get((namespace, name))
+                if await self._report(resource, source, refused) is not None:
+                    continue
+                if copy is not None and resource is SHARED_SERVICES and content.replaced(source, copy):
+                    # Deleted and created again here: its copy goes first (keeping its data), then a new one.
+                    await self._retire(standby, resource, copy, epoch)
+                    self._wake.set()
+                    continue
+                await self._push(standby, recorder, resource, source, copy=copy, epoch=epoch)
             orphans = [
                 copy for key, copy in copies.items() if key not in sources and content.orphaned(copy, epoch)
             ]
             for copy in orphans:
                 await self._retire(standby, resource, copy, epoch)
+
+    def _confirm(self, epoch: int) -> None:
+        """Before each write: this site is still the active one at `epoch`. A pass takes a while, and a site
+        fenced or handing over meanwhile must not push what it had as the active site (issue 11, rule 3)."""
+        target = self._target()
+        if target is None or target[1] != epoch:
+            raise SupersededError(f"this site is no longer the active one at epoch {epoch}")
 
     async def _invited(self, client: KubeClient) -> set[str]:
         """The namespaces that opted in to replication at the site of `client`, within this operator's."""
@@ -208,23 +220,26 @@ class ConfigReplicator:
 
     async def _copies(
         self, standby: KubeClient, resource: Resource, invited: set[str]
-    ) -> tuple[dict[tuple[str, str], Body], set[str]]:
-        """The copies in the invited namespaces, and the namespaces where this site's identity may not read
-        them (opted in, but its RoleBinding not, or no longer, there)."""
+    ) -> tuple[dict[tuple[str, str], Body], dict[str, str]]:
+        """The copies at the standby, read namespace by namespace: the peer identity may read and write only
+        in the namespaces invited there. Also, for each invited namespace it may not read, why."""
         labels = None if resource is SHARED_SERVICES else {content.REPLICATE_LABEL: "true"}
         found: dict[tuple[str, str], Body] = {}
-        unbound: set[str] = set()
-        for namespace in sorted(invited):  # its identity there may read only where it was invited
+        denied: dict[str, str] = {}
+        for namespace in sorted(invited):
             try:
                 listed = await standby.list(resource, namespace, labels)
             except ApiError as error:
                 if error.status != 403:
                     raise
-                unbound.add(namespace)
+                denied[namespace] = (
+                    f"this site's identity may not use namespace {namespace} at the standby "
+                    f"({error.message}): its administrators grant it with `sharedcore peer-identity "
+                    f"--namespace {namespace}`"
+                )
                 continue
-            for obj in listed:
-                found[(namespace, obj["metadata"]["name"])] = _typed(obj, resource)
-        return found, unbound
+            found |= {(namespace, obj["metadata"]["name"]): _typed(obj, resource) for obj in listed}
+        return found, denied
 
     async def _push(
         self,
@@ -240,6 +255,7 @@ class ConfigReplicator:
         where = f"{resource.kind} {meta['namespace']}/{meta['name']}"
         try:
             if copy is None:
+                self._confirm(epoch)
                 await standby.create(resource, content.copy_of(source, self._site, epoch))
                 REPLICATION_WRITES.labels(resource.kind, "create").inc()
                 log.info("replication: created %s at the standby", where)
@@ -250,6 +266,7 @@ class ConfigReplicator:
             change = content.update(source, copy, self._site, epoch)
             if change is None:
                 return
+            self._confirm(epoch)
             await standby.patch(resource, meta["name"], meta["namespace"], change.patch)
         except ApiError as error:  # this object only: the others still go
             log.warning("replication: cannot write %s at the standby: %s", where, error)
@@ -271,6 +288,7 @@ class ConfigReplicator:
         where = f"{resource.kind} {meta['namespace']}/{meta['name']}"
         try:
             if resource is not SECRETS:
+                self._confirm(epoch)
                 await standby.delete(resource, meta["name"], meta["namespace"])
                 action = "delete"
             elif retained.is_retained(copy):
@@ -278,6 +296,7 @@ class ConfigReplicator:
             else:
                 because = f"its source was deleted at {self._site}, the active site (epoch {epoch})"
                 patch = {"metadata": retained.marks(because, datetime.datetime.now(datetime.UTC))}
+                self._confirm(epoch)
                 await standby.patch(resource, meta["name"], meta["namespace"], patch)
                 action = "retain"
         except ApiError as error:

@@ -24,6 +24,7 @@ OPT_IN = {REPLICATE_LABEL: "true"}  # on a Namespace, at both sites: replication
 ORIGIN_SITE = f"{API_GROUP}/origin-site"
 ORIGIN_EPOCH = f"{API_GROUP}/origin-epoch"
 DIGEST = f"{API_GROUP}/replicated-digest"
+ORIGIN_UID = f"{API_GROUP}/origin-uid"  # which object at the active site a copy was made from
 COMPARED = {"SharedService": ("spec",), "Secret": ("data",), "ConfigMap": ("data", "binaryData")}
 CREATED_WITH = {"Secret": ("type",)}  # immutable once created
 _MISSING = object()
@@ -54,8 +55,22 @@ def fingerprint(obj: Body) -> str:
     return digest({"content": content(obj), "labels": obj["metadata"].get("labels") or {}})
 
 
-def _marks(site: str, epoch: int, copied: Body) -> dict[str, str]:
-    return {ORIGIN_SITE: site, ORIGIN_EPOCH: str(epoch), DIGEST: digest(copied)}
+def _marks(site: str, epoch: int, copied: Body, source: Body) -> dict[str, str]:
+    uid = source["metadata"].get("uid")
+    return {ORIGIN_SITE: site, ORIGIN_EPOCH: str(epoch), DIGEST: digest(copied)} | (
+        {ORIGIN_UID: uid} if uid else {}
+    )
+
+
+def origin_uid(obj: Body) -> str | None:
+    return (obj["metadata"].get("annotations") or {}).get(ORIGIN_UID)
+
+
+def replaced(source: Body, copy: Body) -> bool:
+    """Whether `copy` was made from an earlier object of the same name: deleted and created again at the
+    active site, perhaps with new, empty data. Such a copy is not updated in place."""
+    made_from, uid = origin_uid(copy), source["metadata"].get("uid")
+    return bool(made_from and uid and made_from != uid)
 
 
 def copy_of(source: Body, site: str, epoch: int) -> Body:
@@ -66,7 +81,7 @@ def copy_of(source: Body, site: str, epoch: int) -> Body:
     metadata = {
         "name": meta["name"],
         "namespace": meta["namespace"],
-        "annotations": _marks(site, epoch, copied),
+        "annotations": _marks(site, epoch, copied, source),
     }
     if meta.get("labels"):
         metadata["labels"] = meta["labels"]
@@ -110,7 +125,7 @@ def update(source: Body, copy: Body, site: str, epoch: int) -> Update | None:
         "metadata": {
             "resourceVersion": copy["metadata"]["resourceVersion"],
             "labels": {**unmarked["labels"], **missing_labels},
-            "annotations": {**unmarked["annotations"], **_marks(site, epoch, want)},
+            "annotations": {**unmarked["annotations"], **_marks(site, epoch, want, source)},
         },
         **merge_patch(have, want),
     }

@@ -571,6 +571,7 @@ class SiteController:
             own_cluster_lost=self._own_failing_since is not None
             and now - self._own_failing_since >= plan.duration * RENEW_DEADLINE,
             accept_split_brain_risk=bool(plan.topology.spec.failover.accept_split_brain_risk),
+            settings_agree=heartbeat is not None and heartbeat.settings == plan.settings,
         )
 
     def _decide(self, plan: Plan) -> Decision:
@@ -579,13 +580,15 @@ class SiteController:
 
     def _peer_view(self, plan: Plan) -> topology_status.PeerView:
         heartbeat = self._peer_heartbeat()
-        inbound = self._heartbeats.get("inbound")
+        # When its heartbeat was last seen renewed here, by this site's clock (renewTime is the peer's).
+        age = self._inbound.age(time.monotonic())
+        arrived = None if age is None else leases.micro_time(_now() - datetime.timedelta(seconds=age))
         return topology_status.PeerView(
             name=plan.peer,
             reachable=self._reachable,
             problem=self._reach_problem,
             heartbeats_arrive=self._inbound.fresh(time.monotonic(), plan.duration),
-            last_heartbeat=inbound.renew_time if inbound else None,
+            last_heartbeat=arrived,
             role=heartbeat.role if heartbeat else None,
             epoch=heartbeat.claim.epoch if heartbeat and heartbeat.claim else None,
             settings=heartbeat.settings if heartbeat else None,

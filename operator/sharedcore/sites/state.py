@@ -62,6 +62,7 @@ class Observations:
     promotion: Claim | None = None  # a Failover promoting this site (its Promote step), if any
     own_cluster_lost: bool = False  # this site's API server has not answered for the renew deadline
     accept_split_brain_risk: bool = False  # without a witness: stay active without hearing the peer
+    settings_agree: bool = True  # the peer's heartbeats publish the same failover settings as this Topology
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,13 @@ def _bootstrap(site: str, peer: str, preferred: str, seen: Observations) -> Deci
     if not seen.peer_seen:
         message = f"no epoch yet: waiting for {peer} to run with this Topology before starting epoch 1"
         return Decision(fenced("AwaitingPeer", message), None, None)
+    if not seen.settings_agree:
+        # Each might name itself the preferred primary: both would start the first epoch.
+        message = (
+            f"no epoch yet: {peer}'s Topology differs from this one (condition SettingsMatch): apply the "
+            f"same Topology at both sites before starting epoch {FIRST_EPOCH}"
+        )
+        return Decision(fenced("SettingsMismatch", message), None, None)
     first = Claim(FIRST_EPOCH, site)
     if seen.witness is not None:
         message = f"starting epoch {FIRST_EPOCH}: acquiring the witness Lease"

@@ -26,7 +26,9 @@ class PeerView:
     reachable: bool
     problem: str | None  # why it cannot be reached
     heartbeats_arrive: bool
-    last_heartbeat: str | None  # renewTime of its latest heartbeat in this cluster
+    last_heartbeat: (
+        str | None
+    )  # when its heartbeat was last seen renewed in this cluster, by this site's clock
     role: Role | None  # as its heartbeats say
     epoch: int | None
     settings: FailoverSettings | None = None  # its failover settings, as its heartbeats say
