@@ -17,7 +17,6 @@ from sharedcore_testbed import Testbed, operators
 from sharedcore_testbed.operators import OPERATOR_NAMESPACE, peer_user
 from sharedcore_testbed.pair import WITNESS_LEASE
 from tests.cluster.test_failover import ensure_active, replicated, switchover
-from tests.cluster.test_operator import condition
 from tests.cluster.test_two_sites import labelled_secret, secret_value
 from tests.conftest import Sites
 from tests.support.cluster import Site, eventually
@@ -30,7 +29,7 @@ from tests.support.pair import (
     running_pair,
     site_entry,
     topology,
-    topology_status,
+    topology_condition,
 )
 
 pytestmark = [pytest.mark.cluster, pytest.mark.workloads]
@@ -40,10 +39,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.workloads]
 def pair(sites: Sites, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     with running_pair(sites, tmp_path_factory.mktemp("peer-trust")) as running:
         yield running
-
-
-def topology_condition(site: Site, type_: str) -> dict[str, Any]:
-    return condition({"status": topology_status(site)}, type_)
 
 
 def topology_events(site: Site, reason: str) -> list[str]:

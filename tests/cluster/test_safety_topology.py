@@ -21,13 +21,12 @@ from sharedcore.render import names
 from sharedcore_testbed.operators import peer_user
 from tests.cluster.test_failover import objects, replicated, sites_by_role
 from tests.cluster.test_operator import PLURAL, get
-from tests.cluster.test_two_sites import topology_condition
 from tests.conftest import Sites
 from tests.support import samples
 from tests.support.cluster import Site, eventually
 from tests.support.dataplane import CNPG, is_primary
 from tests.support.operator import OPERATOR_USER, WRITE_VERBS, audit_requests
-from tests.support.pair import RESYNC, Pair, running_pair, topology
+from tests.support.pair import RESYNC, Pair, running_pair, topology, topology_condition
 from tests.support.roles import RoleSampler, role_of
 
 pytestmark = [pytest.mark.cluster, pytest.mark.workloads]

@@ -44,6 +44,7 @@ from tests.support.pair import (
     put_secret,
     running_pair,
     site_entry,
+    topology_condition,
     topology_status,
 )
 
@@ -57,10 +58,6 @@ def pair(sites: Sites, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pai
 
 
 # --- reading the sites ---------------------------------------------------------------------------------
-
-
-def topology_condition(site: Site, type_: str) -> dict[str, Any]:
-    return condition({"status": topology_status(site)}, type_)
 
 
 def renew_times(site: Site, name: str, seconds: float) -> list[datetime.datetime]:
