@@ -4,6 +4,7 @@ import click
 
 from sharedcore.api.cli import crds
 from sharedcore.manifests import manifests_command
+from sharedcore.peer_identity import peer_identity_command
 from sharedcore.render.cli import render_command
 from sharedcore.runner import run_command
 
@@ -17,3 +18,4 @@ main.add_command(crds)
 main.add_command(run_command)
 main.add_command(render_command)
 main.add_command(manifests_command)
+main.add_command(peer_identity_command)

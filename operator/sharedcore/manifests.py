@@ -51,15 +51,32 @@ def _dump(document: Any) -> str:
     return yaml.dump(document, Dumper=ManifestDumper, sort_keys=False, allow_unicode=True, width=110)
 
 
-def chart_cluster_role() -> str:
-    """The chart's ClusterRole: Helm metadata around rules copied from sharedcore.rbac."""
+def _chart_role(suffix: str = "") -> str:
     return (
-        HEADER.format(source="sharedcore.rbac") + "apiVersion: rbac.authorization.k8s.io/v1\n"
+        "apiVersion: rbac.authorization.k8s.io/v1\n"
         "kind: ClusterRole\n"
         "metadata:\n"
-        '  name: {{ include "sharedcore-operator.fullname" . }}\n'
+        f'  name: {{{{ include "sharedcore-operator.fullname" . }}}}{suffix}\n'
         "  labels:\n"
-        '    {{- include "sharedcore-operator.labels" . | nindent 4 }}\n' + _dump({"rules": rbac.RULES})
+        '    {{- include "sharedcore-operator.labels" . | nindent 4 }}\n'
+    )
+
+
+def chart_cluster_role() -> str:
+    """The chart's ClusterRoles: Helm metadata around rules copied from sharedcore.rbac. Watching every
+    namespace, one ClusterRole; with operator.watchNamespaces, the cluster-wide part, and the namespaced part
+    that clusterrolebinding.yaml binds in each of those namespaces."""
+    return (
+        HEADER.format(source="sharedcore.rbac")
+        + _chart_role()
+        + "{{- if .Values.operator.watchNamespaces }}\n"
+        + _dump({"rules": rbac.CLUSTER_RULES})
+        + "---\n"
+        + _chart_role("-namespaced")
+        + _dump({"rules": rbac.NAMESPACED_RULES})
+        + "{{- else }}\n"
+        + _dump({"rules": rbac.RULES})
+        + "{{- end }}\n"
     )
 
 

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,6 +25,13 @@ from sharedcore_testbed.waiting import eventually
 OPERATOR_NAMESPACE = "sharedcore-system"
 OPERATOR_ACCOUNT = "sharedcore-operator"
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
+
+
+def peer_user(site: str) -> str:
+    """Who `site`'s operator is at the other site and at the witness (`sharedcore peer-identity`)."""
+    return f"system:serviceaccount:{OPERATOR_NAMESPACE}:{rbac.peer_account(site)}"
+
+
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]  # (name, sorted labels) → value
 
 
@@ -69,29 +77,47 @@ def _unestablished(kubeconfig: Path) -> list[str]:
     ]
 
 
-def service_account_kubeconfig(bed: Testbed, site: str, out: Path) -> Path:
-    """Create the operator's ServiceAccount and RBAC at `site`; write a kubeconfig with its token to `out`."""
-    admin = bed.kubeconfig(site)
-    binding = {
+def _bound(kind: str, name: str, role: str, account: str, namespace: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name} | ({"namespace": namespace} if namespace else {})
+    return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": rbac.CLUSTER_ROLE_NAME},
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "ClusterRole",
-            "name": rbac.CLUSTER_ROLE_NAME,
-        },
-        "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NAMESPACE}],
+        "kind": kind,
+        "metadata": meta,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": OPERATOR_NAMESPACE}],
     }
+
+
+def service_account_kubeconfig(
+    bed: Testbed, site: str, out: Path, *, namespaces: tuple[str, ...] = (), account: str = OPERATOR_ACCOUNT
+) -> Path:
+    """Create the operator's ServiceAccount and RBAC at `site` as the chart does (watching `namespaces`, or
+    every namespace); write a kubeconfig with its token to `out`."""
+    admin = bed.kubeconfig(site)
+    if namespaces:
+        roles = [
+            rbac.cluster_role(account, rbac.CLUSTER_RULES),
+            rbac.cluster_role(f"{account}-namespaced", rbac.NAMESPACED_RULES),
+        ]
+        bindings = [
+            _bound("ClusterRoleBinding", account, account, account),
+            *(
+                _bound("RoleBinding", account, f"{account}-namespaced", account, namespace)
+                for namespace in dict.fromkeys((*namespaces, OPERATOR_NAMESPACE))
+            ),
+        ]
+    else:
+        roles = [rbac.cluster_role()]
+        bindings = [_bound("ClusterRoleBinding", account, rbac.CLUSTER_ROLE_NAME, account)]
     objects = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}},
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
-            "metadata": {"name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NAMESPACE},
+            "metadata": {"name": account, "namespace": OPERATOR_NAMESPACE},
         },
-        rbac.cluster_role(),
-        binding,
+        *roles,
+        *bindings,
     ]
     kubectl(
         admin,
@@ -102,9 +128,7 @@ def service_account_kubeconfig(bed: Testbed, site: str, out: Path) -> Path:
         "-",
         stdin="---\n".join(yaml.safe_dump(obj) for obj in objects),
     )
-    token = kubectl(
-        admin, "create", "token", OPERATOR_ACCOUNT, "-n", OPERATOR_NAMESPACE, "--duration=24h"
-    ).strip()
+    token = kubectl(admin, "create", "token", account, "-n", OPERATOR_NAMESPACE, "--duration=24h").strip()
     cluster = yaml.safe_load(admin.read_text())["clusters"][0]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
@@ -228,8 +252,9 @@ def metric(process: OperatorProcess, series: str, /, **labels: str) -> float | N
     return process.metrics().get((series, tuple(sorted(labels.items()))))
 
 
-def audit_events(audit_log: Path, user: str, since: float) -> list[dict[str, object]]:
-    """The API server's own record of `user`'s completed requests received after `since` (epoch seconds)."""
+def audit_events(audit_log: Path, user: str | None, since: float) -> list[dict[str, Any]]:
+    """The API server's own record of `user`'s (None: everyone's) completed requests received after `since`
+    (epoch seconds)."""
     events = []
     # kube-apiserver rotates audit.log into audit-<time>.log beside it.
     for path in sorted(audit_log.parent.glob("audit*.log")):
@@ -238,7 +263,10 @@ def audit_events(audit_log: Path, user: str, since: float) -> list[dict[str, obj
                 event = json.loads(line)
             except json.JSONDecodeError:
                 continue  # the line being written right now
-            if event.get("user", {}).get("username") != user or event.get("stage") != "ResponseComplete":
+            if event.get("stage") != "ResponseComplete" or user not in (
+                None,
+                event.get("user", {}).get("username"),
+            ):
                 continue
             if datetime.datetime.fromisoformat(event["requestReceivedTimestamp"]).timestamp() >= since:
                 events.append(event)

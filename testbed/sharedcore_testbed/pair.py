@@ -1,9 +1,11 @@
 """Two sites and a witness on the testbed's planes, with one operator process per site.
 
 Each operator is authenticated as its own ServiceAccount at its own site and reaches the other site and the
-witness only through the testbed's link proxies (so partitions and outages apply), with kubeconfigs it reads
-from Secrets the Topology names. CloudNativePG, VolSync and Prometheus are played at each site by
-`sharedcore_testbed.dataplane`. Used by the two-site tests, `make demo` and the benchmarks:
+witness only through the testbed's link proxies (so partitions and outages apply), as the identity
+`sharedcore peer-identity` ships for it there, with kubeconfigs it reads from Secrets the Topology names; a
+namespace is replicated into once opted in at both sites (`opt_in`). CloudNativePG, VolSync and Prometheus
+are played at each site by `sharedcore_testbed.dataplane`. Used by the two-site tests, `make demo` and the
+benchmarks:
 
     sites = (SiteClients(name, bed) for name in ("danang", "quangnam", "witness"))
     pair = prepare_pair(*sites, directory, crds=[...], topology=topology(mode="Automatic"), resync=5)
@@ -11,6 +13,7 @@ from Secrets the Topology names. CloudNativePG, VolSync and Prometheus are playe
         pair.operators["danang"].stop(signal.SIGKILL)
 """
 
+import base64
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
@@ -21,7 +24,8 @@ from typing import Any, Generic, Self, TypeVar
 import yaml
 from kubernetes import client
 
-from sharedcore import API_GROUP, API_VERSION
+from sharedcore import API_GROUP, API_VERSION, rbac
+from sharedcore.render.output import to_yaml
 from sharedcore.replication.content import OPT_IN
 from sharedcore.sites.pair_memory import CONFIG_MAP as PAIR_MEMORY
 from sharedcore_testbed.clients import SiteClients, as_object
@@ -30,6 +34,7 @@ from sharedcore_testbed.operators import (
     OPERATOR_NAMESPACE,
     OperatorProcess,
     install_crds,
+    kubectl,
     service_account_kubeconfig,
 )
 
@@ -78,14 +83,30 @@ def topology(*, mode: str = "Manual", heartbeat: int = 2, lease: int = 15, **pol
     }
 
 
-def link_kubeconfig(site: SiteClients, target: str, operator_kubeconfig: Path) -> str:
-    """How `site` reaches `target`: through the link proxy, as `target`'s operator ServiceAccount."""
-    config = yaml.safe_load(site.peer_kubeconfig(target).read_text())
-    token = yaml.safe_load(operator_kubeconfig.read_text())["users"][0]["user"]["token"]
-    config["users"] = [{"name": "operator", "user": {"token": token}}]
-    for context in config["contexts"]:
-        context["context"]["user"] = "operator"
-    return str(yaml.safe_dump(config))
+def link_kubeconfig(site: SiteClients, target: SiteClients) -> str:
+    """How `site` reaches `target`: through the link proxy, as the identity `sharedcore peer-identity` ships
+    for `site` at `target` (applied there by its administrator), never as `target`'s own operator."""
+    kubectl(
+        target.kubeconfig,
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        stdin=to_yaml(rbac.peer_identity(target.name, site.name)),
+    )
+    token = kubectl(
+        target.kubeconfig,
+        "create",
+        "token",
+        rbac.peer_account(site.name),
+        "-n",
+        OPERATOR_NAMESPACE,
+        "--duration=24h",
+    ).strip()
+    cluster = yaml.safe_load(site.peer_kubeconfig(target.name).read_text())["clusters"][0]["cluster"]
+    ca = base64.b64decode(cluster["certificate-authority-data"])
+    return str(yaml.safe_dump(rbac.peer_kubeconfig(target.name, site.name, cluster["server"], ca, token)))
 
 
 def put_secret(site: SiteClients, name: str, kubeconfig: str) -> None:
@@ -103,15 +124,24 @@ def put_secret(site: SiteClients, name: str, kubeconfig: str) -> None:
 
 
 def opt_in(site: SiteClients, namespace: str) -> None:
-    """Create `namespace` at `site` opted in to replication (label it so if it exists): replication writes
-    only into namespaces invited at both sites, and never creates one."""
-    body = client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels=OPT_IN))
+    """What an administrator does at `site` to invite `namespace` to replication: let the other site's peer
+    identity write its copies there, then label the namespace opted in (creating it if need be). Replication
+    writes only into namespaces invited at both sites, and never creates one."""
     try:
-        site.core.create_namespace(body)
+        site.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     except client.ApiException as error:
         if error.status != 409:
             raise
-        site.core.patch_namespace(namespace, {"metadata": {"labels": OPT_IN}})
+    for other in (name for name in ADDRESSES if site.name in ADDRESSES and name != site.name):
+        kubectl(
+            site.kubeconfig,
+            "apply",
+            "--server-side",
+            "-f",
+            "-",
+            stdin=to_yaml([rbac.replication_binding(other, namespace)]),
+        )
+    site.core.patch_namespace(namespace, {"metadata": {"labels": OPT_IN}})
 
 
 def topology_status(site: SiteClients) -> dict[str, Any]:
@@ -211,13 +241,13 @@ def prepare_pair(
         site.name: service_account_kubeconfig(
             site.bed, site.name, directory / f"{site.name}-operator.kubeconfig"
         )
-        for site in (danang, quangnam, witness)
+        for site in (danang, quangnam)
     }
     links = {}
     for site, other in ((danang, quangnam), (quangnam, danang)):
         install_crds(site.kubeconfig, *crds)
-        for target in (other.name, witness.name):
-            links[(site.name, target)] = link_kubeconfig(site, target, own[target])
+        for target in (other, witness):
+            links[(site.name, target.name)] = link_kubeconfig(site, target)
         put_secret(site, peer_secret(other.name), links[(site.name, other.name)])
         put_secret(site, WITNESS_SECRET, links[(site.name, witness.name)])
         site.custom.create_cluster_custom_object(*TOPOLOGY[:3], topology)

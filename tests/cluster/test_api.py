@@ -1,13 +1,19 @@
 """The API at a real API server: the generated CRDs install, explain well, and refuse every bad input."""
 
+import base64
+import datetime
 import itertools
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from sharedcore.api import Role, SharedService, StandbyMode
+from sharedcore import API_GROUP, API_VERSION
+from sharedcore.api import MAX_FAILOVER_SERVICES, FailoverType, Role, SharedService, StandbyMode
+from sharedcore.failover.plan import ServiceReplica, Situation, make_plan
+from sharedcore.failover.preconditions import planned
 from sharedcore.render import PeerSite, SiteContext, render
 from tests.cases.corpus import InvalidCase, invalid_cases, valid_objects
 from tests.conftest import Sites
@@ -16,6 +22,7 @@ from tests.support.cluster import Site, eventually
 from tests.support.operator import install_crds
 
 pytestmark = pytest.mark.cluster
+MAX_OBJECT_BYTES = 1572864  # etcd's default --max-request-bytes, which the API server's writes must fit
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +129,57 @@ def test_every_render_passes_server_side_dry_run(api_site: Site, namespace: str)
         assert len(result.stdout.split()) == len(objects)
         checked += len(objects)
     assert checked > 5 * 3 * 3 * 8
+
+
+def failover_of(count: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A Failover of `count` services, and the largest status it can come to: an emergency failover refused
+    at CheckPreconditions because every window is unknown (the message names the services), every service
+    holding a promotion token the size of CloudNativePG's."""
+    now = datetime.datetime(2026, 11, 28, 9, 0, tzinfo=datetime.UTC)
+    services = tuple(
+        ServiceReplica(f"district-{i % 20:02d}", f"{PLATFORMS[i % len(PLATFORMS)]}-{i:05d}", 60.0)
+        for i in range(count)
+    )
+    situation = Situation("quangnam", ("danang", "quangnam"), "danang", 7, False, now, services)
+    status = planned(make_plan(FailoverType.FAILOVER, False, situation), False, now)
+    token = base64.b64encode(json.dumps(CNPG_TOKEN).encode()).decode()
+    status = status.model_copy(
+        update={"services": [s.model_copy(update={"promotion_token": token}) for s in status.services]}
+    )
+    body = {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": "Failover",
+        "metadata": {"name": f"failover-of-{count}"},
+        "spec": {"targetSite": "quangnam", "type": "Failover", "reason": "size"},
+    }
+    return body, status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+PLATFORMS = ("document-management", "smart-city", "open-data", "operations-center", "hotline-1022")
+CNPG_TOKEN = {  # what CloudNativePG 1.25 publishes as status.demotionToken, decoded
+    "latestCheckpointTimelineID": "1",
+    "redoWALFile": "000000010000000000000004",
+    "databaseSystemIdentifier": "7341559938720681999",
+    "latestCheckpointREDOLocation": "0/4000028",
+    "timeOfLatestCheckpoint": "Fri Nov 28 08:59:58 2026",
+    "operatorVersion": "1.25.0",
+}
+
+
+@pytest.mark.parametrize("count", [1000, MAX_FAILOVER_SERVICES])
+def test_the_status_of_a_failover_of_many_services_stays_writable(
+    api_site: Site, cleanup: list[dict[str, Any]], count: int
+) -> None:
+    body, status = failover_of(count)
+    cleanup.append(body)
+    api_site.custom.create_cluster_custom_object(API_GROUP, API_VERSION, "failovers", body)
+    api_site.custom.patch_cluster_custom_object_status(
+        API_GROUP, API_VERSION, "failovers", body["metadata"]["name"], {"status": status}
+    )
+    stored = api_site.custom.get_cluster_custom_object(
+        API_GROUP, API_VERSION, "failovers", body["metadata"]["name"]
+    )
+    assert len(stored["status"]["services"]) == count
+    size = len(json.dumps(stored))
+    print(f"Failover of {count} services: {size} bytes stored (managedFields included)")
+    assert size < MAX_OBJECT_BYTES / 2, "half of what etcd takes in one request, for margin"

@@ -3,12 +3,15 @@
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
 from sharedcore import API_GROUP, API_VERSION
+from sharedcore_testbed import operators
+from sharedcore_testbed.operators import OPERATOR_NAMESPACE
 from tests.conftest import Sites
 from tests.support import samples
 from tests.support.cluster import Site, eventually
@@ -389,3 +392,33 @@ def test_operator_log_has_no_permission_errors(operator: OperatorProcess) -> Non
     log = operator.log_tail(5000)
     denials = [line for line in log.splitlines() if "forbidden: User" in line and " cannot " in line]
     assert denials == []
+
+
+def test_watching_some_namespaces_the_operator_needs_rights_only_there(
+    sites: Sites, namespace: str, tmp_path: Path
+) -> None:
+    """With `--namespace` (the chart's operator.watchNamespaces) the operator is bound as the chart binds it:
+    namespaced rights in the watched namespace and its own only. Run at quangnam, where no operator is."""
+    site = sites.quangnam
+    install_crds(site)
+    account = "sharedcore-namespaced"
+    kubeconfig = operators.service_account_kubeconfig(
+        site.bed, site.name, tmp_path / "operator.kubeconfig", namespaces=(namespace,), account=account
+    )
+    process = OperatorProcess(
+        site, kubeconfig, tmp_path / "operator.log", args=("--namespace", namespace, "--resync-seconds", "4")
+    )
+    since = time.time()
+    process.start()
+    try:
+        process.wait_ready()
+        body = samples.service("open-data", namespace)
+        create(site, body)
+        wait_ready(site, namespace, body["metadata"]["name"])
+    finally:
+        process.stop()
+    requests = audit_requests(site, f"system:serviceaccount:{OPERATOR_NAMESPACE}:{account}", since)
+    denied = [(r["verb"], r["requestURI"]) for r in requests if r["responseStatus"]["code"] in (401, 403)]
+    assert requests and denied == []
+    namespaces = {r.get("objectRef", {}).get("namespace") for r in requests}
+    assert namespaces <= {None, namespace, OPERATOR_NAMESPACE, "default"}

@@ -52,11 +52,13 @@ def ensure_namespace(site: Site, name: str) -> None:
 def test_helm_install(plane: Site, namespace: str, values: Path) -> None:
     """Everything the chart renders is accepted by the API server (no --wait: nothing runs pods here)."""
     release = f"pkg-{values.stem.removesuffix('-values')}"
+    for watched in (yaml.safe_load(values.read_text()).get("operator") or {}).get("watchNamespaces", []):
+        ensure_namespace(plane, watched)  # the chart binds the operator there: they exist first
     try:
         helm(plane, "install", release, str(CHART), "--namespace", namespace, "-f", str(values))
         rendered = helm_template("-f", str(values), release=release, namespace=namespace)
         for obj in rendered:
-            scope = ("-n", namespace) if obj["metadata"].get("namespace") else ()
+            scope = ("-n", obj["metadata"]["namespace"]) if obj["metadata"].get("namespace") else ()
             plane.kubectl("get", obj["kind"], obj["metadata"]["name"], *scope)
         assert (
             json.loads(helm(plane, "status", release, "-n", namespace, "-o", "json").stdout)["info"]["status"]

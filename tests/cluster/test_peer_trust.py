@@ -9,10 +9,15 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
-from sharedcore import API_GROUP, API_VERSION
-from sharedcore_testbed import Testbed
-from tests.cluster.test_operator import condition
+from sharedcore import API_GROUP, API_VERSION, rbac
+from sharedcore.render.output import to_yaml
+from sharedcore_testbed import Testbed, operators
+from sharedcore_testbed.operators import OPERATOR_NAMESPACE, peer_user
+from sharedcore_testbed.pair import WITNESS_LEASE
+from tests.cluster.test_failover import ensure_active, replicated, switchover
+from tests.cluster.test_two_sites import labelled_secret, secret_value
 from tests.conftest import Sites
 from tests.support.cluster import Site, eventually
 from tests.support.pair import (
@@ -24,7 +29,7 @@ from tests.support.pair import (
     running_pair,
     site_entry,
     topology,
-    topology_status,
+    topology_condition,
 )
 
 pytestmark = [pytest.mark.cluster, pytest.mark.workloads]
@@ -34,10 +39,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.workloads]
 def pair(sites: Sites, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     with running_pair(sites, tmp_path_factory.mktemp("peer-trust")) as running:
         yield running
-
-
-def topology_condition(site: Site, type_: str) -> dict[str, Any]:
-    return condition({"status": topology_status(site)}, type_)
 
 
 def topology_events(site: Site, reason: str) -> list[str]:
@@ -50,6 +51,16 @@ def alive(pair: Pair) -> None:
         assert process.process is not None and process.process.poll() is None, (
             f"the operator at {name} exited:\n{process.log_tail()}"
         )
+
+
+def holder(witness: Site) -> str | None:
+    try:
+        found = witness.coordination.read_namespaced_lease(WITNESS_LEASE, OPERATOR_NAMESPACE)
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return str(found.spec.holder_identity or "") or None
 
 
 def request(site: Site, target: str) -> str:
@@ -68,6 +79,7 @@ def request(site: Site, target: str) -> str:
 def test_a_failover_created_where_it_cannot_run_fails_at_once_with_the_reason(
     pair: Pair, target: str, reason: str
 ) -> None:
+    eventually(lambda: site_entry(pair.danang, "danang").get("role") == "Active", message="danang Active")
     name = request(pair.danang, target)
 
     def failed() -> dict[str, Any] | None:
@@ -77,8 +89,16 @@ def test_a_failover_created_where_it_cannot_run_fails_at_once_with_the_reason(
 
     status = eventually(failed, timeout=10, message=f"Failover {name} at danang failed")
     assert f"{reason}: " in status["message"]
-    events = pair.danang.core.list_namespaced_event("default", field_selector=f"involvedObject.name={name}")
-    assert [(e.reason, reason in e.message) for e in events.items] == [("FailoverFailed", True)]
+    events = eventually(
+        lambda: (
+            pair.danang.core.list_namespaced_event(
+                "default", field_selector=f"involvedObject.name={name}"
+            ).items
+        ),
+        timeout=10,
+        message="the Event posted",
+    )
+    assert [(e.reason, reason in e.message) for e in events] == [("FailoverFailed", True)]
     assert site_entry(pair.danang, "danang").get("role") == "Active", "nothing moved"
 
 
@@ -156,4 +176,75 @@ def test_a_witness_without_the_system_namespace_is_reported_not_fatal(
         timeout=60,
         message="both sites reach the real witness again",
     )
+    alive(pair)
+
+
+def test_each_site_uses_only_the_shipped_peer_identity_at_the_other_site_and_the_witness(
+    pair: Pair, namespace: str
+) -> None:
+    """Steady state, replication of a service and a labelled Secret, a switchover there and back: at each
+    cluster the other site acts only as its `sharedcore peer-identity` ServiceAccount, is never denied, and
+    touches no namespace but the system namespace and the one it was invited to."""
+    since = time.time()
+    ensure_active(pair, pair.danang)
+    replicated(pair, namespace, "open-data")
+    pair.danang.core.create_namespaced_secret(namespace, labelled_secret(namespace, "portal", replicate=True))
+    eventually(lambda: secret_value(pair.quangnam, namespace, "portal"), timeout=30, message="Secret copied")
+    switchover(pair, pair.quangnam)
+    switchover(pair, pair.danang)
+    time.sleep(3)  # the audit log is written as requests complete
+    for site in (pair.danang, pair.quangnam, pair.witness):
+        for other in (s for s in pair.sites if s is not site):
+            user = peer_user(other.name)
+            requests = operators.audit_events(site.audit_log, user, since)
+            assert requests, f"{other.name} reached {site.name} as {user}"
+            denied = [
+                (r["verb"], r["requestURI"]) for r in requests if r["responseStatus"]["code"] in (401, 403)
+            ]
+            assert denied == [], f"{other.name} was denied at {site.name}"
+            elsewhere = {
+                r["objectRef"]["namespace"]
+                for r in requests
+                if r.get("objectRef", {}).get("namespace") not in (None, OPERATOR_NAMESPACE, namespace)
+            }
+            assert elsewhere == set(), f"{other.name} reached into {elsewhere} at {site.name}"
+            by_agent = {
+                r["user"]["username"]
+                for r in operators.audit_events(site.audit_log, None, since)
+                if r.get("userAgent") == f"sharedcore/{other.name}"
+            }
+            assert by_agent == {user}, (
+                f"{other.name}'s operator acts at {site.name} only as its peer identity"
+            )
+
+
+def test_a_refused_identity_and_a_deleted_lease_are_reported_not_fatal(pair: Pair) -> None:
+    """danang takes quangnam's identity's rights away (403 at every visit), and someone deletes the witness
+    Lease: both operators keep running, quangnam says what to do, and the Lease is taken again."""
+    binding = rbac.peer_account("quangnam")
+    pair.danang.kubectl("delete", "rolebinding", binding, "-n", OPERATOR_NAMESPACE)
+    pair.danang.kubectl("delete", "clusterrolebinding", binding)
+    try:
+        refused = eventually(
+            lambda: (
+                "forbidden" in topology_condition(pair.quangnam, "PeerConnected").get("message", "").lower()
+                and topology_condition(pair.quangnam, "PeerConnected")
+            ),
+            timeout=30,
+            message="quangnam reports the refusal",
+        )
+        assert refused["status"] == "False" and "sharedcore peer-identity --site danang" in refused["message"]
+        assert topology_events(pair.quangnam, refused["reason"]), "an Event says so"
+        alive(pair)
+    finally:
+        pair.danang.kubectl(
+            "apply", "--server-side", "-f", "-", stdin=to_yaml(rbac.peer_identity("danang", "quangnam"))
+        )
+    eventually(
+        lambda: topology_condition(pair.quangnam, "PeerConnected").get("status") == "True",
+        timeout=30,
+        message="quangnam reaches danang again",
+    )
+    pair.witness.coordination.delete_namespaced_lease(WITNESS_LEASE, OPERATOR_NAMESPACE)
+    eventually(lambda: holder(pair.witness), timeout=30, message="the witness Lease taken again")
     alive(pair)

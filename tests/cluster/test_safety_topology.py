@@ -18,15 +18,15 @@ from kubernetes import client, watch
 
 from sharedcore import API_GROUP, API_VERSION
 from sharedcore.render import names
+from sharedcore_testbed.operators import peer_user
 from tests.cluster.test_failover import objects, replicated, sites_by_role
 from tests.cluster.test_operator import PLURAL, get
-from tests.cluster.test_two_sites import topology_condition
 from tests.conftest import Sites
 from tests.support import samples
 from tests.support.cluster import Site, eventually
 from tests.support.dataplane import CNPG, is_primary
 from tests.support.operator import OPERATOR_USER, WRITE_VERBS, audit_requests
-from tests.support.pair import RESYNC, Pair, running_pair, topology
+from tests.support.pair import RESYNC, Pair, running_pair, topology, topology_condition
 from tests.support.roles import RoleSampler, role_of
 
 pytestmark = [pytest.mark.cluster, pytest.mark.workloads]
@@ -230,7 +230,7 @@ def test_a_restarting_standby_never_pushes_its_stale_copies(pair: Pair, namespac
             assert get(pair.danang, namespace, service)["spec"]["version"] == "9.9.9"
             pushed = [
                 (w["verb"], w["requestURI"])
-                for w in audit_requests(pair.danang, OPERATOR_USER, since, WRITE_VERBS)
+                for w in audit_requests(pair.danang, peer_user("quangnam"), since, WRITE_VERBS)
                 if w.get("userAgent") == "sharedcore/quangnam" and w["objectRef"]["resource"] not in ROUTINE
             ]
             assert pushed == []

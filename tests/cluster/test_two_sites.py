@@ -21,6 +21,7 @@ from sharedcore import API_GROUP, API_VERSION
 from sharedcore.api import Role, SharedService
 from sharedcore.render import PeerSite, SiteContext, names, render
 from sharedcore.replication.content import REPLICATE_LABEL
+from sharedcore_testbed.operators import peer_user
 from tests.cluster.test_operator import PLURAL, condition, create, get, wait_ready
 from tests.conftest import Sites
 from tests.support import samples
@@ -43,6 +44,7 @@ from tests.support.pair import (
     put_secret,
     running_pair,
     site_entry,
+    topology_condition,
     topology_status,
 )
 
@@ -56,10 +58,6 @@ def pair(sites: Sites, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pai
 
 
 # --- reading the sites ---------------------------------------------------------------------------------
-
-
-def topology_condition(site: Site, type_: str) -> dict[str, Any]:
-    return condition({"status": topology_status(site)}, type_)
 
 
 def renew_times(site: Site, name: str, seconds: float) -> list[datetime.datetime]:
@@ -318,7 +316,7 @@ def test_the_same_manifests_applied_at_both_sites_cause_no_replication_writes(
     time.sleep(3 * RESYNC)  # several replication passes, each comparing every copy
     writes = [
         event
-        for event in audit_requests(pair.quangnam, OPERATOR_USER, since, WRITE_VERBS)
+        for event in audit_requests(pair.quangnam, peer_user("danang"), since, WRITE_VERBS)
         if event.get("userAgent", "").startswith("sharedcore/danang")
         and event["objectRef"].get("namespace") == namespace
         and event["objectRef"]["resource"] != "events"
@@ -357,7 +355,9 @@ def test_an_idle_pair_writes_nothing_but_leases(pair: Pair, namespace: str) -> N
         since = time.time()
         time.sleep(3 * RESYNC)
         for site in (pair.danang, pair.quangnam, pair.witness):
-            writes = audit_requests(site, OPERATOR_USER, since, WRITE_VERBS)
+            # Its own operator, and the others as their peer identities.
+            users = [OPERATOR_USER, *(peer_user(other.name) for other in pair.sites if other is not site)]
+            writes = [w for user in users for w in audit_requests(site, user, since, WRITE_VERBS)]
             others = [(w["verb"], w["requestURI"]) for w in writes if w["objectRef"]["resource"] != "leases"]
             assert others == [], f"writes at {site.name}: {others}"
             assert writes, f"heartbeats keep going at {site.name}"

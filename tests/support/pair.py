@@ -41,6 +41,7 @@ __all__ = [
     "running_pair",
     "site_entry",
     "topology",
+    "topology_condition",
     "topology_status",
 ]
 
@@ -51,6 +52,12 @@ Pair = two_sites.Pair[Site]
 
 def topology() -> dict[str, Any]:
     return two_sites.topology(heartbeat=HEARTBEAT, lease=LEASE)
+
+
+def topology_condition(site: Site, type_: str) -> dict[str, Any]:
+    """The Topology's condition `type_` as `site` reports it ({} when absent)."""
+    conditions = topology_status(site).get("conditions") or []
+    return next((c for c in conditions if c["type"] == type_), {})
 
 
 @contextlib.contextmanager

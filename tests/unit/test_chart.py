@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sharedcore import rbac
 from sharedcore.manifests import RULES, RUNBOOK_BASE_URL, with_runbook_urls
 from tests.support.packaging import CHART, ROOT, by_kind, helm_template, one, run
 
@@ -72,6 +73,23 @@ def test_watch_namespaces_become_flags() -> None:
     assert "--all-namespaces" in container(helm_template(*SITE))["args"]
 
 
+def test_watched_namespaces_get_namespaced_rbac() -> None:
+    objects = helm_template(*SITE, "--set", "operator.watchNamespaces={egov,hotline}")
+    roles = {obj["metadata"]["name"]: obj["rules"] for obj in objects if obj["kind"] == "ClusterRole"}
+    assert roles == {
+        "sharedcore-operator": rbac.CLUSTER_RULES,
+        "sharedcore-operator-namespaced": rbac.NAMESPACED_RULES,
+    }
+    (cluster_wide,) = [obj for obj in objects if obj["kind"] == "ClusterRoleBinding"]
+    assert cluster_wide["roleRef"]["name"] == "sharedcore-operator"
+    bound = {
+        obj["metadata"]["namespace"]: obj["roleRef"]["name"]
+        for obj in objects
+        if obj["kind"] == "RoleBinding"
+    }
+    assert bound == dict.fromkeys(["egov", "hotline", "sharedcore-system"], "sharedcore-operator-namespaced")
+
+
 def test_single_site_is_off_unless_asked_for() -> None:
     """Without a Topology the operator is a single Active site only when told (issue 11, rule 1)."""
     assert "--single-site" not in container(helm_template(*SITE))["args"]
@@ -134,7 +152,8 @@ def test_disruption_budget_refuses_both_bounds() -> None:
 
 def test_optional_objects_are_off_by_default() -> None:
     kinds = {obj["kind"] for obj in helm_template(*SITE)}
-    assert not kinds & {"ServiceMonitor", "PodMonitor", "PrometheusRule", "NetworkPolicy", "ConfigMap"}
+    assert not kinds & {"ServiceMonitor", "PodMonitor", "PrometheusRule", "ConfigMap"}
+    assert "NetworkPolicy" in kinds, "a security review expects it on"
 
 
 def test_prometheus_rule_is_the_rules_file_with_runbook_links_under_the_base() -> None:
@@ -201,15 +220,32 @@ def test_service_monitor_labels_every_series_with_the_site() -> None:
     assert service["metadata"]["labels"]["app.kubernetes.io/name"] == "sharedcore-operator"
 
 
-def test_network_policy_opens_metrics_and_probes_and_dns_with_egress_rules() -> None:
-    values = CHART / "ci" / "hardened-values.yaml"
-    policy = one(helm_template("-f", str(values)), "NetworkPolicy")["spec"]
+def test_network_policy_is_on_by_default_and_limits_egress_to_dns_and_api_servers() -> None:
+    policy = one(helm_template(*SITE), "NetworkPolicy")["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert [rule["ports"][0]["port"] for rule in policy["ingress"]] == ["metrics", "health"]
-    assert policy["egress"][0]["ports"][0] == {"port": 53, "protocol": "UDP"}
-    assert len(policy["egress"]) == 1 + len(yaml.safe_load(values.read_text())["networkPolicy"]["egress"])
-    ingress_only = one(helm_template(*SITE, "--set", "networkPolicy.enabled=true"), "NetworkPolicy")["spec"]
-    assert ingress_only["policyTypes"] == ["Ingress"] and "egress" not in ingress_only
+    dns, api = policy["egress"]
+    assert {port["port"] for port in dns["ports"]} == {53} and "to" not in dns
+    assert [port["port"] for port in api["ports"]] == [443, 6443]
+    with_prometheus = helm_template(
+        *SITE, "--set", "operator.prometheusUrl=http://prometheus.monitoring:9090"
+    )
+    assert one(with_prometheus, "NetworkPolicy")["spec"]["egress"][2]["ports"] == [
+        {"port": 9090, "protocol": "TCP"}
+    ]
+
+
+def test_network_policy_takes_the_api_servers_addresses_and_wider_egress() -> None:
+    values = CHART / "ci" / "hardened-values.yaml"
+    given = yaml.safe_load(values.read_text())["networkPolicy"]
+    policy = one(helm_template("-f", str(values)), "NetworkPolicy")["spec"]
+    assert policy["egress"][1]["to"] == given["apiServers"]
+    assert policy["egress"][2:] == given["egress"]
+    assert not [
+        obj
+        for obj in helm_template(*SITE, "--set", "networkPolicy.enabled=false")
+        if obj["kind"] == "NetworkPolicy"
+    ]
 
 
 def test_schema_knows_every_default_value() -> None:

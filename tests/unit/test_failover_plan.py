@@ -5,8 +5,16 @@ import datetime
 
 import pytest
 
-from sharedcore.api import FailoverPhase, FailoverStatus, FailoverType, StepName, StepState
+from sharedcore.api import (
+    MAX_FAILOVER_SERVICES,
+    FailoverPhase,
+    FailoverStatus,
+    FailoverType,
+    StepName,
+    StepState,
+)
 from sharedcore.failover.plan import ServiceReplica, Situation, make_plan
+from sharedcore.failover.preconditions import planned
 from sharedcore.failover.steps import Outcome, initial_steps, next_step, record
 
 NOW = datetime.datetime(2026, 11, 24, 8, 0, tzinfo=datetime.UTC)
@@ -140,3 +148,15 @@ def test_a_failed_step_fails_the_failover() -> None:
         status, StepName.CHECK_PRECONDITIONS, Outcome.failed("DataLossNotAccepted", "window unknown"), NOW
     )
     assert status.phase == FailoverPhase.FAILED and "window unknown" in (status.message or "")
+
+
+def test_a_failover_of_more_services_than_one_status_can_hold_is_refused_and_its_record_bounded() -> None:
+    now = datetime.datetime(2026, 11, 28, 9, 0, tzinfo=datetime.UTC)
+    services = tuple(ServiceReplica("egov", f"svc-{i:05d}", 60.0) for i in range(MAX_FAILOVER_SERVICES + 1))
+    situation = Situation("quangnam", ("danang", "quangnam"), "danang", 3, False, now, services)
+    plan = make_plan(FailoverType.FAILOVER, False, situation)
+    assert [p.reason for p in plan.problems] == ["TooManyServices", "DataLossNotAccepted"]
+    assert "egov/svc-00003, egov/svc-00004 and 1196 more: set acceptDataLoss" in plan.problems[1].message
+    status = planned(plan, False, now)
+    assert status.phase is FailoverPhase.FAILED and len(status.services) == MAX_FAILOVER_SERVICES
+    assert status.message is not None and len(status.message) < 1000

@@ -21,6 +21,7 @@ from sharedcore.api.common import (
 )
 from sharedcore.api.errors import kube_errors
 from sharedcore.api.failover import (
+    MAX_FAILOVER_SERVICES,
     Failover,
     FailoverPhase,
     FailoverSpec,
@@ -72,6 +73,7 @@ from sharedcore.api.topology import (
 
 __all__ = [
     "KINDS",
+    "MAX_FAILOVER_SERVICES",
     "RESOURCES",
     "SETTINGS_FIELDS",
     "ApiVersion",

@@ -106,6 +106,12 @@ class ServiceFailoverStatus(Model):
     target's database so that it promotes only once it has replayed everything the source wrote."""
 
 
+# What one Failover moves at most: its status must stay one object the API server can store (etcd takes
+# 1.5 MiB per write). Measured at the API server with CloudNativePG-sized promotion tokens and managedFields:
+# about 600 bytes per service, 0.72 MB for 1200; names much longer than the samples' cost more.
+MAX_FAILOVER_SERVICES = 1200
+
+
 class FailoverStatus(Model):
     """How the failover went."""
 
@@ -122,7 +128,7 @@ class FailoverStatus(Model):
     steps: Annotated[list[StepStatus], Field(max_length=16), keyed_by("name")] = Field(default_factory=list)
     """The steps, in order."""
     services: Annotated[
-        list[ServiceFailoverStatus], Field(max_length=1024), keyed_by("namespace", "name")
+        list[ServiceFailoverStatus], Field(max_length=MAX_FAILOVER_SERVICES), keyed_by("namespace", "name")
     ] = Field(default_factory=list)
     """Each SharedService moved."""
     start_time: AwareDatetime | None = None

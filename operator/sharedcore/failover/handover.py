@@ -23,6 +23,7 @@ from typing import Any
 
 from sharedcore.api import FailoverType, Role, StepState
 from sharedcore.controller import conditions
+from sharedcore.failover.plan import listing
 from sharedcore.failover.situation import enabled
 from sharedcore.failover.steps import Outcome
 from sharedcore.render import names
@@ -71,8 +72,7 @@ def by_key(objects: Iterable[Body]) -> dict[Key, Body]:
 
 
 def _waiting_for(pending: list[str], what: str) -> Outcome:
-    shown = ", ".join(pending[:5]) + (f" and {len(pending) - 5} more" if len(pending) > 5 else "")
-    return Outcome.waiting(f"waiting for {what}: {shown}")
+    return Outcome.waiting(f"waiting for {what}: {listing(pending)}")
 
 
 @dataclass(frozen=True)

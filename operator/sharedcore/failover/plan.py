@@ -13,7 +13,7 @@ unknown. A switchover's final sync closes the window to 0.
 import datetime
 from dataclasses import dataclass
 
-from sharedcore.api import FailoverType, StepName
+from sharedcore.api import MAX_FAILOVER_SERVICES, FailoverType, StepName
 
 SWITCHOVER_STEPS = (
     StepName.CHECK_PRECONDITIONS,
@@ -120,6 +120,12 @@ def _source(situation: Situation) -> str | None:
     )
 
 
+def listing(names: list[str], shown: int = 5) -> str:
+    """The first few of `names` and how many more: a message stays short with thousands of services."""
+    rest = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {rest} more" if rest > 0 else "")
+
+
 def _data_loss_problems(
     situation: Situation, windows: dict[tuple[str, str], float | None], accept_data_loss: bool
 ) -> list[Problem]:
@@ -136,14 +142,14 @@ def _data_loss_problems(
         problems.append(
             Problem(
                 "DataLossNotAccepted",
-                f"data-loss window unknown for {', '.join(unknown)}: set acceptDataLoss to proceed",
+                f"data-loss window unknown for {listing(unknown)}: set acceptDataLoss to proceed",
             )
         )
     if over:
         problems.append(
             Problem(
                 "DataLossNotAccepted",
-                f"data-loss window above the RPO for {', '.join(over)}: set acceptDataLoss to proceed",
+                f"data-loss window above the RPO for {listing(over)}: set acceptDataLoss to proceed",
             )
         )
     return problems
@@ -157,6 +163,14 @@ def make_plan(failover_type: FailoverType, accept_data_loss: bool, situation: Si
             Problem(
                 "UnknownSite",
                 f"{situation.target} is not a site of the Topology ({', '.join(situation.sites)})",
+            )
+        )
+    if len(situation.services) > MAX_FAILOVER_SERVICES:
+        problems.append(
+            Problem(
+                "TooManyServices",
+                f"{len(situation.services)} services: one Failover moves at most {MAX_FAILOVER_SERVICES} "
+                "(its status must stay one object the API server can store)",
             )
         )
     if situation.active_site == situation.target:

@@ -8,7 +8,14 @@ A Failover found at a site it does not target is not planned at all: it fails at
 import datetime
 from collections.abc import Sequence
 
-from sharedcore.api import FailoverPhase, FailoverStatus, ServiceFailoverStatus, StepName, StepStatus
+from sharedcore.api import (
+    MAX_FAILOVER_SERVICES,
+    FailoverPhase,
+    FailoverStatus,
+    ServiceFailoverStatus,
+    StepName,
+    StepStatus,
+)
 from sharedcore.failover.plan import Plan
 from sharedcore.failover.steps import Outcome, initial_steps, record
 
@@ -39,7 +46,7 @@ def planned(plan: Plan, dry_run: bool, now: datetime.datetime) -> FailoverStatus
             ServiceFailoverStatus(
                 namespace=s.namespace, name=s.name, data_loss_window_seconds=s.data_loss_window_seconds
             )
-            for s in plan.services
+            for s in plan.services[:MAX_FAILOVER_SERVICES]  # more fail the plan: TooManyServices
         ],
         start_time=now,
         source_last_seen_time=plan.source_last_seen,

@@ -2,8 +2,9 @@
 labelled `sharedcore.danang.gov.vn/replicate: "true"` are copied to the standby site.
 
 Only into namespaces invited at both sites: a Namespace labelled `sharedcore.danang.gov.vn/replicate: "true"`
-here and at the standby. Replication never creates a namespace, never copies what `admission` refuses (and
-says so in an Event on the source), and never deletes data: a Secret whose source was deleted is kept at the
+here and at the standby, where this site's peer identity is bound (`sharedcore peer-identity --namespace`).
+Replication never creates a namespace, never copies what `admission` refuses (and says so in an Event on the
+source), and never deletes data: a Secret whose source was deleted is kept at the
 standby as a retained copy, and a deleted SharedService's copy goes while the standby keeps its data.
 
 Level-based, like the reconciler: each pass lists the copies at the standby and makes them match this
@@ -194,7 +195,12 @@ class ConfigReplicator:
 
     async def _invited(self, client: KubeClient) -> set[str]:
         """The namespaces that opted in to replication at the site of `client`, within this operator's."""
-        found = {ns["metadata"]["name"] for ns in await client.list(NAMESPACES, None, content.OPT_IN)}
+        found = {
+            ns["metadata"]["name"]
+            for ns in await client.list(NAMESPACES, None, content.OPT_IN)
+            # Deleting a namespace takes the RoleBindings in it away first: nothing to do there any more.
+            if (ns.get("status") or {}).get("phase") != "Terminating"
+        }
         found.discard(self._excluded)
         return found & set(self._namespaces) if self._namespaces else found
 
