@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
 from sharedcore_testbed.dataplane import DataPlaneDouble
@@ -27,36 +26,13 @@ from tests.cluster.test_operator import condition, create, get
 from tests.conftest import Sites
 from tests.support import samples
 from tests.support.cluster import Site, eventually
-from tests.support.operator import install_crds, service_account_kubeconfig
+from tests.support.operator import install_crds
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodes]
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "sharedcore-operator"
 VERSION = "1.0.0"  # the stand-in images' tag (sharedcore_testbed.images.STANDIN_VERSIONS)
 SERVICE_LABEL = "sharedcore.danang.gov.vn/service"
-
-
-def token_kubeconfig(site: Site, out: Path) -> Path:
-    """A kubeconfig with a token of the chart's ServiceAccount (for the other site's operator to use)."""
-    token = site.kubectl(
-        "create", "token", OPERATOR_ACCOUNT, "-n", OPERATOR_NAMESPACE, "--duration=2h"
-    ).stdout
-    cluster = yaml.safe_load(site.kubeconfig.read_text())["clusters"][0]
-    out.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [cluster],
-                "users": [{"name": "operator", "user": {"token": token.strip()}}],
-                "contexts": [
-                    {"name": "operator", "context": {"cluster": cluster["name"], "user": "operator"}}
-                ],
-                "current-context": "operator",
-            }
-        )
-    )
-    return out
 
 
 def operator_pod(site: Site) -> dict[str, Any]:
@@ -84,12 +60,11 @@ def http_get(url: str) -> str:
 
 
 @pytest.fixture
-def chart_operators(real_sites: Sites, tmp_path: Path) -> Iterator[Sites]:
+def chart_operators(real_sites: Sites) -> Iterator[Sites]:
     """`helm install` of the chart at danang and quangnam (namespace enforcing the restricted Pod Security
     Standard), the peers' and the witness's kubeconfig Secrets and the Topology; CloudNativePG, VolSync and
     Prometheus played by the data-plane double (the next issue brings the real ones)."""
     danang, quangnam, witness = real_sites.danang, real_sites.quangnam, real_sites.witness
-    own = {"witness": service_account_kubeconfig(witness, tmp_path)}
     doubles = []
     for site in (danang, quangnam):
         site.kubectl("create", "namespace", OPERATOR_NAMESPACE)
@@ -111,11 +86,11 @@ def chart_operators(real_sites: Sites, tmp_path: Path) -> Iterator[Sites]:
             "--set",
             "operator.resyncSeconds=5",
         )
-        own[site.name] = token_kubeconfig(site, tmp_path / f"{site.name}-operator.kubeconfig")
     # Slow heartbeats, a long lease: nothing here times a failover; a loaded machine must not fence a site.
     for site, other in ((danang, quangnam), (quangnam, danang)):
-        put_secret(site, peer_secret(other.name), link_kubeconfig(site, other.name, own[other.name]))
-        put_secret(site, WITNESS_SECRET, link_kubeconfig(site, witness.name, own[witness.name]))
+        # Each operator reaches the others as the peer identity they grant it (sharedcore peer-identity).
+        put_secret(site, peer_secret(other.name), link_kubeconfig(site, other))
+        put_secret(site, WITNESS_SECRET, link_kubeconfig(site, witness))
         site.custom.create_cluster_custom_object(
             "sharedcore.danang.gov.vn", "v1alpha1", "topologies", topology(heartbeat=5, lease=60)
         )
