@@ -279,8 +279,8 @@ def operator(builder: Builder) -> list[Built]:
         images=[([tag], result.config)],
         layers=[*result.layers, layer],
     )
-    shutil.rmtree(work / "build", ignore_errors=True)
-    shutil.rmtree(wheels, ignore_errors=True)
+    # Nothing builds on the operator image: its layer lives on in the archive only (a base keeps its root).
+    shutil.rmtree(work, ignore_errors=True)
     return [built]
 
 
