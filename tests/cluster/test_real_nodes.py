@@ -114,9 +114,10 @@ def test_each_real_site_runs_pods_with_logs_exec_services_and_dns(
     wait_ready(danang, real_namespace, "web", "client")
     assert "listening on [8080, 9090]" in danang.kubectl("logs", "-n", real_namespace, "web").stdout
     assert danang.kubectl("exec", "-n", real_namespace, "web", "--", "id", "-u").stdout.strip() == "10001"
-    answer = fetch(danang, real_namespace, "client", f"http://web.{real_namespace}.svc.cluster.local:8080/x")
-    assert answer.returncode == 0, answer.stderr
-    assert json.loads(answer.stdout)["path"] == "/x"
+    url = f"http://web.{real_namespace}.svc.cluster.local:8080/x"
+    # kube-proxy programs a new Service's rules within a second or two (minSyncPeriod 1 s).
+    answer = eventually(lambda: fetch(danang, real_namespace, "client", url).stdout or None, timeout=30)
+    assert json.loads(answer)["path"] == "/x"
     # Cluster DNS answers only the testbed's names: nothing outside it resolves (a resolver error, EAI_*).
     outside = fetch(danang, real_namespace, "client", "http://example.org/")
     assert outside.returncode != 0 and "urlopen error [Errno -" in outside.stderr, outside.stderr
