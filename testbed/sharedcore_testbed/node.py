@@ -52,8 +52,17 @@ def volumes_dir(root: Path, site: str) -> Path:
     return root / site / "volumes"
 
 
+# containerd refuses a unix socket path longer than this, and its ttrpc socket adds ".ttrpc" to ours.
+SOCKET_PATH_MAX = 104
+
+
 def socket_path(root: Path, site: str, node: int) -> Path:
-    return node_dir(root, site, node) / "containerd" / "containerd.sock"
+    socket = node_dir(root, site, node) / "containerd" / "containerd.sock"
+    if len(f"{socket}.ttrpc") > SOCKET_PATH_MAX:
+        raise PlaneError(
+            f"{socket}: too long for containerd's sockets (at most {SOCKET_PATH_MAX}): use a shorter --dir"
+        )
+    return socket
 
 
 def cgroup_name(net: SiteNet) -> str:

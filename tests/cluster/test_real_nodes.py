@@ -1,9 +1,11 @@
 """Real nodes: pods run in containers at each site, across a WAN the testbed can cut; outages are real."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,6 +200,14 @@ def test_a_volume_keeps_its_data_through_a_site_outage(real_sites: Sites, real_n
     assert eventually(marker_read, timeout=120) == marker
 
 
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A directory short enough for containerd's socket paths (pytest's tmp_path may not be)."""
+    directory = Path(tempfile.mkdtemp(prefix="tb-", dir="/tmp"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
@@ -212,9 +222,9 @@ def _host_rules() -> str:
     return "\n".join(line.split(" [")[0] for line in saved.splitlines() if not line.startswith("#"))
 
 
-def test_down_leaves_nothing_even_after_an_interrupted_up(tmp_path: Path) -> None:
+def test_down_leaves_nothing_even_after_an_interrupted_up(short_tmp: Path) -> None:
     rules = _host_rules()
-    directory = tmp_path / "bed"
+    directory = short_tmp / "bed"
     bed = Testbed(directory)
     up = [
         sys.executable,

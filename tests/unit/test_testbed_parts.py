@@ -9,8 +9,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from sharedcore_testbed import binaries, pki, proxy
+from sharedcore_testbed import binaries, node, pki, proxy
 from sharedcore_testbed import state as testbed_state
+from sharedcore_testbed.plane import PlaneError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -145,3 +146,11 @@ def test_link_proxy_forwards_blackholes_and_heals() -> None:
         front.close()
 
     asyncio.run(scenario())
+
+
+def test_a_node_directory_too_long_for_containerds_sockets_is_refused_with_the_fix() -> None:
+    assert node.socket_path(Path("/tmp/tb"), "danang", 0) == Path(
+        "/tmp/tb/danang/node/0/containerd/containerd.sock"
+    )
+    with pytest.raises(PlaneError, match="use a shorter --dir"):
+        node.socket_path(Path("/tmp") / ("x" * 80), "danang", 0)
