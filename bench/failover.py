@@ -32,13 +32,12 @@ from sharedcore import API_GROUP, API_VERSION
 from sharedcore.plugin import moves
 from sharedcore_testbed import Testbed
 from sharedcore_testbed.clients import SiteClients, as_object, items
-from sharedcore_testbed.pair import Pair, opt_in, prepare_pair, topology
+from sharedcore_testbed.pair import Pair, create_services, prepare_pair, topology
 from sharedcore_testbed.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "tests" / "golden" / "inputs").glob("*.yaml"))
 CRDS = (ROOT / "crds", ROOT / "tests" / "fixtures" / "crds")
-REPLICATE = {f"{API_GROUP}/replicate": "true"}
 NAMESPACES = 5
 
 
@@ -53,29 +52,6 @@ def services(n: int) -> list[dict[str, Any]]:
             body["spec"]["ingress"]["host"] = f"svc-{i:03d}.danang.gov.vn"
         bodies.append(body)
     return bodies
-
-
-def create(site: SiteClients, standby: SiteClients, bodies: list[dict[str, Any]]) -> None:
-    """Namespaces (opted in to replication at both sites), TLS Secrets (labelled to follow their service to
-    the standby) and the services."""
-    for namespace in sorted({b["metadata"]["namespace"] for b in bodies}):
-        for where in (site, standby):
-            opt_in(where, namespace)
-    for body in bodies:
-        namespace = body["metadata"]["namespace"]
-        tls = (body["spec"].get("ingress") or {}).get("tlsSecretName")
-        if tls:
-            secret = client.V1Secret(
-                type="kubernetes.io/tls",
-                metadata=client.V1ObjectMeta(name=tls, namespace=namespace, labels=REPLICATE),
-                data={"tls.crt": "", "tls.key": ""},
-            )
-            try:
-                site.core.create_namespaced_secret(namespace, secret)
-            except client.ApiException as error:
-                if error.status != 409:
-                    raise
-        site.custom.create_namespaced_custom_object(API_GROUP, API_VERSION, namespace, "sharedservices", body)
 
 
 def roles(site: SiteClients) -> list[tuple[str | None, int | None, bool]]:
@@ -189,7 +165,7 @@ def measure(n: int, runs: int, heartbeat: int, lease: int, workdir: Path) -> dic
         )
         with pair.running(forget=False):
             started = time.monotonic()
-            create(danang, quangnam, services(n))
+            create_services(danang, quangnam, services(n))
             timeout = 120 + 4 * n
             eventually(lambda: all_in(danang, n, "Active"), timeout=timeout, message="Ready at danang")
             eventually(lambda: all_in(quangnam, n, "Standby"), timeout=timeout, message="standing by")

@@ -7,7 +7,7 @@
 #   scripts/testbed-packages.sh --check   exit 1 naming what is missing
 set -euo pipefail
 
-packages=(containerd runc containernetworking-plugins conntrack iptables iproute2 debootstrap gcc libc6-dev)
+packages=(containerd runc containernetworking-plugins conntrack iptables iproute2 debootstrap gcc libc6-dev faketime)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from sharedcore import API_GROUP, API_VERSION
+from sharedcore_testbed.roles import RoleSampler, role_of
 from tests.cluster.test_operator import condition, get
 from tests.cluster.test_two_sites import create_active, standby_ready
 from tests.conftest import Sites
@@ -25,7 +26,6 @@ from tests.support.dataplane import token_cluster
 from tests.support.operator import OPERATOR_USER, WRITE_VERBS, audit_requests
 from tests.support.packaging import kubectl_with_plugin
 from tests.support.pair import LEASE, RESYNC, Pair, lease, metric, running_pair, site_entry, topology_status
-from tests.support.roles import RoleSampler, role_of
 
 pytestmark = [pytest.mark.cluster, pytest.mark.workloads]
 UNAUDITED = frozenset({"leases", "events", "failovers"})  # heartbeats, and the Failover's own record
