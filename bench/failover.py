@@ -15,12 +15,14 @@ floor: a lapsed witness Lease), and writes bench/results/failover.json.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import signal
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +151,11 @@ def one_run(pair: Pair[SiteClients], n: int, timeout: float) -> dict[str, float 
     }
 
 
-def measure(n: int, runs: int, heartbeat: int, lease: int, workdir: Path) -> dict[str, Any]:
-    bed = Testbed(workdir / f"n{n}")
+@contextlib.contextmanager
+def running_pair(workdir: Path, *, heartbeat: int, lease: int, resync: float) -> Iterator[Pair[SiteClients]]:
+    """A fresh testbed in `workdir` (danang and quangnam with workloads, a bare witness) and both operators
+    running with a Topology in Automatic mode; all of it stopped on the way out."""
+    bed = Testbed(workdir / "testbed")
     bed.up(["danang", "quangnam", "witness"], workloads={"danang", "quangnam"})
     try:
         danang, quangnam, witness = (SiteClients(name, bed) for name in ("danang", "quangnam", "witness"))
@@ -158,27 +163,33 @@ def measure(n: int, runs: int, heartbeat: int, lease: int, workdir: Path) -> dic
             danang,
             quangnam,
             witness,
-            workdir / f"n{n}-operators",
+            workdir / "operators",
             crds=CRDS,
             topology=topology(mode="Automatic", heartbeat=heartbeat, lease=lease),
-            resync=30,
+            resync=resync,
         )
         with pair.running(forget=False):
-            started = time.monotonic()
-            create_services(danang, quangnam, services(n))
-            timeout = 120 + 4 * n
-            eventually(lambda: all_in(danang, n, "Active"), timeout=timeout, message="Ready at danang")
-            eventually(lambda: all_in(quangnam, n, "Standby"), timeout=timeout, message="standing by")
-            print(
-                f"  n={n}: {n} services Ready and standing by in {time.monotonic() - started:.0f}s",
-                flush=True,
-            )
-            rows = []
-            for run in range(runs):
-                rows.append(one_run(pair, n, timeout))
-                print(f"  n={n} run {run + 1}: {json.dumps(rows[-1])}", flush=True)
+            yield pair
     finally:
         bed.down()
+
+
+def measure(n: int, runs: int, heartbeat: int, lease: int, workdir: Path) -> dict[str, Any]:
+    with running_pair(workdir / f"n{n}", heartbeat=heartbeat, lease=lease, resync=30) as pair:
+        danang, quangnam = pair.sites
+        started = time.monotonic()
+        create_services(danang, quangnam, services(n))
+        timeout = 120 + 4 * n
+        eventually(lambda: all_in(danang, n, "Active"), timeout=timeout, message="Ready at danang")
+        eventually(lambda: all_in(quangnam, n, "Standby"), timeout=timeout, message="standing by")
+        print(
+            f"  n={n}: {n} services Ready and standing by in {time.monotonic() - started:.0f}s",
+            flush=True,
+        )
+        rows = []
+        for run in range(runs):
+            rows.append(one_run(pair, n, timeout))
+            print(f"  n={n} run {run + 1}: {json.dumps(rows[-1])}", flush=True)
     return {"services": n, "heartbeat_s": heartbeat, "lease_s": lease, "runs": rows}
 
 

@@ -22,10 +22,8 @@ from typing import Any
 import failover
 import results_file
 
-from sharedcore_testbed import Testbed
-from sharedcore_testbed.clients import SiteClients
 from sharedcore_testbed.nemesis import Nemesis, summary
-from sharedcore_testbed.pair import create_services, prepare_pair, topology
+from sharedcore_testbed.pair import create_services
 
 HEARTBEAT, LEASE, RESYNC = 1, 6, 4.0
 # The data half (a writer, lost writes, two writable primaries) needs real PostgreSQL on real nodes.
@@ -39,24 +37,9 @@ REAL_NODES_REFUSAL = (
 
 
 def run(seed: int, duration: float, services: int, workdir: Path) -> dict[str, Any]:
-    bed = Testbed(workdir / "testbed")
-    bed.up(["danang", "quangnam", "witness"], workloads={"danang", "quangnam"})
-    try:
-        danang, quangnam, witness = (SiteClients(name, bed) for name in ("danang", "quangnam", "witness"))
-        pair = prepare_pair(
-            danang,
-            quangnam,
-            witness,
-            workdir / "operators",
-            crds=failover.CRDS,
-            topology=topology(mode="Automatic", heartbeat=HEARTBEAT, lease=LEASE),
-            resync=RESYNC,
-        )
-        with pair.running(forget=False):
-            create_services(danang, quangnam, failover.services(services))
-            return Nemesis(pair, seed=seed).run(duration)
-    finally:
-        bed.down()
+    with failover.running_pair(workdir, heartbeat=HEARTBEAT, lease=LEASE, resync=RESYNC) as pair:
+        create_services(pair.danang, pair.quangnam, failover.services(services))
+        return Nemesis(pair, seed=seed).run(duration)
 
 
 def main() -> None:

@@ -116,15 +116,16 @@ async def _exchange(port: int, payload: bytes, timeout: float) -> bytes:
         writer.close()
 
 
+async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(100):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
 def test_link_proxy_forwards_blackholes_and_heals() -> None:
     async def scenario() -> None:
-        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            while data := await reader.read(100):
-                writer.write(data)
-                await writer.drain()
-            writer.close()
-
-        upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
+        upstream = await asyncio.start_server(_echo, "127.0.0.1", 0)
         link = proxy.Link("127.0.0.1", upstream.sockets[0].getsockname()[1])
         front = await asyncio.start_server(proxy.handler(link), "127.0.0.1", 0)
         port = front.sockets[0].getsockname()[1]
@@ -159,13 +160,7 @@ def test_a_node_directory_too_long_for_containerds_sockets_is_refused_with_the_f
 
 def test_a_slow_link_delays_each_direction_and_delivers_in_order_despite_loss() -> None:
     async def scenario() -> None:
-        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            while data := await reader.read(100):
-                writer.write(data)
-                await writer.drain()
-            writer.close()
-
-        upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
+        upstream = await asyncio.start_server(_echo, "127.0.0.1", 0)
         link = proxy.Link("127.0.0.1", upstream.sockets[0].getsockname()[1], delay=0.15)
         front = await asyncio.start_server(proxy.handler(link), "127.0.0.1", 0)
         port = front.sockets[0].getsockname()[1]
