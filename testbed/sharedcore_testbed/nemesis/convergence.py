@@ -147,10 +147,14 @@ class Observer:
     courses: dict[tuple[str, str], Course] = field(default_factory=dict)
     _seen: int = 0
     _roles: dict[str, str | None] = field(default_factory=dict)
+    _earlier: set[tuple[str, str]] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Follow the Failovers created from now on (an earlier run's stay out of this one's figures)."""
+        for site in self.pair.sites:
+            self._earlier |= {(site.name, f["metadata"]["name"]) for f in failovers(site)}
         self._thread = threading.Thread(target=self._run, name="nemesis-observer", daemon=True)
         self._thread.start()
 
@@ -182,6 +186,8 @@ class Observer:
             return
         now = self.timeline.now()
         for name, body in found.items():
+            if (site.name, name) in self._earlier:
+                continue
             course = self.courses.get((site.name, name))
             if course is None:
                 course = Course(site.name, name, _kind(body), now)
