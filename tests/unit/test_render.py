@@ -10,7 +10,7 @@ import yaml
 
 from sharedcore import API_GROUP
 from sharedcore.api import Role, SharedService, StandbyMode
-from sharedcore.render import KIND_ORDER, HandoverForm, Manifest, PeerSite, RenderError, SiteContext, render
+from sharedcore.render import KIND_ORDER, FailoverForm, Manifest, PeerSite, RenderError, SiteContext, render
 from tests.golden.samples import SERVICE_DOMAIN, SLUGS, sample, site
 
 ROLES = (Role.ACTIVE, Role.STANDBY, Role.FENCED)
@@ -306,7 +306,7 @@ def test_files_are_pushed_from_the_active_site_to_the_other() -> None:
 
 
 def test_a_source_handing_over_keeps_pushing_files_for_the_final_sync() -> None:
-    fenced = dataclasses.replace(site(Role.FENCED), handover=HandoverForm(final_sync="switchover-1"))
+    fenced = dataclasses.replace(site(Role.FENCED), failover=FailoverForm(final_sync="switchover-1"))
     objects = render(sample("smart-city"), fenced)
     assert not of_kind(objects, "ReplicationDestination")
     assert only(objects, "ReplicationSource")["spec"]["trigger"] == {"manual": "switchover-1"}
@@ -322,7 +322,7 @@ def test_a_target_promotes_with_the_sources_demotion_token_and_only_then() -> No
     for role in Role:
         own = only(render(service, site(role)), "Cluster")["metadata"]["name"]
         tokens = frozenset({(namespace, own, token), (namespace, "another-db-danang", "other")})
-        context = dataclasses.replace(site(role), handover=HandoverForm(promotion_tokens=tokens))
+        context = dataclasses.replace(site(role), failover=FailoverForm(promotion_tokens=tokens))
         replica = only(render(service, context), "Cluster")["spec"]["replica"]
         assert replica.get("promotionToken") == (token if role is Role.ACTIVE else None)
         if role is Role.ACTIVE:
