@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from sharedcore_testbed import PlaneError, Testbed
+from sharedcore_testbed import PlaneError, Testbed, playground
 from sharedcore_testbed import images as images_module
 from sharedcore_testbed.binaries import MissingBinaryError, bin_dir
 
@@ -65,6 +65,12 @@ def images() -> None:
     show_default=True,
     help="With --nodes real: nodes per site (each its own kubelet).",
 )
+@click.option(
+    "--pair",
+    is_flag=True,
+    help="With --nodes real and NAMES danang quangnam witness: the whole pair, ready to try by hand (a "
+    "Prometheus at each site, both operators from the chart, the Topology in Automatic mode).",
+)
 @click.argument("names", nargs=-1, required=True)
 def up(
     *,
@@ -73,9 +79,19 @@ def up(
     workloads: bool,
     bare: tuple[str, ...],
     node_count: int,
+    pair: bool,
     names: tuple[str, ...],
 ) -> None:
     """Start one control plane per NAME; return when every apiserver (and node) is ready."""
+    if pair:
+        if nodes != "real" or bare:
+            raise click.UsageError("--pair needs --nodes real (and no --bare: the witness is bare)")
+        try:
+            lines = playground.up(directory, names, node_count)
+        except (PlaneError, MissingBinaryError, KeyError, ValueError, RuntimeError) as error:
+            raise click.ClickException(f"up --pair: {error}") from error
+        click.echo("\n".join(lines))
+        return
     mode = nodes or ("kwok" if workloads else None)
     bare_sites = set(bare) or ({"witness"} if mode == "real" else set())
     with_nodes = {name for name in names if mode and name not in bare_sites}
