@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from sharedcore_testbed import PlaneError, Testbed
+from sharedcore_testbed import PlaneError, Testbed, citydns
 from sharedcore_testbed import images as images_module
 from sharedcore_testbed.binaries import MissingBinaryError, bin_dir
 
@@ -65,6 +65,12 @@ def images() -> None:
     show_default=True,
     help="With --nodes real: nodes per site (each its own kubelet).",
 )
+@click.option(
+    "--city-dns",
+    is_flag=True,
+    help="Also the city's DNS server (CoreDNS and its etcd, outside the sites; as root: port 53) and "
+    "ExternalDNS at every site with nodes; DIR/dns/resolv.conf names the server.",
+)
 @click.argument("names", nargs=-1, required=True)
 def up(
     *,
@@ -73,6 +79,7 @@ def up(
     workloads: bool,
     bare: tuple[str, ...],
     node_count: int,
+    city_dns: bool,
     names: tuple[str, ...],
 ) -> None:
     """Start one control plane per NAME; return when every apiserver (and node) is ready."""
@@ -81,9 +88,11 @@ def up(
     with_nodes = {name for name in names if mode and name not in bare_sites}
     bed = Testbed(directory)
     kwok_sites, real_sites = (with_nodes, set()) if mode == "kwok" else (set(), with_nodes)
-    _run("up", bed.up, list(names), kwok_sites, real_sites, node_count)
+    _run("up", lambda: bed.up(list(names), kwok_sites, real_sites, node_count, city_dns=city_dns))
     for name in names:
         click.echo(f"{name}: export KUBECONFIG={bed.kubeconfig(name)}")
+    if city_dns:
+        click.echo(f"city DNS: {citydns.resolv_conf(bed.directory)}")
 
 
 @main.command()
@@ -113,7 +122,7 @@ _site_command("resume", "SIGCONT a paused SITE.")
 @click.argument("a")
 @click.argument("b")
 def partition(directory: Path, one_way: bool, a: str, b: str) -> None:
-    """Cut the network between sites A and B."""
+    """Cut the network between sites A and B (B may be `city`, the city DNS)."""
     _run(f"partition {a} {b}", Testbed(directory).partition, a, b, one_way)
 
 

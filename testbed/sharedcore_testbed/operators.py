@@ -18,8 +18,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from sharedcore import rbac
-from sharedcore_testbed import Testbed
-from sharedcore_testbed.binaries import binary
+from sharedcore_testbed import Testbed, citydns
+from sharedcore_testbed.binaries import binary, source_root
 from sharedcore_testbed.waiting import eventually
 
 OPERATOR_NAMESPACE = "sharedcore-system"
@@ -55,6 +55,13 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
     return result.stdout
+
+
+def data_plane_crds() -> tuple[Path, ...]:
+    """The CRDs of what the operator renders besides its own: ExternalDNS's real one (of the version the
+    testbed builds), and minimal stand-ins for CloudNativePG's, VolSync's and monitoring's
+    (tests/fixtures/crds)."""
+    return (source_root() / "tests" / "fixtures" / "crds", binary(citydns.CRD))
 
 
 def install_crds(kubeconfig: Path, *directories: Path) -> None:

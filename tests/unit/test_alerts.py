@@ -31,6 +31,7 @@ NAMES = (
     "SharedcoreSettingsMismatch",
     "SharedcoreAutomaticFailoverNotReady",
     "SharedcoreTopologyUnusable",  # issue 11, rule 1
+    "SharedcoreCityDNSUnreachable",  # issue 14
 )
 # Metrics the alerts and dashboard use before the operator exports them: promised by the two-sites issue (5)
 # and the failover issue (6), and the per-service objective the RPO alert compares with.

@@ -57,6 +57,8 @@ from sharedcore.api.sharedservice import (
     Standby,
 )
 from sharedcore.api.topology import (
+    DEFAULT_RECORD_TTL_SECONDS,
+    CityDns,
     FailbackMode,
     FailoverMode,
     FailoverPolicy,
@@ -72,11 +74,13 @@ from sharedcore.api.topology import (
 )
 
 __all__ = [
+    "DEFAULT_RECORD_TTL_SECONDS",
     "KINDS",
     "MAX_FAILOVER_SERVICES",
     "RESOURCES",
     "SETTINGS_FIELDS",
     "ApiVersion",
+    "CityDns",
     "ComponentStatus",
     "Condition",
     "ConditionStatus",

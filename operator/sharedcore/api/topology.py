@@ -18,7 +18,15 @@ from sharedcore.api.common import (
     SecretKeyRef,
     defaulted,
 )
-from sharedcore.api.formats import DnsLabel, DnsSubdomain, Host, HostPattern, ImageRepository, SecretKey
+from sharedcore.api.formats import (
+    DnsLabel,
+    DnsServer,
+    DnsSubdomain,
+    Host,
+    HostPattern,
+    ImageRepository,
+    SecretKey,
+)
 from sharedcore.api.validation import AS_SET, keyed_by, rule
 
 
@@ -120,6 +128,24 @@ class ReplicationPolicy(Model):
     below domain. Empty: any."""
 
 
+DEFAULT_RECORD_TTL_SECONDS = 30
+
+
+class CityDns(Model):
+    """The city's DNS: the authoritative servers for the services' public names, which ExternalDNS at each
+    site updates and citizens' resolvers ask."""
+
+    servers: Annotated[list[DnsServer], Field(min_length=1, max_length=4), AS_SET]
+    """Addresses of the authoritative servers (address or host name, optionally :port), as this site
+    reaches them. The Redirect step of a Failover waits until every one answers each service's host with
+    the new site's ingressAddress; this site reports in the condition CityDNSReachable whether it
+    reaches them."""
+    ttl_seconds: StrictInt = Field(default=DEFAULT_RECORD_TTL_SECONDS, ge=1, le=3600)
+    """TTL of the services' DNS records, unless a SharedService sets spec.ingress.ttlSeconds; never more
+    than a service's objectives.rtoSeconds (a longer one is cut to it). Resolvers keep the old site's
+    address for up to this long after a failover."""
+
+
 class TopologySpec(Model):
     """The sites and the failover policy."""
 
@@ -133,6 +159,10 @@ class TopologySpec(Model):
     """How failures are detected and acted upon."""
     replication: ReplicationPolicy = defaulted(ReplicationPolicy)
     """What replication may copy into this site."""
+    # No default, for the reason given at acceptSplitBrainRisk.
+    dns: CityDns | None = None
+    """The city's DNS servers and the services' record TTL. Unset: Redirect waits only for the DNSEndpoint
+    objects, and records get a TTL of 30 seconds."""
 
     @rule(
         "self.sites.exists(s, s.name == self.preferredPrimary)",

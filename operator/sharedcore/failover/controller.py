@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sharedcore import citydns
 from sharedcore.api import (
     Failover,
     FailoverPhase,
@@ -66,6 +67,7 @@ ENDED = frozenset({FailoverPhase.SUCCEEDED, FailoverPhase.FAILED, FailoverPhase.
 RETRY_SECONDS = 2.0
 POLL_SECONDS = 0.5
 TRIGGER_POLL_SECONDS = 0.5
+CITY_DNS_TIMEOUT = 2.0
 
 
 def _now() -> datetime.datetime:
@@ -194,8 +196,27 @@ class FailoverController:
         if step is StepName.REDIRECT:
             here = handover.by_key(await self._client.list(DNS_ENDPOINTS, labels=MANAGED_BY))
             there = await self._source_plane()
-            return handover.redirect(site, source, services, here, there.records if there else None), {}
+            outcome = handover.redirect(site, source, services, here, there.records if there else None)
+            if outcome.state is StepState.SUCCEEDED:
+                outcome = await self._city_dns_redirect(outcome, services)
+            return outcome, {}
         return handover.verify(site, epoch, self._services()), {}
+
+    async def _city_dns_redirect(self, published: Outcome, services: list[handover.ServiceParts]) -> Outcome:
+        """With the city's DNS servers in the Topology: done only once they all answer with this site."""
+        topology, address = self._site.topology(), self._site.context().ingress_address
+        dns = topology.spec.dns if topology else None
+        hosts = sorted({s.host for s in services if s.host})
+        if dns is None or address is None or not hosts:
+            return published
+        asked = [(server, host) for server in dns.servers for host in hosts]
+        answers = await asyncio.gather(*(_answer(server, host, address) for server, host in asked))
+        outcome = handover.city_dns_answers(
+            self._site.name, address, services, dict(zip(asked, answers, strict=True))
+        )
+        if outcome.state is StepState.SUCCEEDED:
+            return Outcome.done(f"{published.message}; {outcome.message}")
+        return outcome
 
     async def _final_sync(
         self, name: str, source: str, services: list[handover.ServiceParts]
@@ -387,6 +408,13 @@ class FailoverController:
             f"kubectl sharedcore failover --to {self._site.name} --reason <incident>"
         )
         await self._recorder.record(topology, "Warning", "FailoverRecommended", message)
+
+
+async def _answer(server: str, host: str, address: str) -> citydns.Answer | str:
+    try:
+        return await citydns.ask(server, host, citydns.qtype_for(address), timeout=CITY_DNS_TIMEOUT)
+    except citydns.DnsError as error:
+        return str(error)
 
 
 def _fenced(status: FailoverStatus) -> FailoverStatus:

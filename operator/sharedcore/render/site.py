@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sharedcore.api import Role
+from sharedcore.api import DEFAULT_RECORD_TTL_SECONDS, Role
 
 
 @dataclass(frozen=True)
@@ -47,3 +47,4 @@ class SiteContext:
     ingress_address: str | None = None
     peer: PeerSite | None = None
     handover: HandoverForm = HandoverForm()
+    record_ttl_seconds: int = DEFAULT_RECORD_TTL_SECONDS  # the Topology's, for services that set none

@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sharedcore.api import Role, Topology
+from sharedcore.api import DEFAULT_RECORD_TTL_SECONDS, Role, Topology
 from sharedcore.controller import conditions
 from sharedcore.controller.events import EventRecorder
 from sharedcore.controller.patches import merge_patch
@@ -44,6 +44,8 @@ from sharedcore.metrics import (
 from sharedcore.render import HandoverForm, PeerSite, SiteContext
 from sharedcore.sites import leases, pair_memory
 from sharedcore.sites import status as topology_status
+from sharedcore.sites.citydns import CONDITION as CITY_DNS_CONDITION
+from sharedcore.sites.citydns import CityDnsProbe
 from sharedcore.sites.pair_memory import PairMemory
 from sharedcore.sites.peers import REMOTE_ERRORS, Peers, describe, explain
 from sharedcore.sites.settings import FailoverSettings
@@ -173,6 +175,7 @@ class SiteController:
         self._promotion: Claim | None = None  # its Promote step: the claim this site takes
         self._tokens: frozenset[tuple[str, str, str]] = frozenset()  # CloudNativePG promotion tokens
         self._readiness: conditions.Want | None = None  # AutomaticFailoverReady, as `failover` judges it
+        self._city_dns = CityDnsProbe()
         self._started = time.monotonic()
         self._wake = asyncio.Event()
         self._wake_peer = asyncio.Event()
@@ -327,6 +330,7 @@ class SiteController:
             self._repeat(self._wake, self._tick),
             self._repeat(self._wake_peer, self._peer_round),
             self._repeat(self._wake_witness, self._witness_round),
+            self._repeat(asyncio.Event(), self._city_dns_round),
         )
 
     async def _prime(self) -> None:
@@ -381,6 +385,13 @@ class SiteController:
         if isinstance(plan, Plan) and plan.topology.spec.witness is not None:
             await self._visit_witness(plan)
 
+    async def _city_dns_round(self) -> None:
+        plan = self._plan()
+        dns = plan.topology.spec.dns if isinstance(plan, Plan) else None
+        timeout = plan.interval if isinstance(plan, Plan) else IDLE_SECONDS
+        if await self._city_dns.round(dns, timeout):
+            self._wake.set()
+
     # --- the Topology ---------------------------------------------------------------------------------------
 
     def _plan(self) -> Plan | SiteState:
@@ -408,6 +419,7 @@ class SiteController:
             return pair_memory.unusable(self._memory, "SiteNotInTopology", what)
         own = sites.pop(self.name)
         (peer,) = sites.values()
+        dns = topology.spec.dns
         if self._memory is not None and self._memory.peer != peer.name:
             return pair_memory.peer_changed(self._memory, peer.name, self._where)
 
@@ -418,6 +430,7 @@ class SiteController:
                 state.epoch,
                 ingress_address=own.ingress_address,
                 peer=PeerSite(peer.name, peer.service_domain),
+                record_ttl_seconds=dns.ttl_seconds if dns else DEFAULT_RECORD_TTL_SECONDS,
                 handover=HandoverForm(
                     final_sync=state.final_sync,
                     promotion_tokens=self._tokens if state.role is Role.ACTIVE else frozenset(),
@@ -617,7 +630,7 @@ class SiteController:
             witness=witness,
             now=_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
             settings=plan.settings,
-            extra=[self._readiness] if self._readiness else [],
+            extra=[want for want in (self._readiness, self._city_dns.want) if want],
         )
         current = body.get("status") or {}
         if not topology_status.differs(current, new):
@@ -640,6 +653,7 @@ class SiteController:
             "WitnessReachable",
             "SettingsMatch",
             "AutomaticFailoverReady",
+            CITY_DNS_CONDITION,
         ):
             was = conditions.find(old.get("conditions"), type_)
             now = conditions.find(new["conditions"], type_)
