@@ -9,7 +9,7 @@ import pytest
 
 from sharedcore import citydns
 from sharedcore.api import CityDns, StepState
-from sharedcore.failover.handover import ServiceParts, city_dns_answers
+from sharedcore.failover.progress import ServiceParts, city_dns_answers
 from sharedcore.metrics import CITY_DNS_REACHABLE
 from sharedcore.sites.citydns import CityDnsProbe
 

@@ -20,7 +20,7 @@ class PeerSite:
 
 
 @dataclass(frozen=True)
-class HandoverForm:
+class FailoverForm:
     """What a running Failover adds to a site's form.
 
     `final_sync`: the fenced source keeps its file ReplicationSources and triggers them once more by hand,
@@ -46,5 +46,5 @@ class SiteContext:
     epoch: int
     ingress_address: str | None = None
     peer: PeerSite | None = None
-    handover: HandoverForm = HandoverForm()
+    failover: FailoverForm = FailoverForm()
     record_ttl_seconds: int = DEFAULT_RECORD_TTL_SECONDS  # the Topology's, for services that set none

@@ -11,7 +11,7 @@ import asyncio
 
 from sharedcore import citydns
 from sharedcore.api import CityDns
-from sharedcore.controller import conditions
+from sharedcore.kube import conditions
 from sharedcore.metrics import CITY_DNS_REACHABLE
 
 CONDITION = "CityDNSReachable"
