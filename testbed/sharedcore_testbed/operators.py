@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sharedcore import rbac
 from sharedcore_testbed import Testbed, citydns
-from sharedcore_testbed.binaries import binary, source_root
+from sharedcore_testbed.binaries import bin_dir, binary, source_root
 from sharedcore_testbed.waiting import eventually
 
 OPERATOR_NAMESPACE = "sharedcore-system"
@@ -61,7 +61,7 @@ def data_plane_crds() -> tuple[Path, ...]:
     """The CRDs of what the operator renders besides its own: ExternalDNS's real one (of the version the
     testbed builds), and minimal stand-ins for CloudNativePG's, VolSync's and monitoring's
     (tests/fixtures/crds)."""
-    return (source_root() / "tests" / "fixtures" / "crds", binary(citydns.CRD))
+    return (source_root() / "tests" / "fixtures" / "crds", bin_dir() / citydns.CRD)
 
 
 def install_crds(kubeconfig: Path, *directories: Path) -> None:

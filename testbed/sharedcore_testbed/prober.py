@@ -10,14 +10,19 @@ one; it differs from sharedcore's by up to the TTL, the time the old address sta
     with Prober(host, server) as prober:
         ...
     prober.rto("danang", "quangnam")
+
+Sites without real pods (kwok) have no front end to ask: `FrontEnd(site, address, port)` stands in for one
+(the testbed's stand-in images answer the same way), to be stopped with its site.
 """
 
+import http.server
 import json
 import threading
 import time
 import urllib.request
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from sharedcore_testbed.citydns import query
 
@@ -94,3 +99,35 @@ class Prober:
         first = self.first_success(new, after)
         last = None if first is None else self.last_success(old, first)
         return None if first is None or last is None else first - last
+
+
+class FrontEnd:
+    """A site's web front end where the site has no real pods: answers every GET with its site's name."""
+
+    def __init__(self, site: str, address: str, port: int) -> None:
+        self.site, self.address, self.port = site, address, port
+        self._server: http.server.ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        site = self.site
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = json.dumps({"site": site}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer((self.address, self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
