@@ -21,6 +21,7 @@ it differs by up to one TTL, the time the old address stays cached.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import signal
@@ -28,6 +29,7 @@ import socket
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +42,13 @@ from sharedcore.plugin import moves
 from sharedcore_testbed import Testbed
 from sharedcore_testbed.clients import SiteClients, as_object, items
 from sharedcore_testbed.operators import data_plane_crds
-from sharedcore_testbed.pair import Pair, opt_in, prepare_pair, topology
+from sharedcore_testbed.pair import Pair, create_services, prepare_pair, topology
 from sharedcore_testbed.prober import FrontEnd, Prober
 from sharedcore_testbed.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "tests" / "golden" / "inputs").glob("*.yaml"))
 CRDS = (ROOT / "crds", *data_plane_crds())
-REPLICATE = {f"{API_GROUP}/replicate": "true"}
 NAMESPACES = 5
 FRONT_ENDS = {"danang": "127.54.0.1", "quangnam": "127.54.0.2"}  # each site's ingress address
 
@@ -63,29 +64,6 @@ def services(n: int) -> list[dict[str, Any]]:
             body["spec"]["ingress"]["host"] = f"svc-{i:03d}.danang.gov.vn"
         bodies.append(body)
     return bodies
-
-
-def create(site: SiteClients, standby: SiteClients, bodies: list[dict[str, Any]]) -> None:
-    """Namespaces (opted in to replication at both sites), TLS Secrets (labelled to follow their service to
-    the standby) and the services."""
-    for namespace in sorted({b["metadata"]["namespace"] for b in bodies}):
-        for where in (site, standby):
-            opt_in(where, namespace)
-    for body in bodies:
-        namespace = body["metadata"]["namespace"]
-        tls = (body["spec"].get("ingress") or {}).get("tlsSecretName")
-        if tls:
-            secret = client.V1Secret(
-                type="kubernetes.io/tls",
-                metadata=client.V1ObjectMeta(name=tls, namespace=namespace, labels=REPLICATE),
-                data={"tls.crt": "", "tls.key": ""},
-            )
-            try:
-                site.core.create_namespaced_secret(namespace, secret)
-            except client.ApiException as error:
-                if error.status != 409:
-                    raise
-        site.custom.create_namespaced_custom_object(API_GROUP, API_VERSION, namespace, "sharedservices", body)
 
 
 def roles(site: SiteClients) -> list[tuple[str | None, int | None, bool]]:
@@ -134,12 +112,9 @@ def one_run(
     epoch = epoch_at(quangnam)
     city = danang.bed.city_dns()
     assert city is not None
-    with Prober(
-        services(1)[0]["spec"]["ingress"]["host"], city.address, port=front_ends["danang"].port
-    ) as prober:
-        eventually(
-            lambda: prober.first_success("danang"), timeout=timeout, message="the prober reaches danang"
-        )
+    host = services(1)[0]["spec"]["ingress"]["host"]
+    with Prober(host, city.address, port=front_ends["danang"].port) as prober:
+        eventually(lambda: prober.first_success("danang"), timeout=timeout, message="prober at danang")
         stopped = time.monotonic()
         pair.operators["danang"].stop(signal.SIGKILL)  # first: stopping the plane takes a moment
         danang.stop()
@@ -150,9 +125,7 @@ def one_run(
         )
         measured = time.monotonic() - stopped
         eventually(
-            lambda: prober.first_success("quangnam", stopped),
-            timeout=timeout,
-            message="the prober at quangnam",
+            lambda: prober.first_success("quangnam", stopped), timeout=timeout, message="prober at quangnam"
         )
     citizen = prober.rto("danang", "quangnam", stopped)
     done = eventually(
@@ -202,56 +175,72 @@ def one_run(
     }
 
 
-def measure(n: int, runs: int, *, heartbeat: int, lease: int, ttl: int, workdir: Path) -> dict[str, Any]:
-    bed = Testbed(workdir / f"n{n}")
-    bed.up(["danang", "quangnam", "witness"], workloads={"danang", "quangnam"}, city_dns=True)
-    port = free_port(FRONT_ENDS["danang"])
-    front_ends = {site: FrontEnd(site, address, port) for site, address in FRONT_ENDS.items()}
-    for front_end in front_ends.values():
-        front_end.start()
+@contextlib.contextmanager
+def running_pair(
+    workdir: Path, *, heartbeat: int, lease: int, resync: float, ttl: int | None = None
+) -> Iterator[Pair[SiteClients]]:
+    """A fresh testbed in `workdir` (danang and quangnam with workloads, a bare witness) and both operators
+    running with a Topology in Automatic mode; all of it stopped on the way out. With a record `ttl`, also the
+    city DNS (ExternalDNS at both sites), each site's ingress address one of FRONT_ENDS."""
+    bed = Testbed(workdir / "testbed")
+    bed.up(["danang", "quangnam", "witness"], workloads={"danang", "quangnam"}, city_dns=ttl is not None)
+    body = topology(mode="Automatic", heartbeat=heartbeat, lease=lease)
+    if ttl is not None:
+        body = topology(mode="Automatic", heartbeat=heartbeat, lease=lease, addresses=FRONT_ENDS)
+        body["spec"]["dns"] = {"ttlSeconds": ttl}  # the pair adds the servers, as each site reaches them
     try:
         danang, quangnam, witness = (SiteClients(name, bed) for name in ("danang", "quangnam", "witness"))
         pair = prepare_pair(
             danang,
             quangnam,
             witness,
-            workdir / f"n{n}-operators",
+            workdir / "operators",
             crds=CRDS,
-            topology=with_ttl(
-                topology(mode="Automatic", heartbeat=heartbeat, lease=lease, addresses=FRONT_ENDS), ttl
-            ),
-            resync=30,
+            topology=body,
+            resync=resync,
         )
         with pair.running(forget=False):
-            started = time.monotonic()
-            create(danang, quangnam, services(n))
-            timeout = 120 + 4 * n
-            eventually(lambda: all_in(danang, n, "Active"), timeout=timeout, message="Ready at danang")
-            eventually(lambda: all_in(quangnam, n, "Standby"), timeout=timeout, message="standing by")
-            print(
-                f"  n={n}: {n} services Ready and standing by in {time.monotonic() - started:.0f}s",
-                flush=True,
-            )
-            rows = []
-            for run in range(runs):
-                rows.append(one_run(pair, n, timeout, front_ends))
-                print(f"  n={n} run {run + 1}: {json.dumps(rows[-1])}", flush=True)
+            yield pair
     finally:
-        for front_end in front_ends.values():
-            front_end.stop()
         bed.down()
-    return {"services": n, "heartbeat_s": heartbeat, "lease_s": lease, "ttl_s": ttl, "runs": rows}
 
 
-def with_ttl(body: dict[str, Any], ttl: int) -> dict[str, Any]:
-    """The Topology with its record TTL (the pair adds the city DNS servers as each site reaches them)."""
-    return {**body, "spec": {**body["spec"], "dns": {"ttlSeconds": ttl}}}
-
-
-def free_port(address: str) -> int:
+@contextlib.contextmanager
+def front_ends() -> Iterator[dict[str, FrontEnd]]:
+    """A stand-in web front end at each site's ingress address (kwok sites run no real pods)."""
     with socket.socket() as sock:
-        sock.bind((address, 0))
-        return int(sock.getsockname()[1])
+        sock.bind((FRONT_ENDS["danang"], 0))
+        port = int(sock.getsockname()[1])
+    ends = {site: FrontEnd(site, address, port) for site, address in FRONT_ENDS.items()}
+    for end in ends.values():
+        end.start()
+    try:
+        yield ends
+    finally:
+        for end in ends.values():
+            end.stop()
+
+
+def measure(n: int, runs: int, *, heartbeat: int, lease: int, ttl: int, workdir: Path) -> dict[str, Any]:
+    with (
+        front_ends() as ends,
+        running_pair(workdir / f"n{n}", heartbeat=heartbeat, lease=lease, resync=30, ttl=ttl) as pair,
+    ):
+        danang, quangnam = pair.sites
+        started = time.monotonic()
+        create_services(danang, quangnam, services(n))
+        timeout = 120 + 4 * n
+        eventually(lambda: all_in(danang, n, "Active"), timeout=timeout, message="Ready at danang")
+        eventually(lambda: all_in(quangnam, n, "Standby"), timeout=timeout, message="standing by")
+        print(
+            f"  n={n}: {n} services Ready and standing by in {time.monotonic() - started:.0f}s",
+            flush=True,
+        )
+        rows = []
+        for run in range(runs):
+            rows.append(one_run(pair, n, timeout, ends))
+            print(f"  n={n} run {run + 1}: {json.dumps(rows[-1])}", flush=True)
+    return {"services": n, "heartbeat_s": heartbeat, "lease_s": lease, "ttl_s": ttl, "runs": rows}
 
 
 def spread(values: list[float]) -> str:

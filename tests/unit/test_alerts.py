@@ -31,6 +31,8 @@ NAMES = (
     "SharedcoreSettingsMismatch",
     "SharedcoreAutomaticFailoverNotReady",
     "SharedcoreTopologyUnusable",  # issue 11, rule 1
+    "SharedcoreStorageAbove80Percent",  # issue 15
+    "SharedcoreReplicationInfeasible",  # issue 15
     "SharedcoreCityDNSUnreachable",  # issue 14
 )
 # Metrics the alerts and dashboard use before the operator exports them: promised by the two-sites issue (5)
