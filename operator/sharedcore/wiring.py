@@ -112,6 +112,8 @@ def assemble(options: Options, client: KubeClient, peers: Peers) -> Operator:
         site=site.context,
         resync_seconds=options.resync_seconds,
         policy=lambda: _replication_policy(site),
+        topology=lambda: topology.spec if (topology := site.topology()) else None,
+        report_capacity=site.report_capacity,
     )
     services = SharedServiceController(rt, options.namespaces, options.workers)
     replicator = ConfigReplicator(

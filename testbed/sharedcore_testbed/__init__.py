@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sharedcore_testbed import network, node, pki, processes, proxy
+from sharedcore_testbed import network, node, pki, processes, prometheus, proxy
 from sharedcore_testbed import plane as planes
 from sharedcore_testbed import state as testbed_state
 from sharedcore_testbed.plane import PlaneError
@@ -34,6 +34,7 @@ class PlaneStatus:
     nodes: str  # real, kwok or none
     processes: dict[str, str]
     unreachable: tuple[str, ...]  # sites this one cannot open connections to
+    slow: tuple[str, ...]  # sites it reaches over a degraded link, each with the link's delay and loss
 
 
 def _free_ports(count: int) -> list[int]:
@@ -76,19 +77,22 @@ class Testbed:
         workloads: Collection[str] = (),
         real: Collection[str] = (),
         node_count: int = 1,
+        *,
+        monitored: bool = False,
     ) -> None:
         """Start one plane per name, one after another (2 cores), then the link proxies. Replaces any
         testbed already in the directory.
 
         `workloads`: sites whose pods run, by kwok on fake nodes; `real`: sites whose pods run for real, on a
         node beside the plane (`node_count` of them), each site in its own network namespace
-        (sharedcore_testbed.network)."""
+        (sharedcore_testbed.network); `monitored`: each real site also runs a Prometheus scraping
+        CloudNativePG's instances (sharedcore_testbed.prometheus)."""
         if len(set(names)) != len(names) or not names:
             raise ValueError("give one or more distinct site names")
         if not 1 <= node_count <= network.MAX_NODES:
             raise ValueError(f"a site has 1 to {network.MAX_NODES} nodes")
         self.down()
-        ports = iter(_free_ports(3 * len(names) + len(names) * (len(names) - 1)))
+        ports = iter(_free_ports(5 * len(names) + len(names) * (len(names) - 1)))
         current = TestbedState()
         for name in names:
             current.planes[name] = PlaneState(
@@ -102,6 +106,8 @@ class Testbed:
                 plane = current.planes[name]
                 plane.node_index, plane.node_count = index, node_count
                 plane.address, plane.service_cidr = net.host_ip, net.service_cidr
+                if monitored:
+                    plane.prometheus_port, plane.discovery_port = next(ports), next(ports)
         current.links = [
             LinkState(a, b, next(ports), bind=current.planes[a].address)
             for a in names
@@ -147,9 +153,14 @@ class Testbed:
             planes.prepare(self.directory, plane, tuple(addresses))
             if name in nets:
                 node.prepare(self.directory, plane, nets[name], [n for s, n in nets.items() if s != name])
+            if plane.prometheus_port is not None:
+                prometheus.prepare(self.directory, plane)
         planes.start(self.directory, plane)
         if name in nets:
-            node.start(self.directory, plane, nets[name], time.monotonic() + planes.READY_TIMEOUT)
+            deadline = time.monotonic() + planes.READY_TIMEOUT
+            node.start(self.directory, plane, nets[name], deadline)
+            if plane.prometheus_port is not None:
+                prometheus.start(self.directory, plane, deadline)
 
     def _stop_site(self, current: TestbedState, name: str) -> None:
         plane = current.planes[name]
@@ -249,16 +260,35 @@ class Testbed:
         """Cut the link a -> b (and b -> a unless one_way): connections that side opens go nowhere."""
         self._set_links([(a, b)] if one_way else [(a, b), (b, a)], blocked=True)
 
-    def heal(self, a: str, b: str) -> None:
-        self._set_links([(a, b), (b, a)], blocked=False)
+    def slow(self, a: str, b: str, delay_ms: int, loss: float = 0.0, one_way: bool = False) -> None:
+        """Degrade the link a -> b (and b -> a unless one_way): `delay_ms` added to each direction of every
+        connection, `loss` (0 to 1) of its segments lost and retransmitted. The API links only: between real
+        sites the data plane stays as it is."""
+        if delay_ms < 0 or not 0 <= loss < 1:
+            raise ValueError("a delay of 0 ms or more, and a loss from 0 to below 1")
+        self._set_links([(a, b)] if one_way else [(a, b), (b, a)], delay_ms=delay_ms, loss=loss)
 
-    def _set_links(self, pairs: list[tuple[str, str]], blocked: bool) -> None:
+    def heal(self, a: str, b: str) -> None:
+        """Restore the link between a and b, both ways: neither cut nor slow."""
+        self._set_links([(a, b), (b, a)], blocked=False, delay_ms=0, loss=0.0)
+
+    def _set_links(
+        self,
+        pairs: list[tuple[str, str]],
+        blocked: bool | None = None,
+        delay_ms: int | None = None,
+        loss: float | None = None,
+    ) -> None:
         with self._editing() as current:
             nets = self._nets(current)
             for source, target in pairs:
-                current.link(source, target).blocked = blocked
-                if source in nets and target in nets:  # the data plane between two real sites
-                    network.set_cut(nets[source], nets[target], blocked)
+                link = current.link(source, target)
+                link.delay_ms = link.delay_ms if delay_ms is None else delay_ms
+                link.loss = link.loss if loss is None else loss
+                if blocked is not None:
+                    link.blocked = blocked
+                    if source in nets and target in nets:  # the data plane between two real sites
+                        network.set_cut(nets[source], nets[target], blocked)
             current.generation += 1
         if current.proxy is None:
             raise PlaneError("the testbed is not up")
@@ -278,6 +308,10 @@ class Testbed:
         """How `site` reaches `peer`: through the link proxy, so partitions apply."""
         return planes.peer_kubeconfig_path(self.directory, site, peer)
 
+    def prometheus_url(self, name: str) -> str:
+        """The Prometheus of a site started with `monitored` (give it to the operator: --prometheus-url)."""
+        return prometheus.url(self._plane(self._load(), name))
+
     def get(self, name: str, path: str) -> bytes:
         return planes.request(self.directory, self._plane(self._load(), name), path)
 
@@ -294,6 +328,11 @@ class Testbed:
                 processes=planes.process_states(plane),
                 unreachable=tuple(
                     link.target for link in current.links if link.source == plane.name and link.blocked
+                ),
+                slow=tuple(
+                    f"{link.target}({link.delay_ms}ms,{link.loss:.0%})"
+                    for link in current.links
+                    if link.source == plane.name and (link.delay_ms or link.loss)
                 ),
             )
             for plane in current.planes.values()

@@ -33,6 +33,10 @@ class PlaneState:
     node_index: int | None = None
     node_count: int = 0
     service_cidr: str = "10.96.0.0/16"
+    # A real site's Prometheus (sharedcore_testbed.prometheus): where it listens, beside its apiserver, and
+    # where its pod discovery listens (on loopback).
+    prometheus_port: int | None = None
+    discovery_port: int | None = None
 
 
 @dataclass
@@ -43,6 +47,9 @@ class LinkState:
     target: str
     port: int
     blocked: bool = False
+    # A degraded WAN rather than a cut one: delay added to each direction, and the share of segments lost.
+    delay_ms: int = 0
+    loss: float = 0.0
     # Where the proxy listens: the source's apiserver address, so pods of a real site reach it too.
     bind: str = "127.0.0.1"
 

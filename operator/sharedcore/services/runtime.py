@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sharedcore.api import ReplicationPolicy
+from sharedcore.api import ReplicationPolicy, TopologySpec
 from sharedcore.kube.cache import ObjectCache, ObjectKey
 from sharedcore.kube.client import KubeClient
 from sharedcore.kube.events import EventRecorder
@@ -30,3 +30,5 @@ class Runtime:
     deleting: set[ServiceKey] = field(default_factory=set)
     lag: LagTable = field(default_factory=LagTable)  # CloudNativePG replicas' lag, as last polled
     policy: Callable[[], ReplicationPolicy] = ReplicationPolicy  # what copies from the peer may hold
+    topology: Callable[[], TopologySpec | None] = lambda: None  # the sites' capacities and links
+    report_capacity: Callable[[list[dict[str, Any]]], None] = lambda _: None  # to Topology.status.capacity
