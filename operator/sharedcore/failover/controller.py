@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sharedcore import Body
 from sharedcore.api import (
     Failover,
     FailoverPhase,
@@ -29,6 +30,7 @@ from sharedcore.api import (
     StepName,
     StepState,
     Topology,
+    dump,
 )
 from sharedcore.failover import progress, readiness, triggers
 from sharedcore.failover.machine import Outcome, ServiceKey, next_step, record
@@ -59,7 +61,6 @@ from sharedcore.sites.state import Claim, Handover
 from sharedcore.sites.witness import RENEW_DEADLINE
 
 log = logging.getLogger(__name__)
-Body = dict[str, Any]
 ENDED = frozenset({FailoverPhase.SUCCEEDED, FailoverPhase.FAILED, FailoverPhase.PLANNED})
 RETRY_SECONDS = 2.0  # the first retry of a pass that failed; each next one waits twice as long
 MAX_RETRY_SECONDS = 60.0
@@ -69,10 +70,6 @@ TRIGGER_POLL_SECONDS = 0.5
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-def _dump(status: FailoverStatus) -> Body:
-    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def _running(body: Body) -> bool:
@@ -258,7 +255,7 @@ class FailoverController:
             rto_seconds=status.rto_seconds,
             data_loss_window_seconds=status.data_loss_window_seconds,
         )
-        patch = {"status": {"lastFailover": last.model_dump(mode="json", by_alias=True, exclude_none=True)}}
+        patch = {"status": {"lastFailover": dump(last)}}
         await self._client.patch(TOPOLOGIES, TOPOLOGY_NAME, None, patch, "status")
 
     async def _measured_fencing(self, body: Body, kind: FailoverType, fencing: float | None) -> None:
@@ -314,7 +311,7 @@ class FailoverController:
         if body is None:
             return
         current = body.get("status") or {}
-        new = _dump(status)
+        new = dump(status)
         if new == current:
             return
         patch = {"status": merge_patch(current, new)}

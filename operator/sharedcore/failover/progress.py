@@ -19,8 +19,8 @@ promotion (`sites.controller`) and what the renderer makes of them at both sites
 import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from sharedcore import Body
 from sharedcore.api import FailoverType, Role, StepState
 from sharedcore.failover.machine import Outcome
 from sharedcore.failover.plan import listing
@@ -29,7 +29,6 @@ from sharedcore.kube import conditions
 from sharedcore.render import names
 from sharedcore.sites.views import PairObservation
 
-Body = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 
 

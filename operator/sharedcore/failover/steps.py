@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from sharedcore import Body
 from sharedcore.api import FailoverType, StepName, StepState, StepStatus
 from sharedcore.failover import progress
 from sharedcore.failover.machine import Outcome, ServiceKey
@@ -22,7 +23,6 @@ from sharedcore.kube.resources import CLUSTERS, DNS_ENDPOINTS, MANAGED_BY, REPLI
 from sharedcore.sites.peers import REMOTE_ERRORS, describe
 from sharedcore.sites.views import PairObservation
 
-Body = dict[str, Any]
 Seen = TypeVar("Seen")
 
 

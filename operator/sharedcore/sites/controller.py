@@ -22,16 +22,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
 
+from sharedcore import Body
 from sharedcore.api import Role, Topology
 from sharedcore.kube import conditions
 from sharedcore.kube.client import KubeClient
 from sharedcore.kube.events import EventRecorder
 from sharedcore.kube.patches import merge_patch
 from sharedcore.kube.resources import CONFIG_MAPS, LEASES, TOPOLOGIES
+from sharedcore.kube.times import rfc3339
 from sharedcore.metrics import (
     AUTOMATIC_FAILOVER_READY,
     EPOCH,
@@ -58,7 +59,6 @@ from sharedcore.sites.views import PairObservation, PairView
 from sharedcore.sites.witness import RENEW_DEADLINE, WitnessLease
 
 log = logging.getLogger(__name__)
-Body = dict[str, Any]
 TOPOLOGY_NAME = "default"
 WITNESS = "witness"
 # Why a site cannot use its Topology (the reason of its Fenced state, a condition, an Event and a metric).
@@ -614,7 +614,7 @@ class SiteController:
             recorded=recorded,
             peer=peer,
             witness=witness,
-            now=_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            now=rfc3339(_now()),
             settings=pairing.settings,
             extra=[self._readiness] if self._readiness else [],
             capacity=self._capacity,
@@ -666,7 +666,7 @@ class SiteController:
         if body is None or state.reason not in UNUSABLE:
             return
         current = body.get("status") or {}
-        new = topology_status.unusable(body, state, now=_now().strftime("%Y-%m-%dT%H:%M:%SZ"))
+        new = topology_status.unusable(body, state, now=rfc3339(_now()))
         if not topology_status.differs(current, new):
             return
         try:
