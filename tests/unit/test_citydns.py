@@ -2,13 +2,15 @@
 
 import asyncio
 import contextlib
+import dataclasses
 import struct
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from sharedcore import citydns
-from sharedcore.api import CityDns, StepState
+from sharedcore.api import CityDns, FailoverType, StepName, StepState
+from sharedcore.failover import steps
 from sharedcore.failover.progress import ServiceParts, city_dns_answers
 from sharedcore.metrics import CITY_DNS_REACHABLE
 from sharedcore.sites.citydns import CityDnsProbe
@@ -124,3 +126,29 @@ def test_the_probe_reports_an_unreachable_server_and_clears_when_it_answers() ->
         assert await probe.round(None, timeout=0.5) and probe.want is None
 
     asyncio.run(scenario())
+
+
+def test_redirect_with_the_city_dns_in_the_topology_waits_for_its_answers_too() -> None:
+    here: dict[tuple[str, str], dict[str, object]] = {("ns", "opendata"): {}}  # its DNSEndpoint, published
+    attempt = steps.Attempt(
+        name="f",
+        type=FailoverType.FAILOVER,
+        site="quangnam",
+        source="danang",
+        epoch=2,
+        view=None,  # type: ignore[arg-type]  # Redirect's judgement does not look at the pair
+        services=SERVICES,
+        bodies=[],
+        city_dns=steps.CityDnsCheck(("ns0",), QUANGNAM),
+    )
+    old = citydns.Answer("NOERROR", frozenset({DANANG}), 5)
+    new = citydns.Answer("NOERROR", frozenset({QUANGNAM}), 5)
+    waiting = steps.BY_NAME[StepName.REDIRECT].judge(attempt, steps.Records(here, None, {("ns0", HOST): old}))
+    assert waiting.state is StepState.RUNNING and "city DNS" in waiting.message
+    done = steps.BY_NAME[StepName.REDIRECT].judge(attempt, steps.Records(here, None, {("ns0", HOST): new}))
+    assert done.state is StepState.SUCCEEDED and "1 city DNS servers answer 1 names" in done.message
+    without = dataclasses.replace(attempt, city_dns=None)
+    assert (
+        steps.BY_NAME[StepName.REDIRECT].judge(without, steps.Records(here, None)).state
+        is StepState.SUCCEEDED
+    )
