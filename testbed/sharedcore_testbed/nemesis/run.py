@@ -116,7 +116,8 @@ class Nemesis:
     def settle(self, label: str, bound: float | None = None) -> None:
         """Wait for convergence, then check the invariants on the converged pair. A check that fails while
         the pair moved under it (a site fenced itself meanwhile, as a loaded machine makes it do) is made
-        again once the pair has converged again, up to `RECHECKS` times."""
+        again once the pair has converged again (within the bound, counted from the move), up to `RECHECKS`
+        times."""
         healed = self._operators_up()
         for attempt in range(RECHECKS + 1):
             state = self._converged(label, healed, bound or self.bounds.converge_s)
@@ -128,6 +129,7 @@ class Nemesis:
                 self._violate(found)
                 return
             self.timeline.note(f"the pair moved during the checks ({len(found)} findings): checking again")
+            healed = time.monotonic()  # it must converge again within the bound, counted from now
 
     def _operators_up(self) -> float:
         """When both operators answer their readiness probe again, which the bounds count from: a restarted
