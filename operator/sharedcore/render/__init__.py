@@ -12,6 +12,7 @@ from sharedcore.render.context import Manifest, RenderContext, RenderError
 from sharedcore.render.database import database_clusters
 from sharedcore.render.files import files
 from sharedcore.render.network import dns_endpoints, ingresses, network_policies
+from sharedcore.render.parallel import parallel_run
 from sharedcore.render.profile import ProfileError
 from sharedcore.render.site import FailoverForm, PeerSite, SiteContext
 from sharedcore.render.workloads import workloads
@@ -31,6 +32,8 @@ __all__ = [
 # replication, Services before the Ingress and DNS that lead to them).
 KIND_ORDER = (
     "ServiceAccount",
+    "Role",
+    "RoleBinding",
     "ConfigMap",
     "PersistentVolumeClaim",
     "Cluster",
@@ -38,6 +41,7 @@ KIND_ORDER = (
     "ReplicationDestination",
     "Service",
     "Deployment",
+    "CronJob",
     "PodDisruptionBudget",
     "NetworkPolicy",
     "Ingress",
@@ -57,5 +61,6 @@ def render(service: SharedService, site: SiteContext) -> list[Manifest]:
         *dns_endpoints(ctx),
         *database_clusters(ctx),
         *files(ctx),
+        *parallel_run(ctx),
     ]
     return sorted(objects, key=lambda obj: (KIND_ORDER.index(obj["kind"]), obj["metadata"]["name"]))

@@ -70,6 +70,7 @@ def build(
     replication: conditions.Want,
     replication_status: Body | None = None,
     extra: Sequence[conditions.Want] = (),
+    parallel_run: Body | None = None,
     now: str,
 ) -> Body:
     generation = service["metadata"].get("generation", 0)
@@ -107,6 +108,8 @@ def build(
     }
     if replication_status is not None:
         status["replication"] = replication_status
+    if parallel_run is not None:
+        status["parallelRun"] = parallel_run
     return status
 
 
