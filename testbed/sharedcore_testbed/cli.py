@@ -135,10 +135,22 @@ def partition(directory: Path, one_way: bool, a: str, b: str) -> None:
 
 @main.command()
 @DIR_OPTION
+@click.option("--delay-ms", type=click.IntRange(min=0), default=0, show_default=True, help="Added each way.")
+@click.option("--loss", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option("--one-way", is_flag=True, help="Only connections opened by A towards B are slowed.")
+@click.argument("a")
+@click.argument("b")
+def slow(*, directory: Path, delay_ms: int, loss: float, one_way: bool, a: str, b: str) -> None:
+    """Degrade the network between sites A and B: delay and lost segments (retransmitted late)."""
+    _run(f"slow {a} {b}", Testbed(directory).slow, a, b, delay_ms, loss, one_way)
+
+
+@main.command()
+@DIR_OPTION
 @click.argument("a")
 @click.argument("b")
 def heal(directory: Path, a: str, b: str) -> None:
-    """Restore the network between sites A and B, both ways."""
+    """Restore the network between sites A and B, both ways (neither cut nor slow)."""
     _run(f"heal {a} {b}", Testbed(directory).heal, a, b)
 
 
@@ -146,7 +158,7 @@ def heal(directory: Path, a: str, b: str) -> None:
 @DIR_OPTION
 def status(directory: Path) -> None:
     """A table of sites, ports, process states and partitions."""
-    rows = [("SITE", "APISERVER", "ETCD", "NODES", "PROCESSES", "CANNOT REACH")]
+    rows = [("SITE", "APISERVER", "ETCD", "NODES", "PROCESSES", "CANNOT REACH", "SLOW TO")]
     for plane in Testbed(directory).status():
         states = " ".join(f"{name}={state}" for name, state in plane.processes.items())
         rows.append(
@@ -157,6 +169,7 @@ def status(directory: Path) -> None:
                 plane.nodes,
                 states,
                 ",".join(plane.unreachable) or "-",
+                ",".join(plane.slow) or "-",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
