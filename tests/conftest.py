@@ -11,6 +11,7 @@ import pytest
 
 from sharedcore_testbed import Testbed
 from sharedcore_testbed.pair import opt_in
+from tests.support import packaging
 from tests.support.cluster import Site
 
 SITES = ("danang", "quangnam", "witness")
@@ -23,6 +24,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Real-node tests last: their sites (3 planes, 6 nodes) start then and do not load the two cores while
     the timing-sensitive failover tests run."""
     items.sort(key=lambda item: item.get_closest_marker("nodes") is not None)
+
+
+@pytest.fixture(autouse=True)
+def _tools_only_where_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make unit` leaves out the tests marked `tools` (helm, kubectl and promtool come from the Go build):
+    a unit test that runs one without the mark fails here, even where the binaries happen to exist."""
+    if request.node.get_closest_marker("tools") or request.node.get_closest_marker("cluster"):
+        return
+
+    def refused(tool: str) -> Path:
+        raise AssertionError(f"{request.node.name} runs {tool}: mark it @pytest.mark.tools")
+
+    monkeypatch.setattr(packaging, "binary", refused)
 
 
 @dataclass

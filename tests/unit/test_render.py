@@ -10,7 +10,16 @@ import yaml
 
 from sharedcore import API_GROUP
 from sharedcore.api import Role, SharedService, StandbyMode
-from sharedcore.render import KIND_ORDER, FailoverForm, Manifest, PeerSite, RenderError, SiteContext, render
+from sharedcore.render import (
+    KIND_ORDER,
+    ClusterKey,
+    FailoverForm,
+    Manifest,
+    PeerSite,
+    RenderError,
+    SiteContext,
+    render,
+)
 from sharedcore.render.context import RenderContext
 from tests.golden.samples import SERVICE_DOMAIN, SLUGS, sample, site
 
@@ -401,7 +410,7 @@ def test_a_target_promotes_with_the_sources_demotion_token_and_only_then() -> No
     namespace = service.metadata.namespace
     for role in Role:
         own = only(render(service, site(role)), "Cluster")["metadata"]["name"]
-        tokens = frozenset({(namespace, own, token), (namespace, "another-db-danang", "other")})
+        tokens = {ClusterKey(namespace, own): token, ClusterKey(namespace, "another-db-danang"): "other"}
         context = dataclasses.replace(site(role), failover=FailoverForm(promotion_tokens=tokens))
         replica = only(render(service, context), "Cluster")["spec"]["replica"]
         assert replica.get("promotionToken") == (token if role is Role.ACTIVE else None)

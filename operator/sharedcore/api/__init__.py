@@ -18,6 +18,7 @@ from sharedcore.api.common import (
     Role,
     SecretKeyRef,
     StandbyMode,
+    dump,
 )
 from sharedcore.api.errors import kube_errors
 from sharedcore.api.failover import (
@@ -145,6 +146,7 @@ __all__ = [
     "TopologySpec",
     "TopologyStatus",
     "Witness",
+    "dump",
     "kube_errors",
     "validate_manifest",
 ]

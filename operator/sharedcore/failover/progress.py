@@ -19,17 +19,16 @@ promotion (`sites.controller`) and what the renderer makes of them at both sites
 import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from sharedcore import Body
 from sharedcore.api import FailoverType, Role, StepState
+from sharedcore.failover.machine import Outcome
 from sharedcore.failover.plan import listing
 from sharedcore.failover.situation import enabled
-from sharedcore.failover.steps import Outcome
 from sharedcore.kube import conditions
 from sharedcore.render import names
 from sharedcore.sites.views import PairObservation
 
-Body = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 
 
@@ -181,8 +180,9 @@ def final_sync(
     services: Iterable[ServiceParts],
     replication_sources: Mapping[Key, Body],
     clusters: Mapping[Key, Body],
-) -> tuple[Outcome, dict[Key, str]]:
-    """Whether the source pushed its last files and demoted its databases; their tokens by service."""
+) -> Outcome:
+    """Whether the source pushed its last files and demoted its databases; once done, their tokens by
+    service."""
     pending: list[str] = []
     tokens: dict[Key, str] = {}
     for service in services:
@@ -201,8 +201,8 @@ def final_sync(
             else:
                 pending.append(f"{service} database demotion")
     if pending:
-        return _waiting_for(pending, f"the final sync at {source}"), tokens
-    return Outcome.done(f"files synced and {len(tokens)} databases demoted at {source}"), tokens
+        return _waiting_for(pending, f"the final sync at {source}")
+    return Outcome.done(f"files synced and {len(tokens)} databases demoted at {source}", tokens)
 
 
 def promote(
