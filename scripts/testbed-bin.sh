@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the testbed's binaries (control planes, real nodes' kubelet and kube-proxy, CoreDNS) from the pinned Go
+# Builds the testbed's binaries (control planes, real nodes' kubelet and kube-proxy, CoreDNS, ExternalDNS) from the pinned Go
 # modules under tests/controlplane/ into a cache outside the clone, so fresh clones reuse them. Skips what is
 # already built.
 #   scripts/testbed-bin.sh            build what is missing, print the bin dir last
@@ -32,6 +32,7 @@ require_version etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 require_version kwok sigs.k8s.io/kwok "$KWOK_VERSION"
 require_version helm helm.sh/helm/v3 "$HELM_VERSION"
 require_version coredns github.com/coredns/coredns "$COREDNS_VERSION"
+require_version external-dns sigs.k8s.io/external-dns "$EXTERNAL_DNS_VERSION"
 
 build() { # module-dir output-name package ldflags
   local dir=$1 name=$2 pkg=$3 ldflags=$4
@@ -76,6 +77,16 @@ if [ -x "$bin/coredns" ] && ! "$bin/coredns" -version | grep -qx "CoreDNS-${CORE
   rm "$bin/coredns"
 fi
 build coredns coredns github.com/coredns/coredns "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
+# ExternalDNS likewise (its module needs one replace: a dependency's dependency moved from vbom.ml to GitHub).
+if [ -x "$bin/external-dns" ] && ! "$bin/external-dns" --version | grep -qx "$EXTERNAL_DNS_VERSION"; then
+  rm "$bin/external-dns"
+fi
+build external-dns external-dns sigs.k8s.io/external-dns \
+  "-X sigs.k8s.io/external-dns/pkg/apis/externaldns.Version=$EXTERNAL_DNS_VERSION"
+# Its DNSEndpoint CRD, of the same version: the testbed installs it where ExternalDNS runs, the tests everywhere.
+edns_src=$(cd "$modules/external-dns" && go list -m -f '{{.Dir}}' sigs.k8s.io/external-dns)
+cp "$edns_src/config/crd/standard/dnsendpoints.externaldns.k8s.io.yaml" "$bin/.externaldns-dnsendpoints.yaml.tmp"
+mv "$bin/.externaldns-dnsendpoints.yaml.tmp" "$bin/externaldns-dnsendpoints.yaml"
 
 # promtool ships in Debian's prometheus package; unpack just that binary (no service is installed).
 if [ ! -x "$bin/promtool" ]; then

@@ -68,14 +68,14 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
 @pytest.fixture(scope="session")
 def real_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
     """danang and quangnam each with REAL_NODES real nodes (containerd and kubelet each; kube-proxy, CoreDNS)
-    in its own network namespace, with its own Prometheus, and a bare witness; started once, only when a test
-    marked `nodes` runs.
+    in its own network namespace, with its own Prometheus, and a bare witness; the city DNS, with ExternalDNS
+    at each site; started once, only when a test marked `nodes` runs.
 
     SHAREDCORE_TEST_REAL_TESTBED_DIR keeps their files for reading after a failed run.
     """
     directory = Path(os.environ.get("SHAREDCORE_TEST_REAL_TESTBED_DIR") or tmp_path_factory.mktemp("real"))
     bed = Testbed(directory)
-    bed.up(SITES, real=WORKLOAD_SITES, node_count=REAL_NODES, monitored=True)
+    bed.up(SITES, real=WORKLOAD_SITES, node_count=REAL_NODES, monitored=True, city_dns=True)
     try:
         yield Sites(bed, *(Site(name, bed) for name in SITES))
     finally:

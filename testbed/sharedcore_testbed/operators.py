@@ -18,8 +18,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from sharedcore import rbac
-from sharedcore_testbed import Testbed
-from sharedcore_testbed.binaries import binary
+from sharedcore_testbed import Testbed, citydns
+from sharedcore_testbed.binaries import bin_dir, binary, source_root
 from sharedcore_testbed.clock import skewed_environment
 from sharedcore_testbed.waiting import eventually
 
@@ -56,6 +56,13 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
     return result.stdout
+
+
+def data_plane_crds() -> tuple[Path, ...]:
+    """The CRDs of what the operator renders besides its own: ExternalDNS's real one (of the version the
+    testbed builds), and minimal stand-ins for CloudNativePG's, VolSync's and monitoring's
+    (tests/fixtures/crds)."""
+    return (source_root() / "tests" / "fixtures" / "crds", bin_dir() / citydns.CRD)
 
 
 def install_crds(kubeconfig: Path, *directories: Path) -> None:

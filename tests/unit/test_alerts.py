@@ -36,6 +36,7 @@ NAMES = (
     "SharedcoreParallelRunPreviousSystemDown",  # issue 15
     "SharedcoreParallelRunDossiersMissing",  # issue 15
     "SharedcoreParallelRunEnding",  # issue 15
+    "SharedcoreCityDNSUnreachable",  # issue 14
 )
 # Metrics the alerts and dashboard use before the operator exports them: promised by the two-sites issue (5)
 # and the failover issue (6), and the per-service objective the RPO alert compares with.

@@ -196,6 +196,29 @@ def test_dns_endpoint_record(address: str, record: str) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("own", "topology", "rto", "expected"),
+    [
+        (None, 30, 600, 30),  # the Topology's default
+        (None, 120, 600, 120),
+        (None, 120, 45, 45),  # never above the service's RTO
+        (5, 120, 600, 5),  # the service's own (the schema keeps it within the RTO)
+    ],
+)
+def test_dns_record_ttl_comes_from_the_service_or_the_topology_within_the_rto(
+    own: int | None, topology: int, rto: int, expected: int
+) -> None:
+    service = sample("document-management")
+    assert service.spec.ingress is not None
+    service.spec.ingress.ttl_seconds = own
+    service.spec.objectives.rto_seconds = rto
+    context = SiteContext(
+        "danang", Role.ACTIVE, 1, ingress_address="203.0.113.10", record_ttl_seconds=topology
+    )
+    endpoint = only(render(service, context), "DNSEndpoint")
+    assert endpoint["spec"]["endpoints"][0]["recordTTL"] == expected
+
+
 def test_no_dns_endpoint_without_an_ingress_address() -> None:
     context = SiteContext("danang", Role.ACTIVE, 1)
     assert not of_kind(render(sample("document-management"), context), "DNSEndpoint")

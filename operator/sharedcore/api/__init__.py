@@ -63,6 +63,8 @@ from sharedcore.api.sharedservice import (
     Standby,
 )
 from sharedcore.api.topology import (
+    DEFAULT_RECORD_TTL_SECONDS,
+    CityDns,
     FailbackMode,
     FailoverMode,
     FailoverPolicy,
@@ -81,11 +83,13 @@ from sharedcore.api.topology import (
 )
 
 __all__ = [
+    "DEFAULT_RECORD_TTL_SECONDS",
     "KINDS",
     "MAX_FAILOVER_SERVICES",
     "RESOURCES",
     "SETTINGS_FIELDS",
     "ApiVersion",
+    "CityDns",
     "ComponentStatus",
     "Condition",
     "ConditionStatus",

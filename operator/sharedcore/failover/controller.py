@@ -37,7 +37,7 @@ from sharedcore.failover.machine import Outcome, ServiceKey, next_step, record
 from sharedcore.failover.plan import make_plan
 from sharedcore.failover.preconditions import misplaced, planned
 from sharedcore.failover.situation import situation
-from sharedcore.failover.steps import BY_NAME, Attempt
+from sharedcore.failover.steps import BY_NAME, Attempt, city_dns
 from sharedcore.kube.client import ApiError, KubeClient
 from sharedcore.kube.events import EventRecorder
 from sharedcore.kube.patches import merge_patch
@@ -181,6 +181,7 @@ class FailoverController:
             promotion_tokens={
                 (s.namespace, s.name): s.promotion_token for s in status.services if s.promotion_token
             },
+            city_dns=city_dns(self._site.topology(), self._site.context().ingress_address),
         )
         return await BY_NAME[step].take(self, attempt)
 

@@ -12,7 +12,8 @@ promotion (`sites.controller`) and what the renderer makes of them at both sites
   the Failover, and every database Cluster there, demoted, published its demotion token.
 - Promote: this site is Active at the new epoch, and every database Cluster here is the primary (promoted
   with the source's token, for a switchover).
-- Redirect: every public name is published by this site's DNSEndpoint, and no longer by the source's.
+- Redirect: every public name is published by this site's DNSEndpoint, and no longer by the source's; with
+  the city's DNS servers named in the Topology, each of them answers every name with this site's address.
 - Verify: every service reports Ready and Active at the new epoch from this site.
 """
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 from sharedcore import Body
 from sharedcore.api import FailoverType, Role, StepState
+from sharedcore.citydns import Answer
 from sharedcore.failover.machine import Outcome
 from sharedcore.failover.plan import listing
 from sharedcore.failover.situation import enabled
@@ -40,7 +42,11 @@ class ServiceParts:
     name: str
     database: bool
     files: bool
-    public: bool  # it has an ingress, so a DNS record
+    host: str | None  # its public name, when it has an ingress (and so a DNS record)
+
+    @property
+    def public(self) -> bool:
+        return self.host is not None
 
     @property
     def key(self) -> Key:
@@ -57,7 +63,7 @@ def parts(service: Body) -> ServiceParts:
         name=service["metadata"]["name"],
         database=enabled(spec, "database"),
         files=enabled(spec, "files"),
-        public=spec.get("ingress") is not None,
+        host=(spec.get("ingress") or {}).get("host"),
     )
 
 
@@ -255,6 +261,22 @@ def redirect(
             return _waiting_for(stale, f"{source} to withdraw its DNS records")
     withdrawn = "" if there is not None else f" ({source} cannot be asked to withdraw its own)"
     return Outcome.done(f"{len(public)} DNS records point at {site}{withdrawn}")
+
+
+def city_dns_answers(
+    site: str, address: str, services: Iterable[ServiceParts], answers: Mapping[tuple[str, str], str | Answer]
+) -> Outcome:
+    """Whether every city DNS server answers every public name with `address` alone: `answers` by (server,
+    host), an Answer or why the server could not be asked."""
+    wrong = []
+    hosts = sorted({s.host for s in services if s.host})
+    for (server, host), answer in sorted(answers.items()):
+        if host in hosts and (not isinstance(answer, Answer) or answer.addresses != {address}):
+            wrong.append(f"{host} at {server}: {answer}")
+    if wrong:
+        return _waiting_for(wrong, f"the city DNS to answer with {site}'s {address}")
+    servers = len({server for server, _ in answers})
+    return Outcome.done(f"{servers} city DNS servers answer {len(hosts)} names with {site}'s {address}")
 
 
 def superseded(epoch: int, view: PairObservation) -> Outcome | None:

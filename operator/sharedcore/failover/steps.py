@@ -10,12 +10,13 @@ Adding a step: a `StepName` member, a `Step` here, at its place in `STEPS`, and 
 `failover.progress` (tests/unit/test_failover_steps.py checks that every name has its step).
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from sharedcore import Body
-from sharedcore.api import FailoverType, StepName, StepState, StepStatus
+from sharedcore import Body, citydns
+from sharedcore.api import FailoverType, StepName, StepState, StepStatus, Topology
 from sharedcore.failover import progress
 from sharedcore.failover.machine import Outcome, ServiceKey
 from sharedcore.kube.client import KubeClient
@@ -24,6 +25,7 @@ from sharedcore.sites.peers import REMOTE_ERRORS, describe
 from sharedcore.sites.views import PairObservation
 
 Seen = TypeVar("Seen")
+CITY_DNS_TIMEOUT = 2.0
 
 
 class Handles(Protocol):
@@ -39,6 +41,20 @@ class Handles(Protocol):
 
 
 @dataclass(frozen=True)
+class CityDnsCheck:
+    """The city's DNS servers (as this site reaches them) and the address they must answer with: this
+    site's ingress address."""
+
+    servers: tuple[str, ...]
+    address: str
+
+
+def city_dns(topology: Topology | None, address: str | None) -> CityDnsCheck | None:
+    dns = topology.spec.dns if topology else None
+    return CityDnsCheck(tuple(dns.servers), address) if dns and address else None
+
+
+@dataclass(frozen=True)
 class Attempt:
     """One pass at a step: the Failover, as recorded, and the pair and the services as they are now."""
 
@@ -51,6 +67,7 @@ class Attempt:
     services: list[progress.ServiceParts]  # the services it moves
     bodies: list[Body]  # and their SharedServices, as last seen
     promotion_tokens: Mapping[ServiceKey, str] = field(default_factory=dict)  # recorded by FinalSync
+    city_dns: CityDnsCheck | None = None  # what Redirect also waits for, with spec.dns in the Topology
 
 
 def _nothing(_: Handles, __: Attempt) -> None:
@@ -110,16 +127,38 @@ async def _clusters_here(handles: Handles, _: Attempt) -> dict[progress.Key, Bod
     return progress.by_key(await handles.client.list(CLUSTERS, labels=MANAGED_BY))
 
 
+Answers = Mapping[tuple[str, str], citydns.Answer | str]  # (server, host) → its answer, or why none
+
+
 @dataclass(frozen=True)
 class Records:
     here: dict[progress.Key, Body]
     there: dict[progress.Key, Body] | None  # None: the source cannot be asked
+    answers: Answers = field(default_factory=dict)  # the city DNS's, with spec.dns in the Topology
 
 
 async def _records(handles: Handles, attempt: Attempt) -> Records:
     here = progress.by_key(await handles.client.list(DNS_ENDPOINTS, labels=MANAGED_BY))
     there = await _source_plane(handles, attempt)
-    return Records(here, dict(there.records) if there else None)
+    return Records(here, dict(there.records) if there else None, await _city_dns_answers(attempt))
+
+
+async def _city_dns_answers(attempt: Attempt) -> Answers:
+    """Every city DNS server asked for every public name (over TCP, at once)."""
+    check = attempt.city_dns
+    hosts = sorted({s.host for s in attempt.services if s.host})
+    if check is None or not hosts:
+        return {}
+    asked = [(server, host) for server in check.servers for host in hosts]
+    found = await asyncio.gather(*(_ask(server, host, check.address) for server, host in asked))
+    return dict(zip(asked, found, strict=True))
+
+
+async def _ask(server: str, host: str, address: str) -> citydns.Answer | str:
+    try:
+        return await citydns.ask(server, host, citydns.qtype_for(address), timeout=CITY_DNS_TIMEOUT)
+    except citydns.DnsError as error:
+        return str(error)
 
 
 async def _nothing_more(_: Handles, __: Attempt) -> None:
@@ -153,7 +192,15 @@ def _promoted(attempt: Attempt, clusters: dict[progress.Key, Body]) -> Outcome:
 
 
 def _redirected(attempt: Attempt, records: Records) -> Outcome:
-    return progress.redirect(attempt.site, attempt.source, attempt.services, records.here, records.there)
+    published = progress.redirect(attempt.site, attempt.source, attempt.services, records.here, records.there)
+    if published.state is not StepState.SUCCEEDED or attempt.city_dns is None or not records.answers:
+        return published
+    answered = progress.city_dns_answers(
+        attempt.site, attempt.city_dns.address, attempt.services, records.answers
+    )
+    if answered.state is not StepState.SUCCEEDED:
+        return answered
+    return Outcome.done(f"{published.message}; {answered.message}")
 
 
 def _verified(attempt: Attempt, _: None) -> Outcome:

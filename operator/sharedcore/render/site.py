@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sharedcore.api import Role
+from sharedcore.api import DEFAULT_RECORD_TTL_SECONDS, Role
 
 
 class ClusterKey(NamedTuple):
@@ -55,3 +55,4 @@ class SiteContext:
     ingress_address: str | None = None
     peer: PeerSite | None = None
     failover: FailoverForm = field(default_factory=FailoverForm)
+    record_ttl_seconds: int = DEFAULT_RECORD_TTL_SECONDS  # the Topology's, for services that set none

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from sharedcore import Body
-from sharedcore.api import Role, Topology
+from sharedcore.api import DEFAULT_RECORD_TTL_SECONDS, Role, Topology
 from sharedcore.kube import conditions
 from sharedcore.kube.client import KubeClient
 from sharedcore.kube.events import EventRecorder
@@ -43,6 +43,8 @@ from sharedcore.metrics import (
 )
 from sharedcore.render import FailoverForm, PeerSite, SiteContext
 from sharedcore.sites import leases, pair_memory, topology_status
+from sharedcore.sites.citydns import CONDITION as CITY_DNS_CONDITION
+from sharedcore.sites.citydns import CityDnsProbe
 from sharedcore.sites.pair_memory import PairMemory
 from sharedcore.sites.peers import REMOTE_ERRORS, Peers, describe, explain
 from sharedcore.sites.settings import FailoverSettings
@@ -152,6 +154,7 @@ class SiteController:
         self._handover: Handover | None = None  # a Failover making this site active, announced to the peer
         self._promotion: Claim | None = None  # its Promote step: the claim this site takes
         self._readiness: conditions.Want | None = None  # AutomaticFailoverReady, as `failover` judges it
+        self._city_dns = CityDnsProbe()
         self._capacity: list[Body] = []  # Topology.status.capacity, as the services' admission reports it
         self._started = time.monotonic()
         self._wake = asyncio.Event()
@@ -316,6 +319,7 @@ class SiteController:
             self._repeat(self._wake, self._tick),
             self._repeat(self._wake_peer, self._peer_round),
             self._repeat(self._wake_witness, self._witness_round),
+            self._repeat(asyncio.Event(), self._city_dns_round),
         )
 
     async def _prime(self) -> None:
@@ -367,6 +371,13 @@ class SiteController:
         if pairing is not None and pairing.topology.spec.witness is not None:
             await self._visit_witness(pairing)
 
+    async def _city_dns_round(self) -> None:
+        pairing = self._pairing
+        dns = pairing.topology.spec.dns if pairing is not None else None
+        timeout = pairing.interval if pairing is not None else IDLE_SECONDS
+        if await self._city_dns.round(dns, timeout):
+            self._wake.set()
+
     # --- the Topology ---------------------------------------------------------------------------------------
 
     def _assess(self) -> None:
@@ -399,6 +410,7 @@ class SiteController:
             return
         own = sites.pop(self.name)
         (peer,) = sites.values()
+        dns = topology.spec.dns
         if self._memory is not None and self._memory.peer != peer.name:
             self._unpaired = pair_memory.peer_changed(self._memory, peer.name, self._where)
             return
@@ -410,6 +422,7 @@ class SiteController:
                 state.epoch,
                 ingress_address=own.ingress_address,
                 peer=PeerSite(peer.name, peer.service_domain),
+                record_ttl_seconds=dns.ttl_seconds if dns else DEFAULT_RECORD_TTL_SECONDS,
                 failover=FailoverForm(final_sync=state.final_sync),
             )
 
@@ -616,7 +629,7 @@ class SiteController:
             witness=witness,
             now=rfc3339(_now()),
             settings=pairing.settings,
-            extra=[self._readiness] if self._readiness else [],
+            extra=[want for want in (self._readiness, self._city_dns.want) if want],
             capacity=self._capacity,
         )
         current = body.get("status") or {}
@@ -640,6 +653,7 @@ class SiteController:
             "WitnessReachable",
             "SettingsMatch",
             "AutomaticFailoverReady",
+            CITY_DNS_CONDITION,
         ):
             was = conditions.find(old.get("conditions"), type_)
             now = conditions.find(new["conditions"], type_)
