@@ -689,6 +689,7 @@ def portal_beside(
     }
     body = samples.service("public-service-portal", namespace, parallelRun=run)
     create_active(pair.danang, body)
+    wait_ready(pair.danang, namespace, body["metadata"]["name"])  # every object applied there
     standby_ready(pair.quangnam, namespace, body["metadata"]["name"])
     return body
 
