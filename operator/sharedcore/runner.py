@@ -43,6 +43,26 @@ async def _serve(routes: list[web.RouteDef], port: int) -> web.AppRunner:
     return runner
 
 
+def _own_signals(stop: asyncio.Event) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """SIGTERM and SIGINT set `stop`. Kopf installs its own handlers as it starts, replacing these, and on a
+    signal would stop by itself, cancelling the tasks this operator's loops spawned, which looked like a
+    crash: once Kopf is up (the Event returned, for its ready_flag) the signals are taken back, and Kopf stops
+    through its stop_flag like everything else. The task that takes them back is returned, to be cancelled."""
+    loop = asyncio.get_running_loop()
+
+    def take() -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+    async def retake(up: asyncio.Event) -> None:
+        await up.wait()
+        take()
+
+    take()
+    kopf_up = asyncio.Event()
+    return kopf_up, asyncio.create_task(retake(kopf_up), name="signals")
+
+
 async def run(options: Options) -> None:
     creds = credentials.load(options.kubeconfig)
     client = KubeClient(creds, observer=_count("local"))
@@ -95,9 +115,7 @@ async def run(options: Options) -> None:
         await _serve([web.get("/healthz", healthz), web.get("/readyz", readyz)], options.health_port),
     ]
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    kopf_up, retaken = _own_signals(stop)
     log.info(
         "sharedcore at site %s: %s",
         options.site,
@@ -116,6 +134,7 @@ async def run(options: Options) -> None:
                 clusterwide=not options.namespaces,
                 namespaces=watched,
                 stop_flag=stop,
+                ready_flag=kopf_up,
             ),
             name="kopf",
         ),
@@ -133,6 +152,7 @@ async def run(options: Options) -> None:
             raise RuntimeError(f"{task.get_name()} ended unexpectedly") from cause
     finally:
         stop.set()
+        retaken.cancel()
         for task in tasks:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

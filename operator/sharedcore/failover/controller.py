@@ -223,7 +223,8 @@ class FailoverController:
         self, name: str, failover: Failover, step: StepName, outcome: Outcome, status: FailoverStatus
     ) -> None:
         """Events, metrics and the record at the Topology once a step or the Failover ends; else poll."""
-        body = self._bodies.get(name, {"metadata": {"name": name}})
+        # Deleted since this pass read it: named by what was read of it.
+        body = self._bodies.get(name) or failover.model_dump(mode="json", by_alias=True, exclude_none=True)
         if outcome.state is StepState.RUNNING:
             self._queue.add_after(name, POLL_SECONDS)
             return
