@@ -32,12 +32,13 @@ from sharedcore import API_GROUP, API_VERSION
 from sharedcore.plugin import moves
 from sharedcore_testbed import Testbed
 from sharedcore_testbed.clients import SiteClients, as_object, items
+from sharedcore_testbed.operators import crd_paths
 from sharedcore_testbed.pair import Pair, opt_in, prepare_pair, topology
 from sharedcore_testbed.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "tests" / "golden" / "inputs").glob("*.yaml"))
-CRDS = (ROOT / "crds", ROOT / "tests" / "fixtures" / "crds")
+CRDS = crd_paths()
 REPLICATE = {f"{API_GROUP}/replicate": "true"}
 NAMESPACES = 5
 

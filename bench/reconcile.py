@@ -25,6 +25,7 @@ from sharedcore_testbed.operators import (
     OPERATOR_USER,
     OperatorProcess,
     audit_events,
+    crd_paths,
     install_crds,
     kubectl,
     service_account_kubeconfig,
@@ -75,7 +76,7 @@ def measure(n: int, resync: float, workdir: Path) -> dict[str, Any]:
     bed.up(["bench"], workloads={"bench"})
     try:
         admin = bed.kubeconfig("bench")
-        install_crds(admin, ROOT / "crds", ROOT / "tests" / "fixtures" / "crds")
+        install_crds(admin, *crd_paths())
         operator = OperatorProcess(
             "bench",
             service_account_kubeconfig(bed, "bench", workdir / f"n{n}.kubeconfig"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the testbed's binaries (control planes, real nodes' kubelet and kube-proxy, CoreDNS) from the pinned Go
+# Builds the testbed's binaries (control planes, real nodes' kubelet and kube-proxy, CoreDNS, CloudNativePG) from the pinned Go
 # modules under tests/controlplane/ into a cache outside the clone, so fresh clones reuse them. Skips what is
 # already built.
 #   scripts/testbed-bin.sh            build what is missing, print the bin dir last
@@ -32,6 +32,7 @@ require_version etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 require_version kwok sigs.k8s.io/kwok "$KWOK_VERSION"
 require_version helm helm.sh/helm/v3 "$HELM_VERSION"
 require_version coredns github.com/coredns/coredns "$COREDNS_VERSION"
+require_version cloudnative-pg github.com/cloudnative-pg/cloudnative-pg "$CNPG_VERSION"
 
 build() { # module-dir output-name package ldflags
   local dir=$1 name=$2 pkg=$3 ldflags=$4
@@ -76,6 +77,9 @@ if [ -x "$bin/coredns" ] && ! "$bin/coredns" -version | grep -qx "CoreDNS-${CORE
   rm "$bin/coredns"
 fi
 build coredns coredns github.com/coredns/coredns "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
+# CloudNativePG's manager (operator and instance manager in one binary; its version is compiled in), named by
+# version so that another pin builds anew; its image and release manifest come from the same module (images.py).
+build cloudnative-pg "cnpg-manager-$CNPG_VERSION" github.com/cloudnative-pg/cloudnative-pg/cmd/manager ""
 
 # promtool ships in Debian's prometheus package; unpack just that binary (no service is installed).
 if [ ! -x "$bin/promtool" ]; then

@@ -18,8 +18,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from sharedcore import rbac
-from sharedcore_testbed import Testbed
-from sharedcore_testbed.binaries import binary
+from sharedcore_testbed import Testbed, cnpg
+from sharedcore_testbed.binaries import binary, source_root
 from sharedcore_testbed.waiting import eventually
 
 OPERATOR_NAMESPACE = "sharedcore-system"
@@ -55,6 +55,12 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
     return result.stdout
+
+
+def crd_paths() -> tuple[Path, ...]:
+    """sharedcore's CRDs, CloudNativePG's real Cluster CRD, and minimal stand-ins for the CRDs of VolSync,
+    ExternalDNS and the monitoring kinds (tests/fixtures/crds)."""
+    return (source_root() / "crds", cnpg.cluster_crd(), source_root() / "tests" / "fixtures" / "crds")
 
 
 def install_crds(kubeconfig: Path, *directories: Path) -> None:

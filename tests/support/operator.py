@@ -18,12 +18,13 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD_DIRS = (ROOT / "crds", ROOT / "tests" / "fixtures" / "crds")
+CRD_DIRS = operators.crd_paths()
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 
 def install_crds(site: Site) -> None:
-    """sharedcore's CRDs and the minimal CRDs of CloudNativePG, VolSync and ExternalDNS (and monitoring)."""
+    """sharedcore's CRDs, CloudNativePG's Cluster CRD and the minimal CRDs of VolSync and ExternalDNS (and
+    monitoring)."""
     operators.install_crds(site.kubeconfig, *CRD_DIRS)
 
 

@@ -21,7 +21,7 @@ from sharedcore.kube.client import ApiError, namespace_terminating
 from sharedcore.kube.resources import SECRETS, SHARED_SERVICES, for_object
 from sharedcore.metrics import OBJECT_WRITES, REPLICATION, SERVICES
 from sharedcore.render import KIND_ORDER, SiteContext, render
-from sharedcore.replication import admission, content, data, retained
+from sharedcore.replication import admission, content, credentials, data, retained
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]
@@ -118,6 +118,27 @@ async def _missing_references(rt: Runtime, service: SharedService) -> status.Blo
                 f"Secret {namespace}/{ingress.tls_secret_name} (spec.ingress.tlsSecretName) does not exist",
             )
     return None
+
+
+async def _provision_credentials(
+    rt: Runtime, key: ServiceKey, service: SharedService, site: SiteContext
+) -> None:
+    """At the active site, create the database's CAs and application credentials that do not exist yet
+    (once per operator run and service: afterwards only replication and people touch them)."""
+    if site.role is not Role.ACTIVE or key in rt.provisioned:
+        return
+    for credential in credentials.needed(service):
+        if await rt.client.get(SECRETS, credential.name, key[0]) is not None:
+            continue
+        try:
+            await rt.client.create(SECRETS, credentials.secret(service, credential))
+        except ApiError as error:
+            if error.status != 409:  # made meanwhile, by a copy or a person: theirs stays
+                raise
+            continue
+        log.info("created Secret %s/%s for %s", key[0], credential.name, key[1])
+        OBJECT_WRITES.labels("Secret", "provision").inc()
+    rt.provisioned.add(key)
 
 
 async def _apply_all(rt: Runtime, body: Body, desired: list[Body]) -> status.Blocker | None:
@@ -279,11 +300,10 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
         obj["metadata"]["ownerReferences"] = [owner_reference(body)]
     blocker = _refused_copy(rt, body, site)
     if not spec.paused and blocker is None:
-        blocker = (
-            _role_unknown(site)
-            or await _missing_references(rt, service)
-            or await _apply_all(rt, body, desired)
-        )
+        blocker = _role_unknown(site) or await _missing_references(rt, service)
+        if blocker is None:
+            await _provision_credentials(rt, key, service, site)
+            blocker = await _apply_all(rt, body, desired)
         if blocker is None:
             await _prune(rt, body, desired, site, spec.deletion_policy)
     refused = admission.refusal(body, rt.policy()) if site.role is Role.ACTIVE else None

@@ -1,0 +1,166 @@
+"""A service's PostgreSQL for real: CloudNativePG at both real-node sites, the operator provisioning what both
+sites' Clusters share, the standby's replica streaming from the active site across the inter-site link.
+
+One pair and one SharedService serve every test of the module (the tests run in order and build on each
+other's end state: that keeps the real-node time small)."""
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from sharedcore_testbed import cnpg
+from sharedcore_testbed import pair as two_sites
+from sharedcore_testbed.clients import as_object
+from tests.cluster.test_failover import ended, request
+from tests.conftest import Sites
+from tests.support import samples
+from tests.support.cluster import Site, eventually
+from tests.support.operator import CRD_DIRS
+
+pytestmark = [pytest.mark.cluster, pytest.mark.nodes]
+
+SERVICE = "opendata"
+DATABASE = "ckan"  # the OpenData profile's database (and its owner)
+CNPG = ("postgresql.cnpg.io", "v1", "clusters")
+
+
+@dataclass
+class Database:
+    pair: two_sites.Pair[Site]
+    namespace: str
+
+    def cluster(self, site: Site) -> dict[str, Any]:
+        name = f"{SERVICE}-db-{site.name}"
+        return as_object(site.custom.get_namespaced_custom_object(*CNPG[:2], self.namespace, CNPG[2], name))
+
+    def primary_pod(self, site: Site) -> str:
+        return str(self.cluster(site)["status"]["currentPrimary"])
+
+    def sql(self, site: Site, statement: str) -> str:
+        return cnpg.psql(site.kubeconfig, self.namespace, self.primary_pod(site), statement, DATABASE)
+
+
+def _healthy(site: Site, database: Database) -> dict[str, Any] | None:
+    try:
+        cluster = database.cluster(site)
+    except Exception:  # not created yet
+        return None
+    status = cluster.get("status") or {}
+    return cluster if status.get("phase") == "Cluster in healthy state" else None
+
+
+@pytest.fixture(scope="module")
+def database(real_sites: Sites, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """CloudNativePG installed at danang and quangnam from its release manifest, both operators (Automatic
+    mode) with the real data plane, and an OpenData service with a one-instance database created at danang."""
+    danang, quangnam, witness = real_sites.danang, real_sites.quangnam, real_sites.witness
+    for site in (danang, quangnam):
+        cnpg.install(site.kubeconfig)
+    directory = tmp_path_factory.mktemp("database")
+    pair = two_sites.prepare_pair(
+        danang,
+        quangnam,
+        witness,
+        directory,
+        crds=CRD_DIRS,
+        topology=two_sites.topology(mode="Automatic", heartbeat=2, lease=15),
+        resync=5,
+        prometheus={},
+    )
+    namespace = f"t-db-{uuid.uuid4().hex[:6]}"
+    with pair.running():
+        for site in (danang, quangnam):
+            two_sites.opt_in(site, namespace)
+        body = samples.service(
+            "open-data",
+            namespace,
+            version="1.0.0",
+            replicas=1,
+            database={"instances": 1, "storage": "1Gi"},
+            files={"enabled": False},
+        )
+        danang.custom.create_namespaced_custom_object(
+            "sharedcore.danang.gov.vn", "v1alpha1", namespace, "sharedservices", body
+        )
+        yield Database(pair, namespace)
+        for site in (danang, quangnam):
+            site.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    for site in (danang, quangnam):
+        # The planes outlive this module: later modules find no CloudNativePG running (its CRDs stay).
+        site.kubectl("delete", "namespace", cnpg.NAMESPACE, "--wait=false", check=False)
+        for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+            site.kubectl("delete", kind, "-l", "app.kubernetes.io/name=cloudnative-pg", check=False)
+
+
+def test_the_standby_streams_the_active_sites_database(database: Database) -> None:
+    danang, quangnam = database.pair.danang, database.pair.quangnam
+    start = time.monotonic()
+    eventually(lambda: _healthy(danang, database), timeout=240, message="danang's Cluster healthy")
+    healthy_at = time.monotonic() - start
+    database.sql(danang, "CREATE TABLE probe (id int PRIMARY KEY, note text)")
+    database.sql(danang, "INSERT INTO probe VALUES (1, 'written at danang')")
+    replica = eventually(lambda: _healthy(quangnam, database), timeout=240, message="quangnam's replica")
+    streaming_at = time.monotonic() - start
+    assert replica["spec"]["replica"]["primary"] == f"{SERVICE}-db-danang"
+
+    def row() -> str | None:
+        try:
+            return database.sql(quangnam, "SELECT note FROM probe WHERE id = 1") or None
+        except RuntimeError:  # the table has not arrived yet
+            return None
+
+    assert eventually(row, timeout=60, message="the row at quangnam") == "written at danang"
+    receiver = database.sql(quangnam, "SELECT status, sender_host FROM pg_stat_wal_receiver")
+    assert receiver == f"streaming|{SERVICE}-db-danang-rw.{database.namespace}.svc.clusterset.local"
+    print(f"danang healthy after {healthy_at:.0f}s, quangnam streaming after {streaming_at:.0f}s")
+
+
+def _identity(site: Site, database: Database) -> tuple[str, str, str]:
+    """What a new base backup would change: the instance, its volume, and the data directory's system id."""
+    pod = database.primary_pod(site)
+    volume = site.core.read_namespaced_persistent_volume_claim(pod, database.namespace).metadata.uid
+    system = database.sql(site, "SELECT system_identifier FROM pg_control_system()")
+    return pod, volume, system
+
+
+def _switchover(database: Database, source: Site, target: Site) -> None:
+    """A Switchover to `target`: the source's demotion token is the target's promotion token; the source's
+    instance then streams from the target, on its own volume (no base backup); a row written at the target
+    arrives there."""
+    before = _identity(source, database)
+    name = request(target, target.name, "Switchover")
+    status = ended(target, name, timeout=180)
+    assert status["phase"] == "Succeeded", status
+    token = database.cluster(source)["status"]["demotionToken"]
+    promoted = eventually(
+        lambda: database.cluster(target)["status"].get("lastPromotionToken"), message="the promotion"
+    )
+    assert token and promoted == token == status["services"][0]["promotionToken"]
+    assert database.sql(target, "SELECT pg_is_in_recovery()") == "f"
+    host = f"{SERVICE}-db-{target.name}-rw.{database.namespace}.svc.clusterset.local"
+    eventually(
+        lambda: (
+            database.sql(source, "SELECT status, sender_host FROM pg_stat_wal_receiver")
+            == f"streaming|{host}"
+        ),
+        timeout=60,
+        message=f"{source.name} streaming from {target.name}",
+    )
+    assert _identity(source, database) == before, "the old primary kept its instance, volume and data"
+    row = uuid.uuid4().hex
+    database.sql(target, f"INSERT INTO probe VALUES ((SELECT max(id) + 1 FROM probe), '{row}')")
+    eventually(
+        lambda: database.sql(source, f"SELECT count(*) FROM probe WHERE note = '{row}'") == "1",
+        timeout=30,
+        message=f"the row written at {target.name} at {source.name}",
+    )
+
+
+def test_a_switchover_hands_the_database_over_by_token_and_back(database: Database) -> None:
+    danang, quangnam = database.pair.danang, database.pair.quangnam
+    _switchover(database, danang, quangnam)
+    _switchover(database, quangnam, danang)
