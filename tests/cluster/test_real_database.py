@@ -41,7 +41,18 @@ class Database:
         return str(self.cluster(site)["status"]["currentPrimary"])
 
     def sql(self, site: Site, statement: str) -> str:
-        return cnpg.psql(site.kubeconfig, self.namespace, self.primary_pod(site), statement, DATABASE)
+        """Run SQL at the site's primary instance, again while it does not accept connections (CloudNativePG
+        restarts a just-promoted primary when a setting needs it; seen right after a switchover)."""
+
+        def attempt() -> list[str] | None:  # (a list: an empty answer is an answer)
+            try:
+                return [cnpg.psql(site.kubeconfig, self.namespace, self.primary_pod(site), statement, DATABASE)]
+            except RuntimeError as error:
+                if "exit code 2" not in str(error):  # psql's "cannot connect"; any other error is the test's
+                    raise
+                return None
+
+        return eventually(attempt, timeout=60, interval=1, message=f"SQL at {site.name}")[0]
 
 
 def _healthy(site: Site, database: Database) -> dict[str, Any] | None:
