@@ -32,7 +32,7 @@ import yaml
 from kubernetes import client
 
 from sharedcore import API_GROUP, API_VERSION
-from sharedcore.controller import conditions
+from sharedcore.kube import conditions
 from sharedcore.plugin import moves
 from sharedcore.replication.content import REPLICATE_LABEL
 from sharedcore_testbed import PlaneError, Testbed, waiting

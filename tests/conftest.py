@@ -54,17 +54,30 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
 @pytest.fixture(scope="session")
 def real_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
     """danang and quangnam each with REAL_NODES real nodes (containerd and kubelet each; kube-proxy, CoreDNS)
-    in its own network namespace, and a bare witness; started once, only when a test marked `nodes` runs.
+    in its own network namespace, with its own Prometheus, and a bare witness; started once, only when a test
+    marked `nodes` runs.
 
     SHAREDCORE_TEST_REAL_TESTBED_DIR keeps their files for reading after a failed run.
     """
     directory = Path(os.environ.get("SHAREDCORE_TEST_REAL_TESTBED_DIR") or tmp_path_factory.mktemp("real"))
     bed = Testbed(directory)
-    bed.up(SITES, real=WORKLOAD_SITES, node_count=REAL_NODES)
+    bed.up(SITES, real=WORKLOAD_SITES, node_count=REAL_NODES, monitored=True)
     try:
         yield Sites(bed, *(Site(name, bed) for name in SITES))
     finally:
         bed.down()
+
+
+@pytest.fixture
+def real_namespace(real_sites: Sites) -> Iterator[str]:
+    """A fresh namespace at both real sites, enforcing the restricted Pod Security Standard."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    for site in (real_sites.danang, real_sites.quangnam):
+        site.kubectl("create", "namespace", name)
+        site.kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
+    yield name
+    for site in (real_sites.danang, real_sites.quangnam):
+        site.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture

@@ -17,17 +17,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sharedcore import SYSTEM_NAMESPACE
 from sharedcore.api import ReplicationPolicy, Role
-from sharedcore.controller.events import EventRecorder
-from sharedcore.controller.operator import Controller, configure, register
-from sharedcore.controller.runtime import Runtime
 from sharedcore.failover.controller import FailoverController
 from sharedcore.kube import credentials
 from sharedcore.kube.client import KubeClient
+from sharedcore.kube.events import EventRecorder
 from sharedcore.metrics import API_REQUESTS, REGISTRY
 from sharedcore.replication.config import ConfigReplicator
 from sharedcore.replication.lag import PrometheusPoller
+from sharedcore.services.controller import SharedServiceController
+from sharedcore.services.runtime import Runtime
 from sharedcore.sites.controller import SiteController
 from sharedcore.sites.peers import Peers
+from sharedcore.wiring import configure, register
 
 log = logging.getLogger("sharedcore")
 # Another site gets this long to answer: more than a loaded API server needs, and short enough that a link
@@ -106,7 +107,7 @@ async def run(options: Options) -> None:
         resync_seconds=options.resync_seconds,
         policy=lambda: _replication_policy(site),
     )
-    controller = Controller(rt, options.namespaces, options.workers)
+    controller = SharedServiceController(rt, options.namespaces, options.workers)
     replicator = ConfigReplicator(
         options.site,
         client,

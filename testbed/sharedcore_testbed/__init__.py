@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sharedcore_testbed import network, node, pki, processes, proxy
+from sharedcore_testbed import network, node, pki, processes, prometheus, proxy
 from sharedcore_testbed import plane as planes
 from sharedcore_testbed import state as testbed_state
 from sharedcore_testbed.plane import PlaneError
@@ -76,19 +76,22 @@ class Testbed:
         workloads: Collection[str] = (),
         real: Collection[str] = (),
         node_count: int = 1,
+        *,
+        monitored: bool = False,
     ) -> None:
         """Start one plane per name, one after another (2 cores), then the link proxies. Replaces any
         testbed already in the directory.
 
         `workloads`: sites whose pods run, by kwok on fake nodes; `real`: sites whose pods run for real, on a
         node beside the plane (`node_count` of them), each site in its own network namespace
-        (sharedcore_testbed.network)."""
+        (sharedcore_testbed.network); `monitored`: each real site also runs a Prometheus scraping
+        CloudNativePG's instances (sharedcore_testbed.prometheus)."""
         if len(set(names)) != len(names) or not names:
             raise ValueError("give one or more distinct site names")
         if not 1 <= node_count <= network.MAX_NODES:
             raise ValueError(f"a site has 1 to {network.MAX_NODES} nodes")
         self.down()
-        ports = iter(_free_ports(3 * len(names) + len(names) * (len(names) - 1)))
+        ports = iter(_free_ports(5 * len(names) + len(names) * (len(names) - 1)))
         current = TestbedState()
         for name in names:
             current.planes[name] = PlaneState(
@@ -102,6 +105,8 @@ class Testbed:
                 plane = current.planes[name]
                 plane.node_index, plane.node_count = index, node_count
                 plane.address, plane.service_cidr = net.host_ip, net.service_cidr
+                if monitored:
+                    plane.prometheus_port, plane.discovery_port = next(ports), next(ports)
         current.links = [
             LinkState(a, b, next(ports), bind=current.planes[a].address)
             for a in names
@@ -147,9 +152,14 @@ class Testbed:
             planes.prepare(self.directory, plane, tuple(addresses))
             if name in nets:
                 node.prepare(self.directory, plane, nets[name], [n for s, n in nets.items() if s != name])
+            if plane.prometheus_port is not None:
+                prometheus.prepare(self.directory, plane)
         planes.start(self.directory, plane)
         if name in nets:
-            node.start(self.directory, plane, nets[name], time.monotonic() + planes.READY_TIMEOUT)
+            deadline = time.monotonic() + planes.READY_TIMEOUT
+            node.start(self.directory, plane, nets[name], deadline)
+            if plane.prometheus_port is not None:
+                prometheus.start(self.directory, plane, deadline)
 
     def _stop_site(self, current: TestbedState, name: str) -> None:
         plane = current.planes[name]
@@ -277,6 +287,10 @@ class Testbed:
     def peer_kubeconfig(self, site: str, peer: str) -> Path:
         """How `site` reaches `peer`: through the link proxy, so partitions apply."""
         return planes.peer_kubeconfig_path(self.directory, site, peer)
+
+    def prometheus_url(self, name: str) -> str:
+        """The Prometheus of a site started with `monitored` (give it to the operator: --prometheus-url)."""
+        return prometheus.url(self._plane(self._load(), name))
 
     def get(self, name: str, path: str) -> bytes:
         return planes.request(self.directory, self._plane(self._load(), name), path)

@@ -33,6 +33,10 @@ class PlaneState:
     node_index: int | None = None
     node_count: int = 0
     service_cidr: str = "10.96.0.0/16"
+    # A real site's Prometheus (sharedcore_testbed.prometheus): where it listens, beside its apiserver, and
+    # where its pod discovery listens (on loopback).
+    prometheus_port: int | None = None
+    discovery_port: int | None = None
 
 
 @dataclass

@@ -137,7 +137,7 @@ def failover_of(count: int) -> tuple[dict[str, Any], dict[str, Any]]:
     holding a promotion token the size of CloudNativePG's."""
     now = datetime.datetime(2026, 11, 28, 9, 0, tzinfo=datetime.UTC)
     services = tuple(
-        ServiceReplica(f"district-{i % 20:02d}", f"{PLATFORMS[i % len(PLATFORMS)]}-{i:05d}", 60.0)
+        ServiceReplica(f"district-{i % 20:02d}", f"{samples.SLUGS[i % len(samples.SLUGS)]}-{i:05d}", 60.0)
         for i in range(count)
     )
     situation = Situation("quangnam", ("danang", "quangnam"), "danang", 7, False, now, services)
@@ -155,7 +155,6 @@ def failover_of(count: int) -> tuple[dict[str, Any], dict[str, Any]]:
     return body, status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-PLATFORMS = ("document-management", "smart-city", "open-data", "operations-center", "hotline-1022")
 CNPG_TOKEN = {  # what CloudNativePG 1.25 publishes as status.demotionToken, decoded
     "latestCheckpointTimelineID": "1",
     "redoWALFile": "000000010000000000000004",

@@ -45,8 +45,9 @@ class Database:
         restarts a just-promoted primary when a setting needs it; seen right after a switchover)."""
 
         def attempt() -> list[str] | None:  # (a list: an empty answer is an answer)
+            pod = self.primary_pod(site)
             try:
-                return [cnpg.psql(site.kubeconfig, self.namespace, self.primary_pod(site), statement, DATABASE)]
+                return [cnpg.psql(site.kubeconfig, self.namespace, pod, statement, DATABASE)]
             except RuntimeError as error:
                 if "exit code 2" not in str(error):  # psql's "cannot connect"; any other error is the test's
                     raise

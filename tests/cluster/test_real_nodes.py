@@ -87,18 +87,6 @@ def fetch(
     )
 
 
-@pytest.fixture
-def real_namespace(real_sites: Sites) -> Iterator[str]:
-    """A fresh namespace at both real sites, enforcing the restricted Pod Security Standard."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    for site in (real_sites.danang, real_sites.quangnam):
-        site.kubectl("create", "namespace", name)
-        site.kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
-    yield name
-    for site in (real_sites.danang, real_sites.quangnam):
-        site.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
 def test_each_real_site_runs_pods_with_logs_exec_services_and_dns(
     real_sites: Sites, real_namespace: str
 ) -> None:

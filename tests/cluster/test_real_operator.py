@@ -6,22 +6,15 @@ import json
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
+from sharedcore_testbed import chart
 from sharedcore_testbed.dataplane import DataPlaneDouble
 from sharedcore_testbed.operators import OPERATOR_ACCOUNT, OPERATOR_NAMESPACE
-from sharedcore_testbed.pair import (
-    WITNESS_SECRET,
-    link_kubeconfig,
-    opt_in,
-    peer_secret,
-    put_secret,
-    topology,
-)
+from sharedcore_testbed.pair import opt_in, topology
 from tests.cluster.test_operator import condition, create, get
 from tests.conftest import Sites
 from tests.support import samples
@@ -30,7 +23,6 @@ from tests.support.operator import install_crds
 
 pytestmark = [pytest.mark.cluster, pytest.mark.nodes]
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "sharedcore-operator"
 VERSION = "1.0.0"  # the stand-in images' tag (sharedcore_testbed.images.STANDIN_VERSIONS)
 SERVICE_LABEL = "sharedcore.danang.gov.vn/service"
 
@@ -67,33 +59,11 @@ def chart_operators(real_sites: Sites) -> Iterator[Sites]:
     danang, quangnam, witness = real_sites.danang, real_sites.quangnam, real_sites.witness
     doubles = []
     for site in (danang, quangnam):
-        site.kubectl("create", "namespace", OPERATOR_NAMESPACE)
-        site.kubectl(
-            "label", "namespace", OPERATOR_NAMESPACE, "pod-security.kubernetes.io/enforce=restricted"
-        )
         install_crds(site)  # the chart installs sharedcore's own; the data plane's minimal CRDs besides
-        double = DataPlaneDouble(site)
-        doubles.append(double)
-        site.run(
-            "helm",
-            "install",
-            "sharedcore-operator",
-            str(CHART),
-            "-n",
-            OPERATOR_NAMESPACE,
-            "--set",
-            f"site={site.name}",
-            "--set",
-            "operator.resyncSeconds=5",
-        )
+        doubles.append(DataPlaneDouble(site))
+        chart.install_operator(site, {"operator.resyncSeconds": "5"})
     # Slow heartbeats, a long lease: nothing here times a failover; a loaded machine must not fence a site.
-    for site, other in ((danang, quangnam), (quangnam, danang)):
-        # Each operator reaches the others as the peer identity they grant it (sharedcore peer-identity).
-        put_secret(site, peer_secret(other.name), link_kubeconfig(site, other))
-        put_secret(site, WITNESS_SECRET, link_kubeconfig(site, witness))
-        site.custom.create_cluster_custom_object(
-            "sharedcore.danang.gov.vn", "v1alpha1", "topologies", topology(heartbeat=5, lease=60)
-        )
+    chart.connect_pair(danang, quangnam, witness, topology(heartbeat=5, lease=60))
     for double in doubles:
         double.start()
     try:
@@ -102,10 +72,7 @@ def chart_operators(real_sites: Sites) -> Iterator[Sites]:
         for double in doubles:
             double.stop()
         for site in (danang, quangnam):
-            site.run(
-                "helm", "uninstall", "sharedcore-operator", "-n", OPERATOR_NAMESPACE, "--wait", check=False
-            )
-            site.kubectl("delete", "topology", "default", "--wait=false", check=False)
+            chart.uninstall(site)
 
 
 def test_the_chart_runs_the_operator_image_and_it_runs_every_platform_at_both_sites(

@@ -4,11 +4,12 @@ import asyncio
 import copy
 
 from sharedcore.api import Role
-from sharedcore.controller import conditions, status
-from sharedcore.controller.cache import ObjectCache, key_of
-from sharedcore.controller.drift import drifted_field
-from sharedcore.controller.workqueue import WorkQueue
+from sharedcore.kube import conditions
+from sharedcore.kube.cache import ObjectCache, key_of
+from sharedcore.kube.workqueue import WorkQueue
 from sharedcore.render import SiteContext
+from sharedcore.services import status
+from sharedcore.services.drift import drifted_field
 
 DEPLOYMENT = {
     "apiVersion": "apps/v1",

@@ -4,7 +4,7 @@ import asyncio
 import re
 from typing import Any
 
-from sharedcore.controller.events import EventRecorder
+from sharedcore.kube.events import EventRecorder
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 

@@ -8,10 +8,11 @@ from typing import Any
 from sharedcore.api import FailoverPhase, FailoverType, Role, StepName, StepState
 from sharedcore.failover.plan import make_plan
 from sharedcore.failover.preconditions import planned
-from sharedcore.failover.situation import PairView, situation
+from sharedcore.failover.situation import situation
 from sharedcore.sites import leases
 from sharedcore.sites.controller import SiteController
 from sharedcore.sites.state import SiteState
+from sharedcore.sites.views import PairView
 
 NOW = datetime.datetime(2026, 11, 24, 8, 0, tzinfo=datetime.UTC)
 HEARD = NOW - datetime.timedelta(seconds=40)
@@ -145,8 +146,8 @@ def test_the_peers_last_heartbeat_is_reported_by_this_sites_clock() -> None:
     """Rule 7: the Topology status (and `kubectl sharedcore status`'s heartbeat age) said danang's last
     heartbeat came an hour ago, by danang's clock, while it had just arrived."""
     site, now = hearing_danang_an_hour_behind()
-    plan = site._plan()
-    assert not isinstance(plan, SiteState)
-    reported = site._peer_view(plan).last_heartbeat
+    pairing = site._pairing()
+    assert not isinstance(pairing, SiteState)
+    reported = site._peer_view(pairing).last_heartbeat
     assert reported is not None
     assert abs((datetime.datetime.fromisoformat(reported) - now).total_seconds()) < 5

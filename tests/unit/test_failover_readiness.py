@@ -6,10 +6,10 @@ from typing import Any
 
 from sharedcore.api import Role
 from sharedcore.failover import readiness
-from sharedcore.failover.situation import PairView
 from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.state import SiteState, WitnessView
-from tests.unit.test_failover_handover import DANANG_1, topology, view
+from sharedcore.sites.views import PairView
+from tests.unit.test_failover_progress import DANANG_1, topology, view
 
 NOW = datetime.datetime(2026, 11, 24, 8, 0, tzinfo=datetime.UTC)
 PAIR = PairView("quangnam", ("danang", "quangnam"), "danang", 1, True, NOW)

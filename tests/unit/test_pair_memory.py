@@ -7,8 +7,7 @@ import pytest
 
 from sharedcore.api import Role
 from sharedcore.render import PeerSite, render
-from sharedcore.sites import pair_memory
-from sharedcore.sites import status as topology_status
+from sharedcore.sites import pair_memory, topology_status
 from sharedcore.sites.controller import SiteController
 from sharedcore.sites.pair_memory import (
     PairMemory,
@@ -135,12 +134,12 @@ def test_deleting_the_remembered_pair_is_how_a_site_leaves_it() -> None:
         "quangnam", none, recorder=none, peers=none, namespace="sharedcore-system", single_site=True
     )
     site.on_config_map("ADDED", MEMORY.config_map("sharedcore-system"))
-    assert site._plan() == unusable(MEMORY, "TopologyMissing", "does not exist")
+    assert site._pairing() == unusable(MEMORY, "TopologyMissing", "does not exist")
     other = MEMORY.config_map("sharedcore-system") | {"metadata": {"name": "x", "namespace": "y"}}
     site.on_config_map("DELETED", other)  # not the remembered pair: ignored
-    assert site._plan() == unusable(MEMORY, "TopologyMissing", "does not exist")
+    assert site._pairing() == unusable(MEMORY, "TopologyMissing", "does not exist")
     site.on_config_map("DELETED", MEMORY.config_map("sharedcore-system"))
-    assert site._plan() == without_topology(
+    assert site._pairing() == without_topology(
         "quangnam", None, None, deleted=False, single_site=True, where=WHERE
     )
 
@@ -153,9 +152,9 @@ def test_a_topology_naming_another_peer_leaves_the_site_fenced_in_its_old_pair()
     body["metadata"]["resourceVersion"] = "1"
     body["spec"]["sites"][0]["name"] = body["spec"]["preferredPrimary"] = "hoian"  # a typo of danang's name
     site.on_topology("ADDED", body)
-    state = site._plan()
+    state = site._pairing()
     assert state == peer_changed(MEMORY, "hoian", WHERE)
     assert (state.reason, state.epoch) == ("PeerChanged", 3) and WHERE in state.message
     assert context("quangnam", state, MEMORY).peer == PeerSite("danang", SERVICE_DOMAIN)
     site.on_config_map("DELETED", MEMORY.config_map("sharedcore-system"))  # a person: the pair changed
-    assert not isinstance(site._plan(), SiteState)
+    assert not isinstance(site._pairing(), SiteState)

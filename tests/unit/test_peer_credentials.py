@@ -10,7 +10,7 @@ import yaml
 
 from sharedcore.api import KubeconfigSecretRef, Role
 from sharedcore.kube.credentials import CredentialsError, from_kubeconfig
-from sharedcore.sites import status as topology_status
+from sharedcore.sites import topology_status
 from sharedcore.sites.peers import Peers
 from sharedcore.sites.state import SiteState, WitnessView
 

@@ -12,7 +12,8 @@ import yaml
 from click.testing import CliRunner
 
 from sharedcore.cli import main as sharedcore_main
-from sharedcore.plugin import cli, status
+from sharedcore.plugin import cli
+from sharedcore.plugin import report as status_report
 from sharedcore.plugin.kube import Connection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,11 +97,11 @@ SERVICES = [
 ]
 
 
-def report(**changes: Any) -> status.Report:
+def report(**changes: Any) -> status_report.Report:
     source = FakeCluster(
         changes.get("topology", topology()), changes.get("services", SERVICES), changes.get("failovers", [])
     )
-    return status.collect(source, changes.get("namespace"), NOW)
+    return status_report.collect(source, changes.get("namespace"), NOW)
 
 
 def test_sites_as_this_site_sees_them() -> None:
@@ -169,7 +170,9 @@ def test_last_failover_is_the_newest_object_else_the_topologys_record() -> None:
 
 
 def test_text() -> None:
-    text = status.as_text(report(failovers=[failover("drill-1", "2025-06-14T02:00:00Z", phase="Planned")]))
+    text = status_report.as_text(
+        report(failovers=[failover("drill-1", "2025-06-14T02:00:00Z", phase="Planned")])
+    )
     lines = text.splitlines()
     assert lines[0] == "Active site: quangnam   Epoch: 4   Failover: Automatic   Witness: configured"
     assert lines[2].split() == ["SITE", "ROLE", "EPOCH", "REACHABLE", "HEARTBEAT", "AGE"]
@@ -185,15 +188,15 @@ def test_text() -> None:
 
 
 def test_text_without_topology() -> None:
-    text = status.as_text(report(topology=None, services=[]))
+    text = status_report.as_text(report(topology=None, services=[]))
     assert text.startswith("No Topology")
     assert "Last failover: none" in text
 
 
 def test_json_and_yaml_carry_the_same_document() -> None:
     result = report()
-    document = json.loads(status.as_json(result))
-    assert document == yaml.safe_load(status.as_yaml(result))
+    document = json.loads(status_report.as_json(result))
+    assert document == yaml.safe_load(status_report.as_yaml(result))
     assert document["activeSite"] == "quangnam"
     assert document["sites"][0]["heartbeatAgeSeconds"] == 95
     assert document["services"][1] | {"readyMessage": None} == {
@@ -246,7 +249,7 @@ def test_render_is_sharedcores_renderer() -> None:
 def test_status_says_whether_automatic_failover_would_act_now() -> None:
     """Rule 13: the standby's AutomaticFailoverReady condition, shown; absent where it is not reported."""
     assert report().automatic_failover is None
-    assert "Automatic failover:" not in status.as_text(report())
+    assert "Automatic failover:" not in status_report.as_text(report())
     body = topology()
     body["status"]["conditions"] = [
         {
@@ -261,6 +264,6 @@ def test_status_says_whether_automatic_failover_would_act_now() -> None:
         "NOT READY (DataLossWindowUnknown): the data-loss window of egov/qlvb is unknown: no lag "
         "(no --prometheus-url)"
     )
-    assert f"Automatic failover: {found.automatic_failover}" in status.as_text(found).splitlines()
+    assert f"Automatic failover: {found.automatic_failover}" in status_report.as_text(found).splitlines()
     body["status"]["conditions"][0] |= {"status": "True", "reason": "Ready", "message": "would act"}
     assert report(topology=body).automatic_failover == "ready: would act"

@@ -10,7 +10,8 @@ import yaml
 
 from sharedcore import API_GROUP
 from sharedcore.api import Role, SharedService, StandbyMode
-from sharedcore.render import KIND_ORDER, HandoverForm, Manifest, PeerSite, RenderError, SiteContext, render
+from sharedcore.render import KIND_ORDER, FailoverForm, Manifest, PeerSite, RenderError, SiteContext, render
+from sharedcore.render.context import RenderContext
 from tests.golden.samples import SERVICE_DOMAIN, SLUGS, sample, site
 
 ROLES = (Role.ACTIVE, Role.STANDBY, Role.FENCED)
@@ -75,6 +76,32 @@ def test_replicas_follow_role_and_standby_mode(
     assert replicas(render(service, site(role))) == expected
 
 
+@pytest.mark.parametrize("mode", list(StandbyMode))
+@pytest.mark.parametrize("read_only_standby", [True, False])
+def test_archive_ingests_only_at_the_active_site_and_serves_look_ups_at_the_standby(
+    mode: StandbyMode, read_only_standby: bool
+) -> None:
+    """No batch is ever half-ingested at two sites: the ingest worker runs at the active site alone, in every
+    standby mode; with readOnlyStandby the standby's search front end runs in full, whatever the mode."""
+    document = with_spec("e-archive", standby={"mode": str(mode)}).model_dump(by_alias=True, mode="json")
+    document["spec"]["settings"]["eArchive"] = {"ingestWorkers": 3, "readOnlyStandby": read_only_standby}
+    service = SharedService.model_validate(document)
+    assert replicas(render(service, site(Role.ACTIVE))) == {"web": 2, "ingest-worker": 3}
+    web_at_standby = 2 if read_only_standby else {"Hot": 2, "Warm": 1, "Cold": 0}[str(mode)]
+    assert replicas(render(service, site(Role.STANDBY))) == {"web": web_at_standby, "ingest-worker": 0}
+    assert replicas(render(service, site(Role.FENCED))) == {"web": 0, "ingest-worker": 0}
+
+
+def test_archive_read_only_host_is_routed_at_both_sites() -> None:
+    """The Ingress answers both hosts at each site (DNS decides which site each name reaches), with one
+    certificate."""
+    for role in ROLES:
+        spec = only(render(sample("e-archive"), site(role)), "Ingress")["spec"]
+        hosts = ["luutru.danang.gov.vn", "tracuu-luutru.danang.gov.vn"]
+        assert [rule["host"] for rule in spec["rules"]] == hosts
+        assert spec["tls"] == [{"hosts": hosts, "secretName": "luutru-danang-gov-vn-tls"}]
+
+
 def test_profile_default_replicas_without_spec_replicas() -> None:
     service = with_spec("document-management", replicas=None)
     assert replicas(render(service, site(Role.ACTIVE))) == {"web": 2, "api": 2, "ocr-worker": 4}
@@ -95,9 +122,17 @@ def test_unset_settings_take_the_model_defaults() -> None:
 
 @pytest.mark.parametrize("slug", SLUGS)
 def test_dns_endpoint_only_at_the_active_site(slug: str) -> None:
+    """The public name only at the active site; a profile's standby host (read-only look-ups) only at the
+    standby, under its own name, so the failover's checks of the public record never mistake it."""
+    service = sample(slug)
     for role in ROLES:
-        endpoints = of_kind(render(sample(slug), site(role)), "DNSEndpoint")
-        assert bool(endpoints) == (role == Role.ACTIVE), role
+        endpoints = of_kind(render(service, site(role)), "DNSEndpoint")
+        hosts = {e["spec"]["endpoints"][0]["dnsName"]: name for name, e in endpoints.items()}
+        public = {service.spec.ingress.host: service.metadata.name} if service.spec.ingress else {}
+        expected = public if role == Role.ACTIVE else {}
+        if role == Role.STANDBY and (host := RenderContext.build(service, site(role)).standby_host):
+            expected = {host: f"{service.metadata.name}-standby"}
+        assert hosts == expected, role
 
 
 @pytest.mark.parametrize(
@@ -306,7 +341,7 @@ def test_files_are_pushed_from_the_active_site_to_the_other() -> None:
 
 
 def test_a_source_handing_over_keeps_pushing_files_for_the_final_sync() -> None:
-    fenced = dataclasses.replace(site(Role.FENCED), handover=HandoverForm(final_sync="switchover-1"))
+    fenced = dataclasses.replace(site(Role.FENCED), failover=FailoverForm(final_sync="switchover-1"))
     objects = render(sample("smart-city"), fenced)
     assert not of_kind(objects, "ReplicationDestination")
     assert only(objects, "ReplicationSource")["spec"]["trigger"] == {"manual": "switchover-1"}
@@ -322,7 +357,7 @@ def test_a_target_promotes_with_the_sources_demotion_token_and_only_then() -> No
     for role in Role:
         own = only(render(service, site(role)), "Cluster")["metadata"]["name"]
         tokens = frozenset({(namespace, own, token), (namespace, "another-db-danang", "other")})
-        context = dataclasses.replace(site(role), handover=HandoverForm(promotion_tokens=tokens))
+        context = dataclasses.replace(site(role), failover=FailoverForm(promotion_tokens=tokens))
         replica = only(render(service, context), "Cluster")["spec"]["replica"]
         assert replica.get("promotionToken") == (token if role is Role.ACTIVE else None)
         if role is Role.ACTIVE:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from sharedcore.api import Role, SharedService
-from sharedcore.controller.cache import key_of
-from sharedcore.controller.patches import merge_patch
+from sharedcore.kube.cache import key_of
+from sharedcore.kube.patches import merge_patch
 from sharedcore.render import PeerSite, SiteContext, render
 from sharedcore.replication import content, data
 from sharedcore.replication.lag import LAG, RECEIVER_UP, LagTable, parse

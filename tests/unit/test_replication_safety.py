@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from sharedcore.api import DeletionPolicy, ReplicationPolicy, Role, SharedService, Topology
-from sharedcore.controller.sharedservice import ORPHANED_LABEL, _kept_with
 from sharedcore.render import PeerSite, SiteContext, render
 from sharedcore.replication import admission, content, data, retained
 from sharedcore.replication.lag import LagTable
+from sharedcore.services.reconcile import ORPHANED_LABEL, _kept_with
 from tests.support import samples
 
 REPLICATE = {content.REPLICATE_LABEL: "true"}

@@ -6,9 +6,8 @@ import datetime
 import pytest
 
 from sharedcore.api import Role
-from sharedcore.controller import conditions
-from sharedcore.sites import leases, settings
-from sharedcore.sites import status as topology_status
+from sharedcore.kube import conditions
+from sharedcore.sites import leases, settings, topology_status
 from sharedcore.sites.state import Claim, Handover, Observations, SiteState, WitnessView, decide, fenced
 
 NOBODY = fenced("Starting", "not decided yet")

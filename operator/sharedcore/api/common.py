@@ -74,6 +74,7 @@ class Platform(enum.StrEnum):
     OPEN_DATA = "OpenData"
     OPERATIONS_CENTER = "OperationsCenter"
     HOTLINE_1022 = "Hotline1022"
+    E_ARCHIVE = "EArchive"
 
 
 class StandbyMode(enum.StrEnum):

@@ -86,7 +86,8 @@ class Objectives(Model):
     status and in alerts; they do not block a failover."""
 
     rpo_seconds: StrictInt = Field(default=300, ge=0)
-    """Recovery point objective: the most recent seconds of data a failover may lose."""
+    """Recovery point objective: the most recent seconds of data a failover may lose. At least
+    files.syncIntervalSeconds when the service has files: they are copied only that often."""
     rto_seconds: StrictInt = Field(default=600, ge=1)
     """Recovery time objective: seconds from the start of a failover until the service answers again."""
 
@@ -190,6 +191,31 @@ class Hotline1022Settings(Model):
     """Days recordings are kept."""
 
 
+class EArchiveSettings(Model):
+    """Settings of the electronic archive (kho lưu trữ điện tử): the two provinces' digitised records."""
+
+    retention_years: StrictInt | None = Field(default=None, ge=1, le=100)
+    """Years records must be kept by law (e.g. 10 or 20); unset means permanently (vĩnh viễn). The platform
+    never deletes records: its volumes are retained whatever happens to the SharedService."""
+    ingest_workers: StrictInt = Field(default=1, ge=0, le=16)
+    """Workers that ingest scanned batches (PDF/A, TIFF) and their metadata, at the active site only; 0
+    pauses ingest."""
+    read_only_standby: StrictBool = True
+    """Whether the standby site serves read-only look-ups from its replica database, so that staff there keep
+    reading during a transition."""
+    read_only_host: DnsSubdomain | None = None
+    """Host name of those read-only look-ups, e.g. tracuu-luutru.danang.gov.vn: DNS points it at the standby
+    site. Needs readOnlyStandby and spec.ingress (whose class and certificate it shares)."""
+
+    @rule(
+        "!has(self.readOnlyHost) || self.readOnlyStandby",
+        message="readOnlyHost needs readOnlyStandby: true (the standby serves that host)",
+        field_path=".readOnlyHost",
+    )
+    def _host_needs_standby(self) -> bool:
+        return self.read_only_host is None or self.read_only_standby
+
+
 class PlatformSettings(Model):
     """Settings of the platform: only the member named after spec.platform may be set."""
 
@@ -203,6 +229,8 @@ class PlatformSettings(Model):
     """Settings for platform OperationsCenter."""
     hotline1022: Hotline1022Settings | None = None
     """Settings for platform Hotline1022; required by it."""
+    e_archive: EArchiveSettings | None = None
+    """Settings for platform EArchive."""
 
 
 SETTINGS_FIELDS: dict[Platform, str] = {
@@ -211,6 +239,7 @@ SETTINGS_FIELDS: dict[Platform, str] = {
     Platform.OPEN_DATA: "open_data",
     Platform.OPERATIONS_CENTER: "operations_center",
     Platform.HOTLINE_1022: "hotline1022",
+    Platform.E_ARCHIVE: "e_archive",
 }
 _SETTINGS_KEYS = {platform: to_camel(name) for platform, name in SETTINGS_FIELDS.items()}
 
@@ -232,7 +261,7 @@ class SharedServiceSpec(Model):
     platform: Annotated[
         Platform, Immutable("platform is immutable: create another SharedService to run another platform")
     ]
-    """Which platform this is: DocumentManagement, SmartCity, OpenData, OperationsCenter or Hotline1022.
+    """Which platform this is, one of the values listed here (each a profile folder of the operator).
     Immutable."""
     version: str = Field(max_length=128, pattern=IMAGE_TAG)
     """Version of the platform: the tag of its images, e.g. 4.2.1."""
@@ -260,7 +289,8 @@ class SharedServiceSpec(Model):
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
     """When the SharedService is deleted, Retain keeps its volumes and database at both sites; Delete
     removes them at the active site only: a standby or fenced site always keeps its copy, labelled
-    sharedcore.danang.gov.vn/retained-copy, until `kubectl sharedcore release-copy` there."""
+    sharedcore.danang.gov.vn/retained-copy, until `kubectl sharedcore release-copy` there. An EArchive
+    only takes Retain."""
 
     @rule(
         " && ".join(
@@ -288,6 +318,38 @@ class SharedServiceSpec(Model):
     )
     def _hotline_has_trunks(self) -> bool:
         return self.platform != Platform.HOTLINE_1022 or self.settings.hotline1022 is not None
+
+    @rule(
+        "!self.files.enabled || self.objectives.rpoSeconds >= self.files.syncIntervalSeconds",
+        # No figures: string() of a number makes the API server estimate the message's cost far over budget.
+        message="objectives.rpoSeconds is shorter than files.syncIntervalSeconds: files written since the "
+        "last copy would be lost, so the objective can never hold; raise rpoSeconds or copy the files more "
+        "often",
+        field_path=".objectives.rpoSeconds",
+    )
+    def _objective_can_hold(self) -> bool:
+        return not self.files.enabled or self.objectives.rpo_seconds >= self.files.sync_interval_seconds
+
+    @rule(
+        "self.platform != 'EArchive' || self.deletionPolicy == 'Retain'",
+        message="an EArchive's records are never deleted by the platform: deletionPolicy must be Retain "
+        "(delete its volumes and database yourself once the legal retention allows)",
+        field_path=".deletionPolicy",
+    )
+    def _archive_retains(self) -> bool:
+        return self.platform != Platform.E_ARCHIVE or self.deletion_policy is DeletionPolicy.RETAIN
+
+    @rule(
+        "!has(self.settings.eArchive) || !has(self.settings.eArchive.readOnlyHost) || "
+        "(has(self.ingress) && self.ingress.host != self.settings.eArchive.readOnlyHost)",
+        message="settings.eArchive.readOnlyHost needs spec.ingress, with another host",
+        field_path=".settings.eArchive.readOnlyHost",
+    )
+    def _read_only_host_beside_ingress(self) -> bool:
+        archive = self.settings.e_archive
+        if archive is None or archive.read_only_host is None:
+            return True
+        return self.ingress is not None and self.ingress.host != archive.read_only_host
 
 
 class ComponentStatus(Model):

@@ -30,15 +30,14 @@ from sharedcore.api import (
     StepState,
     Topology,
 )
-from sharedcore.controller.events import EventRecorder
-from sharedcore.controller.patches import merge_patch
-from sharedcore.controller.workqueue import WorkQueue
-from sharedcore.failover import handover, readiness, triggers
+from sharedcore.failover import progress, readiness, triggers
 from sharedcore.failover.plan import make_plan
 from sharedcore.failover.preconditions import misplaced, planned
 from sharedcore.failover.situation import situation
 from sharedcore.failover.steps import Outcome, next_step, record
 from sharedcore.kube.client import ApiError, KubeClient
+from sharedcore.kube.events import EventRecorder
+from sharedcore.kube.patches import merge_patch
 from sharedcore.kube.resources import (
     CLUSTERS,
     DNS_ENDPOINTS,
@@ -47,6 +46,7 @@ from sharedcore.kube.resources import (
     REPLICATION_SOURCES,
     TOPOLOGIES,
 )
+from sharedcore.kube.workqueue import WorkQueue
 from sharedcore.metrics import (
     DATA_LOSS_WINDOW,
     FAILOVER_DURATION,
@@ -127,7 +127,7 @@ class FailoverController:
                 self._queue.done(name)
 
     def _services(self) -> list[Body]:
-        return handover.moving(self._all_services())
+        return progress.moving(self._all_services())
 
     # --- one pass over one Failover -------------------------------------------------------------------------
 
@@ -167,19 +167,19 @@ class FailoverController:
 
     async def _attempt(
         self, step: StepName, failover: Failover, status: FailoverStatus
-    ) -> tuple[Outcome, dict[handover.Key, str]]:
+    ) -> tuple[Outcome, dict[progress.Key, str]]:
         """Take `step` (again: every action is idempotent) and judge how far it got."""
         spec, name, site = failover.spec, failover.metadata.name, self._site.name
         source, epoch = status.from_site or "", status.to_epoch or 0
-        view = self._site.handover_view()
-        if (later := handover.superseded(epoch, view)) is not None:
+        view = self._site.observation()
+        if (later := progress.superseded(epoch, view)) is not None:
             return later, {}
         self._announced = name
         self._site.announce(Handover(epoch, site, name))
-        services = [handover.parts(s) for s in self._services()]
+        services = [progress.parts(s) for s in self._services()]
         if step is StepName.FENCE_SOURCE:
             there = await self._source_plane()
-            return handover.fence_source(spec.type, source, epoch, view, services=services, there=there), {}
+            return progress.fence_source(spec.type, source, epoch, view, services=services, there=there), {}
         if step is StepName.FINAL_SYNC:
             return await self._final_sync(name, source, services)
         tokens = {(s.namespace, s.name): s.promotion_token for s in status.services if s.promotion_token}
@@ -189,29 +189,29 @@ class FailoverController:
                 for (namespace, service), token in tokens.items()
             )
             self._site.promote(Claim(epoch, site), own)
-            clusters = handover.by_key(await self._client.list(CLUSTERS, labels=MANAGED_BY))
-            return handover.promote(site, epoch, view, services, tokens=tokens, clusters=clusters), {}
+            clusters = progress.by_key(await self._client.list(CLUSTERS, labels=MANAGED_BY))
+            return progress.promote(site, epoch, view, services, tokens=tokens, clusters=clusters), {}
         if step is StepName.REDIRECT:
-            here = handover.by_key(await self._client.list(DNS_ENDPOINTS, labels=MANAGED_BY))
+            here = progress.by_key(await self._client.list(DNS_ENDPOINTS, labels=MANAGED_BY))
             there = await self._source_plane()
-            return handover.redirect(site, source, services, here, there.records if there else None), {}
-        return handover.verify(site, epoch, self._services()), {}
+            return progress.redirect(site, source, services, here, there.records if there else None), {}
+        return progress.verify(site, epoch, self._services()), {}
 
     async def _final_sync(
-        self, name: str, source: str, services: list[handover.ServiceParts]
-    ) -> tuple[Outcome, dict[handover.Key, str]]:
+        self, name: str, source: str, services: list[progress.ServiceParts]
+    ) -> tuple[Outcome, dict[progress.Key, str]]:
         client = self._peer_client()
         if client is None:
             return Outcome.waiting(f"no way to reach {source} yet"), {}
         try:
-            sources = handover.by_key(await client.list(REPLICATION_SOURCES, labels=MANAGED_BY))
-            clusters = handover.by_key(await client.list(CLUSTERS, labels=MANAGED_BY))
+            sources = progress.by_key(await client.list(REPLICATION_SOURCES, labels=MANAGED_BY))
+            clusters = progress.by_key(await client.list(CLUSTERS, labels=MANAGED_BY))
         except REMOTE_ERRORS as error:
             return Outcome.waiting(f"cannot read the final sync at {source}: {describe(error)}"), {}
-        outcome, tokens = handover.final_sync(name, source, services, sources, clusters)
+        outcome, tokens = progress.final_sync(name, source, services, sources, clusters)
         return outcome, tokens if outcome.state is StepState.SUCCEEDED else {}
 
-    async def _source_plane(self) -> handover.SourcePlane | None:
+    async def _source_plane(self) -> progress.SourcePlane | None:
         """The source's database Clusters and DNS records; None when it cannot be asked."""
         client = self._peer_client()
         if client is None:
@@ -221,7 +221,7 @@ class FailoverController:
             records = await client.list(DNS_ENDPOINTS, labels=MANAGED_BY)
         except REMOTE_ERRORS:
             return None  # a source that cannot be asked publishes nothing it could be asked to withdraw
-        return handover.SourcePlane(handover.by_key(clusters), handover.by_key(records))
+        return progress.SourcePlane(progress.by_key(clusters), progress.by_key(records))
 
     async def _after(
         self, name: str, failover: Failover, step: StepName, outcome: Outcome, status: FailoverStatus
@@ -338,7 +338,7 @@ class FailoverController:
             await asyncio.sleep(TRIGGER_POLL_SECONDS)
 
     async def _consider(self, topology: Topology) -> None:
-        view = self._site.handover_view()
+        view = self._site.observation()
         services = list(self._services())
         running = [name for name, body in self._bodies.items() if _running(body)]
         self._site.report_readiness(
@@ -400,7 +400,7 @@ def _fenced(status: FailoverStatus) -> FailoverStatus:
 
 def _completed(failover_type: FailoverType, status: FailoverStatus, now: datetime.datetime) -> FailoverStatus:
     fence = next((s.start_time for s in status.steps if s.name is StepName.FENCE_SOURCE), None)
-    rto = handover.recovery_seconds(failover_type, status.source_last_seen_time, fence, now)
+    rto = progress.recovery_seconds(failover_type, status.source_last_seen_time, fence, now)
     services = [s.model_copy(update={"state": StepState.SUCCEEDED}) for s in status.services]
     summary = f"{status.from_site} → {status.to_site} at epoch {status.to_epoch}"
     loss = status.data_loss_window_seconds

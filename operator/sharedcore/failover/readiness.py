@@ -14,12 +14,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sharedcore.api import FailoverMode, FailoverType, Role, Topology
-from sharedcore.controller import conditions
 from sharedcore.failover import triggers
 from sharedcore.failover.plan import Situation, make_plan
-from sharedcore.failover.situation import PairView, situation
-from sharedcore.sites.controller import HandoverView
+from sharedcore.failover.situation import situation
+from sharedcore.kube import conditions
 from sharedcore.sites.settings import FailoverSettings
+from sharedcore.sites.views import PairObservation, PairView
 
 Body = dict[str, Any]
 CONDITION = "AutomaticFailoverReady"
@@ -46,7 +46,7 @@ def _why_unknown(services: Iterable[Body], unknown: Sequence[str]) -> str:
 
 def automatic_failover_ready(
     site: str,
-    view: HandoverView,
+    view: PairObservation,
     topology: Topology,
     *,
     pair: PairView,
@@ -66,7 +66,7 @@ def automatic_failover_ready(
     return conditions.Want(CONDITION, True, "Ready", message)
 
 
-def _pair_problem(site: str, view: HandoverView, topology: Topology) -> conditions.Want | None:
+def _pair_problem(site: str, view: PairObservation, topology: Topology) -> conditions.Want | None:
     state = view.state
     if state.role is not Role.STANDBY:
         return _not_ready("NotStandby", f"{site} is {state.role}, not standing by: {state.message}")

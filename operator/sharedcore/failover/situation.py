@@ -4,34 +4,14 @@ pair (role, epoch, whether the peer answers and when it was last heard from) and
 
 import datetime
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from sharedcore.failover.plan import ServiceReplica, Situation
+from sharedcore.kube.times import parse_time
+from sharedcore.sites.views import PairView
 
 Body = dict[str, Any]
 DEFAULT_RPO_SECONDS = 300  # the Objectives default, for a service whose spec leaves it out
-
-
-@dataclass(frozen=True)
-class PairView:
-    """What this site's SiteController knows of the pair right now."""
-
-    site: str
-    sites: tuple[str, ...]
-    active_site: str | None
-    epoch: int
-    peer_reachable: bool
-    # When this site last saw a new heartbeat of the peer saying Active, by this site's own clock (None: not
-    # since this operator started): the peer's own timestamps are by its clock, never mixed with this one's.
-    peer_last_active: datetime.datetime | None
-
-
-def parse_time(value: object) -> datetime.datetime | None:
-    try:
-        return datetime.datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
 
 
 def enabled(spec: Body, part: str) -> bool:

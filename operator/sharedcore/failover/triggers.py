@@ -21,9 +21,9 @@ from typing import Any
 
 from sharedcore import API_GROUP, API_VERSION
 from sharedcore.api import FailbackMode, FailoverMode, FailoverType, Role, Topology
-from sharedcore.controller import conditions
-from sharedcore.sites.controller import HandoverView
+from sharedcore.kube import conditions
 from sharedcore.sites.state import HANDING_OVER
+from sharedcore.sites.views import PairObservation
 
 Body = dict[str, Any]
 
@@ -48,13 +48,13 @@ class Due:
         }
 
 
-def automatic_failover(site: str, view: HandoverView, topology: Topology) -> Due | None:
+def automatic_failover(site: str, view: PairObservation, topology: Topology) -> Due | None:
     if topology.spec.failover.mode is not FailoverMode.AUTOMATIC:
         return None
     return failover_due(site, view, topology)
 
 
-def failover_due(site: str, view: HandoverView, topology: Topology) -> Due | None:
+def failover_due(site: str, view: PairObservation, topology: Topology) -> Due | None:
     """The failover automatic mode would start now (in manual mode: the one to recommend)."""
     policy = topology.spec.failover
     state = view.state
@@ -77,12 +77,12 @@ def failover_due(site: str, view: HandoverView, topology: Topology) -> Due | Non
     return Due("failover", FailoverType.FAILOVER, reason)
 
 
-def peer_without_witness(view: HandoverView) -> bool:
+def peer_without_witness(view: PairObservation) -> bool:
     """The peer says (in its heartbeats) that it runs without the witness: its Lease would not fence it."""
     return view.peer_settings is not None and not view.peer_settings.witness
 
 
-def caught_up(site: str, view: HandoverView, topology: Topology, services: Iterable[Body]) -> bool:
+def caught_up(site: str, view: PairObservation, topology: Topology, services: Iterable[Body]) -> bool:
     """Whether the preferred primary, standing by, could take its role back without losing anything."""
     state = view.state
     if site != topology.spec.preferred_primary or state.role is not Role.STANDBY:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from sharedcore.plugin import status as status_report
+from sharedcore.plugin import report as status_report
 from sharedcore.plugin.kube import Connection, connection_options
 from sharedcore.plugin.moves import drill_command, failover_command, switchover_command
 from sharedcore.plugin.release import release_copy_command

@@ -16,7 +16,7 @@ import click
 from kubernetes import client, config
 
 from sharedcore import API_GROUP, API_VERSION
-from sharedcore.controller.cache import SERVICE_LABEL
+from sharedcore.kube.cache import SERVICE_LABEL
 from sharedcore.kube.resources import CLUSTERS, PERSISTENT_VOLUME_CLAIMS
 from sharedcore.replication import retained
 

@@ -56,6 +56,13 @@ class RenderContext:
             if component.enabled_when is None or bool(self.settings[component.enabled_when])
         ]
 
+    @property
+    def standby_host(self) -> str | None:
+        """The second host the profile names by a setting (an archive's read-only look-ups), if set."""
+        key = self.profile.standby_host
+        host = self.settings[key] if key is not None else None
+        return str(host) if host else None
+
     def instance_selector(self) -> dict[str, str]:
         """The labels that select all of this service's pods."""
         return {

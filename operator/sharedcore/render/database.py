@@ -56,7 +56,7 @@ def _topology(ctx: RenderContext, peer: PeerSite) -> dict[str, Any]:
         bootstrap = {"pg_basebackup": {"source": other, **_owner(ctx)}}
     primary = own if ctx.site.role is Role.ACTIVE else other
     replica = {"primary": primary, "self": own, "source": other}
-    token = ctx.site.handover.promotion_token(ctx.namespace, own)
+    token = ctx.site.failover.promotion_token(ctx.namespace, own)
     if ctx.site.role is Role.ACTIVE and token:
         replica["promotionToken"] = token
     sites = sorted((ctx.site.name, peer.name))

@@ -36,7 +36,7 @@ def files(ctx: RenderContext) -> list[Manifest]:
     objects = [ctx.manifest("v1", "PersistentVolumeClaim", volume, FILES_COMPONENT, spec=claim)]
     peer = ctx.site.peer
     if peer is not None:
-        if ctx.site.role is Role.ACTIVE or ctx.site.handover.final_sync:
+        if ctx.site.role is Role.ACTIVE or ctx.site.failover.final_sync:
             objects.append(_replication_source(ctx, peer))
         else:
             objects.append(_replication_destination(ctx))
@@ -75,7 +75,7 @@ def _replication_source(ctx: RenderContext, peer: PeerSite) -> Manifest:
     spec = {
         "sourcePVC": names.files_volume(ctx.name),
         "trigger": {"manual": final_sync}
-        if (final_sync := ctx.site.handover.final_sync)
+        if (final_sync := ctx.site.failover.final_sync)
         else {"schedule": sync_schedule(ctx.service.spec.files.sync_interval_seconds)},
         "rsyncTLS": {
             "keySecret": names.files_key_secret(ctx.name),

@@ -110,3 +110,8 @@ def files_key_secret(service: str) -> str:
 
 def ingress(service: str) -> str:
     return bounded(service)
+
+
+def standby_record(service: str) -> str:
+    """The DNSEndpoint of the host the standby site serves (an archive's read-only look-ups)."""
+    return bounded(f"{service}-standby")

@@ -86,36 +86,43 @@ def ingresses(ctx: RenderContext) -> list[Manifest]:
             "port": {"name": web.ports[0].name},
         }
     }
+    hosts = [spec_ingress.host, *([ctx.standby_host] if ctx.standby_host else [])]
     spec: dict[str, Any] = {}
     if spec_ingress.class_name is not None:
         spec["ingressClassName"] = spec_ingress.class_name
     if spec_ingress.tls_secret_name is not None:
-        spec["tls"] = [{"hosts": [spec_ingress.host], "secretName": spec_ingress.tls_secret_name}]
+        spec["tls"] = [{"hosts": hosts, "secretName": spec_ingress.tls_secret_name}]
     spec["rules"] = [
-        {
-            "host": spec_ingress.host,
-            "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
-        }
+        {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}
+        for host in hosts
     ]
     name = names.ingress(ctx.name)
     return [ctx.manifest("networking.k8s.io/v1", "Ingress", name, INGRESS_COMPONENT, spec=spec)]
 
 
 def dns_endpoints(ctx: RenderContext) -> list[Manifest]:
-    """The public name, published only by the active site and only once it knows its ingress address."""
+    """The public name, published only by the active site and only once it knows its ingress address; the
+    profile's standby host (read-only look-ups), published only by the standby site."""
     spec_ingress = ctx.service.spec.ingress
     address = ctx.site.ingress_address
-    if spec_ingress is None or address is None or ctx.site.role is not Role.ACTIVE:
+    if spec_ingress is None or address is None:
         return []
+    if ctx.site.role is Role.ACTIVE:
+        return [_dns_endpoint(ctx, names.ingress(ctx.name), spec_ingress.host, address)]
+    if ctx.site.role is Role.STANDBY and ctx.standby_host:
+        return [_dns_endpoint(ctx, names.standby_record(ctx.name), ctx.standby_host, address)]
+    return []
+
+
+def _dns_endpoint(ctx: RenderContext, name: str, host: str, address: str) -> Manifest:
     endpoint = {
-        "dnsName": spec_ingress.host,
+        "dnsName": host,
         "recordType": record_type(address),
         "recordTTL": DNS_TTL_SECONDS,
         "targets": [address],
     }
-    name = names.ingress(ctx.name)
     spec = {"endpoints": [endpoint]}
-    return [ctx.manifest("externaldns.k8s.io/v1alpha1", "DNSEndpoint", name, INGRESS_COMPONENT, spec=spec)]
+    return ctx.manifest("externaldns.k8s.io/v1alpha1", "DNSEndpoint", name, INGRESS_COMPONENT, spec=spec)
 
 
 def record_type(address: str) -> str:

@@ -68,6 +68,8 @@ class Component(_Descriptor):
     replicas: int = Field(default=1, ge=0)  # active replicas when neither spec.replicas nor a setting applies
     replicas_from: str | None = None  # setting (camelCase) that sets an active worker's replica count
     enabled_when: str | None = None  # boolean setting (camelCase) without which the component is not rendered
+    active_only: bool = False  # runs only at the active site: no replicas in any standby mode (e.g. ingest)
+    serves_standby_when: str | None = None  # boolean setting under which it serves at the standby too
     ports: tuple[Port, ...]  # at least the probe's, so every component has a Service
     probe: Probe
     resources: dict[Literal["requests", "limits"], dict[str, str]]
@@ -90,6 +92,8 @@ class Component(_Descriptor):
                 raise ValueError(f"component {self.name}: replicas and replicasFrom are exclusive")
         if self.web_facing and self.role is not ComponentRole.SERVING:
             raise ValueError(f"component {self.name}: a web-facing component must be serving")
+        if self.active_only and self.serves_standby_when is not None:
+            raise ValueError(f"component {self.name}: activeOnly and servesStandbyWhen are exclusive")
         return self
 
 
@@ -109,6 +113,8 @@ class Profile(_Descriptor):
     files: Files = Files()
     env: dict[EnvName, str] = {}  # settings ConfigMap entries, each a Jinja expression over `settings`
     components: tuple[Component, ...]
+    # Setting (camelCase) naming a second host that the standby site publishes, for what it serves there
+    standby_host: str | None = None
     templates: dict[str, str] = {}  # ConfigMap key -> Jinja source; set by the loader from *.j2 files
 
     @model_validator(mode="after")

@@ -18,6 +18,20 @@ def active_replicas(component: Component, spec_replicas: int | None, settings: d
     return component.replicas
 
 
+def component_site_replicas(
+    component: Component, active: int, role: Role, standby: StandbyMode, settings: dict[str, Any]
+) -> int:
+    """Replicas of `component` at a site of `role`: an active-only component (one that writes, such as an
+    archive's ingest) runs nowhere but at the active site, and one serving the standby's own traffic (its
+    setting on) runs there in full, whatever the standby mode."""
+    if role is Role.STANDBY:
+        if component.active_only:
+            return 0
+        if component.serves_standby_when is not None and settings[component.serves_standby_when]:
+            return active
+    return site_replicas(active, role, standby)
+
+
 def site_replicas(active: int, role: Role, standby: StandbyMode) -> int:
     """Replicas at a site of `role`, given the active count.
 

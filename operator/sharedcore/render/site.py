@@ -20,7 +20,7 @@ class PeerSite:
 
 
 @dataclass(frozen=True)
-class HandoverForm:
+class FailoverForm:
     """What a running Failover adds to a site's form.
 
     `final_sync`: the fenced source keeps its file ReplicationSources and triggers them once more by hand,
@@ -46,4 +46,4 @@ class SiteContext:
     epoch: int
     ingress_address: str | None = None
     peer: PeerSite | None = None
-    handover: HandoverForm = HandoverForm()
+    failover: FailoverForm = FailoverForm()

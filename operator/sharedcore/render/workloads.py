@@ -8,7 +8,7 @@ from sharedcore import API_GROUP
 from sharedcore.render import names
 from sharedcore.render.context import Manifest, RenderContext
 from sharedcore.render.profile import Component, Probe
-from sharedcore.render.scaling import active_replicas, site_replicas
+from sharedcore.render.scaling import active_replicas, component_site_replicas
 
 SETTINGS_CHECKSUM_ANNOTATION = f"{API_GROUP}/settings-checksum"
 # Every platform image runs as this unprivileged user; fsGroup makes the files volume writable to it.
@@ -21,7 +21,7 @@ POSTGRES_PORT = 5432
 def replicas(ctx: RenderContext, component: Component) -> int:
     spec = ctx.service.spec
     active = active_replicas(component, spec.replicas, ctx.settings)
-    return site_replicas(active, ctx.site.role, spec.standby.mode)
+    return component_site_replicas(component, active, ctx.site.role, spec.standby.mode, ctx.settings)
 
 
 def image(ctx: RenderContext, component: Component) -> str:

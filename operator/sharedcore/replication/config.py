@@ -21,8 +21,8 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from sharedcore.api import ReplicationPolicy
-from sharedcore.controller.events import EventRecorder
 from sharedcore.kube.client import ApiError, KubeClient
+from sharedcore.kube.events import EventRecorder
 from sharedcore.kube.resources import CONFIG_MAPS, NAMESPACES, SECRETS, SHARED_SERVICES, Resource
 from sharedcore.metrics import REPLICATION_WRITES
 from sharedcore.replication import admission, content, retained

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sharedcore import API_GROUP
-from sharedcore.controller.patches import merge_patch
+from sharedcore.kube.patches import merge_patch
 from sharedcore.kube.resources import MANAGED_BY
 from sharedcore.replication import retained
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sharedcore.api import Role, SharedService
-from sharedcore.controller import conditions
-from sharedcore.controller.cache import ObjectKey, key_of
+from sharedcore.kube import conditions
+from sharedcore.kube.cache import ObjectKey, key_of
 from sharedcore.render import SiteContext
 from sharedcore.replication.lag import LagTable
 

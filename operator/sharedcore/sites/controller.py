@@ -13,7 +13,7 @@ standby form, never rendered without its peer. Without a Topology and without a 
 is a single Active site at epoch 0 only when run with `--single-site`; otherwise it is Fenced and renders
 nothing.
 A Failover executing here drives the handover through `announce` (the peer fences itself for it) and
-`promote` (this site claims the next epoch); it reads the pair through `handover_view`.
+`promote` (this site claims the next epoch); it reads the pair through `observation`.
 """
 
 import asyncio
@@ -27,11 +27,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from sharedcore.api import Role, Topology
-from sharedcore.controller import conditions
-from sharedcore.controller.events import EventRecorder
-from sharedcore.controller.patches import merge_patch
-from sharedcore.failover.situation import PairView
+from sharedcore.kube import conditions
 from sharedcore.kube.client import KubeClient
+from sharedcore.kube.events import EventRecorder
+from sharedcore.kube.patches import merge_patch
 from sharedcore.kube.resources import CONFIG_MAPS, LEASES, TOPOLOGIES
 from sharedcore.metrics import (
     AUTOMATIC_FAILOVER_READY,
@@ -41,9 +40,8 @@ from sharedcore.metrics import (
     SITE_ROLE,
     TOPOLOGY_UNUSABLE,
 )
-from sharedcore.render import HandoverForm, PeerSite, SiteContext
-from sharedcore.sites import leases, pair_memory
-from sharedcore.sites import status as topology_status
+from sharedcore.render import FailoverForm, PeerSite, SiteContext
+from sharedcore.sites import leases, pair_memory, topology_status
 from sharedcore.sites.pair_memory import PairMemory
 from sharedcore.sites.peers import REMOTE_ERRORS, Peers, describe, explain
 from sharedcore.sites.settings import FailoverSettings
@@ -53,10 +51,10 @@ from sharedcore.sites.state import (
     Handover,
     Observations,
     SiteState,
-    WitnessView,
     decide,
     fenced,
 )
+from sharedcore.sites.views import PairObservation, PairView
 from sharedcore.sites.witness import RENEW_DEADLINE, WitnessLease
 
 log = logging.getLogger(__name__)
@@ -94,7 +92,7 @@ def _revision(body: Body | None) -> int:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Pairing:
     """The parts of a valid Topology this site works with."""
 
     topology: Topology
@@ -113,24 +111,6 @@ class Plan:
     @property
     def settings(self) -> FailoverSettings:
         return FailoverSettings.of(self.topology)
-
-
-@dataclass(frozen=True)
-class HandoverView:
-    state: SiteState  # this site's
-    peer_role: Role | None  # as the peer's latest heartbeat says
-    peer_claim: Claim | None
-    peer_reachable: bool  # the peer's API server answered this site's last visit
-    peer_current: bool  # the peer was heard from within a Lease duration
-    peer_silent_seconds: float | None  # since the peer was last heard from (or this operator started)
-    witness: WitnessView | None  # None: no witness configured
-    witness_lapsed: bool  # nobody holds the witness Lease (released, or not renewed for a Lease duration)
-    peer_reason: str | None = None  # why the peer is in its role, as its latest heartbeat says
-    # How long the active site must have been silent (or its witness Lease unrenewed) before this site may
-    # take over: the longest Lease duration in play (this site's, the peer's, the witness Lease's), plus the
-    # time the peer was last measured to take to fence its data plane.
-    takeover_seconds: float = 0.0
-    peer_settings: FailoverSettings | None = None  # as the peer's latest heartbeat says
 
 
 class SiteController:
@@ -191,17 +171,17 @@ class SiteController:
     def active(self) -> bool:
         """Whether this site is the active one of a pair (and so replicates to the other): decided so, and
         still with a usable Topology."""
-        return self.state.role is Role.ACTIVE and isinstance(self._plan(), Plan)
+        return self.state.role is Role.ACTIVE and isinstance(self._pairing(), Pairing)
 
     def pair(self) -> PairView:
         """What a Failover is planned from: the claim recorded here and what is known of the peer now."""
-        plan = self._plan()
+        pairing = self._pairing()
         recorded = topology_status.recorded_claim(self._body or {})
-        if not isinstance(plan, Plan):
+        if not isinstance(pairing, Pairing):
             return PairView(self.name, (self.name,), self.state.active_site, self.state.epoch, False, None)
         return PairView(
             site=self.name,
-            sites=tuple(site.name for site in plan.topology.spec.sites),
+            sites=tuple(site.name for site in pairing.topology.spec.sites),
             active_site=recorded.active_site if recorded else None,
             epoch=recorded.epoch if recorded else 0,
             peer_reachable=self._reachable,
@@ -210,21 +190,21 @@ class SiteController:
         )
 
     def peer_name(self) -> str | None:
-        plan = self._plan()
-        return plan.peer if isinstance(plan, Plan) else None
+        pairing = self._pairing()
+        return pairing.peer if isinstance(pairing, Pairing) else None
 
     def topology(self) -> Topology | None:
-        plan = self._plan()
-        return plan.topology if isinstance(plan, Plan) else None
+        pairing = self._pairing()
+        return pairing.topology if isinstance(pairing, Pairing) else None
 
-    def handover_view(self) -> HandoverView:
+    def observation(self) -> PairObservation:
         """What a Failover executing here needs to know of the pair now."""
-        plan = self._plan()
+        pairing = self._pairing()
         heartbeat = self._peer_heartbeat()
         now = time.monotonic()
-        witness = isinstance(plan, Plan) and plan.topology.spec.witness is not None
-        duration = plan.duration if isinstance(plan, Plan) else 0
-        return HandoverView(
+        witness = isinstance(pairing, Pairing) and pairing.topology.spec.witness is not None
+        duration = pairing.duration if isinstance(pairing, Pairing) else 0
+        return PairObservation(
             state=self.state,
             peer_role=heartbeat.role if heartbeat else None,
             peer_claim=heartbeat.claim if heartbeat else None,
@@ -348,9 +328,9 @@ class SiteController:
             body.setdefault("apiVersion", TOPOLOGIES.api_version)
             body.setdefault("kind", TOPOLOGIES.kind)
             self.on_topology(None, body)
-            plan = self._plan()
-            if isinstance(plan, Plan):
-                await self._configure_peers(plan)
+            pairing = self._pairing()
+            if isinstance(pairing, Pairing):
+                await self._configure_peers(pairing)
                 await asyncio.gather(self._attempt(self._peer_round), self._attempt(self._witness_round))
         await self._tick()
 
@@ -364,26 +344,28 @@ class SiteController:
         """Run `step` every heartbeat interval, and whenever woken."""
         while True:
             await self._attempt(step)
-            plan = self._plan()
+            pairing = self._pairing()
             try:
-                await asyncio.wait_for(wake.wait(), plan.interval if isinstance(plan, Plan) else IDLE_SECONDS)
+                await asyncio.wait_for(
+                    wake.wait(), pairing.interval if isinstance(pairing, Pairing) else IDLE_SECONDS
+                )
             except TimeoutError:
                 continue
             wake.clear()
 
     async def _peer_round(self) -> None:
-        plan = self._plan()
-        if isinstance(plan, Plan):
-            await self._visit_peer(plan)
+        pairing = self._pairing()
+        if isinstance(pairing, Pairing):
+            await self._visit_peer(pairing)
 
     async def _witness_round(self) -> None:
-        plan = self._plan()
-        if isinstance(plan, Plan) and plan.topology.spec.witness is not None:
-            await self._visit_witness(plan)
+        pairing = self._pairing()
+        if isinstance(pairing, Pairing) and pairing.topology.spec.witness is not None:
+            await self._visit_witness(pairing)
 
     # --- the Topology ---------------------------------------------------------------------------------------
 
-    def _plan(self) -> Plan | SiteState:
+    def _pairing(self) -> Pairing | SiteState:
         """What to work with, or the state to be in when the Topology gives nothing to work with."""
         body = self._body
         if body is None:
@@ -418,20 +400,24 @@ class SiteController:
                 state.epoch,
                 ingress_address=own.ingress_address,
                 peer=PeerSite(peer.name, peer.service_domain),
-                handover=HandoverForm(
+                failover=FailoverForm(
                     final_sync=state.final_sync,
                     promotion_tokens=self._tokens if state.role is Role.ACTIVE else frozenset(),
                 ),
             )
 
         remembered = PairMemory(self.name, peer.name, peer.service_domain, own.ingress_address)
-        return Plan(topology, peer.name, context, remembered)
+        return Pairing(topology, peer.name, context, remembered)
 
-    async def _remember(self, plan: Plan) -> None:
+    async def _remember(self, pairing: Pairing) -> None:
         """Store the pair and the recorded claim when they changed (a new peer, a new epoch)."""
         claim = topology_status.recorded_claim(self._body or {})
         wanted = PairMemory(
-            plan.pair.site, plan.pair.peer, plan.pair.peer_service_domain, plan.pair.ingress_address, claim
+            pairing.pair.site,
+            pairing.pair.peer,
+            pairing.pair.peer_service_domain,
+            pairing.pair.ingress_address,
+            claim,
         )
         if wanted == self._memory:
             return
@@ -442,61 +428,64 @@ class SiteController:
             return
         self._memory, self._memory_problem = wanted, None
 
-    async def _configure_peers(self, plan: Plan) -> None:
-        spec = plan.topology.spec
-        refs = {plan.peer: next(s for s in spec.sites if s.name == plan.peer).kubeconfig_secret_ref}
+    async def _configure_peers(self, pairing: Pairing) -> None:
+        spec = pairing.topology.spec
+        refs = {pairing.peer: next(s for s in spec.sites if s.name == pairing.peer).kubeconfig_secret_ref}
         if spec.witness is not None:
             refs[WITNESS] = spec.witness.kubeconfig_secret_ref
         await self._peers.configure(refs)
 
     # --- the peer and the witness ---------------------------------------------------------------------------
 
-    def _heartbeat(self, plan: Plan) -> Body:
+    def _heartbeat(self, pairing: Pairing) -> Body:
         recorded = topology_status.recorded_claim(self._body or {})
         return leases.heartbeat(
             self.name,
             self._namespace,
             self.state.role,
             recorded,
-            duration=plan.duration,
+            duration=pairing.duration,
             now=_now(),
             handover=self._handover,
             reason=self.state.reason,
-            settings=plan.settings,
+            settings=pairing.settings,
         )
 
-    async def _visit_peer(self, plan: Plan) -> None:
-        client = self._peers.client(plan.peer)
-        reachable, problem = False, self._peers.problem(plan.peer)
+    async def _visit_peer(self, pairing: Pairing) -> None:
+        client = self._peers.client(pairing.peer)
+        reachable, problem = False, self._peers.problem(pairing.peer)
         if client is not None:
             try:
                 # A heartbeat vouches for this site, not just its operator: while the operator cannot renew
                 # it in its own cluster, the peer must see it go stale.
-                if self._renewed_here is not None and time.monotonic() - self._renewed_here < plan.duration:
-                    await client.apply(self._heartbeat(plan))
-                lease = await client.get(LEASES, leases.heartbeat_name(plan.peer), self._namespace)
+                if (
+                    self._renewed_here is not None
+                    and time.monotonic() - self._renewed_here < pairing.duration
+                ):
+                    await client.apply(self._heartbeat(pairing))
+                lease = await client.get(LEASES, leases.heartbeat_name(pairing.peer), self._namespace)
             except REMOTE_ERRORS as error:
-                problem = explain(error, plan.peer, self.name, self._namespace)
+                problem = explain(error, pairing.peer, self.name, self._namespace)
             else:
                 reachable, problem, self._reached_at = True, None, time.monotonic()
                 if lease is not None:
                     self._heard("outbound", leases.read_heartbeat(lease))
         if reachable != self._reachable:
             if reachable:
-                log.info("%s reachable", plan.peer)
+                log.info("%s reachable", pairing.peer)
             else:
-                log.warning("%s unreachable: %s", plan.peer, problem)
+                log.warning("%s unreachable: %s", pairing.peer, problem)
             self._wake.set()
         self._reachable, self._reach_problem = reachable, problem
 
-    async def _visit_witness(self, plan: Plan, hold: Claim | None = None) -> None:
+    async def _visit_witness(self, pairing: Pairing, hold: Claim | None = None) -> None:
         before = self.witness.view(time.monotonic())
         self.witness.grace = self._peer_fencing()
         client = self._peers.client(WITNESS)
         # Handing over: let go of the Lease now rather than make the target wait for it to lapse.
         release = topology_status.recorded_claim(self._body or {}) if self.state.final_sync else None
         await self.witness.visit(
-            client, self._peers.problem(WITNESS), hold or self._hold, plan.duration, release=release
+            client, self._peers.problem(WITNESS), hold or self._hold, pairing.duration, release=release
         )
         if self.witness.view(time.monotonic()) != before:
             self._wake.set()
@@ -516,16 +505,16 @@ class SiteController:
     # --- deciding -------------------------------------------------------------------------------------------
 
     async def _tick(self) -> None:
-        plan = self._plan()
-        if not isinstance(plan, Plan):
-            await self._report_unusable(plan)
-            self._publish(plan)
+        pairing = self._pairing()
+        if not isinstance(pairing, Pairing):
+            await self._report_unusable(pairing)
+            self._publish(pairing)
             return
-        await self._configure_peers(plan)
+        await self._configure_peers(pairing)
         try:
-            inbound = await self._client.get(LEASES, leases.heartbeat_name(plan.peer), self._namespace)
+            inbound = await self._client.get(LEASES, leases.heartbeat_name(pairing.peer), self._namespace)
         except REMOTE_ERRORS as error:
-            log.warning("cannot read %s's heartbeat here: %s", plan.peer, describe(error))
+            log.warning("cannot read %s's heartbeat here: %s", pairing.peer, describe(error))
             if self._own_failing_since is None:
                 self._own_failing_since = time.monotonic()
         else:
@@ -533,81 +522,83 @@ class SiteController:
             if inbound is not None:
                 heartbeat = self._heard("inbound", leases.read_heartbeat(inbound))
                 self._inbound.observe(heartbeat.renew_time, time.monotonic())
-        decision = self._decide(plan)
+        decision = self._decide(pairing)
         if decision.hold is not None and not decision.state.established and decision.hold != self._hold:
-            await self._visit_witness(plan, decision.hold)  # acquire now rather than at the next visit
-            decision = self._decide(plan)
+            await self._visit_witness(pairing, decision.hold)  # acquire now rather than at the next visit
+            decision = self._decide(pairing)
         self._hold = decision.hold
-        if await self._record(plan, decision):
-            self._publish(decision.state, plan)
-            await self._remember(plan)
+        if await self._record(pairing, decision):
+            self._publish(decision.state, pairing)
+            await self._remember(pairing)
         try:
-            await self._client.apply(self._heartbeat(plan))
+            await self._client.apply(self._heartbeat(pairing))
         except REMOTE_ERRORS as error:
             log.warning("cannot renew this site's heartbeat here: %s", describe(error))
         else:
             self._renewed_here = time.monotonic()
 
-    def _observations(self, plan: Plan) -> Observations:
+    def _observations(self, pairing: Pairing) -> Observations:
         now = time.monotonic()
         heartbeat = self._peer_heartbeat()
         # Without a witness, an active site that has not heard its peer for this long fences itself: two
         # thirds of the shorter of the sites' Lease durations, while a Failover at the peer waits for the
         # longer one.
         fence_after = RENEW_DEADLINE * min(
-            plan.duration, (heartbeat.duration if heartbeat else None) or plan.duration
+            pairing.duration, (heartbeat.duration if heartbeat else None) or pairing.duration
         )
         silence = self._silence(now)
-        remembered = self._memory.claim if self._memory else None  # of this very pair: see `_plan`
+        remembered = self._memory.claim if self._memory else None  # of this very pair: see `_pairing`
         return Observations(
             # A re-created Topology has no status yet: this site's last record is the remembered one.
             own=topology_status.recorded_claim(self._body or {}) or remembered,
             peer=heartbeat.claim if heartbeat else None,
             peer_seen=heartbeat is not None,
             peer_current=silence is not None and silence < fence_after,
-            witness=self.witness.view(now) if plan.topology.spec.witness is not None else None,
+            witness=self.witness.view(now) if pairing.topology.spec.witness is not None else None,
             handover=heartbeat.handover if heartbeat else None,
             promotion=self._promotion,
             own_cluster_lost=self._own_failing_since is not None
-            and now - self._own_failing_since >= plan.duration * RENEW_DEADLINE,
-            accept_split_brain_risk=bool(plan.topology.spec.failover.accept_split_brain_risk),
-            settings_agree=heartbeat is not None and heartbeat.settings == plan.settings,
+            and now - self._own_failing_since >= pairing.duration * RENEW_DEADLINE,
+            accept_split_brain_risk=bool(pairing.topology.spec.failover.accept_split_brain_risk),
+            settings_agree=heartbeat is not None and heartbeat.settings == pairing.settings,
         )
 
-    def _decide(self, plan: Plan) -> Decision:
-        spec = plan.topology.spec
-        return decide(self.name, plan.peer, spec.preferred_primary, self._observations(plan), self.state)
+    def _decide(self, pairing: Pairing) -> Decision:
+        spec = pairing.topology.spec
+        return decide(
+            self.name, pairing.peer, spec.preferred_primary, self._observations(pairing), self.state
+        )
 
-    def _peer_view(self, plan: Plan) -> topology_status.PeerView:
+    def _peer_view(self, pairing: Pairing) -> topology_status.PeerView:
         heartbeat = self._peer_heartbeat()
         # When its heartbeat was last seen renewed here, by this site's clock (renewTime is the peer's).
         age = self._inbound.age(time.monotonic())
         arrived = None if age is None else leases.micro_time(_now() - datetime.timedelta(seconds=age))
         return topology_status.PeerView(
-            name=plan.peer,
+            name=pairing.peer,
             reachable=self._reachable,
             problem=self._reach_problem,
-            heartbeats_arrive=self._inbound.fresh(time.monotonic(), plan.duration),
+            heartbeats_arrive=self._inbound.fresh(time.monotonic(), pairing.duration),
             last_heartbeat=arrived,
             role=heartbeat.role if heartbeat else None,
             epoch=heartbeat.claim.epoch if heartbeat and heartbeat.claim else None,
             settings=heartbeat.settings if heartbeat else None,
-            rejected=self._peers.rejected(plan.peer),
+            rejected=self._peers.rejected(pairing.peer),
         )
 
-    async def _record(self, plan: Plan, decision: Decision) -> bool:
+    async def _record(self, pairing: Pairing, decision: Decision) -> bool:
         """Write the Topology status if it changed; the new role counts only once its claim is recorded."""
         body = self._body
         assert body is not None
         witness = (
             (self.witness.view(time.monotonic()), self.witness.problem, self._peers.rejected(WITNESS))
-            if plan.topology.spec.witness is not None
+            if pairing.topology.spec.witness is not None
             else None
         )
         recorded = decision.record or topology_status.recorded_claim(body)
-        peer = self._peer_view(plan)
-        mismatch = peer.settings is not None and peer.settings != plan.settings
-        PEER_SETTINGS_MISMATCH.labels(plan.peer).set(1 if mismatch else 0)
+        peer = self._peer_view(pairing)
+        mismatch = peer.settings is not None and peer.settings != pairing.settings
+        PEER_SETTINGS_MISMATCH.labels(pairing.peer).set(1 if mismatch else 0)
         new = topology_status.build(
             body,
             self.name,
@@ -616,7 +607,7 @@ class SiteController:
             peer=peer,
             witness=witness,
             now=_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-            settings=plan.settings,
+            settings=pairing.settings,
             extra=[self._readiness] if self._readiness else [],
         )
         current = body.get("status") or {}
@@ -679,7 +670,7 @@ class SiteController:
         age = self._inbound.age(time.monotonic())
         return float("inf") if age is None else age
 
-    def _publish(self, state: SiteState, plan: Plan | None = None) -> None:
+    def _publish(self, state: SiteState, pairing: Pairing | None = None) -> None:
         """Make `state` this site's role: metrics, and a re-render of every service if the site changed."""
         if (state.role, state.epoch) != (self.state.role, self.state.epoch) or not self.settled.is_set():
             log.info("site %s: %s at epoch %d (%s)", self.name, state.role, state.epoch, state.message)
@@ -689,10 +680,10 @@ class SiteController:
         EPOCH.set(state.epoch)
         for reason in UNUSABLE:
             TOPOLOGY_UNUSABLE.labels(reason).set(1 if reason == state.reason else 0)
-        context = plan.context(state) if plan else pair_memory.context(self.name, state, self._memory)
-        if plan:
-            PEER_HEARTBEAT_AGE.labels(plan.peer).set_function(self._heartbeat_age)
-            if plan.topology.spec.witness is not None:
+        context = pairing.context(state) if pairing else pair_memory.context(self.name, state, self._memory)
+        if pairing:
+            PEER_HEARTBEAT_AGE.labels(pairing.peer).set_function(self._heartbeat_age)
+            if pairing.topology.spec.witness is not None:
                 PEER_HEARTBEAT_AGE.labels(WITNESS).set_function(self.witness.age)
         if context != self._context:
             self._context = context

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sharedcore.controller import conditions
-from sharedcore.controller.cache import ObjectKey, key_of
+from sharedcore.kube import conditions
+from sharedcore.kube.cache import ObjectKey, key_of
 from sharedcore.render import SiteContext
 
 Body = dict[str, Any]

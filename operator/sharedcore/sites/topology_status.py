@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sharedcore.api import Role
-from sharedcore.controller import conditions
+from sharedcore.kube import conditions
 from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.state import Claim, SiteState, WitnessView
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sharedcore.api import ReplicationPolicy
-from sharedcore.controller.cache import ObjectCache, ObjectKey
-from sharedcore.controller.events import EventRecorder
-from sharedcore.controller.workqueue import WorkQueue
+from sharedcore.kube.cache import ObjectCache, ObjectKey
 from sharedcore.kube.client import KubeClient
+from sharedcore.kube.events import EventRecorder
+from sharedcore.kube.workqueue import WorkQueue
 from sharedcore.render import SiteContext
 from sharedcore.replication.lag import LagTable
 

@@ -12,16 +12,17 @@ from pydantic import ValidationError
 
 from sharedcore import API_GROUP
 from sharedcore.api import DeletionPolicy, Role, SharedService
-from sharedcore.controller import conditions, status
-from sharedcore.controller.cache import ObjectKey, key_of
-from sharedcore.controller.drift import drifted_field
-from sharedcore.controller.patches import merge_patch
-from sharedcore.controller.runtime import Runtime, ServiceKey
+from sharedcore.kube import conditions
+from sharedcore.kube.cache import ObjectKey, key_of
 from sharedcore.kube.client import ApiError, namespace_terminating
+from sharedcore.kube.patches import merge_patch
 from sharedcore.kube.resources import SECRETS, SHARED_SERVICES, for_object
 from sharedcore.metrics import OBJECT_WRITES, REPLICATION, SERVICES
 from sharedcore.render import KIND_ORDER, SiteContext, render
 from sharedcore.replication import admission, content, credentials, data, retained
+from sharedcore.services import status
+from sharedcore.services.drift import drifted_field
+from sharedcore.services.runtime import Runtime, ServiceKey
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sharedcore.api import FailoverType, Role, StepState
-from sharedcore.controller import conditions
 from sharedcore.failover.plan import listing
 from sharedcore.failover.situation import enabled
 from sharedcore.failover.steps import Outcome
+from sharedcore.kube import conditions
 from sharedcore.render import names
-from sharedcore.sites.controller import HandoverView
+from sharedcore.sites.views import PairObservation
 
 Body = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
@@ -87,7 +87,7 @@ def fence_source(
     failover_type: FailoverType,
     source: str,
     epoch: int,
-    view: HandoverView,
+    view: PairObservation,
     *,
     services: Iterable[ServiceParts] = (),
     there: SourcePlane | None = None,
@@ -123,18 +123,18 @@ def _still_serving(source: str, services: Iterable[ServiceParts], there: SourceP
     return pending
 
 
-def _lease_free(epoch: int, view: HandoverView) -> bool:
+def _lease_free(epoch: int, view: PairObservation) -> bool:
     witness = view.witness
     return (
         witness is None or view.witness_lapsed or (witness.claim is not None and witness.claim.epoch >= epoch)
     )
 
 
-def _says_fenced(view: HandoverView) -> bool:
+def _says_fenced(view: PairObservation) -> bool:
     return view.peer_current and view.peer_role in {Role.FENCED, Role.STANDBY}
 
 
-def _fence_for_failover(source: str, epoch: int, view: HandoverView) -> Outcome:
+def _fence_for_failover(source: str, epoch: int, view: PairObservation) -> Outcome:
     witness = view.witness
     if witness is None:
         return _fence_without_witness(source, epoch, view)
@@ -144,7 +144,7 @@ def _fence_for_failover(source: str, epoch: int, view: HandoverView) -> Outcome:
     return Outcome.done(f"{source} cannot act any more: nobody holds the witness Lease")
 
 
-def _fence_without_witness(source: str, epoch: int, view: HandoverView) -> Outcome:
+def _fence_without_witness(source: str, epoch: int, view: PairObservation) -> Outcome:
     if _says_fenced(view):
         return Outcome.done(f"{source} fenced itself for epoch {epoch}")
     if view.peer_current:
@@ -162,7 +162,7 @@ def _fence_without_witness(source: str, epoch: int, view: HandoverView) -> Outco
     )
 
 
-def _fence_for_switchover(source: str, epoch: int, view: HandoverView) -> Outcome:
+def _fence_for_switchover(source: str, epoch: int, view: PairObservation) -> Outcome:
     if not view.peer_current:
         return Outcome.waiting(
             f"{source} does not answer: a switchover needs it (delete this Failover and create one of "
@@ -208,7 +208,7 @@ def final_sync(
 def promote(
     site: str,
     epoch: int,
-    view: HandoverView,
+    view: PairObservation,
     services: Iterable[ServiceParts],
     *,
     tokens: Mapping[Key, str],
@@ -257,7 +257,7 @@ def redirect(
     return Outcome.done(f"{len(public)} DNS records point at {site}{withdrawn}")
 
 
-def superseded(epoch: int, view: HandoverView) -> Outcome | None:
+def superseded(epoch: int, view: PairObservation) -> Outcome | None:
     """A later epoch than this Failover's is in force (another Failover moved on): nothing left to do."""
     later = max(view.state.epoch, view.peer_claim.epoch if view.peer_claim else 0)
     if later > epoch:

@@ -1,7 +1,8 @@
-"""Kopf wiring, kept thin: handlers only feed the caches and the work queue; workers do the reconciling.
+"""The SharedService controller: watch events feed the caches and the work queue; workers do the reconciling.
 
-Kopf watches (with its reconnects, bookmarks and finalizer bookkeeping); a bounded pool of workers takes keys
-from the deduplicating queue, so a burst of events for one service costs one reconcile.
+Kopf watches (with its reconnects, bookmarks and finalizer bookkeeping, see `sharedcore.wiring`); a bounded
+pool of workers takes keys from the deduplicating queue, so a burst of events for one service costs one
+reconcile.
 """
 
 import asyncio
@@ -11,22 +12,12 @@ from collections.abc import Awaitable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-import kopf
-
-from sharedcore import API_GROUP
-from sharedcore.controller import sharedservice
-from sharedcore.controller.cache import SERVICE_LABEL
-from sharedcore.controller.runtime import Runtime, ServiceKey
-from sharedcore.failover.controller import FailoverController
+from sharedcore.kube.cache import SERVICE_LABEL
 from sharedcore.kube.client import ApiError
 from sharedcore.kube.resources import (
-    CONFIG_MAPS,
-    FAILOVERS,
     MANAGED_BY,
     RENDERED,
-    SECRETS,
     SHARED_SERVICES,
-    TOPOLOGIES,
     Resource,
 )
 from sharedcore.metrics import (
@@ -37,8 +28,8 @@ from sharedcore.metrics import (
     SERVICES,
     WORKQUEUE_DEPTH,
 )
-from sharedcore.replication.config import ConfigReplicator
-from sharedcore.sites.controller import SiteController
+from sharedcore.services import reconcile
+from sharedcore.services.runtime import Runtime, ServiceKey
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 300.0
@@ -55,7 +46,7 @@ class Health:
         return queue_depth == 0 or time.monotonic() - self.last_progress < stall_seconds
 
 
-class Controller:
+class SharedServiceController:
     def __init__(self, rt: Runtime, namespaces: Collection[str], workers: int) -> None:
         self.rt = rt
         self.namespaces = list(namespaces)  # empty: all namespaces
@@ -128,7 +119,7 @@ class Controller:
     async def _reconcile_one(self, key: ServiceKey) -> None:
         started = time.perf_counter()
         try:
-            requeue = await sharedservice.reconcile(self.rt, key)
+            requeue = await reconcile.reconcile(self.rt, key)
         except Exception as error:  # any failure of one service must not stop the others
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
@@ -197,81 +188,6 @@ class Controller:
         try:
             while self.rt.queue.busy(key):
                 await asyncio.sleep(0.05)
-            await sharedservice.finalize(self.rt, body)
+            await reconcile.finalize(self.rt, body)
         finally:
             self.rt.deleting.discard(key)
-
-
-def register(
-    registry: kopf.OperatorRegistry,
-    controller: Controller,
-    site: SiteController,
-    replicator: ConfigReplicator,
-    *,
-    failovers: FailoverController,
-    system_namespace: str,
-) -> None:
-    """The Kopf handlers: thin adapters from watch events to the controllers. Async, so that they run on
-    the event loop (Kopf runs sync handlers in threads, where asyncio's queues are not safe)."""
-
-    async def service_event(event: kopf.RawEvent, **_: Any) -> None:
-        obj = dict(event["object"])
-        controller.on_service_event(event.get("type"), obj)
-        replicator.observe(event.get("type"), obj)
-
-    async def owned_event(event: kopf.RawEvent, **_: Any) -> None:
-        controller.on_owned_event(event.get("type"), dict(event["object"]))
-
-    async def topology_event(event: kopf.RawEvent, **_: Any) -> None:
-        site.on_topology(event.get("type"), dict(event["object"]))
-
-    async def secret_event(event: kopf.RawEvent, **_: Any) -> None:
-        obj: dict[str, Any] = dict(event["object"])
-        if obj["metadata"].get("namespace") == system_namespace:
-            await site.on_secret(event.get("type"), obj)  # perhaps a kubeconfig for the peer or the witness
-        replicator.observe(event.get("type"), obj)
-
-    async def config_map_event(event: kopf.RawEvent, **_: Any) -> None:
-        obj: dict[str, Any] = dict(event["object"])
-        if obj["metadata"].get("namespace") == system_namespace:
-            site.on_config_map(event.get("type"), obj)  # perhaps the pair this site remembers
-        replicator.observe(event.get("type"), obj)
-
-    async def failover_event(event: kopf.RawEvent, **_: Any) -> None:
-        failovers.on_event(event.get("type"), dict(event["object"]))
-
-    async def service_deleted(body: kopf.Body, **_: Any) -> None:
-        await controller.finalize(dict(body))
-
-    kopf.on.event(API_GROUP, SHARED_SERVICES.version, SHARED_SERVICES.plural, registry=registry)(
-        service_event
-    )
-    kopf.on.delete(
-        API_GROUP, SHARED_SERVICES.version, SHARED_SERVICES.plural, registry=registry, optional=False
-    )(service_deleted)
-    for resource in RENDERED:
-        kopf.on.event(
-            resource.group, resource.version, resource.plural, labels=MANAGED_BY, registry=registry
-        )(owned_event)
-    for resource, handler in (
-        (TOPOLOGIES, topology_event),
-        (FAILOVERS, failover_event),
-        (SECRETS, secret_event),
-        (CONFIG_MAPS, config_map_event),
-    ):
-        kopf.on.event(resource.group, resource.version, resource.plural, registry=registry)(handler)
-
-
-def configure(settings: kopf.OperatorSettings) -> None:
-    """Our own prefix for Kopf's bookkeeping, and no Kopf-posted events (we post the ones that matter)."""
-    settings.persistence.finalizer = f"{API_GROUP}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=API_GROUP, key="last-handled-configuration"
-    )
-    settings.posting.enabled = False
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 10
-    settings.networking.request_timeout = 30
-    settings.batching.worker_limit = 64

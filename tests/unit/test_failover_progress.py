@@ -6,16 +6,16 @@ from typing import Any
 import pytest
 
 from sharedcore.api import FailoverType, Role, Topology
-from sharedcore.failover import handover, triggers
+from sharedcore.failover import progress, triggers
 from sharedcore.failover.steps import Outcome
-from sharedcore.sites.controller import HandoverView
 from sharedcore.sites.state import Claim, SiteState, WitnessView
+from sharedcore.sites.views import PairObservation
 
 DANANG_1 = Claim(1, "danang")
 STANDBY = SiteState(Role.STANDBY, 1, "danang", "Standby", "danang is active at epoch 1")
 
 
-def view(**changes: Any) -> HandoverView:
+def view(**changes: Any) -> PairObservation:
     base: dict[str, Any] = {
         "state": STANDBY,
         "peer_role": Role.ACTIVE,
@@ -26,15 +26,15 @@ def view(**changes: Any) -> HandoverView:
         "witness": WitnessView(True, DANANG_1),
         "witness_lapsed": False,
     }
-    return HandoverView(**(base | changes))
+    return PairObservation(**(base | changes))
 
 
 def service(name: str, **spec: Any) -> dict[str, Any]:
     return {"metadata": {"namespace": "city", "name": name}, "spec": spec}
 
 
-VANBAN = handover.parts(service("vanban", ingress={"host": "vanban.danang.gov.vn"}))
-OPENDATA = handover.parts(service("opendata", database={"enabled": False}))
+VANBAN = progress.parts(service("vanban", ingress={"host": "vanban.danang.gov.vn"}))
+OPENDATA = progress.parts(service("opendata", database={"enabled": False}))
 
 
 def waiting(outcome: Outcome) -> bool:
@@ -47,7 +47,7 @@ def done(outcome: Outcome) -> bool:
 
 def test_a_switchover_waits_for_the_source_to_fence_itself_and_let_go_of_the_witness_lease() -> None:
     def fence(**changes: Any) -> Outcome:
-        return handover.fence_source(FailoverType.SWITCHOVER, "danang", 2, view(**changes))
+        return progress.fence_source(FailoverType.SWITCHOVER, "danang", 2, view(**changes))
 
     assert waiting(fence())
     assert "fence itself" in fence().message
@@ -62,7 +62,7 @@ def test_a_failover_needs_the_witness_lease_lapsed_or_without_a_witness_the_sour
     None
 ):
     def fence(**changes: Any) -> Outcome:
-        return handover.fence_source(FailoverType.FAILOVER, "danang", 2, view(**changes))
+        return progress.fence_source(FailoverType.FAILOVER, "danang", 2, view(**changes))
 
     assert waiting(fence(peer_current=False))
     assert done(fence(peer_current=False, witness_lapsed=True))
@@ -79,17 +79,17 @@ def test_a_failover_needs_the_witness_lease_lapsed_or_without_a_witness_the_sour
 
 def test_the_final_sync_waits_for_every_manual_sync_and_demotion_and_collects_the_tokens() -> None:
     sources = {("city", "vanban-files"): {"status": {"lastManualSync": "sw-1"}}}
-    clusters: dict[handover.Key, Any] = {("city", "vanban-db-danang"): {"status": {}}}
-    outcome, tokens = handover.final_sync("sw-1", "danang", [VANBAN, OPENDATA], sources, clusters)
+    clusters: dict[progress.Key, Any] = {("city", "vanban-db-danang"): {"status": {}}}
+    outcome, tokens = progress.final_sync("sw-1", "danang", [VANBAN, OPENDATA], sources, clusters)
     assert waiting(outcome) and tokens == {}
     assert "city/vanban database demotion" in outcome.message
     assert "city/opendata files" in outcome.message
     sources[("city", "opendata-files")] = {"status": {"lastManualSync": "sw-0"}}  # an older switchover's
     clusters[("city", "vanban-db-danang")] = {"status": {"demotionToken": "dG9rZW4="}}
-    outcome, tokens = handover.final_sync("sw-1", "danang", [VANBAN, OPENDATA], sources, clusters)
+    outcome, tokens = progress.final_sync("sw-1", "danang", [VANBAN, OPENDATA], sources, clusters)
     assert waiting(outcome) and "city/opendata files" in outcome.message
     sources[("city", "opendata-files")] = {"status": {"lastManualSync": "sw-1"}}
-    outcome, tokens = handover.final_sync("sw-1", "danang", [VANBAN, OPENDATA], sources, clusters)
+    outcome, tokens = progress.final_sync("sw-1", "danang", [VANBAN, OPENDATA], sources, clusters)
     assert done(outcome) and tokens == {("city", "vanban"): "dG9rZW4="}
 
 
@@ -100,7 +100,7 @@ def test_promotion_waits_for_the_role_and_for_each_database_to_take_its_token() 
     clusters = {("city", "vanban-db-quangnam"): primary}
 
     def promote(state: SiteState) -> Outcome:
-        return handover.promote(
+        return progress.promote(
             "quangnam", 2, view(state=state), [VANBAN, OPENDATA], tokens=tokens, clusters=clusters
         )
 
@@ -111,14 +111,14 @@ def test_promotion_waits_for_the_role_and_for_each_database_to_take_its_token() 
 
 
 def test_redirect_waits_for_the_record_here_and_its_withdrawal_at_the_source() -> None:
-    here: dict[handover.Key, Any] = {}
-    there: dict[handover.Key, Any] = {("city", "vanban"): {}}
+    here: dict[progress.Key, Any] = {}
+    there: dict[progress.Key, Any] = {("city", "vanban"): {}}
     services = [VANBAN, OPENDATA]
-    assert "DNS records at quangnam" in handover.redirect("quangnam", "danang", services, here, there).message
+    assert "DNS records at quangnam" in progress.redirect("quangnam", "danang", services, here, there).message
     here[("city", "vanban")] = {}
-    assert "danang to withdraw" in handover.redirect("quangnam", "danang", services, here, there).message
-    assert done(handover.redirect("quangnam", "danang", services, here, {}))
-    gone = handover.redirect("quangnam", "danang", services, here, None)
+    assert "danang to withdraw" in progress.redirect("quangnam", "danang", services, here, there).message
+    assert done(progress.redirect("quangnam", "danang", services, here, {}))
+    gone = progress.redirect("quangnam", "danang", services, here, None)
     assert done(gone) and "cannot be asked" in gone.message
 
 
@@ -126,17 +126,17 @@ def test_verify_needs_every_service_ready_and_active_here_at_the_new_epoch() -> 
     ready = [{"type": "Ready", "status": "True"}]
     body = service("vanban")
     body["status"] = {"site": "quangnam", "role": "Active", "epoch": 1, "conditions": ready}
-    assert waiting(handover.verify("quangnam", 2, [body]))
+    assert waiting(progress.verify("quangnam", 2, [body]))
     body["status"]["epoch"] = 2
-    assert done(handover.verify("quangnam", 2, [body]))
+    assert done(progress.verify("quangnam", 2, [body]))
 
 
 def test_the_rto_counts_from_the_sources_last_sign_of_life_or_for_a_switchover_from_its_fencing() -> None:
     t0 = datetime.datetime(2026, 11, 24, 8, 0, tzinfo=datetime.UTC)
     seen, fence, end = t0, t0 + datetime.timedelta(seconds=30), t0 + datetime.timedelta(seconds=34.5)
-    assert handover.recovery_seconds(FailoverType.FAILOVER, seen, fence, end) == 34.5
-    assert handover.recovery_seconds(FailoverType.SWITCHOVER, seen, fence, end) == 4.5
-    assert handover.recovery_seconds(FailoverType.FAILOVER, None, fence, end) is None
+    assert progress.recovery_seconds(FailoverType.FAILOVER, seen, fence, end) == 34.5
+    assert progress.recovery_seconds(FailoverType.SWITCHOVER, seen, fence, end) == 4.5
+    assert progress.recovery_seconds(FailoverType.FAILOVER, None, fence, end) is None
 
 
 def topology(**policy: Any) -> Topology:
@@ -206,12 +206,12 @@ def test_automatic_failback_after_the_hold_time_of_being_caught_up(healthy: bool
 
 
 def test_a_failover_overtaken_by_a_later_epoch_ends_superseded_and_departing_services_are_not_moved() -> None:
-    assert handover.superseded(2, view()) is None
-    later = handover.superseded(2, view(peer_claim=Claim(3, "danang")))
+    assert progress.superseded(2, view()) is None
+    later = progress.superseded(2, view(peer_claim=Claim(3, "danang")))
     assert later is not None and (later.state.value, later.reason) == ("Failed", "Superseded")
     leaving = service("old")
     leaving["metadata"]["deletionTimestamp"] = "2026-11-24T08:00:00Z"
-    assert handover.moving([leaving, service("vanban")]) == [service("vanban")]
+    assert progress.moving([leaving, service("vanban")]) == [service("vanban")]
 
 
 def test_automatic_failover_judges_silence_by_the_longer_of_the_sites_lease_durations() -> None:
@@ -253,16 +253,16 @@ def test_a_source_that_answers_is_fenced_only_once_its_databases_are_demoted_and
     record = {("city", "vanban"): {"metadata": {"namespace": "city", "name": "vanban"}}}
     fenced_view = view(peer_role=Role.FENCED, witness=WitnessView(True, None), witness_lapsed=True)
 
-    def fence(failover_type: FailoverType, there: handover.SourcePlane | None) -> Outcome:
-        return handover.fence_source(failover_type, "danang", 2, fenced_view, services=services, there=there)
+    def fence(failover_type: FailoverType, there: progress.SourcePlane | None) -> Outcome:
+        return progress.fence_source(failover_type, "danang", 2, fenced_view, services=services, there=there)
 
     for failover_type in (FailoverType.FAILOVER, FailoverType.SWITCHOVER):
-        still = fence(failover_type, handover.SourcePlane(handover.by_key([primary]), record))
+        still = fence(failover_type, progress.SourcePlane(progress.by_key([primary]), record))
         assert waiting(still) and "vanban" in still.message
-        half = fence(failover_type, handover.SourcePlane(handover.by_key([demoting]), {}))
+        half = fence(failover_type, progress.SourcePlane(progress.by_key([demoting]), {}))
         assert waiting(half) and "database" in half.message
-        records = fence(failover_type, handover.SourcePlane(handover.by_key([demoted]), record))
+        records = fence(failover_type, progress.SourcePlane(progress.by_key([demoted]), record))
         assert waiting(records) and "DNS" in records.message
-        assert done(fence(failover_type, handover.SourcePlane(handover.by_key([demoted]), {})))
+        assert done(fence(failover_type, progress.SourcePlane(progress.by_key([demoted]), {})))
     # A source that cannot be asked: the lapsed witness Lease is the proof, as before.
     assert done(fence(FailoverType.FAILOVER, None))
