@@ -57,6 +57,8 @@ CLUSTER_RULES: list[dict[str, Any]] = [
     },
     # Events about SharedServices go to their namespaces, those about the Topology and Failovers to default.
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    # A diverged database's volumes are kept: set to Retain, bound to claims of their own (services.rebuild).
+    {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["get", "patch"]},
     # Replication reads which namespaces opted in to it; it never creates one.
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": READ},
     # Kopf notices CRDs installed after it started (CloudNativePG, VolSync, ExternalDNS).

@@ -106,6 +106,7 @@ async def run(options: Options) -> None:
         site=site.context,
         resync_seconds=options.resync_seconds,
         policy=lambda: _replication_policy(site),
+        peer=lambda: _peer(site, peers),
     )
     controller = SharedServiceController(rt, options.namespaces, options.workers)
     replicator = ConfigReplicator(

@@ -311,6 +311,7 @@ def test_a_database_gets_its_cas_and_credentials_once_and_the_standby_a_copy(
     password = base64.b64decode(app.data["password"]).decode()
     assert len(password) >= 24
     assert made[wanted[0]][0].data != made[wanted[1]][0].data, "a CA each"
+    standby_ready(quangnam, namespace, body["metadata"]["name"])
     clusters = [
         site.custom.get_namespaced_custom_object(
             "postgresql.cnpg.io", "v1", namespace, "clusters", names.database_cluster(base, site.name)

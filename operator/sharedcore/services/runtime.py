@@ -31,3 +31,4 @@ class Runtime:
     provisioned: set[ServiceKey] = field(default_factory=set)  # database credentials known to exist here
     lag: LagTable = field(default_factory=LagTable)  # CloudNativePG replicas' lag, as last polled
     policy: Callable[[], ReplicationPolicy] = ReplicationPolicy  # what copies from the peer may hold
+    peer: Callable[[], KubeClient | None] = lambda: None  # the other site, as its peer identity there
