@@ -132,6 +132,28 @@ def test_the_standby_streams_the_active_sites_database(database: Database) -> No
     assert receiver == f"streaming|{SERVICE}-db-danang-rw.{database.namespace}.svc.clusterset.local"
     print(f"danang healthy after {healthy_at:.0f}s, quangnam streaming after {streaming_at:.0f}s")
 
+    # A partition of the link stops the streaming for real; healing it resumes it.
+    bed = danang.bed
+    bed.partition("danang", "quangnam")
+    try:
+        database.sql(danang, "INSERT INTO probe VALUES (2, 'written during a partition')")
+        eventually(
+            lambda: (
+                database.sql(quangnam, "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'")
+                == "0"
+            ),
+            timeout=60,
+            message="quangnam's WAL receiver cut off",
+        )
+        assert database.sql(quangnam, "SELECT count(*) FROM probe WHERE id = 2") == "0"
+    finally:
+        bed.heal("danang", "quangnam")
+    eventually(
+        lambda: database.sql(quangnam, "SELECT count(*) FROM probe WHERE id = 2") == "1",
+        timeout=90,
+        message="the row written during the partition at quangnam after healing",
+    )
+
 
 def _identity(site: Site, database: Database) -> tuple[str, str, str]:
     """What a new base backup would change: the instance, its volume, and the data directory's system id."""
