@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml testbed/pyproject.toml | 
 TESTBED_BIN = $(shell scripts/testbed-bin.sh --print)
 export PATH := $(TESTBED_BIN):$(abspath $(BIN)):$(PATH)
 
-.PHONY: all venv testbed-bin testbed-packages images crds golden lint typecheck unit test demo clean
+.PHONY: all venv testbed-bin testbed-packages images crds golden lint typecheck unit test demo playground clean
 
 all: test
 
@@ -64,6 +64,10 @@ test: venv testbed-packages testbed-bin images lint typecheck
 ## The main job: two sites and a witness, both operators, a failover narrated end to end.
 demo: venv testbed-bin
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
+
+## The whole pair on real nodes, to try by hand (root): `sharedcore-testbed down --dir .playground` ends it.
+playground: venv testbed-packages testbed-bin images
+	$(BIN)/sharedcore-testbed up --dir .playground --nodes real --node-count 3 --pair danang quangnam witness
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

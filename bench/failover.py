@@ -15,12 +15,14 @@ floor: a lapsed witness Lease), and writes bench/results/failover.json.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import signal
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +35,12 @@ from sharedcore.plugin import moves
 from sharedcore_testbed import Testbed
 from sharedcore_testbed.clients import SiteClients, as_object, items
 from sharedcore_testbed.operators import crd_paths
-from sharedcore_testbed.pair import Pair, opt_in, prepare_pair, topology
+from sharedcore_testbed.pair import Pair, create_services, prepare_pair, topology
 from sharedcore_testbed.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "tests" / "golden" / "inputs").glob("*.yaml"))
 CRDS = crd_paths()
-REPLICATE = {f"{API_GROUP}/replicate": "true"}
 NAMESPACES = 5
 
 
@@ -54,29 +55,6 @@ def services(n: int) -> list[dict[str, Any]]:
             body["spec"]["ingress"]["host"] = f"svc-{i:03d}.danang.gov.vn"
         bodies.append(body)
     return bodies
-
-
-def create(site: SiteClients, standby: SiteClients, bodies: list[dict[str, Any]]) -> None:
-    """Namespaces (opted in to replication at both sites), TLS Secrets (labelled to follow their service to
-    the standby) and the services."""
-    for namespace in sorted({b["metadata"]["namespace"] for b in bodies}):
-        for where in (site, standby):
-            opt_in(where, namespace)
-    for body in bodies:
-        namespace = body["metadata"]["namespace"]
-        tls = (body["spec"].get("ingress") or {}).get("tlsSecretName")
-        if tls:
-            secret = client.V1Secret(
-                type="kubernetes.io/tls",
-                metadata=client.V1ObjectMeta(name=tls, namespace=namespace, labels=REPLICATE),
-                data={"tls.crt": "", "tls.key": ""},
-            )
-            try:
-                site.core.create_namespaced_secret(namespace, secret)
-            except client.ApiException as error:
-                if error.status != 409:
-                    raise
-        site.custom.create_namespaced_custom_object(API_GROUP, API_VERSION, namespace, "sharedservices", body)
 
 
 def roles(site: SiteClients) -> list[tuple[str | None, int | None, bool]]:
@@ -174,8 +152,11 @@ def one_run(pair: Pair[SiteClients], n: int, timeout: float) -> dict[str, float 
     }
 
 
-def measure(n: int, runs: int, heartbeat: int, lease: int, workdir: Path) -> dict[str, Any]:
-    bed = Testbed(workdir / f"n{n}")
+@contextlib.contextmanager
+def running_pair(workdir: Path, *, heartbeat: int, lease: int, resync: float) -> Iterator[Pair[SiteClients]]:
+    """A fresh testbed in `workdir` (danang and quangnam with workloads, a bare witness) and both operators
+    running with a Topology in Automatic mode; all of it stopped on the way out."""
+    bed = Testbed(workdir / "testbed")
     bed.up(["danang", "quangnam", "witness"], workloads={"danang", "quangnam"})
     try:
         danang, quangnam, witness = (SiteClients(name, bed) for name in ("danang", "quangnam", "witness"))
@@ -183,27 +164,33 @@ def measure(n: int, runs: int, heartbeat: int, lease: int, workdir: Path) -> dic
             danang,
             quangnam,
             witness,
-            workdir / f"n{n}-operators",
+            workdir / "operators",
             crds=CRDS,
             topology=topology(mode="Automatic", heartbeat=heartbeat, lease=lease),
-            resync=30,
+            resync=resync,
         )
         with pair.running(forget=False):
-            started = time.monotonic()
-            create(danang, quangnam, services(n))
-            timeout = 120 + 4 * n
-            eventually(lambda: all_in(danang, n, "Active"), timeout=timeout, message="Ready at danang")
-            eventually(lambda: all_in(quangnam, n, "Standby"), timeout=timeout, message="standing by")
-            print(
-                f"  n={n}: {n} services Ready and standing by in {time.monotonic() - started:.0f}s",
-                flush=True,
-            )
-            rows = []
-            for run in range(runs):
-                rows.append(one_run(pair, n, timeout))
-                print(f"  n={n} run {run + 1}: {json.dumps(rows[-1])}", flush=True)
+            yield pair
     finally:
         bed.down()
+
+
+def measure(n: int, runs: int, heartbeat: int, lease: int, workdir: Path) -> dict[str, Any]:
+    with running_pair(workdir / f"n{n}", heartbeat=heartbeat, lease=lease, resync=30) as pair:
+        danang, quangnam = pair.sites
+        started = time.monotonic()
+        create_services(danang, quangnam, services(n))
+        timeout = 120 + 4 * n
+        eventually(lambda: all_in(danang, n, "Active"), timeout=timeout, message="Ready at danang")
+        eventually(lambda: all_in(quangnam, n, "Standby"), timeout=timeout, message="standing by")
+        print(
+            f"  n={n}: {n} services Ready and standing by in {time.monotonic() - started:.0f}s",
+            flush=True,
+        )
+        rows = []
+        for run in range(runs):
+            rows.append(one_run(pair, n, timeout))
+            print(f"  n={n} run {run + 1}: {json.dumps(rows[-1])}", flush=True)
     return {"services": n, "heartbeat_s": heartbeat, "lease_s": lease, "runs": rows}
 
 

@@ -9,7 +9,8 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def write(name: str, results: list[dict[str, Any]]) -> Path:
+def write(name: str, results: list[dict[str, Any]] | dict[str, Any]) -> Path:
+    """A list goes under "results"; a mapping's keys sit beside "machine"."""
     RESULTS.mkdir(exist_ok=True)
     machine = {
         "cpus": len(os.sched_getaffinity(0)),
@@ -17,5 +18,6 @@ def write(name: str, results: list[dict[str, Any]]) -> Path:
         "machine": platform.machine(),
     }
     out = RESULTS / f"{name}.json"
-    out.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
+    body = {"machine": machine} | (results if isinstance(results, dict) else {"results": results})
+    out.write_text(json.dumps(body, indent=2) + "\n")
     return out

@@ -2,13 +2,13 @@
 # Installs the Debian packages the testbed's real nodes and images need, if any is missing:
 # containerd and runc (the container runtime), the CNI plugins (pod networking), conntrack and iptables
 # (kube-proxy), debootstrap (image root filesystems), a static C toolchain (the pause binary), Prometheus (each
-# real site's, scraping CloudNativePG's instances) and PostgreSQL (the writer's and checker's quick tests run it
-# on loopback). Services are not started: the testbed runs its own containerd and Prometheus per site.
+# real site's, scraping CloudNativePG's instances), PostgreSQL (the writer's and checker's quick tests run it
+# on loopback) and libfaketime (an operator with a skewed clock, for the nemesis). Services are not started: the testbed runs its own containerd and Prometheus per site.
 #   scripts/testbed-packages.sh           install what is missing (needs root, as CI has)
 #   scripts/testbed-packages.sh --check   exit 1 naming what is missing
 set -euo pipefail
 
-packages=(containerd runc containernetworking-plugins conntrack iptables iproute2 debootstrap gcc libc6-dev prometheus postgresql)
+packages=(containerd runc containernetworking-plugins conntrack iptables iproute2 debootstrap gcc libc6-dev prometheus postgresql faketime)
 
 missing=()
 for package in "${packages[@]}"; do

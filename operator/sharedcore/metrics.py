@@ -4,6 +4,7 @@ Label values come from a closed set (kinds, verbs, results, roles) or from the S
 (namespace/name/platform: bounded by what the platform team creates, removed when a service goes away).
 """
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -226,3 +227,57 @@ class ReplicationSeries:
 
 
 REPLICATION = ReplicationSeries()
+
+
+SITE_STORAGE = Gauge(
+    "sharedcore_site_storage_bytes",
+    "Storage at each site: kind capacity (the Topology's capacity.storage) and committed (what the "
+    "SharedServices take there, the standby holding a full copy); as this operator counts them.",
+    ["site", "kind"],
+    registry=REGISTRY,
+)
+
+
+class StorageSeries:
+    """Committed storage and capacity per site, where the Topology declares capacities."""
+
+    def set(self, capacities: dict[str, int], committed: int, sites: list[str]) -> None:
+        SITE_STORAGE.clear()
+        for site in sites:
+            SITE_STORAGE.labels(site, "committed").set(committed)
+            if site in capacities:
+                SITE_STORAGE.labels(site, "capacity").set(capacities[site])
+
+
+STORAGE = StorageSeries()
+
+
+REPLICATION_FEASIBLE = Gauge(
+    "sharedcore_replication_feasible",
+    "1 while the links declared in the Topology can carry a service's copies within its rpoSeconds at the "
+    "measured change rate, 0 when they cannot (its ReplicationFeasible condition gives the figures).",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+INITIAL_COPY = Gauge(
+    "sharedcore_initial_copy_seconds",
+    "Estimated time of a service's first full copy to the other site on the declared links.",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+
+
+class FeasibilitySeries:
+    """Per service, where links are declared: whether replication is feasible, and the first copy's time."""
+
+    def set(self, namespace: str, name: str, verdict: tuple[bool, float] | None) -> None:
+        if verdict is None:
+            for gauge in (REPLICATION_FEASIBLE, INITIAL_COPY):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(namespace, name)
+            return
+        REPLICATION_FEASIBLE.labels(namespace, name).set(1 if verdict[0] else 0)
+        INITIAL_COPY.labels(namespace, name).set(verdict[1])
+
+
+FEASIBILITY = FeasibilitySeries()

@@ -106,6 +106,8 @@ async def run(options: Options) -> None:
         site=site.context,
         resync_seconds=options.resync_seconds,
         policy=lambda: _replication_policy(site),
+        topology=lambda: topology.spec if (topology := site.topology()) else None,
+        report_capacity=site.report_capacity,
         peer=lambda: _peer(site, peers),
     )
     controller = SharedServiceController(rt, options.namespaces, options.workers)

@@ -34,6 +34,7 @@ class PlaneStatus:
     nodes: str  # real, kwok or none
     processes: dict[str, str]
     unreachable: tuple[str, ...]  # sites this one cannot open connections to
+    slow: tuple[str, ...]  # sites it reaches over a degraded link, each with the link's delay and loss
 
 
 def _free_ports(count: int) -> list[int]:
@@ -259,16 +260,35 @@ class Testbed:
         """Cut the link a -> b (and b -> a unless one_way): connections that side opens go nowhere."""
         self._set_links([(a, b)] if one_way else [(a, b), (b, a)], blocked=True)
 
-    def heal(self, a: str, b: str) -> None:
-        self._set_links([(a, b), (b, a)], blocked=False)
+    def slow(self, a: str, b: str, delay_ms: int, loss: float = 0.0, one_way: bool = False) -> None:
+        """Degrade the link a -> b (and b -> a unless one_way): `delay_ms` added to each direction of every
+        connection, `loss` (0 to 1) of its segments lost and retransmitted. The API links only: between real
+        sites the data plane stays as it is."""
+        if delay_ms < 0 or not 0 <= loss < 1:
+            raise ValueError("a delay of 0 ms or more, and a loss from 0 to below 1")
+        self._set_links([(a, b)] if one_way else [(a, b), (b, a)], delay_ms=delay_ms, loss=loss)
 
-    def _set_links(self, pairs: list[tuple[str, str]], blocked: bool) -> None:
+    def heal(self, a: str, b: str) -> None:
+        """Restore the link between a and b, both ways: neither cut nor slow."""
+        self._set_links([(a, b), (b, a)], blocked=False, delay_ms=0, loss=0.0)
+
+    def _set_links(
+        self,
+        pairs: list[tuple[str, str]],
+        blocked: bool | None = None,
+        delay_ms: int | None = None,
+        loss: float | None = None,
+    ) -> None:
         with self._editing() as current:
             nets = self._nets(current)
             for source, target in pairs:
-                current.link(source, target).blocked = blocked
-                if source in nets and target in nets:  # the data plane between two real sites
-                    network.set_cut(nets[source], nets[target], blocked)
+                link = current.link(source, target)
+                link.delay_ms = link.delay_ms if delay_ms is None else delay_ms
+                link.loss = link.loss if loss is None else loss
+                if blocked is not None:
+                    link.blocked = blocked
+                    if source in nets and target in nets:  # the data plane between two real sites
+                        network.set_cut(nets[source], nets[target], blocked)
             current.generation += 1
         if current.proxy is None:
             raise PlaneError("the testbed is not up")
@@ -308,6 +328,11 @@ class Testbed:
                 processes=planes.process_states(plane),
                 unreachable=tuple(
                     link.target for link in current.links if link.source == plane.name and link.blocked
+                ),
+                slow=tuple(
+                    f"{link.target}({link.delay_ms}ms,{link.loss:.0%})"
+                    for link in current.links
+                    if link.source == plane.name and (link.delay_ms or link.loss)
                 ),
             )
             for plane in current.planes.values()

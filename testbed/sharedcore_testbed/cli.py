@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from sharedcore_testbed import PlaneError, Testbed
+from sharedcore_testbed import PlaneError, Testbed, playground
 from sharedcore_testbed import images as images_module
 from sharedcore_testbed.binaries import MissingBinaryError, bin_dir
 
@@ -65,6 +65,12 @@ def images() -> None:
     show_default=True,
     help="With --nodes real: nodes per site (each its own kubelet).",
 )
+@click.option(
+    "--pair",
+    is_flag=True,
+    help="With --nodes real and NAMES danang quangnam witness: the whole pair, ready to try by hand (a "
+    "Prometheus at each site, both operators from the chart, the Topology in Automatic mode).",
+)
 @click.argument("names", nargs=-1, required=True)
 def up(
     *,
@@ -73,9 +79,19 @@ def up(
     workloads: bool,
     bare: tuple[str, ...],
     node_count: int,
+    pair: bool,
     names: tuple[str, ...],
 ) -> None:
     """Start one control plane per NAME; return when every apiserver (and node) is ready."""
+    if pair:
+        if nodes != "real" or bare:
+            raise click.UsageError("--pair needs --nodes real (and no --bare: the witness is bare)")
+        try:
+            lines = playground.up(directory, names, node_count)
+        except (PlaneError, MissingBinaryError, KeyError, ValueError, RuntimeError) as error:
+            raise click.ClickException(f"up --pair: {error}") from error
+        click.echo("\n".join(lines))
+        return
     mode = nodes or ("kwok" if workloads else None)
     bare_sites = set(bare) or ({"witness"} if mode == "real" else set())
     with_nodes = {name for name in names if mode and name not in bare_sites}
@@ -119,10 +135,22 @@ def partition(directory: Path, one_way: bool, a: str, b: str) -> None:
 
 @main.command()
 @DIR_OPTION
+@click.option("--delay-ms", type=click.IntRange(min=0), default=0, show_default=True, help="Added each way.")
+@click.option("--loss", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option("--one-way", is_flag=True, help="Only connections opened by A towards B are slowed.")
+@click.argument("a")
+@click.argument("b")
+def slow(*, directory: Path, delay_ms: int, loss: float, one_way: bool, a: str, b: str) -> None:
+    """Degrade the network between sites A and B: delay and lost segments (retransmitted late)."""
+    _run(f"slow {a} {b}", Testbed(directory).slow, a, b, delay_ms, loss, one_way)
+
+
+@main.command()
+@DIR_OPTION
 @click.argument("a")
 @click.argument("b")
 def heal(directory: Path, a: str, b: str) -> None:
-    """Restore the network between sites A and B, both ways."""
+    """Restore the network between sites A and B, both ways (neither cut nor slow)."""
     _run(f"heal {a} {b}", Testbed(directory).heal, a, b)
 
 
@@ -130,7 +158,7 @@ def heal(directory: Path, a: str, b: str) -> None:
 @DIR_OPTION
 def status(directory: Path) -> None:
     """A table of sites, ports, process states and partitions."""
-    rows = [("SITE", "APISERVER", "ETCD", "NODES", "PROCESSES", "CANNOT REACH")]
+    rows = [("SITE", "APISERVER", "ETCD", "NODES", "PROCESSES", "CANNOT REACH", "SLOW TO")]
     for plane in Testbed(directory).status():
         states = " ".join(f"{name}={state}" for name, state in plane.processes.items())
         rows.append(
@@ -141,6 +169,7 @@ def status(directory: Path) -> None:
                 plane.nodes,
                 states,
                 ",".join(plane.unreachable) or "-",
+                ",".join(plane.slow) or "-",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -82,7 +82,7 @@ def cnpg_status(cluster: dict[str, Any], was_primary: bool) -> dict[str, Any]:
     return status
 
 
-def volsync_status(kind: str, synced: datetime.datetime, every: float) -> dict[str, Any]:
+def volsync_status(kind: str, synced: datetime.datetime, every: float, sent: int = 4096) -> dict[str, Any]:
     status: dict[str, Any] = {
         "lastSyncTime": _stamp(synced),
         "lastSyncDuration": "1.5s",
@@ -98,6 +98,9 @@ def volsync_status(kind: str, synced: datetime.datetime, every: float) -> dict[s
     }
     if kind == "replicationsources":
         status["nextSyncTime"] = _stamp(synced + datetime.timedelta(seconds=every))
+        # What VolSync keeps of its rsync mover's output: the summary lines.
+        logs = f"sent {sent:,} bytes  received 35 bytes  {sent / 1.5:,.2f} bytes/sec\nrsync completed in 1.5s"
+        status["latestMoverStatus"] = {"result": "Successful", "logs": logs}
     return status
 
 
@@ -114,6 +117,7 @@ class DataPlaneDouble:
         self._source_lost = False
         self._metrics_lost = False
         self._demotion_held = False
+        self._sent: dict[tuple[str, str], int] = {}  # (namespace, ReplicationSource) → bytes a copy sends
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"dataplane-{site.name}", daemon=True)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -149,6 +153,11 @@ class DataPlaneDouble:
         """Play CloudNativePG slow to demote (or done): a primary told to follow the other site keeps
         reporting as the primary, without a demotion token, until released."""
         self._demotion_held = held
+
+    def set_sent_bytes(self, namespace: str, source: str, sent: int) -> None:
+        """Play each copy of the files sending `sent` bytes from then on (the service's change rate)."""
+        with self._lock:
+            self._sent[(namespace, source)] = sent
 
     def set_lag(self, namespace: str, cluster: str, seconds: float, streaming: bool = True) -> None:
         with self._lock:
@@ -205,7 +214,9 @@ class DataPlaneDouble:
                     )
                 )
                 if due:
-                    status = volsync_status(plural, now, self.sync_every)
+                    with self._lock:
+                        sent = self._sent.get((obj["metadata"]["namespace"], obj["metadata"]["name"]), 4096)
+                    status = volsync_status(plural, now, self.sync_every, sent)
                     if manual is not None:
                         status["lastManualSync"] = manual
                     custom.patch_namespaced_custom_object_status(

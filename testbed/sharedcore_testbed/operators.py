@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sharedcore import rbac
 from sharedcore_testbed import Testbed, cnpg
 from sharedcore_testbed.binaries import binary, source_root
+from sharedcore_testbed.clock import skewed_environment
 from sharedcore_testbed.waiting import eventually
 
 OPERATOR_NAMESPACE = "sharedcore-system"
@@ -164,7 +165,8 @@ def _free_port() -> int:
 
 @dataclass
 class OperatorProcess:
-    """`sharedcore run` for one site as a child process: started, stopped or SIGKILLed, probed and scraped."""
+    """`sharedcore run` for one site as a child process: started, stopped or SIGKILLed, probed and scraped;
+    started with its wall clock `clock_offset` seconds off the machine's (0: not)."""
 
     site: str
     kubeconfig: Path
@@ -173,8 +175,10 @@ class OperatorProcess:
     metrics_port: int = field(default_factory=_free_port)
     health_port: int = field(default_factory=_free_port)
     process: subprocess.Popen[bytes] | None = None
+    clock_offset: float = 0.0
 
     def start(self) -> None:
+        skew = skewed_environment(self.clock_offset) if self.clock_offset else {}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -191,7 +195,7 @@ class OperatorProcess:
                     str(self.health_port),
                     *self.args,
                 ],
-                env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
+                env={**os.environ, "KUBECONFIG": str(self.kubeconfig), **skew},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -26,7 +26,7 @@ from kubernetes import client
 
 from sharedcore import API_GROUP, API_VERSION, rbac
 from sharedcore.render.output import to_yaml
-from sharedcore.replication.content import OPT_IN
+from sharedcore.replication.content import OPT_IN, REPLICATE_LABEL
 from sharedcore.sites.pair_memory import CONFIG_MAP as PAIR_MEMORY
 from sharedcore_testbed.clients import SiteClients, as_object
 from sharedcore_testbed.dataplane import DataPlaneDouble
@@ -43,6 +43,7 @@ SERVICE_DOMAIN = "svc.clusterset.local"
 WITNESS_SECRET = "sharedcore-witness"
 WITNESS_LEASE = "sharedcore-active"
 TOPOLOGY = (API_GROUP, API_VERSION, "topologies", "default")
+REPLICATE = {REPLICATE_LABEL: "true"}
 S = TypeVar("S", bound=SiteClients)
 
 
@@ -142,6 +143,30 @@ def opt_in(site: SiteClients, namespace: str) -> None:
             stdin=to_yaml([rbac.replication_binding(other, namespace)]),
         )
     site.core.patch_namespace(namespace, {"metadata": {"labels": OPT_IN}})
+
+
+def create_services(site: S, standby: S, bodies: Sequence[dict[str, Any]]) -> None:
+    """At the active `site`: the services' namespaces (opted in to replication at both sites), their TLS
+    Secrets (as cert-manager would issue them there, labelled to follow their service to the standby) and the
+    services."""
+    for namespace in sorted({b["metadata"]["namespace"] for b in bodies}):
+        for where in (site, standby):
+            opt_in(where, namespace)
+    for body in bodies:
+        namespace = body["metadata"]["namespace"]
+        tls = (body["spec"].get("ingress") or {}).get("tlsSecretName")
+        if tls:
+            secret = client.V1Secret(
+                type="kubernetes.io/tls",
+                metadata=client.V1ObjectMeta(name=tls, namespace=namespace, labels=REPLICATE),
+                data={"tls.crt": "", "tls.key": ""},
+            )
+            try:
+                site.core.create_namespaced_secret(namespace, secret)
+            except client.ApiException as error:
+                if error.status != 409:
+                    raise
+        site.custom.create_namespaced_custom_object(API_GROUP, API_VERSION, namespace, "sharedservices", body)
 
 
 def topology_status(site: SiteClients) -> dict[str, Any]:

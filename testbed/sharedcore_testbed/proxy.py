@@ -4,11 +4,15 @@
 A blocked link behaves like a network partition: open connections are cut and new ones are accepted but
 never answered (a black hole, so clients meet their own timeouts, as across a real broken WAN link).
 A link whose target is down fails fast (connection closed), as a reachable site with a dead apiserver would.
+A slow link delays what it carries, in each direction, and loses a share of it the way TCP shows loss to
+an application: a lost segment arrives a retransmission timeout late and holds up what follows it, and a
+lost connection request is retried after a second.
 After applying a change the daemon writes the state's generation to DIR/proxy.ack.
 """
 
 import asyncio
 import contextlib
+import random
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,6 +23,8 @@ from sharedcore_testbed import state as testbed_state
 
 ACK_FILE = "proxy.ack"
 CHUNK = 64 * 1024
+MIN_RTO = 0.2  # Linux's least retransmission timeout, seconds
+SYN_RTO = 1.0  # its initial one, for a lost connection request
 
 
 @dataclass
@@ -26,6 +32,8 @@ class Link:
     target_address: str
     target_port: int
     blocked: bool = False
+    delay: float = 0.0  # seconds, each direction
+    loss: float = 0.0  # share of segments lost
     healed: asyncio.Event = field(default_factory=asyncio.Event)
     open_writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
@@ -38,12 +46,36 @@ class Link:
             self.healed.set()
         self.blocked = blocked
 
+    def late(self) -> float:
+        """How late a segment sent now arrives: the delay, plus a retransmission timeout if it is lost."""
+        lost = random.random() < self.loss
+        return self.delay + (max(MIN_RTO, 2 * self.delay) if lost else 0.0)
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+
+async def _pipe(link: Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Forward in order; on a slow link each chunk leaves when due, never before the one ahead of it."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+    async def receive() -> None:
+        due = 0.0
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(CHUNK):
+                due = max(due, loop.time() + link.late())
+                queue.put_nowait((due, data))
+        queue.put_nowait((due, b""))
+
+    receiving = asyncio.ensure_future(receive())
     with contextlib.suppress(ConnectionError, OSError):
-        while data := await reader.read(CHUNK):
+        while True:
+            due, data = await queue.get()
+            if (wait := due - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            if not data:
+                break
             writer.write(data)
             await writer.drain()
+    receiving.cancel()
     with contextlib.suppress(ConnectionError, OSError, RuntimeError):
         writer.close()
 
@@ -60,6 +92,8 @@ async def _serve(
         drain.cancel()
         client_writer.transport.abort()
         return
+    if link.loss and random.random() < link.loss:
+        await asyncio.sleep(SYN_RTO)
     try:
         upstream_reader, upstream_writer = await asyncio.wait_for(
             asyncio.open_connection(link.target_address, link.target_port), timeout=5
@@ -69,7 +103,9 @@ async def _serve(
         return
     link.open_writers.update((client_writer, upstream_writer))
     try:
-        await asyncio.gather(_pipe(client_reader, upstream_writer), _pipe(upstream_reader, client_writer))
+        await asyncio.gather(
+            _pipe(link, client_reader, upstream_writer), _pipe(link, upstream_reader, client_writer)
+        )
     finally:
         link.open_writers.difference_update((client_writer, upstream_writer))
 
@@ -103,7 +139,9 @@ async def run(directory: Path) -> None:
     while not stopping:
         current = testbed_state.load(directory)
         for spec in current.links:
-            links[(spec.source, spec.target)].set_blocked(spec.blocked)
+            link = links[(spec.source, spec.target)]
+            link.set_blocked(spec.blocked)
+            link.delay, link.loss = spec.delay_ms / 1000, spec.loss
         (directory / ACK_FILE).write_text(str(current.generation))
         await wake.wait()
         wake.clear()

@@ -47,6 +47,9 @@ class LinkState:
     target: str
     port: int
     blocked: bool = False
+    # A degraded WAN rather than a cut one: delay added to each direction, and the share of segments lost.
+    delay_ms: int = 0
+    loss: float = 0.0
     # Where the proxy listens: the source's apiserver address, so pods of a real site reach it too.
     bind: str = "127.0.0.1"
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from sharedcore import API_GROUP, API_VERSION
+from sharedcore_testbed.roles import RoleSampler, role_of
 from tests.cluster.test_operator import condition, get
 from tests.cluster.test_two_sites import create_active, standby_ready, try_get
 from tests.conftest import Sites
@@ -36,7 +37,6 @@ from tests.support.pair import (
     topology_status,
 )
 from tests.support.pods import PodSampler
-from tests.support.roles import RoleSampler, role_of
 
 pytestmark = [pytest.mark.cluster, pytest.mark.workloads]
 UNAUDITED = frozenset({"leases", "events", "failovers"})  # heartbeats, and the Failover's own record

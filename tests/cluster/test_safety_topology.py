@@ -19,6 +19,7 @@ from kubernetes import client, watch
 from sharedcore import API_GROUP, API_VERSION
 from sharedcore.render import names
 from sharedcore_testbed.operators import peer_user
+from sharedcore_testbed.roles import RoleSampler, role_of
 from tests.cluster.test_failover import objects, replicated, sites_by_role
 from tests.cluster.test_operator import PLURAL, get
 from tests.conftest import Sites
@@ -27,7 +28,6 @@ from tests.support.cluster import Site, eventually
 from tests.support.dataplane import CNPG, is_primary
 from tests.support.operator import OPERATOR_USER, WRITE_VERBS, audit_requests
 from tests.support.pair import RESYNC, Pair, running_pair, topology, topology_condition
-from tests.support.roles import RoleSampler, role_of
 
 pytestmark = [pytest.mark.cluster, pytest.mark.workloads]
 TOPOLOGY = (API_GROUP, API_VERSION, "topologies")

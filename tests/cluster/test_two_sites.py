@@ -629,3 +629,115 @@ def test_a_stopped_standby_catches_up_when_it_returns(pair: Pair, namespace: str
         timeout=60,
         message="danang reaches quangnam again",
     )
+
+
+def set_capacity(pair: Pair, storage: str | None) -> None:
+    """Give each site of both sites' Topology a storage capacity (None: none declared)."""
+    for site in (pair.danang, pair.quangnam):
+        body = site.custom.get_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default")
+        entries = [{k: v for k, v in entry.items() if k != "capacity"} for entry in body["spec"]["sites"]]
+        for entry in entries if storage else []:
+            entry["capacity"] = {"storage": storage}
+        patch = {"spec": {"sites": entries}}
+        site.custom.patch_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default", patch)
+
+
+def capacity_of(site: Site, name: str) -> dict[str, Any]:
+    """What `site` reports of the storage at site `name`."""
+    return next((e for e in topology_status(site).get("capacity") or [] if e["site"] == name), {})
+
+
+def generations(site: Site, namespace: str, name: str) -> dict[str, int]:
+    selector = f"app.kubernetes.io/instance={name}"
+    items = site.apps.list_namespaced_deployment(namespace, label_selector=selector).items
+    return {d.metadata.name: d.metadata.generation for d in items}
+
+
+def test_a_service_that_would_overflow_the_sites_waits_for_more_capacity(pair: Pair, namespace: str) -> None:
+    """100Ti per site and services of 40, 40 and 30Ti: the last is CapacityExceeded with the figures at both
+    sites and nothing of it is rendered; the others run untouched; raising the capacity renders it."""
+    danang, quangnam = pair.danang, pair.quangnam
+    set_capacity(pair, "100Ti")
+    try:
+        # Services of the module's earlier tests go with their namespaces.
+        eventually(
+            lambda: capacity_of(danang, "danang").get("services") == 0, timeout=60, message="no others"
+        )
+        for name, size in (("archive-a", "40Ti"), ("archive-b", "40Ti"), ("archive-c", "30Ti")):
+            body = samples.service("e-archive", namespace, name=name, database={"enabled": False})
+            body["spec"]["files"]["size"] = size
+            create_active(danang, body)
+            time.sleep(1.1)  # creation order decides, and creationTimestamp counts whole seconds
+
+        def refused(site: Site) -> str | None:
+            stalled = condition(try_get(site, namespace, "archive-c") or {}, "Stalled")
+            return stalled["message"] if stalled.get("reason") == "CapacityExceeded" else None
+
+        for site in (danang, quangnam):
+            message = eventually(
+                lambda site=site: refused(site), timeout=60, message=f"refused at {site.name}"
+            )
+            print(f"{site.name}: {message}")
+            assert "needs 30Ti" in message and "can hold 100Ti" in message, message
+            assert "2 services commit 80Ti (20Ti free)" in message, message
+            assert generations(site, namespace, "archive-c") == {}, "nothing rendered for it"
+        for name in ("archive-a", "archive-b"):
+            wait_ready(danang, namespace, name)
+            standby_ready(quangnam, namespace, name)
+        before = {name: generations(danang, namespace, name) for name in ("archive-a", "archive-b")}
+        for name in ("danang", "quangnam"):
+            entry = capacity_of(danang, name)
+            assert (entry["storage"], entry["committed"], entry["usedPercent"]) == ("100Ti", "80Ti", 80.0)
+            assert entry["refused"] == [f"{namespace}/archive-c"]
+        operator = pair.operators["danang"]
+        storage = {
+            kind: metric(operator, "sharedcore_site_storage_bytes", site="quangnam", kind=kind)
+            for kind in ("capacity", "committed")
+        }
+        assert storage == {"capacity": 100 * 2**40, "committed": 80 * 2**40}
+
+        set_capacity(pair, "120Ti")
+        wait_ready(danang, namespace, "archive-c")
+        standby_ready(quangnam, namespace, "archive-c")
+        assert capacity_of(danang, "danang")["committed"] == "110Ti"
+        assert {name: generations(danang, namespace, name) for name in before} == before, (
+            "the others untouched"
+        )
+    finally:
+        set_capacity(pair, None)
+
+
+def test_a_change_rate_the_links_cannot_carry_within_the_rpo_is_reported(pair: Pair, namespace: str) -> None:
+    """With the links declared, each service says how long its first copy takes; once its measured copies
+    no longer fit its RPO on them, ReplicationFeasible turns False with the figures."""
+    danang = pair.danang
+    links = [{"name": "wan-1", "bandwidth": "100Mbps", "replicationPercent": 10}]
+    for site in (danang, pair.quangnam):
+        patch = {"spec": {"links": links}}
+        site.custom.patch_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default", patch)
+    try:
+        body = samples.service("document-management", namespace)
+        name = body["metadata"]["name"]
+        create_active(danang, body)
+
+        def feasible() -> dict[str, Any]:
+            return condition(try_get(danang, namespace, name) or {}, "ReplicationFeasible")
+
+        first = eventually(
+            lambda: feasible().get("reason") == "Feasible" and feasible(), timeout=60, message="ok"
+        )
+        assert first["status"] == "True" and "the first full copy (550Gi) takes about" in first["message"]
+        pair.doubles["danang"].set_sent_bytes(namespace, names.files_replication(name), 2_000_000_000)
+        verdict = eventually(
+            lambda: feasible().get("status") == "False" and feasible(), timeout=60, message="no"
+        )
+        print(verdict["message"])
+        assert verdict["reason"] == "ChangeRateAboveLinks"
+        assert "each copy of the files sends 1.9Gi (the last one), 27 min on the links" in verdict["message"]
+        assert "a failover may lose 1900 s, above rpoSeconds 300" in verdict["message"]
+        operator = pair.operators["danang"]
+        assert metric(operator, "sharedcore_replication_feasible", namespace=namespace, name=name) == 0
+    finally:
+        for site in (danang, pair.quangnam):
+            patch = {"spec": {"links": None}}
+            site.custom.patch_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default", patch)

@@ -61,16 +61,17 @@ def topology_condition(site: Site, type_: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def running_pair(sites: Sites, directory: Path) -> Iterator[Pair]:
-    """Both sites' operators running with the Topology (and the data-plane doubles); on the way out, nothing
-    a later module's sites could mistake for their own: no Topology, no Lease, no Failover."""
+def running_pair(sites: Sites, directory: Path, **policy: Any) -> Iterator[Pair]:
+    """Both sites' operators running with the Topology (the tests' timings, and any other failover `policy`:
+    mode=...) and the data-plane doubles; on the way out, nothing a later module's sites could mistake for
+    their own: no Topology, no Lease, no Failover."""
     prepared = two_sites.prepare_pair(
         sites.danang,
         sites.quangnam,
         sites.witness,
         directory,
         crds=CRD_DIRS,
-        topology=topology(),
+        topology=two_sites.topology(heartbeat=HEARTBEAT, lease=LEASE, **policy),
         resync=RESYNC,
     )
     with prepared.running() as running:

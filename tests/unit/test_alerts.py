@@ -31,6 +31,8 @@ NAMES = (
     "SharedcoreSettingsMismatch",
     "SharedcoreAutomaticFailoverNotReady",
     "SharedcoreTopologyUnusable",  # issue 11, rule 1
+    "SharedcoreStorageAbove80Percent",  # issue 15
+    "SharedcoreReplicationInfeasible",  # issue 15
 )
 # Metrics the alerts and dashboard use before the operator exports them: promised by the two-sites issue (5)
 # and the failover issue (6), and the per-service objective the RPO alert compares with.

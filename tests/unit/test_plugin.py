@@ -49,6 +49,18 @@ def topology() -> Body:
             },
         ],
         "lastFailover": {"name": "failover-auto-1", "completionTime": ago(300), "rtoSeconds": 18.2},
+        "capacity": [
+            {
+                "site": name,
+                "storage": "100Ti",
+                "committed": "85.4Ti",
+                "committedBytes": 93898260359578,
+                "usedPercent": 85.4,
+                "services": 6,
+                "refused": ["archive/luutru-2"],
+            }
+            for name in ("danang", "quangnam")
+        ],
     }
     return body
 
@@ -175,9 +187,10 @@ def test_text() -> None:
     )
     lines = text.splitlines()
     assert lines[0] == "Active site: quangnam   Epoch: 4   Failover: Automatic   Witness: configured"
-    assert lines[2].split() == ["SITE", "ROLE", "EPOCH", "REACHABLE", "HEARTBEAT", "AGE"]
-    assert lines[3].split() == ["danang", "(preferred)", "Fenced", "3", "NO", "95s"]
-    assert lines[4].split() == ["quangnam", "Active", "4", "yes", "1.5s"]
+    assert lines[2].split() == ["SITE", "ROLE", "EPOCH", "REACHABLE", "HEARTBEAT", "AGE", "STORAGE"]
+    storage = ["85.4Ti", "of", "100Ti", "(85.4%,", "1", "refused)"]
+    assert lines[3].split() == ["danang", "(preferred)", "Fenced", "3", "NO", "95s", *storage]
+    assert lines[4].split() == ["quangnam", "Active", "4", "yes", "1.5s", *storage]
     assert "Shared services: 2/3 Ready" in lines
     assert any(
         line.split()[:2] == ["hotline", "tongdai-1022"] and line.endswith("75s / 60s ABOVE RPO")

@@ -3,6 +3,7 @@
 import asyncio
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -115,15 +116,16 @@ async def _exchange(port: int, payload: bytes, timeout: float) -> bytes:
         writer.close()
 
 
+async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(100):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
 def test_link_proxy_forwards_blackholes_and_heals() -> None:
     async def scenario() -> None:
-        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            while data := await reader.read(100):
-                writer.write(data)
-                await writer.drain()
-            writer.close()
-
-        upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
+        upstream = await asyncio.start_server(_echo, "127.0.0.1", 0)
         link = proxy.Link("127.0.0.1", upstream.sockets[0].getsockname()[1])
         front = await asyncio.start_server(proxy.handler(link), "127.0.0.1", 0)
         port = front.sockets[0].getsockname()[1]
@@ -154,3 +156,41 @@ def test_a_node_directory_too_long_for_containerds_sockets_is_refused_with_the_f
     )
     with pytest.raises(PlaneError, match="use a shorter --dir"):
         node.socket_path(Path("/tmp") / ("x" * 80), "danang", 0)
+
+
+def test_a_slow_link_delays_each_direction_and_delivers_in_order_despite_loss() -> None:
+    async def scenario() -> None:
+        upstream = await asyncio.start_server(_echo, "127.0.0.1", 0)
+        link = proxy.Link("127.0.0.1", upstream.sockets[0].getsockname()[1], delay=0.15)
+        front = await asyncio.start_server(proxy.handler(link), "127.0.0.1", 0)
+        port = front.sockets[0].getsockname()[1]
+        started = time.monotonic()
+        assert await _exchange(port, b"slow", timeout=3) == b"slow"
+        assert time.monotonic() - started >= 0.3, "the delay applies each way"
+
+        link.delay, link.loss = 0.0, 0.5
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        received = b""
+        for number in range(20):
+            writer.write(b"%02d" % number)
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        while len(received) < 40:
+            received += await asyncio.wait_for(reader.read(100), 5)
+        assert received == b"".join(b"%02d" % n for n in range(20)), "lost segments arrive late, in order"
+        writer.close()
+
+        link.loss = 0.0
+        started = time.monotonic()
+        assert await _exchange(port, b"fast", timeout=2) == b"fast"
+        assert time.monotonic() - started < 0.3
+        front.close()
+        upstream.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_slow_link_is_recorded_and_healed_with_the_partitions(tmp_path: Path) -> None:
+    current = testbed_state.TestbedState(links=[testbed_state.LinkState("a", "b", 4, delay_ms=300, loss=0.1)])
+    testbed_state.save(tmp_path, current)
+    assert (testbed_state.load(tmp_path).link("a", "b").delay_ms, current.link("a", "b").loss) == (300, 0.1)

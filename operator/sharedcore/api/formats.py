@@ -27,6 +27,7 @@ IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 IMAGE_REPOSITORY = r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 LICENSE = r"^[A-Za-z0-9][A-Za-z0-9.+-]*$"
+BANDWIDTH = r"^[1-9][0-9]{0,5}(Mbps|Gbps)$"
 
 
 def _cron_field(value: str) -> str:

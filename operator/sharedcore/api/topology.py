@@ -18,7 +18,16 @@ from sharedcore.api.common import (
     SecretKeyRef,
     defaulted,
 )
-from sharedcore.api.formats import DnsLabel, DnsSubdomain, Host, HostPattern, ImageRepository, SecretKey
+from sharedcore.api.formats import (
+    BANDWIDTH,
+    DnsLabel,
+    DnsSubdomain,
+    Host,
+    HostPattern,
+    ImageRepository,
+    Quantity,
+    SecretKey,
+)
 from sharedcore.api.validation import AS_SET, keyed_by, rule
 
 
@@ -52,6 +61,18 @@ class KubeconfigSecretRef(SecretKeyRef):
         return self.namespace == SYSTEM_NAMESPACE
 
 
+class SiteCapacity(Model):
+    """What a site can hold: a SharedService whose storage would not fit at both sites is not rendered."""
+
+    storage: Quantity
+    """Storage the services may take at this site (its SAN), e.g. 100Ti. Each service counts at both sites,
+    the standby holding a full copy: database instances x database.storage, plus files.size."""
+    cpu: Quantity | None = None
+    """CPU of the site's servers, e.g. 160; reported only."""
+    memory: Quantity | None = None
+    """Memory of the site's servers, e.g. 1280Gi; reported only."""
+
+
 class Site(Model):
     """A Kubernetes cluster that runs the shared services."""
 
@@ -63,6 +84,8 @@ class Site(Model):
     """IPv4 address or host name that DNS points the services' hosts at while this site is active."""
     service_domain: DnsSubdomain = "svc.clusterset.local"
     """DNS suffix under which this site's Services are reachable from the other site."""
+    capacity: SiteCapacity | None = None
+    """What the site can hold; nothing is refused for room when unset."""
 
 
 class Witness(Model):
@@ -120,6 +143,17 @@ class ReplicationPolicy(Model):
     below domain. Empty: any."""
 
 
+class Link(Model):
+    """A link between the two data centers that replication uses."""
+
+    name: DnsLabel
+    """Name of the link, e.g. wan-1."""
+    bandwidth: str = Field(max_length=16, pattern=BANDWIDTH)
+    """Its bandwidth, in Mbps or Gbps, e.g. 10Gbps."""
+    replication_percent: StrictInt = Field(default=90, ge=1, le=100)
+    """The share of it that replication may use, in percent."""
+
+
 class TopologySpec(Model):
     """The sites and the failover policy."""
 
@@ -133,6 +167,9 @@ class TopologySpec(Model):
     """How failures are detected and acted upon."""
     replication: ReplicationPolicy = defaulted(ReplicationPolicy)
     """What replication may copy into this site."""
+    links: Annotated[list[Link], Field(max_length=8), keyed_by("name")] = Field(default=[])
+    """The links between the sites: what the copies of the data may use. With them, each SharedService
+    reports ReplicationFeasible: how long its first full copy takes, and whether its RPO can hold."""
 
     @rule(
         "self.sites.exists(s, s.name == self.preferredPrimary)",
@@ -194,6 +231,27 @@ class LastFailover(Model):
     """Seconds of changes it may have lost, at worst over all services."""
 
 
+class SiteCapacityStatus(Model):
+    """The storage the SharedServices commit at a site, against what it can hold."""
+
+    site: DnsLabel
+    """The site."""
+    storage: str | None = Field(default=None, max_length=64)
+    """Its storage capacity, as the spec declares it; unset: none declared."""
+    committed: str = Field(max_length=64)
+    """Storage committed by the services rendered or admitted, e.g. 85Ti."""
+    committed_bytes: StrictInt = Field(ge=0)
+    """The same in bytes."""
+    used_percent: StrictFloat | None = Field(default=None, ge=0)
+    """Committed storage as a percentage of the capacity."""
+    services: StrictInt = Field(ge=0)
+    """Services counted."""
+    refused: Annotated[list[Annotated[str, Field(max_length=317)]], Field(max_length=64)] = Field(
+        default_factory=list
+    )
+    """Services not rendered for want of room (CapacityExceeded), as namespace/name; the first 64."""
+
+
 class TopologyStatus(Model):
     """The observed state of the sites."""
 
@@ -211,6 +269,10 @@ class TopologyStatus(Model):
     """State of each site."""
     last_failover: LastFailover | None = None
     """The last completed failover."""
+    capacity: Annotated[list[SiteCapacityStatus], Field(max_length=2), keyed_by("site")] = Field(
+        default_factory=list
+    )
+    """Storage committed at each site against its capacity, as this site computes it."""
     peer_fencing_seconds: StrictFloat | None = Field(default=None, ge=0)
     """How long the other site took to fence its data plane (databases demoted, DNS records withdrawn) at the
     last switchover from it, as this site measured it. Taking over from it, this site waits this much

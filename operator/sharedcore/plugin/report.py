@@ -35,6 +35,7 @@ class SiteRow:
     heartbeat_age_seconds: float | None
     preferred: bool
     active: bool
+    storage: str | None = None  # committed against capacity, e.g. "80Ti of 100Ti (80%)"
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def _condition(body: Body, type_: str) -> Body:
 def _sites(topology: Body, now: datetime.datetime) -> list[SiteRow]:
     spec, status = topology.get("spec") or {}, topology.get("status") or {}
     seen = {site["name"]: site for site in status.get("sites") or []}
+    storage = {entry["site"]: _storage(entry) for entry in status.get("capacity") or []}
     rows = []
     for site in spec.get("sites") or []:
         name = site["name"]
@@ -110,9 +112,19 @@ def _sites(topology: Body, now: datetime.datetime) -> list[SiteRow]:
                 heartbeat_age_seconds=max(0.0, (now - heartbeat).total_seconds()) if heartbeat else None,
                 preferred=name == spec.get("preferredPrimary"),
                 active=name == status.get("activeSite"),
+                storage=storage.get(name),
             )
         )
     return rows
+
+
+def _storage(entry: Body) -> str:
+    committed = str(entry.get("committed"))
+    if "storage" not in entry:
+        return committed
+    refused = len(entry.get("refused") or [])
+    more = f", {refused} refused" if refused else ""
+    return f"{committed} of {entry['storage']} ({entry.get('usedPercent')}%{more})"
 
 
 def _witness(topology: Body) -> str:
@@ -293,7 +305,7 @@ def as_text(report: Report) -> str:
         out.append("")
         out.extend(
             _table(
-                ("SITE", "ROLE", "EPOCH", "REACHABLE", "HEARTBEAT AGE"),
+                ("SITE", "ROLE", "EPOCH", "REACHABLE", "HEARTBEAT AGE", "STORAGE"),
                 (
                     (
                         site.name + (" (preferred)" if site.preferred else ""),
@@ -301,6 +313,7 @@ def as_text(report: Report) -> str:
                         "-" if site.epoch is None else str(site.epoch),
                         _yes_no(site.reachable),
                         _seconds(site.heartbeat_age_seconds),
+                        site.storage or "-",
                     )
                     for site in report.sites
                 ),

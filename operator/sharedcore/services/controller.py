@@ -21,6 +21,7 @@ from sharedcore.kube.resources import (
     Resource,
 )
 from sharedcore.metrics import (
+    FEASIBILITY,
     MANAGED_SERVICES,
     RECONCILE_DURATION,
     RECONCILE_TOTAL,
@@ -64,6 +65,10 @@ class SharedServiceController:
             self.rt.queue.forget(key)
             SERVICES.forget(*key)
             REPLICATION.forget(*key)
+            FEASIBILITY.set(*key, None)
+            admitted = reconcile.assess_capacity(self.rt)  # the room it leaves may let others in
+            for refused in admitted.refused if admitted else ():
+                self.rt.queue.add(refused)
         else:
             self.rt.services[key] = obj
             self.rt.queue.add(key)
@@ -84,6 +89,7 @@ class SharedServiceController:
         for key in list(self.rt.services):
             if namespaces is None or key[0] in namespaces:
                 self.rt.queue.add(key)
+        reconcile.assess_capacity(self.rt)  # the capacities may have changed, with no service to reconcile
         WORKQUEUE_DEPTH.set(len(self.rt.queue))
 
     # --- startup: prime the caches so the first pass writes only what really differs ---------------------

@@ -6,6 +6,7 @@ It writes only what differs from the cache, so an unchanged service costs the AP
 
 import datetime
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,9 +18,18 @@ from sharedcore.kube.cache import ObjectKey, key_of
 from sharedcore.kube.client import ApiError, namespace_terminating
 from sharedcore.kube.patches import merge_patch
 from sharedcore.kube.resources import CLUSTERS, MANAGED_BY, SECRETS, SHARED_SERVICES, for_object
-from sharedcore.metrics import OBJECT_WRITES, REPLICATION, SERVICES
+from sharedcore.metrics import FEASIBILITY, OBJECT_WRITES, REPLICATION, SERVICES, STORAGE
 from sharedcore.render import KIND_ORDER, SiteContext, render
-from sharedcore.replication import admission, content, credentials, data, diverged, retained
+from sharedcore.replication import (
+    admission,
+    capacity,
+    content,
+    credentials,
+    data,
+    diverged,
+    feasibility,
+    retained,
+)
 from sharedcore.services import rebuild, status
 from sharedcore.services.drift import drifted_field
 from sharedcore.services.runtime import Runtime, ServiceKey
@@ -60,6 +70,54 @@ def _kept_with(site: SiteContext, policy: DeletionPolicy, because: str, service:
     where = f"{because} at {site.name} ({site.role}, epoch {site.epoch}): a copy is kept whatever its policy"
     marks = retained.marks(where, datetime.datetime.now(datetime.UTC), content.origin_uid(service))
     return {"labels": {ORPHANED_LABEL: "true", **marks["labels"]}, "annotations": marks["annotations"]}
+
+
+def assess_capacity(rt: Runtime) -> capacity.Admission | None:
+    """Which services fit at both sites, reported in the Topology status and the metrics; None when no site
+    declares a capacity. A service counts as rendered once this site has reported it, not refused."""
+    topology = rt.topology()
+    limits = capacity.capacities(topology.sites) if topology else {}
+    if topology is None or not limits:
+        STORAGE.set({}, 0, [])
+        rt.report_capacity([])
+        return None
+    here = rt.site().name
+    claims = [
+        capacity.Claim(
+            key,
+            capacity.storage_bytes(body.get("spec") or {}),
+            str(body["metadata"].get("creationTimestamp", "")),
+            _rendered_here(body, here),
+        )
+        for key, body in rt.services.items()
+        if not body["metadata"].get("deletionTimestamp")
+    ]
+    admitted = capacity.admit(claims, limits)
+    STORAGE.set(limits, admitted.committed, [site.name for site in topology.sites])
+    rt.report_capacity(capacity.report(admitted, topology.sites))
+    return admitted
+
+
+def _rendered_here(body: Body, here: str) -> bool:
+    current = body.get("status") or {}
+    stalled = conditions.find(current.get("conditions"), "Stalled") or {}
+    return current.get("site") == here and stalled.get("reason") != "CapacityExceeded"
+
+
+def _feasibility(rt: Runtime, service: SharedService, desired: list[Body]) -> feasibility.Feasibility | None:
+    """ReplicationFeasible where the Topology declares links (the files are measured at the active site)."""
+    topology = rt.topology()
+    if topology is None:
+        return None
+    source = next((rt.cache.get(key_of(o)) for o in desired if o["kind"] == "ReplicationSource"), None)
+    return feasibility.assess(service, topology.links, source)
+
+
+def _over_capacity(rt: Runtime, key: ServiceKey) -> status.Blocker | None:
+    """A service that does not fit at both sites is not rendered."""
+    admitted = assess_capacity(rt)
+    refusal = admitted.refused.get(key) if admitted else None
+    return status.Blocker("CapacityExceeded", refusal) if refusal else None
 
 
 def _refused_copy(rt: Runtime, body: Body, site: SiteContext) -> status.Blocker | None:
@@ -339,7 +397,7 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
     desired = render(service, site)
     for obj in desired:
         obj["metadata"]["ownerReferences"] = [owner_reference(body)]
-    blocker = _refused_copy(rt, body, site)
+    blocker = _refused_copy(rt, body, site) or _over_capacity(rt, key)
     if not spec.paused and blocker is None:
         blocker = _role_unknown(site) or await _missing_references(rt, service)
         if blocker is None:
@@ -357,6 +415,7 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
         now=datetime.datetime.now(datetime.UTC),
         refused=refused,
     )
+    feasible = _feasibility(rt, service, desired)
     new = await _report(
         rt,
         body,
@@ -366,6 +425,7 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
         paused=spec.paused,
         replication=replication.condition,
         replication_status=replication.status,
+        extra=[feasible.condition] if feasible else [],
     )
     ready = conditions.is_true(new["conditions"], "Ready")
     SERVICES.set(
@@ -377,6 +437,7 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
         rpo=spec.objectives.rpo_seconds,
     )
     REPLICATION.set(*key, {s.kind: (s.complete_at, s.lag) for s in replication.series})
+    FEASIBILITY.set(*key, (feasible.feasible, feasible.initial_copy_seconds) if feasible else None)
     delays = [STALLED_RETRY_SECONDS if blocker else None, replication.recheck_after]
     return min((delay for delay in delays if delay is not None), default=None)
 
@@ -391,6 +452,7 @@ async def _report(
     paused: bool,
     replication: conditions.Want,
     replication_status: Body | None = None,
+    extra: Sequence[conditions.Want] = (),
 ) -> Body:
     new = status.build(
         body,
@@ -400,6 +462,7 @@ async def _report(
         paused=paused,
         replication=replication,
         replication_status=replication_status,
+        extra=extra,
         now=now(),
     )
     await _announce(rt, body, new)

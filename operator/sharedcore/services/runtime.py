@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sharedcore.api import ReplicationPolicy
+from sharedcore.api import ReplicationPolicy, TopologySpec
 from sharedcore.kube.cache import ObjectCache, ObjectKey
 from sharedcore.kube.client import KubeClient
 from sharedcore.kube.events import EventRecorder
@@ -31,4 +31,6 @@ class Runtime:
     provisioned: set[ServiceKey] = field(default_factory=set)  # database credentials known to exist here
     lag: LagTable = field(default_factory=LagTable)  # CloudNativePG replicas' lag, as last polled
     policy: Callable[[], ReplicationPolicy] = ReplicationPolicy  # what copies from the peer may hold
+    topology: Callable[[], TopologySpec | None] = lambda: None  # the sites' capacities and links
+    report_capacity: Callable[[list[dict[str, Any]]], None] = lambda _: None  # to Topology.status.capacity
     peer: Callable[[], KubeClient | None] = lambda: None  # the other site, as its peer identity there

@@ -4,7 +4,7 @@ kstatus reads it as: observedGeneration behind → InProgress; Reconciling=True 
 Failed; otherwise Current, with Ready saying whether every serving component is available.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,7 @@ def build(
     paused: bool,
     replication: conditions.Want,
     replication_status: Body | None = None,
+    extra: Sequence[conditions.Want] = (),
     now: str,
 ) -> Body:
     generation = service["metadata"].get("generation", 0)
@@ -94,6 +95,7 @@ def build(
         reconciling,
         stalled,
         replication,
+        *extra,
     ]
     status: Body = {
         "observedGeneration": generation,

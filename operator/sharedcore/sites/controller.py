@@ -153,6 +153,7 @@ class SiteController:
         self._promotion: Claim | None = None  # its Promote step: the claim this site takes
         self._tokens: frozenset[tuple[str, str, str]] = frozenset()  # CloudNativePG promotion tokens
         self._readiness: conditions.Want | None = None  # AutomaticFailoverReady, as `failover` judges it
+        self._capacity: list[Body] = []  # Topology.status.capacity, as the services' admission reports it
         self._started = time.monotonic()
         self._wake = asyncio.Event()
         self._wake_peer = asyncio.Event()
@@ -251,6 +252,12 @@ class SiteController:
                 AUTOMATIC_FAILOVER_READY.clear()
             else:
                 AUTOMATIC_FAILOVER_READY.labels(self.name).set(1 if want.status else 0)
+            self._wake.set()
+
+    def report_capacity(self, report: list[Body]) -> None:
+        """Carry the storage committed at each site, against its capacity, in the Topology status."""
+        if report != self._capacity:
+            self._capacity = report
             self._wake.set()
 
     def _peer_fencing(self) -> float:
@@ -609,6 +616,7 @@ class SiteController:
             now=_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
             settings=pairing.settings,
             extra=[self._readiness] if self._readiness else [],
+            capacity=self._capacity,
         )
         current = body.get("status") or {}
         if not topology_status.differs(current, new):

@@ -112,6 +112,7 @@ def build(
     now: str,
     settings: FailoverSettings | None = None,
     extra: Sequence[conditions.Want] = (),
+    capacity: Sequence[Body] = (),
 ) -> Body:
     """The status this site reports; `recorded` is the claim it has agreed to, if any; `extra`: conditions
     judged elsewhere (AutomaticFailoverReady)."""
@@ -137,6 +138,8 @@ def build(
     else:
         status |= {key: current[key] for key in ("activeSite", "epoch") if key in current}
     status |= {key: current[key] for key in ("lastFailover", "peerFencingSeconds") if key in current}
+    if capacity:
+        status["capacity"] = list(capacity)
     return status
 
 

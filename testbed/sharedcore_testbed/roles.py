@@ -2,7 +2,7 @@
 
 Every 100 ms it asks both operators; a sample holds each site's role then (None while an operator does not
 answer: killed, restarting). Used as a context manager it fails the test, on the way out, if any sample
-showed two Active sites.
+showed two Active sites. The tests and the nemesis (`sharedcore_testbed.nemesis`) use it.
 """
 
 import re
@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from types import TracebackType
 
-from tests.support.operator import OperatorProcess
+from sharedcore_testbed.operators import OperatorProcess
 
 ROLE = re.compile(r'^sharedcore_site_role\{[^}]*role="(\w+)"[^}]*\} 1(?:\.0)?$', re.MULTILINE)
 EVERY = 0.1
@@ -38,15 +38,21 @@ class RoleSampler:
             self.samples.append((at, {site: role_of(p) for site, p in self._operators.items()}))
             self._stop.wait(max(EVERY - (time.monotonic() - at), 0))
 
-    def __enter__(self) -> "RoleSampler":
+    def start(self) -> None:
         self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> "RoleSampler":
+        self.start()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        self.stop()
         if kind is None:
             self.assert_never_two_active()
 

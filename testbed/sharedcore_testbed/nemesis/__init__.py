@@ -1,0 +1,13 @@
+"""A nemesis: randomized faults from a seeded schedule against two sites and a witness, with invariants.
+
+`Nemesis(pair, seed=N).run(duration)` on a running `sharedcore_testbed.pair.Pair` (Automatic mode) draws
+episodes of faults (`schedule`), injects and heals them (`faults`), lets the pair settle and checks the
+invariants between episodes and at the end (`checks`, `convergence`), and returns the results: every fault
+with its kind and time, every violation, the figures. `bench/nemesis.py` runs it on a testbed of its own;
+a cluster test runs a short schedule on the session's sites.
+"""
+
+from sharedcore_testbed.nemesis.checks import Invariant, Settled, Violation
+from sharedcore_testbed.nemesis.run import Bounds, Nemesis, summary
+
+__all__ = ["Bounds", "Invariant", "Nemesis", "Settled", "Violation", "summary"]

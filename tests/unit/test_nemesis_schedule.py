@@ -1,0 +1,63 @@
+"""The nemesis's schedule (sharedcore_testbed.nemesis.schedule): the same seed replays the same faults."""
+
+import collections
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sharedcore_testbed import clock
+from sharedcore_testbed.nemesis.schedule import REQUESTS, STEPS, WEIGHTS, episode
+
+
+def test_a_seed_gives_the_same_episodes_whatever_ran_before() -> None:
+    first = [episode(7, index) for index in range(30)]
+    assert [episode(7, index) for index in reversed(range(30))] == list(reversed(first))
+    assert first != [episode(8, index) for index in range(30)]
+
+
+def test_the_faults_of_an_episode_never_share_a_site_link_or_operator() -> None:
+    for index in range(300):
+        faults = episode(1, index)
+        assert faults[0].at == 0 and [f.at for f in faults] == sorted(f.at for f in faults)
+        drawn = [f for f in faults if "at_step" not in f.detail]
+        claimed = [resource for f in drawn for resource in f.resources()]
+        assert len(claimed) == len(set(claimed)), faults
+
+
+def test_every_kind_is_drawn_and_kills_land_inside_failovers() -> None:
+    faults = [fault for index in range(300) for fault in episode(3, index)]
+    assert set(collections.Counter(f.kind for f in faults)) == set(WEIGHTS)
+    inside = [f for f in faults if f.detail.get("at_step")]
+    assert inside and {f.detail["at_step"] for f in inside} <= set(STEPS)
+    for index in range(300):
+        faults = episode(3, index)
+        if any(f.detail.get("at_step") for f in faults):
+            assert any(f.kind in REQUESTS - {"drill"} for f in faults)
+
+
+def test_a_one_way_cut_towards_the_witness_starts_at_a_site() -> None:
+    links = [f for index in range(300) for f in episode(5, index) if f.kind in ("partition", "slow-link")]
+    assert all(f.targets[0] != "witness" for f in links)
+    assert {f.detail["one_way"] for f in links} == {True, False}
+
+
+def test_a_skewed_clock_moves_the_wall_clock_only() -> None:
+    try:
+        environment = clock.skewed_environment(-90)
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    script = "import time; print(time.time(), time.monotonic())"
+    before = time.time(), time.monotonic()
+    printed = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    wall, monotonic = (float(value) for value in printed)
+    assert -92 < wall - before[0] < -88
+    assert 0 <= monotonic - before[1] < 5
