@@ -116,6 +116,10 @@ class Testbed:
         ]
         testbed_state.save(self.directory, current)
         try:
+            if real_sites:
+                # The images and the containerd root holding them are made (or found) first: building them
+                # is not a node's start, and must not eat into the time its nodes have to become Ready.
+                node.template_root()
             self._create_network(current)
             for name in names:
                 with self._editing() as editing:
