@@ -4,6 +4,7 @@ sites' Clusters share, the standby's replica streaming from the active site acro
 One pair and one SharedService serve every test of the module (the tests run in order and build on each
 other's end state: that keeps the real-node time small)."""
 
+import json
 import signal
 import time
 import uuid
@@ -58,6 +59,18 @@ class Database:
                 return None
 
         return eventually(attempt, timeout=60, interval=1, message=f"SQL at {site.name}")[0]
+
+
+def _condition(site: Site, database: Database, kind: str) -> dict[str, Any]:
+    service = as_object(
+        site.custom.get_namespaced_custom_object(
+            "sharedcore.danang.gov.vn", "v1alpha1", database.namespace, "sharedservices", SERVICE
+        )
+    )
+    found: dict[str, Any] = next(
+        (c for c in (service.get("status") or {}).get("conditions", []) if c["type"] == kind), {}
+    )
+    return found
 
 
 def _healthy(site: Site, database: Database) -> dict[str, Any] | None:
@@ -131,6 +144,13 @@ def test_the_standby_streams_the_active_sites_database(database: Database) -> No
             return None
 
     assert eventually(row, timeout=60, message="the row at quangnam") == "written at danang"
+    # Its lag, measured by quangnam's Prometheus from the instance's own metric, is what a failover's
+    # data-loss window will come from.
+    eventually(
+        lambda: _condition(quangnam, database, "ReplicationHealthy").get("status") == "True",
+        timeout=120,
+        message="quangnam's replication measured healthy",
+    )
     receiver = database.sql(quangnam, "SELECT status, sender_host FROM pg_stat_wal_receiver")
     assert receiver == f"streaming|{SERVICE}-db-danang-rw.{database.namespace}.svc.clusterset.local"
     print(f"danang healthy after {healthy_at:.0f}s, quangnam streaming after {streaming_at:.0f}s")
@@ -233,6 +253,13 @@ def test_a_lost_site_fails_over_and_its_diverged_data_is_kept_when_it_returns(da
     danang, quangnam, bed = database.pair.danang, database.pair.quangnam, database.pair.danang.bed
     namespace, own = database.namespace, f"{SERVICE}-db-danang"
     lost, after = f"lost-{uuid.uuid4().hex}", f"after-{uuid.uuid4().hex}"
+    # Steady state first: quangnam has measured its replica since it became one again (else the data-loss
+    # window is unknown and the automatic failover is refused, as it must be).
+    eventually(
+        lambda: _condition(quangnam, database, "ReplicationHealthy").get("status") == "True",
+        timeout=120,
+        message="quangnam's replication measured healthy",
+    )
     bed.partition("danang", "quangnam")
     database.sql(danang, f"INSERT INTO probe VALUES ((SELECT max(id) + 1 FROM probe), '{lost}')")
     database.sql(danang, "CHECKPOINT")  # the row in danang's data files, where the check below looks
@@ -244,7 +271,7 @@ def test_a_lost_site_fails_over_and_its_diverged_data_is_kept_when_it_returns(da
     name = f"automatic-failover-epoch-{epoch + 1}"
     eventually(lambda: _failover(quangnam, name), timeout=120, message=f"quangnam's {name}", interval=1)
     status = ended(quangnam, name, timeout=180)
-    assert status["phase"] == "Succeeded", status
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
     print(f"failover: recorded RTO {status.get('rtoSeconds')}s, window {status['services'][0]}")
     assert database.sql(quangnam, "SELECT pg_is_in_recovery()") == "f"
     assert database.sql(quangnam, f"SELECT count(*) FROM probe WHERE note = '{lost}'") == "0"

@@ -51,6 +51,7 @@ def test_undecided_while_the_peer_cannot_be_read_or_is_not_primary_yet() -> None
     [
         ("Standby", 3, Role.STANDBY),  # a replica all along
         ("Fenced", 4, Role.STANDBY),  # a standby fenced for a while at the same epoch: nothing moved
+        ("Fenced", 0, Role.STANDBY),  # created before the pair first agreed (seen: a rebuild at bootstrap)
         ("Active", 3, Role.ACTIVE),  # not a standby: nothing to follow
         ("Active", 3, Role.FENCED),
     ],

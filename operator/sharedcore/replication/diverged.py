@@ -8,9 +8,10 @@ CloudNativePG does not `pg_rewind` a primary demoted into a replica cluster (onl
 Cluster), so PostgreSQL refuses to follow ("new timeline forked off current database system timeline before
 current recovery point") and the replica stays behind for good, while CloudNativePG reports it healthy.
 
-So at a site that is now Standby, a Cluster last rendered here as Active or Fenced at an earlier epoch (it
-was, or may have been, a writable primary) follows in place only if the peer's primary was promoted with
-this Cluster's demotion token. Otherwise it is copied anew (`services.rebuild`), its volumes kept for people.
+So at a site that is now Standby, a Cluster last rendered here as Active or Fenced at an earlier epoch but
+epoch 0 (it was, or may have been, a writable primary) follows in place only if the peer's primary was
+promoted with this Cluster's demotion token. Otherwise it is copied anew (`services.rebuild`), its volumes
+kept for people.
 The labels the render puts on every object say the role and epoch a Cluster was last rendered for.
 """
 
@@ -37,11 +38,11 @@ def _was_primary(own: Body, role: Role, epoch: int) -> str | None:
     rendered, rendered_epoch = labels.get(ROLE_LABEL), labels.get(EPOCH_LABEL, "")
     if role is not Role.STANDBY or rendered not in (Role.ACTIVE, Role.FENCED) or not rendered_epoch.isdigit():
         return None
-    return (
-        f"{own['metadata']['name']} was {rendered} at epoch {rendered_epoch}"
-        if int(rendered_epoch) < epoch
-        else None
-    )
+    # Epoch 0 is before the pair first agreed on an active site: nothing was primary then (a site starts
+    # Fenced, its Cluster a replica).
+    if not 0 < int(rendered_epoch) < epoch:
+        return None
+    return f"{own['metadata']['name']} was {rendered} at epoch {rendered_epoch}"
 
 
 def verdict(own: Body | None, peer: Body | None, role: Role, epoch: int) -> tuple[Verdict, str]:
