@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml testbed/pyproject.toml | 
 TESTBED_BIN = $(shell scripts/testbed-bin.sh --print)
 export PATH := $(TESTBED_BIN):$(abspath $(BIN)):$(PATH)
 
-.PHONY: all venv testbed-bin testbed-packages images crds golden lint typecheck unit test demo playground clean
+.PHONY: all venv testbed-bin testbed-packages images crds golden lint typecheck unit tools-tests test demo playground clean
 
 all: test
 
@@ -53,9 +53,13 @@ typecheck: venv
 	$(BIN)/mypy
 	$(BIN)/mypy scripts bench
 
-## Fast tests only (no control planes).
+## Fast tests: no control planes, and none of the tools the Go build makes (helm, kubectl, promtool).
 unit: venv
-	$(BIN)/pytest -m 'not cluster'
+	$(BIN)/pytest -m 'not cluster and not tools'
+
+## The packaging tests: the chart, the kustomize trees and the alert rules, read by helm, kubectl and promtool.
+tools-tests: venv testbed-bin
+	$(BIN)/pytest -m 'tools and not cluster'
 
 ## Everything: lint, types, unit and cluster tests on real control planes (and real nodes).
 test: venv testbed-packages testbed-bin images lint typecheck

@@ -11,7 +11,13 @@ services at danang and waits until they are Ready there and standing by at quang
 Prints median and spread (min-max) per N, and RTO / leaseDurationSeconds (the detection window is the physical
 floor: a lapsed witness Lease), and writes bench/results/failover.json.
 
-    .venv/bin/python bench/failover.py [--sizes 5 50] [--runs 5] [--heartbeat 2] [--lease 15]
+The testbed runs the city DNS with ExternalDNS at each site (as root: port 53), and each site has a stand-in
+web front end at its ingress address (stopped with the site). A prober, a citizen's HTTP client, resolves the
+first service's host at the city DNS honouring its TTL (`--ttl`, the Topology's spec.dns.ttlSeconds) and asks
+the front end every 100 ms; its RTO (danang's last answer to quangnam's first) is printed beside sharedcore's:
+it differs by up to one TTL, the time the old address stays cached.
+
+    .venv/bin/python bench/failover.py [--sizes 5 50] [--runs 5] [--heartbeat 2] [--lease 15] [--ttl 30]
 """
 
 import argparse
@@ -19,6 +25,7 @@ import contextlib
 import datetime
 import json
 import signal
+import socket
 import statistics
 import tempfile
 import time
@@ -34,14 +41,16 @@ from sharedcore import API_GROUP, API_VERSION
 from sharedcore.plugin import moves
 from sharedcore_testbed import Testbed
 from sharedcore_testbed.clients import SiteClients, as_object, items
-from sharedcore_testbed.operators import crd_paths
+from sharedcore_testbed.operators import data_plane_crds
 from sharedcore_testbed.pair import Pair, create_services, prepare_pair, topology
+from sharedcore_testbed.prober import FrontEnd, Prober
 from sharedcore_testbed.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "tests" / "golden" / "inputs").glob("*.yaml"))
-CRDS = crd_paths()
+CRDS = (ROOT / "crds", *data_plane_crds())
 NAMESPACES = 5
+FRONT_ENDS = {"danang": "127.54.0.1", "quangnam": "127.54.0.2"}  # each site's ingress address
 
 
 def services(n: int) -> list[dict[str, Any]]:
@@ -96,17 +105,29 @@ def automatic(site: SiteClients, epoch: int) -> dict[str, Any] | None:
         return None
 
 
-def one_run(pair: Pair[SiteClients], n: int, timeout: float) -> dict[str, float | None]:
+def one_run(
+    pair: Pair[SiteClients], n: int, timeout: float, front_ends: dict[str, FrontEnd]
+) -> dict[str, float | None]:
     danang, quangnam = pair.danang, pair.quangnam
     epoch = epoch_at(quangnam)
-    stopped = time.monotonic()
-    pair.operators["danang"].stop(signal.SIGKILL)  # first: stopping the plane takes a moment
-    danang.stop()
-    pair.doubles["quangnam"].lose_source(True)  # quangnam's replicas stop receiving WAL and files
-    eventually(
-        lambda: all_in(quangnam, n, "Active", epoch + 1), timeout=timeout, message="Active at quangnam"
-    )
-    measured = time.monotonic() - stopped
+    city = danang.bed.city_dns()
+    assert city is not None
+    host = services(1)[0]["spec"]["ingress"]["host"]
+    with Prober(host, city.address, port=front_ends["danang"].port) as prober:
+        eventually(lambda: prober.first_success("danang"), timeout=timeout, message="prober at danang")
+        stopped = time.monotonic()
+        pair.operators["danang"].stop(signal.SIGKILL)  # first: stopping the plane takes a moment
+        danang.stop()
+        front_ends["danang"].stop()
+        pair.doubles["quangnam"].lose_source(True)  # quangnam's replicas stop receiving WAL and files
+        eventually(
+            lambda: all_in(quangnam, n, "Active", epoch + 1), timeout=timeout, message="Active at quangnam"
+        )
+        measured = time.monotonic() - stopped
+        eventually(
+            lambda: prober.first_success("quangnam", stopped), timeout=timeout, message="prober at quangnam"
+        )
+    citizen = prober.rto("danang", "quangnam", stopped)
     done = eventually(
         lambda: (
             (f := automatic(quangnam, epoch + 1))
@@ -118,6 +139,7 @@ def one_run(pair: Pair[SiteClients], n: int, timeout: float) -> dict[str, float 
     )
     recorded = done["status"].get("rtoSeconds")
     back = time.monotonic()
+    front_ends["danang"].start()
     danang.start()
     pair.doubles["quangnam"].lose_source(False)
     pair.operators["danang"].start()
@@ -145,6 +167,7 @@ def one_run(pair: Pair[SiteClients], n: int, timeout: float) -> dict[str, float 
     return {
         "failover_rto_measured_s": round(measured, 2),
         "failover_rto_recorded_s": recorded,
+        "failover_rto_prober_s": None if citizen is None else round(citizen, 2),
         "rejoin_s": round(rejoin, 2),
         "switchover_duration_s": round((end - start).total_seconds(), 2),
         "switchover_rto_s": status.get("rtoSeconds"),
@@ -153,11 +176,18 @@ def one_run(pair: Pair[SiteClients], n: int, timeout: float) -> dict[str, float 
 
 
 @contextlib.contextmanager
-def running_pair(workdir: Path, *, heartbeat: int, lease: int, resync: float) -> Iterator[Pair[SiteClients]]:
+def running_pair(
+    workdir: Path, *, heartbeat: int, lease: int, resync: float, ttl: int | None = None
+) -> Iterator[Pair[SiteClients]]:
     """A fresh testbed in `workdir` (danang and quangnam with workloads, a bare witness) and both operators
-    running with a Topology in Automatic mode; all of it stopped on the way out."""
+    running with a Topology in Automatic mode; all of it stopped on the way out. With a record `ttl`, also the
+    city DNS (ExternalDNS at both sites), each site's ingress address one of FRONT_ENDS."""
     bed = Testbed(workdir / "testbed")
-    bed.up(["danang", "quangnam", "witness"], workloads={"danang", "quangnam"})
+    bed.up(["danang", "quangnam", "witness"], workloads={"danang", "quangnam"}, city_dns=ttl is not None)
+    body = topology(mode="Automatic", heartbeat=heartbeat, lease=lease)
+    if ttl is not None:
+        body = topology(mode="Automatic", heartbeat=heartbeat, lease=lease, addresses=FRONT_ENDS)
+        body["spec"]["dns"] = {"ttlSeconds": ttl}  # the pair adds the servers, as each site reaches them
     try:
         danang, quangnam, witness = (SiteClients(name, bed) for name in ("danang", "quangnam", "witness"))
         pair = prepare_pair(
@@ -166,7 +196,7 @@ def running_pair(workdir: Path, *, heartbeat: int, lease: int, resync: float) ->
             witness,
             workdir / "operators",
             crds=CRDS,
-            topology=topology(mode="Automatic", heartbeat=heartbeat, lease=lease),
+            topology=body,
             resync=resync,
         )
         with pair.running(forget=False):
@@ -175,8 +205,27 @@ def running_pair(workdir: Path, *, heartbeat: int, lease: int, resync: float) ->
         bed.down()
 
 
-def measure(n: int, runs: int, heartbeat: int, lease: int, workdir: Path) -> dict[str, Any]:
-    with running_pair(workdir / f"n{n}", heartbeat=heartbeat, lease=lease, resync=30) as pair:
+@contextlib.contextmanager
+def front_ends() -> Iterator[dict[str, FrontEnd]]:
+    """A stand-in web front end at each site's ingress address (kwok sites run no real pods)."""
+    with socket.socket() as sock:
+        sock.bind((FRONT_ENDS["danang"], 0))
+        port = int(sock.getsockname()[1])
+    ends = {site: FrontEnd(site, address, port) for site, address in FRONT_ENDS.items()}
+    for end in ends.values():
+        end.start()
+    try:
+        yield ends
+    finally:
+        for end in ends.values():
+            end.stop()
+
+
+def measure(n: int, runs: int, *, heartbeat: int, lease: int, ttl: int, workdir: Path) -> dict[str, Any]:
+    with (
+        front_ends() as ends,
+        running_pair(workdir / f"n{n}", heartbeat=heartbeat, lease=lease, resync=30, ttl=ttl) as pair,
+    ):
         danang, quangnam = pair.sites
         started = time.monotonic()
         create_services(danang, quangnam, services(n))
@@ -189,9 +238,9 @@ def measure(n: int, runs: int, heartbeat: int, lease: int, workdir: Path) -> dic
         )
         rows = []
         for run in range(runs):
-            rows.append(one_run(pair, n, timeout))
+            rows.append(one_run(pair, n, timeout, ends))
             print(f"  n={n} run {run + 1}: {json.dumps(rows[-1])}", flush=True)
-    return {"services": n, "heartbeat_s": heartbeat, "lease_s": lease, "runs": rows}
+    return {"services": n, "heartbeat_s": heartbeat, "lease_s": lease, "ttl_s": ttl, "runs": rows}
 
 
 def spread(values: list[float]) -> str:
@@ -206,15 +255,30 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--heartbeat", type=int, default=2)
     parser.add_argument("--lease", type=int, default=15)
+    parser.add_argument("--ttl", type=int, default=30, help="the services' DNS record TTL, seconds")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="sharedcore-bench-") as tmp:
         for n in args.sizes:
-            results.append(measure(n, args.runs, args.heartbeat, args.lease, Path(tmp)))
+            results.append(
+                measure(
+                    n, args.runs, heartbeat=args.heartbeat, lease=args.lease, ttl=args.ttl, workdir=Path(tmp)
+                )
+            )
     print(
-        f"\nheartbeat {args.heartbeat}s, lease {args.lease}s; median (min-max) over {args.runs} runs, seconds"
+        f"\nheartbeat {args.heartbeat}s, lease {args.lease}s, TTL {args.ttl}s; median (min-max) over "
+        f"{args.runs} runs, seconds"
     )
-    header = ("services", "failover RTO", "RTO/lease", "recorded RTO", "rejoin", "switchover", "switch RTO")
+    header = (
+        "services",
+        "failover RTO",
+        "RTO/lease",
+        "recorded RTO",
+        "prober RTO",
+        "rejoin",
+        "switchover",
+        "switch RTO",
+    )
     print("  ".join(f"{h:>20}" for h in header))
     for r in results:
         runs = r["runs"]
@@ -228,6 +292,7 @@ def main() -> None:
             spread(col("failover_rto_measured_s")),
             f"{statistics.median(ratio):.2f} ({min(ratio):.2f}-{max(ratio):.2f})",
             spread(col("failover_rto_recorded_s")),
+            spread(col("failover_rto_prober_s")),
             spread(col("rejoin_s")),
             spread(col("switchover_duration_s")),
             spread(col("switchover_rto_s")),

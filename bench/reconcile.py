@@ -25,7 +25,7 @@ from sharedcore_testbed.operators import (
     OPERATOR_USER,
     OperatorProcess,
     audit_events,
-    crd_paths,
+    data_plane_crds,
     install_crds,
     kubectl,
     service_account_kubeconfig,
@@ -76,7 +76,7 @@ def measure(n: int, resync: float, workdir: Path) -> dict[str, Any]:
     bed.up(["bench"], workloads={"bench"})
     try:
         admin = bed.kubeconfig("bench")
-        install_crds(admin, *crd_paths())
+        install_crds(admin, ROOT / "crds", *data_plane_crds())
         operator = OperatorProcess(
             "bench",
             service_account_kubeconfig(bed, "bench", workdir / f"n{n}.kubeconfig"),

@@ -37,7 +37,7 @@ from sharedcore.plugin import moves
 from sharedcore.replication.content import REPLICATE_LABEL
 from sharedcore_testbed import PlaneError, Testbed, waiting
 from sharedcore_testbed.clients import SiteClients, as_object, items
-from sharedcore_testbed.operators import OperatorProcess, crd_paths, kubectl
+from sharedcore_testbed.operators import OperatorProcess, data_plane_crds, kubectl
 from sharedcore_testbed.pair import (
     WITNESS_LEASE,
     Pair,
@@ -50,7 +50,7 @@ from sharedcore_testbed.pair import (
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "golden" / "inputs"  # one SharedService per platform
-CRDS = crd_paths()  # CloudNativePG's real Cluster CRD; stand-ins for VolSync and ExternalDNS
+CRDS = (ROOT / "crds", *data_plane_crds())
 SITES = ("danang", "quangnam", "witness")
 RESYNC = 5.0
 FAILOVERS = (API_GROUP, API_VERSION, "failovers")

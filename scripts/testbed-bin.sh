@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the testbed's binaries (control planes, real nodes' kubelet and kube-proxy, CoreDNS, CloudNativePG) from the pinned Go
+# Builds the testbed's binaries (control planes, real nodes' kubelet and kube-proxy, CoreDNS, ExternalDNS,
+# CloudNativePG) from the pinned Go
 # modules under tests/controlplane/ into a cache outside the clone, so fresh clones reuse them. Skips what is
 # already built.
 #   scripts/testbed-bin.sh            build what is missing, print the bin dir last
@@ -33,6 +34,7 @@ require_version kwok sigs.k8s.io/kwok "$KWOK_VERSION"
 require_version helm helm.sh/helm/v3 "$HELM_VERSION"
 require_version coredns github.com/coredns/coredns "$COREDNS_VERSION"
 require_version cloudnative-pg github.com/cloudnative-pg/cloudnative-pg "$CNPG_VERSION"
+require_version external-dns sigs.k8s.io/external-dns "$EXTERNAL_DNS_VERSION"
 
 build() { # module-dir output-name package ldflags
   local dir=$1 name=$2 pkg=$3 ldflags=$4
@@ -80,6 +82,16 @@ build coredns coredns github.com/coredns/coredns "-X github.com/coredns/coredns/
 # CloudNativePG's manager (operator and instance manager in one binary; its version is compiled in), named by
 # version so that another pin builds anew; its image and release manifest come from the same module (images.py).
 build cloudnative-pg "cnpg-manager-$CNPG_VERSION" github.com/cloudnative-pg/cloudnative-pg/cmd/manager ""
+# ExternalDNS likewise (its module needs one replace: a dependency's dependency moved from vbom.ml to GitHub).
+if [ -x "$bin/external-dns" ] && ! "$bin/external-dns" --version | grep -qx "$EXTERNAL_DNS_VERSION"; then
+  rm "$bin/external-dns"
+fi
+build external-dns external-dns sigs.k8s.io/external-dns \
+  "-X sigs.k8s.io/external-dns/pkg/apis/externaldns.Version=$EXTERNAL_DNS_VERSION"
+# Its DNSEndpoint CRD, of the same version: the testbed installs it where ExternalDNS runs, the tests everywhere.
+edns_src=$(cd "$modules/external-dns" && go list -m -f '{{.Dir}}' sigs.k8s.io/external-dns)
+cp "$edns_src/config/crd/standard/dnsendpoints.externaldns.k8s.io.yaml" "$bin/.externaldns-dnsendpoints.yaml.tmp"
+mv "$bin/.externaldns-dnsendpoints.yaml.tmp" "$bin/externaldns-dnsendpoints.yaml"
 
 # promtool ships in Debian's prometheus package; unpack just that binary (no service is installed).
 if [ ! -x "$bin/promtool" ]; then

@@ -11,6 +11,7 @@ import pytest
 
 from sharedcore_testbed import Testbed
 from sharedcore_testbed.pair import opt_in
+from tests.support import packaging
 from tests.support.cluster import Site
 
 SITES = ("danang", "quangnam", "witness")
@@ -23,6 +24,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Real-node tests last: their sites (3 planes, 6 nodes) start then and do not load the two cores while
     the timing-sensitive failover tests run."""
     items.sort(key=lambda item: item.get_closest_marker("nodes") is not None)
+
+
+@pytest.fixture(autouse=True)
+def _tools_only_where_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make unit` leaves out the tests marked `tools` (helm, kubectl and promtool come from the Go build):
+    a unit test that runs one without the mark fails here, even where the binaries happen to exist."""
+    if request.node.get_closest_marker("tools") or request.node.get_closest_marker("cluster"):
+        return
+
+    def refused(tool: str) -> Path:
+        raise AssertionError(f"{request.node.name} runs {tool}: mark it @pytest.mark.tools")
+
+    monkeypatch.setattr(packaging, "binary", refused)
 
 
 @dataclass
@@ -54,14 +68,14 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
 @pytest.fixture(scope="session")
 def real_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
     """danang and quangnam each with REAL_NODES real nodes (containerd and kubelet each; kube-proxy, CoreDNS)
-    in its own network namespace, with its own Prometheus, and a bare witness; started once, only when a test
-    marked `nodes` runs.
+    in its own network namespace, with its own Prometheus, and a bare witness; the city DNS, with ExternalDNS
+    at each site; started once, only when a test marked `nodes` runs.
 
     SHAREDCORE_TEST_REAL_TESTBED_DIR keeps their files for reading after a failed run.
     """
     directory = Path(os.environ.get("SHAREDCORE_TEST_REAL_TESTBED_DIR") or tmp_path_factory.mktemp("real"))
     bed = Testbed(directory)
-    bed.up(SITES, real=WORKLOAD_SITES, node_count=REAL_NODES, monitored=True)
+    bed.up(SITES, real=WORKLOAD_SITES, node_count=REAL_NODES, monitored=True, city_dns=True)
     try:
         yield Sites(bed, *(Site(name, bed) for name in SITES))
     finally:

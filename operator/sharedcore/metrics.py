@@ -90,6 +90,13 @@ PEER_SETTINGS_MISMATCH = Gauge(
     ["peer"],
     registry=REGISTRY,
 )
+CITY_DNS_REACHABLE = Gauge(
+    "sharedcore_city_dns_reachable",
+    "1 while the city DNS server (Topology spec.dns.servers) answers this site, 0 while it does not; "
+    "absent without spec.dns.",
+    ["server"],
+    registry=REGISTRY,
+)
 AUTOMATIC_FAILOVER_READY = Gauge(
     "sharedcore_automatic_failover_ready",
     "At the standby in Automatic mode: 1 while an automatic failover would pass its preconditions now, 0 "

@@ -6,7 +6,6 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,57 +15,16 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sharedcore import SYSTEM_NAMESPACE
-from sharedcore.api import ReplicationPolicy, Role
-from sharedcore.failover.controller import FailoverController
 from sharedcore.kube import credentials
 from sharedcore.kube.client import KubeClient
-from sharedcore.kube.events import EventRecorder
 from sharedcore.metrics import API_REQUESTS, REGISTRY
-from sharedcore.replication.config import ConfigReplicator
-from sharedcore.replication.lag import PrometheusPoller
-from sharedcore.services.controller import SharedServiceController
-from sharedcore.services.runtime import Runtime
-from sharedcore.sites.controller import SiteController
 from sharedcore.sites.peers import Peers
-from sharedcore.wiring import configure, register
+from sharedcore.wiring import Options, assemble, configure, register
 
 log = logging.getLogger("sharedcore")
 # Another site gets this long to answer: more than a loaded API server needs, and short enough that a link
 # which drops packets costs a heartbeat or two, not a reconcile.
 PEER_TIMEOUT_SECONDS = 3.0
-
-
-@dataclass(frozen=True)
-class Options:
-    site: str
-    namespaces: tuple[str, ...]
-    metrics_port: int
-    health_port: int
-    resync_seconds: float
-    workers: int
-    kubeconfig: Path | None
-    system_namespace: str = SYSTEM_NAMESPACE
-    prometheus_url: str | None = None
-    lag_poll_seconds: float = 10.0
-    single_site: bool = False
-
-
-def _standby(site: SiteController, peers: Peers) -> tuple[KubeClient, int] | None:
-    """Where configuration replicates to, and under which epoch: only while this site is the active one."""
-    peer = site.peer_name()
-    client = peers.client(peer) if peer and site.active() else None
-    return (client, site.state.epoch) if client else None
-
-
-def _replication_policy(site: SiteController) -> ReplicationPolicy:
-    """The Topology's allow-lists; none without a usable Topology (nothing replicates then anyway)."""
-    topology = site.topology()
-    return topology.spec.replication if topology else ReplicationPolicy()
-
-
-def _peer(site: SiteController, peers: Peers) -> KubeClient | None:
-    peer = site.peer_name()
-    return peers.client(peer) if peer else None
 
 
 def _count(cluster: str) -> Callable[[str, int], None]:
@@ -85,72 +43,40 @@ async def _serve(routes: list[web.RouteDef], port: int) -> web.AppRunner:
     return runner
 
 
+def _own_signals(stop: asyncio.Event) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """SIGTERM and SIGINT set `stop`. Kopf installs its own handlers as it starts, replacing these, and on a
+    signal would stop by itself, cancelling the tasks this operator's loops spawned, which looked like a
+    crash: once Kopf is up (the Event returned, for its ready_flag) the signals are taken back, and Kopf stops
+    through its stop_flag like everything else. The task that takes them back is returned, to be cancelled."""
+    loop = asyncio.get_running_loop()
+
+    def take() -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+    async def retake(up: asyncio.Event) -> None:
+        await up.wait()
+        take()
+
+    take()
+    kopf_up = asyncio.Event()
+    return kopf_up, asyncio.create_task(retake(kopf_up), name="signals")
+
+
 async def run(options: Options) -> None:
     creds = credentials.load(options.kubeconfig)
     client = KubeClient(creds, observer=_count("local"))
-    recorder = EventRecorder(client, options.site)
     peers = Peers(
         client, timeout=PEER_TIMEOUT_SECONDS, observer=_count, user_agent=f"sharedcore/{options.site}"
     )
-    site = SiteController(
-        options.site,
-        client,
-        recorder=recorder,
-        peers=peers,
-        namespace=options.system_namespace,
-        single_site=options.single_site,
-    )
-    rt = Runtime(
-        client=client,
-        recorder=recorder,
-        site=site.context,
-        resync_seconds=options.resync_seconds,
-        policy=lambda: _replication_policy(site),
-        topology=lambda: topology.spec if (topology := site.topology()) else None,
-        report_capacity=site.report_capacity,
-        peer=lambda: _peer(site, peers),
-    )
-    controller = SharedServiceController(rt, options.namespaces, options.workers)
-    replicator = ConfigReplicator(
-        options.site,
-        client,
-        target=lambda: _standby(site, peers),
-        policy=lambda: _replication_policy(site),
-        namespaces=options.namespaces,
-        excluded_namespace=options.system_namespace,
-        resync_seconds=options.resync_seconds,
-    )
-    failovers = FailoverController(
-        client,
-        recorder=recorder,
-        site=site,
-        peer_client=lambda: _peer(site, peers),
-        services=rt.services.values,
-    )
-    site.subscribe(controller.requeue)
-    site.subscribe(replicator.trigger)
-    background = {
-        "site": site.run(),
-        "services": controller.run(site.settled.wait()),
-        "replication": replicator.run(),
-        "failovers": failovers.run(site.settled.wait()),
-        "automatic failover": failovers.watch(site.settled.wait()),
-    }
-    if options.prometheus_url:
-        poller = PrometheusPoller(
-            options.prometheus_url,
-            rt.lag,
-            interval=options.lag_poll_seconds,
-            wanted=lambda: site.state.role is not Role.ACTIVE,
-            on_change=controller.requeue,
-        )
-        background["lag"] = poller.run()
+    parts = assemble(options, client, peers)
+    controller = parts.services
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:
-        ok = controller.health.alive(len(rt.queue))
+        ok = controller.health.alive(len(parts.runtime.queue))
         return web.Response(status=200 if ok else 500, text="ok" if ok else "workers stalled")
 
     async def readyz(_: web.Request) -> web.Response:
@@ -159,7 +85,12 @@ async def run(options: Options) -> None:
 
     registry = kopf.OperatorRegistry()
     register(
-        registry, controller, site, replicator, failovers=failovers, system_namespace=options.system_namespace
+        registry,
+        controller,
+        parts.site,
+        parts.replicator,
+        failovers=parts.failovers,
+        system_namespace=options.system_namespace,
     )
 
     @kopf.on.startup(registry=registry)
@@ -184,9 +115,7 @@ async def run(options: Options) -> None:
         await _serve([web.get("/healthz", healthz), web.get("/readyz", readyz)], options.health_port),
     ]
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    kopf_up, retaken = _own_signals(stop)
     log.info(
         "sharedcore at site %s: %s",
         options.site,
@@ -205,10 +134,11 @@ async def run(options: Options) -> None:
                 clusterwide=not options.namespaces,
                 namespaces=watched,
                 stop_flag=stop,
+                ready_flag=kopf_up,
             ),
             name="kopf",
         ),
-        *(asyncio.create_task(job, name=name) for name, job in background.items()),
+        *(asyncio.create_task(job, name=name) for name, job in parts.loops.items()),
     ]
     try:
         done, _ = await asyncio.wait(
@@ -222,6 +152,7 @@ async def run(options: Options) -> None:
             raise RuntimeError(f"{task.get_name()} ended unexpectedly") from cause
     finally:
         stop.set()
+        retaken.cancel()
         for task in tasks:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

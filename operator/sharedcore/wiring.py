@@ -1,15 +1,26 @@
-"""Kopf wiring, kept thin: each handler hands a watch event to the controller that owns it.
+"""How one site's operator is put together: its controllers, who wakes whom, and the Kopf handlers.
 
-Kopf is the watch source (reconnects, bookmarks) and keeps the SharedService finalizer; the controllers' own
-workers do the reconciling.
+`assemble` builds the parts and connects them: the site's decisions requeue every service and wake the
+replicator, the Failover executor's promotion tokens requeue the services, the lag poller's changes requeue
+them too. The SiteContext a service renders for is composed here: the site's (role, epoch, peer, a final
+sync it still pushes) with the tokens of the Failover promoting this site.
+Kopf is the watch source (reconnects, bookmarks) and keeps the SharedService finalizer; the controllers'
+own workers do the reconciling (`register`). `sharedcore.runner` runs it all in one process.
 """
 
+import dataclasses
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import kopf
 
-from sharedcore import API_GROUP
+from sharedcore import API_GROUP, SYSTEM_NAMESPACE
+from sharedcore.api import ReplicationPolicy, Role
 from sharedcore.failover.controller import FailoverController
+from sharedcore.kube.client import KubeClient
+from sharedcore.kube.events import EventRecorder
 from sharedcore.kube.resources import (
     CONFIG_MAPS,
     FAILOVERS,
@@ -19,9 +30,130 @@ from sharedcore.kube.resources import (
     SHARED_SERVICES,
     TOPOLOGIES,
 )
+from sharedcore.render import SiteContext
 from sharedcore.replication.config import ConfigReplicator
+from sharedcore.replication.lag import PrometheusPoller
 from sharedcore.services.controller import SharedServiceController
+from sharedcore.services.runtime import Runtime
 from sharedcore.sites.controller import SiteController
+from sharedcore.sites.peers import Peers
+
+
+@dataclass(frozen=True)
+class Options:
+    site: str
+    namespaces: tuple[str, ...]
+    metrics_port: int
+    health_port: int
+    resync_seconds: float
+    workers: int
+    kubeconfig: Path | None
+    system_namespace: str = SYSTEM_NAMESPACE
+    prometheus_url: str | None = None
+    lag_poll_seconds: float = 10.0
+    single_site: bool = False
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One site's controllers, and the loops that keep them working (by name)."""
+
+    site: SiteController
+    runtime: Runtime
+    services: SharedServiceController
+    replicator: ConfigReplicator
+    failovers: FailoverController
+    loops: dict[str, Coroutine[Any, Any, None]]
+
+
+def _standby(site: SiteController, peers: Peers) -> tuple[KubeClient, int] | None:
+    """Where configuration replicates to, and under which epoch: only while this site is the active one."""
+    peer = site.peer_name()
+    client = peers.client(peer) if peer and site.active() else None
+    return (client, site.state.epoch) if client else None
+
+
+def _replication_policy(site: SiteController) -> ReplicationPolicy:
+    """The Topology's allow-lists; none without a usable Topology (nothing replicates then anyway)."""
+    topology = site.topology()
+    return topology.spec.replication if topology else ReplicationPolicy()
+
+
+def _peer(site: SiteController, peers: Peers) -> KubeClient | None:
+    peer = site.peer_name()
+    return peers.client(peer) if peer else None
+
+
+def site_context(site: SiteController, failovers: FailoverController) -> Callable[[], SiteContext]:
+    """What a service renders for: the site as decided, and the tokens of a Failover promoting it."""
+
+    def context() -> SiteContext:
+        here, tokens = site.context(), failovers.promotion_tokens()
+        if not tokens:
+            return here
+        return dataclasses.replace(here, failover=dataclasses.replace(here.failover, promotion_tokens=tokens))
+
+    return context
+
+
+def assemble(options: Options, client: KubeClient, peers: Peers) -> Operator:
+    recorder = EventRecorder(client, options.site)
+    site = SiteController(
+        options.site,
+        client,
+        recorder=recorder,
+        peers=peers,
+        namespace=options.system_namespace,
+        single_site=options.single_site,
+    )
+    rt = Runtime(
+        client=client,
+        recorder=recorder,
+        site=site.context,
+        resync_seconds=options.resync_seconds,
+        policy=lambda: _replication_policy(site),
+        topology=lambda: topology.spec if (topology := site.topology()) else None,
+        report_capacity=site.report_capacity,
+        peer=lambda: _peer(site, peers),
+    )
+    services = SharedServiceController(rt, options.namespaces, options.workers)
+    replicator = ConfigReplicator(
+        options.site,
+        client,
+        target=lambda: _standby(site, peers),
+        policy=lambda: _replication_policy(site),
+        namespaces=options.namespaces,
+        excluded_namespace=options.system_namespace,
+        resync_seconds=options.resync_seconds,
+    )
+    failovers = FailoverController(
+        client,
+        recorder=recorder,
+        site=site,
+        peer_client=lambda: _peer(site, peers),
+        services=rt.services.values,
+    )
+    rt.site = site_context(site, failovers)
+    site.subscribe(services.requeue)
+    site.subscribe(replicator.trigger)
+    failovers.subscribe(services.requeue)
+    loops = {
+        "site": site.run(),
+        "services": services.run(site.settled.wait()),
+        "replication": replicator.run(),
+        "failovers": failovers.run(site.settled.wait()),
+        "automatic failover": failovers.watch(site.settled.wait()),
+    }
+    if options.prometheus_url:
+        poller = PrometheusPoller(
+            options.prometheus_url,
+            rt.lag,
+            interval=options.lag_poll_seconds,
+            wanted=lambda: site.state.role is not Role.ACTIVE,
+            on_change=services.requeue,
+        )
+        loops["lag"] = poller.run()
+    return Operator(site, rt, services, replicator, failovers, loops)
 
 
 def register(

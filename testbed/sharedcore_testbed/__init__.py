@@ -13,11 +13,11 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sharedcore_testbed import network, node, pki, processes, prometheus, proxy
+from sharedcore_testbed import citydns, network, node, pki, processes, prometheus, proxy
 from sharedcore_testbed import plane as planes
 from sharedcore_testbed import state as testbed_state
 from sharedcore_testbed.plane import PlaneError
-from sharedcore_testbed.state import LinkState, PlaneState, TestbedState
+from sharedcore_testbed.state import CityState, LinkState, PlaneState, TestbedState
 
 __all__ = ["PlaneError", "PlaneStatus", "Testbed"]
 
@@ -79,6 +79,7 @@ class Testbed:
         node_count: int = 1,
         *,
         monitored: bool = False,
+        city_dns: bool = False,
     ) -> None:
         """Start one plane per name, one after another (2 cores), then the link proxies. Replaces any
         testbed already in the directory.
@@ -86,13 +87,17 @@ class Testbed:
         `workloads`: sites whose pods run, by kwok on fake nodes; `real`: sites whose pods run for real, on a
         node beside the plane (`node_count` of them), each site in its own network namespace
         (sharedcore_testbed.network); `monitored`: each real site also runs a Prometheus scraping
-        CloudNativePG's instances (sharedcore_testbed.prometheus)."""
+        CloudNativePG's instances (sharedcore_testbed.prometheus); `city_dns`: the city's DNS server, and
+        ExternalDNS at every site with workloads (sharedcore_testbed.citydns; as root: it listens on port
+        53)."""
         if len(set(names)) != len(names) or not names:
             raise ValueError("give one or more distinct site names")
         if not 1 <= node_count <= network.MAX_NODES:
             raise ValueError(f"a site has 1 to {network.MAX_NODES} nodes")
         self.down()
-        ports = iter(_free_ports(5 * len(names) + len(names) * (len(names) - 1)))
+        with_workloads = [name for name in names if name in workloads or name in real]
+        city_ports = 2 + 3 * len(with_workloads) if city_dns else 0
+        ports = iter(_free_ports(5 * len(names) + len(names) * (len(names) - 1) + city_ports))
         current = TestbedState()
         for name in names:
             current.planes[name] = PlaneState(
@@ -114,6 +119,11 @@ class Testbed:
             for b in names
             if a != b
         ]
+        if city_dns:
+            city = CityState(citydns.free_address(), next(ports), next(ports))
+            city.metrics_ports = {name: next(ports) for name in with_workloads}
+            current.city = city
+            current.links += citydns.links([current.planes[name] for name in with_workloads], city, ports)
         testbed_state.save(self.directory, current)
         try:
             if real_sites:
@@ -125,6 +135,8 @@ class Testbed:
                 with self._editing() as editing:
                     self._start_site(editing, name, prepare=True)
             self._start_proxy()
+            if city_dns:
+                self._start_city(with_workloads)
         except BaseException:
             self.down()
             raise
@@ -165,6 +177,23 @@ class Testbed:
             node.start(self.directory, plane, nets[name], deadline)
             if plane.prometheus_port is not None:
                 prometheus.start(self.directory, plane, deadline)
+        if not prepare:  # at `up`, once the city DNS and the link proxies are there
+            self._start_external_dns(current, name)
+
+    def _start_city(self, sites: list[str]) -> None:
+        """The city DNS, ExternalDNS's CRD at each site, then each site's ExternalDNS."""
+        with self._editing() as current:
+            assert current.city is not None
+            citydns.start(self.directory, current.city)
+            for name in sites:
+                citydns.install_crd(planes.kubeconfig_path(self.directory, name))
+                self._start_external_dns(current, name)
+
+    def _start_external_dns(self, current: TestbedState, name: str) -> None:
+        city = current.city
+        if city is not None and name in city.metrics_ports:
+            plane = current.planes[name]
+            citydns.start_external_dns(self.directory, plane, current.links, city.metrics_ports[name])
 
     def _stop_site(self, current: TestbedState, name: str) -> None:
         plane = current.planes[name]
@@ -182,6 +211,8 @@ class Testbed:
                 self.directory / "proxy.log",
             )
             for link in current.links:
+                if link.target_port is not None:  # to the city DNS: no kubeconfig
+                    continue
                 keys = pki.PlanePki(planes.plane_dir(self.directory, link.target) / "pki")
                 server = f"https://{link.bind}:{link.port}"
                 planes.write_yaml(
@@ -212,6 +243,8 @@ class Testbed:
             processes.terminate(current.proxy, grace=2)
         for name in current.planes:
             self._stop_site(current, name)
+        if current.city:
+            citydns.stop(current.city)
         for net in self._nets(current).values():
             node.remove_cgroups(net)
         if current.slot is not None:
@@ -286,13 +319,17 @@ class Testbed:
         with self._editing() as current:
             nets = self._nets(current)
             for source, target in pairs:
-                link = current.link(source, target)
-                link.delay_ms = link.delay_ms if delay_ms is None else delay_ms
-                link.loss = link.loss if loss is None else loss
-                if blocked is not None:
-                    link.blocked = blocked
-                    if source in nets and target in nets:  # the data plane between two real sites
-                        network.set_cut(nets[source], nets[target], blocked)
+                if source == citydns.CITY:  # the city DNS opens no connections: only the sites' links to it
+                    continue
+                for link in current.links_between(source, target):
+                    link.delay_ms = link.delay_ms if delay_ms is None else delay_ms
+                    link.loss = link.loss if loss is None else loss
+                    if blocked is not None:
+                        link.blocked = blocked
+                if (
+                    blocked is not None and source in nets and target in nets
+                ):  # the data plane between real sites
+                    network.set_cut(nets[source], nets[target], blocked)
             current.generation += 1
         if current.proxy is None:
             raise PlaneError("the testbed is not up")
@@ -307,6 +344,18 @@ class Testbed:
     def kubeconfig(self, name: str) -> Path:
         self._plane(self._load(), name)
         return planes.kubeconfig_path(self.directory, name)
+
+    def service_cidr(self, name: str) -> str:
+        """The site's Service range (with real nodes, the host routes it into the site)."""
+        return self._plane(self._load(), name).service_cidr
+
+    def city_dns(self) -> CityState | None:
+        """The city DNS, if `up` started one."""
+        return self._load().city
+
+    def city_dns_server(self, site: str) -> str:
+        """host:port of the city DNS as `site` reaches it (through its link, so partitions apply)."""
+        return citydns.server_for(self._load().links, site)
 
     def peer_kubeconfig(self, site: str, peer: str) -> Path:
         """How `site` reaches `peer`: through the link proxy, so partitions apply."""
@@ -357,4 +406,5 @@ class Testbed:
         current = self._load()
         records = [r for plane in current.planes.values() for r in plane.processes.values()]
         records += [current.proxy] if current.proxy else []
+        records += list(current.city.processes.values()) if current.city else []
         return [record.pid for record in records if processes.alive(record)]

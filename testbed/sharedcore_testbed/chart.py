@@ -10,7 +10,7 @@ from typing import Any
 from sharedcore_testbed.binaries import source_root
 from sharedcore_testbed.clients import SiteClients
 from sharedcore_testbed.operators import OPERATOR_NAMESPACE, kubectl, run_tool
-from sharedcore_testbed.pair import WITNESS_SECRET, link_kubeconfig, peer_secret, put_secret
+from sharedcore_testbed.pair import WITNESS_SECRET, link_kubeconfig, peer_secret, put_secret, with_city_dns
 
 RELEASE = "sharedcore-operator"
 TOPOLOGY = ("sharedcore.danang.gov.vn", "v1alpha1", "topologies")
@@ -48,7 +48,7 @@ def connect_pair(
     for site, other in ((danang, quangnam), (quangnam, danang)):
         put_secret(site, peer_secret(other.name), link_kubeconfig(site, other))
         put_secret(site, WITNESS_SECRET, link_kubeconfig(site, witness))
-        site.custom.create_cluster_custom_object(*TOPOLOGY, topology)
+        site.custom.create_cluster_custom_object(*TOPOLOGY, with_city_dns(site, topology))
 
 
 def uninstall(site: SiteClients) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from sharedcore_testbed import PlaneError, Testbed, playground
+from sharedcore_testbed import PlaneError, Testbed, citydns, playground
 from sharedcore_testbed import images as images_module
 from sharedcore_testbed.binaries import MissingBinaryError, bin_dir
 
@@ -69,7 +69,13 @@ def images() -> None:
     "--pair",
     is_flag=True,
     help="With --nodes real and NAMES danang quangnam witness: the whole pair, ready to try by hand (a "
-    "Prometheus at each site, both operators from the chart, the Topology in Automatic mode).",
+    "Prometheus at each site, the city DNS, both operators from the chart, the Topology in Automatic mode).",
+)
+@click.option(
+    "--city-dns",
+    is_flag=True,
+    help="Also the city's DNS server (CoreDNS and its etcd, outside the sites; as root: port 53) and "
+    "ExternalDNS at every site with nodes; DIR/dns/resolv.conf names the server.",
 )
 @click.argument("names", nargs=-1, required=True)
 def up(
@@ -80,6 +86,7 @@ def up(
     bare: tuple[str, ...],
     node_count: int,
     pair: bool,
+    city_dns: bool,
     names: tuple[str, ...],
 ) -> None:
     """Start one control plane per NAME; return when every apiserver (and node) is ready."""
@@ -97,9 +104,11 @@ def up(
     with_nodes = {name for name in names if mode and name not in bare_sites}
     bed = Testbed(directory)
     kwok_sites, real_sites = (with_nodes, set()) if mode == "kwok" else (set(), with_nodes)
-    _run("up", bed.up, list(names), kwok_sites, real_sites, node_count)
+    _run("up", lambda: bed.up(list(names), kwok_sites, real_sites, node_count, city_dns=city_dns))
     for name in names:
         click.echo(f"{name}: export KUBECONFIG={bed.kubeconfig(name)}")
+    if city_dns:
+        click.echo(f"city DNS: {citydns.resolv_conf(bed.directory)}")
 
 
 @main.command()
@@ -129,7 +138,7 @@ _site_command("resume", "SIGCONT a paused SITE.")
 @click.argument("a")
 @click.argument("b")
 def partition(directory: Path, one_way: bool, a: str, b: str) -> None:
-    """Cut the network between sites A and B."""
+    """Cut the network between sites A and B (B may be `city`, the city DNS)."""
     _run(f"partition {a} {b}", Testbed(directory).partition, a, b, one_way)
 
 

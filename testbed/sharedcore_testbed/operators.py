@@ -18,8 +18,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from sharedcore import rbac
-from sharedcore_testbed import Testbed, cnpg
-from sharedcore_testbed.binaries import binary, source_root
+from sharedcore_testbed import Testbed, citydns, cnpg
+from sharedcore_testbed.binaries import bin_dir, binary, source_root
 from sharedcore_testbed.clock import skewed_environment
 from sharedcore_testbed.waiting import eventually
 
@@ -58,10 +58,11 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
-def crd_paths() -> tuple[Path, ...]:
-    """sharedcore's CRDs, CloudNativePG's real Cluster CRD, and minimal stand-ins for the CRDs of VolSync,
-    ExternalDNS and the monitoring kinds (tests/fixtures/crds)."""
-    return (source_root() / "crds", cnpg.cluster_crd(), source_root() / "tests" / "fixtures" / "crds")
+def data_plane_crds() -> tuple[Path, ...]:
+    """The CRDs of what the operator renders besides its own: CloudNativePG's `Cluster` and ExternalDNS's real
+    ones (of the versions the testbed builds), and minimal stand-ins for VolSync's and monitoring's
+    (tests/fixtures/crds)."""
+    return (source_root() / "tests" / "fixtures" / "crds", cnpg.cluster_crd(), bin_dir() / citydns.CRD)
 
 
 def install_crds(kubeconfig: Path, *directories: Path) -> None:

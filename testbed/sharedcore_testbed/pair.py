@@ -2,7 +2,8 @@
 
 Each operator is authenticated as its own ServiceAccount at its own site and reaches the other site and the
 witness only through the testbed's link proxies (so partitions and outages apply), as the identity
-`sharedcore peer-identity` ships for it there, with kubeconfigs it reads from Secrets the Topology names; a
+`sharedcore peer-identity` ships for it there, with kubeconfigs it reads from Secrets the Topology names (and,
+when the testbed runs the city DNS, the Topology names its server as each site reaches it); a
 namespace is replicated into once opted in at both sites (`opt_in`). CloudNativePG, VolSync and Prometheus
 are played at each site by `sharedcore_testbed.dataplane`. Used by the two-site tests, `make demo` and the
 benchmarks:
@@ -16,7 +17,7 @@ benchmarks:
 import base64
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
@@ -55,9 +56,17 @@ def heartbeat_lease(site: str) -> str:
     return f"sharedcore-heartbeat-{site}"
 
 
-def topology(*, mode: str = "Manual", heartbeat: int = 2, lease: int = 15, **policy: Any) -> dict[str, Any]:
-    """The Topology both sites get: danang preferred, the witness, and the failover policy (`mode`
-    Manual/Automatic, heartbeatIntervalSeconds, leaseDurationSeconds, and any other policy field)."""
+def topology(
+    *,
+    mode: str = "Manual",
+    heartbeat: int = 2,
+    lease: int = 15,
+    addresses: Mapping[str, str] = ADDRESSES,
+    **policy: Any,
+) -> dict[str, Any]:
+    """The Topology both sites get: danang preferred (each site's ingress address from `addresses`), the
+    witness, and the failover policy (`mode` Manual/Automatic, heartbeatIntervalSeconds,
+    leaseDurationSeconds, and any other policy field)."""
     return {
         "apiVersion": f"{API_GROUP}/{API_VERSION}",
         "kind": "Topology",
@@ -70,7 +79,7 @@ def topology(*, mode: str = "Manual", heartbeat: int = 2, lease: int = 15, **pol
                     "ingressAddress": address,
                     "serviceDomain": SERVICE_DOMAIN,
                 }
-                for name, address in ADDRESSES.items()
+                for name, address in addresses.items()
             ],
             "preferredPrimary": "danang",
             "witness": {"kubeconfigSecretRef": {"name": WITNESS_SECRET, "namespace": OPERATOR_NAMESPACE}},
@@ -249,6 +258,14 @@ class Pair(Generic[S]):
                 self.forget()
 
 
+def with_city_dns(site: SiteClients, topology: dict[str, Any]) -> dict[str, Any]:
+    """`topology` for `site`: naming the city DNS as the site reaches it, when the testbed runs one."""
+    if site.bed.city_dns() is None:
+        return topology
+    dns = {**topology["spec"].get("dns", {}), "servers": [site.bed.city_dns_server(site.name)]}
+    return {**topology, "spec": {**topology["spec"], "dns": dns}}
+
+
 def prepare_pair(
     danang: S,
     quangnam: S,
@@ -279,7 +296,7 @@ def prepare_pair(
             links[(site.name, target.name)] = link_kubeconfig(site, target)
         put_secret(site, peer_secret(other.name), links[(site.name, other.name)])
         put_secret(site, WITNESS_SECRET, links[(site.name, witness.name)])
-        site.custom.create_cluster_custom_object(*TOPOLOGY[:3], topology)
+        site.custom.create_cluster_custom_object(*TOPOLOGY[:3], with_city_dns(site, topology))
     doubles = {site.name: DataPlaneDouble(site) for site in (danang, quangnam)} if prometheus is None else {}
     urls = prometheus if prometheus is not None else {n: d.prometheus_url for n, d in doubles.items()}
     operators = {

@@ -2,27 +2,26 @@
 
     sharedcore-testbed up --dir DIR --nodes real --pair danang quangnam witness
 
-brings up the three planes, real nodes and a Prometheus at both sites, the data plane's CRDs, both operators
-from the chart (their image built by `make images`), each reaching the other site and the witness as the peer
-identity it is granted there and reading lag from its site's Prometheus, and the Topology (Automatic mode, the
-API's defaults). `sharedcore-testbed down --dir DIR` ends it.
+brings up the three planes, real nodes and a Prometheus at both sites, the city DNS with ExternalDNS at both
+sites, the data plane's CRDs, both operators from the chart (their image built by `make images`), each
+reaching the other site and the witness as the peer identity it is granted there and reading lag from its
+site's Prometheus, and the Topology (Automatic mode, the API's defaults, the city DNS as each site reaches
+it).
+`sharedcore-testbed down --dir DIR` ends it.
 """
 
 from collections.abc import Sequence
 from pathlib import Path
 
-from sharedcore_testbed import Testbed, chart
+from sharedcore_testbed import Testbed, chart, citydns
 from sharedcore_testbed.binaries import source_root
 from sharedcore_testbed.clients import SiteClients
 from sharedcore_testbed.operators import install_crds
 from sharedcore_testbed.pair import ADDRESSES, topology
 
-# ExternalDNS's and VolSync's CRDs are still the minimal stand-ins (VolSync's module is not served here).
-STAND_IN_CRDS = (
-    "externaldns-dnsendpoints.yaml",
-    "volsync-replicationsources.yaml",
-    "volsync-replicationdestinations.yaml",
-)
+# VolSync's CRDs are still the minimal stand-ins (its module is not served here); the testbed installs
+# ExternalDNS's own with the city DNS.
+STAND_IN_CRDS = ("volsync-replicationsources.yaml", "volsync-replicationdestinations.yaml")
 
 
 def _stand_in_crds() -> list[Path]:
@@ -35,17 +34,19 @@ def up(directory: Path, names: Sequence[str], node_count: int) -> list[str]:
     if len(sites) != 3 or set(sites[:2]) != set(ADDRESSES):
         raise ValueError(f"--pair takes the two sites and the witness: {' '.join(ADDRESSES)} witness")
     bed = Testbed(directory)
-    bed.up(sites, real=sites[:2], node_count=node_count, monitored=True)
+    bed.up(sites, real=sites[:2], node_count=node_count, monitored=True, city_dns=True)
     danang, quangnam, witness = (SiteClients(name, bed) for name in sites)
     for site in (danang, quangnam):
         install_crds(site.kubeconfig, *_stand_in_crds())
         chart.install_operator(site, {"operator.prometheusUrl": bed.prometheus_url(site.name)})
     chart.connect_pair(danang, quangnam, witness, topology(mode="Automatic"))
+    nameserver = citydns.nameserver(citydns.resolv_conf(bed.directory))
     return [
         *(f"{name}: export KUBECONFIG={bed.kubeconfig(name)}" for name in sites),
         "",
         f"Both operators run in namespace sharedcore-system at {sites[0]} and {sites[1]} (Automatic mode).",
         f"Try: kubectl --kubeconfig {bed.kubeconfig(sites[0])} get topology,sharedservices -A",
+        f"The city DNS: {citydns.resolv_conf(bed.directory)} (e.g. dig @{nameserver} <a service's host>)",
         f"Lose a site: sharedcore-testbed stop --dir {directory} {sites[0]}   (start brings it back)",
         f"Cut the link: sharedcore-testbed partition --dir {directory} {sites[0]} {sites[1]}   (heal)",
         f"End it all:   sharedcore-testbed down --dir {directory}",

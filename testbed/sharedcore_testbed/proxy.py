@@ -1,4 +1,5 @@
-"""The testbed's network: one TCP proxy per directed link between sites, run as one daemon process.
+"""The testbed's network: one TCP proxy per directed link between sites (and from each site to the city DNS),
+run as one daemon process.
 
 `python -m sharedcore_testbed.proxy DIR` serves every link in DIR/testbed.json and re-reads it on SIGHUP.
 A blocked link behaves like a network partition: open connections are cut and new ones are accepted but
@@ -128,18 +129,21 @@ async def run(directory: Path) -> None:
 
     loop.add_signal_handler(signal.SIGHUP, wake.set)
     loop.add_signal_handler(signal.SIGTERM, on_term)
-    links: dict[tuple[str, str], Link] = {}
+    links: dict[tuple[str, str, int], Link] = {}
     servers = []
     initial = testbed_state.load(directory)
     for spec in initial.links:
-        target = initial.planes[spec.target]
-        link = Link(target.address, target.apiserver_port)
-        links[(spec.source, spec.target)] = link
+        if spec.target_port is not None:
+            link = Link(spec.target_address or "127.0.0.1", spec.target_port)
+        else:
+            target = initial.planes[spec.target]
+            link = Link(target.address, target.apiserver_port)
+        links[(spec.source, spec.target, spec.port)] = link
         servers.append(await asyncio.start_server(handler(link), spec.bind, spec.port, reuse_address=True))
     while not stopping:
         current = testbed_state.load(directory)
         for spec in current.links:
-            link = links[(spec.source, spec.target)]
+            link = links[(spec.source, spec.target, spec.port)]
             link.set_blocked(spec.blocked)
             link.delay, link.loss = spec.delay_ms / 1000, spec.loss
         (directory / ACK_FILE).write_text(str(current.generation))

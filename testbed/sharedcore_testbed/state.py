@@ -52,6 +52,21 @@ class LinkState:
     loss: float = 0.0
     # Where the proxy listens: the source's apiserver address, so pods of a real site reach it too.
     bind: str = "127.0.0.1"
+    # Where it leads when the target is not a plane (the city DNS): otherwise the target's apiserver.
+    target_address: str | None = None
+    target_port: int | None = None
+
+
+@dataclass
+class CityState:
+    """The city DNS (sharedcore_testbed.citydns): its address, its etcd's ports, its processes, and the
+    metrics port of each site's ExternalDNS."""
+
+    address: str
+    etcd_client_port: int
+    etcd_peer_port: int
+    processes: dict[str, ProcessRecord] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,12 +78,17 @@ class TestbedState:
     generation: int = 0
     # The network slot of a testbed with real nodes (sharedcore_testbed.network).
     slot: int | None = None
+    city: CityState | None = None
 
     def link(self, source: str, target: str) -> LinkState:
-        for link in self.links:
-            if (link.source, link.target) == (source, target):
-                return link
-        raise KeyError(f"no link {source} -> {target}")
+        return self.links_between(source, target)[0]
+
+    def links_between(self, source: str, target: str) -> list[LinkState]:
+        """The links from `source` to `target` (two to the city DNS: its etcd and its DNS port)."""
+        found = [link for link in self.links if (link.source, link.target) == (source, target)]
+        if not found:
+            raise KeyError(f"no link {source} -> {target}")
+        return found
 
 
 def load(directory: Path) -> TestbedState:
@@ -84,7 +104,12 @@ def load(directory: Path) -> TestbedState:
     }
     proxy = ProcessRecord(**raw["proxy"]) if raw.get("proxy") else None
     links = [LinkState(**link) for link in raw["links"]]
-    return TestbedState(planes, links, proxy, raw["generation"], raw.get("slot"))
+    city = raw.get("city")
+    if city:
+        city = CityState(
+            **{**city, "processes": {k: ProcessRecord(**v) for k, v in city["processes"].items()}}
+        )
+    return TestbedState(planes, links, proxy, raw["generation"], raw.get("slot"), city)
 
 
 def save(directory: Path, state: TestbedState) -> None:

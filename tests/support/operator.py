@@ -18,13 +18,12 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD_DIRS = operators.crd_paths()
+CRD_DIRS = (ROOT / "crds", *operators.data_plane_crds())
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 
 def install_crds(site: Site) -> None:
-    """sharedcore's CRDs, CloudNativePG's Cluster CRD and the minimal CRDs of VolSync and ExternalDNS (and
-    monitoring)."""
+    """sharedcore's CRDs, CloudNativePG's and ExternalDNS's, and minimal ones for VolSync and monitoring."""
     operators.install_crds(site.kubeconfig, *CRD_DIRS)
 
 

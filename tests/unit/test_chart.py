@@ -12,6 +12,8 @@ from sharedcore import rbac
 from sharedcore.manifests import RULES, RUNBOOK_BASE_URL, with_runbook_urls
 from tests.support.packaging import CHART, ROOT, by_kind, helm_template, one, run
 
+pytestmark = pytest.mark.tools
+
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 BAD_VALUES = ROOT / "tests" / "fixtures" / "values" / "bad-values.yaml"
 CHART_META = yaml.safe_load((CHART / "Chart.yaml").read_text())

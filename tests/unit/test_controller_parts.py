@@ -105,6 +105,9 @@ def test_cache_keeps_the_newest_revision_and_indexes_by_service() -> None:
     assert len(cache) == 0
 
 
+T1, T2 = "2026-11-28T08:00:00Z", "2026-11-28T08:00:05Z"
+
+
 def test_status_reports_components_and_kstatus_conditions() -> None:
     site = SiteContext(name="danang", role=Role.ACTIVE, epoch=0)
     service = {"metadata": {"generation": 4}, "status": {}}
@@ -113,12 +116,12 @@ def test_status_reports_components_and_kstatus_conditions() -> None:
     rows = status.components([DEPLOYMENT], lambda key: live)
     assert rows == [{"name": "web", "kind": "Deployment", "replicas": 2, "readyReplicas": 1}]
     replication = conditions.Want("ReplicationHealthy", True, "NoPeerSite", "single site")
-    progressing = status.build(service, site, rows, None, paused=False, replication=replication, now="t")
+    progressing = status.build(service, site, rows, None, paused=False, replication=replication, now=T1)
     assert progressing["observedGeneration"] == 4 and progressing["role"] == "Active"
     assert [c["status"] for c in progressing["conditions"]] == ["False", "True", "False", "True"]
 
     def build(
-        rows: list, blocker: status.Blocker | None = None, current: dict | None = None, now: str = "t"
+        rows: list, blocker: status.Blocker | None = None, current: dict | None = None, now: str = T1
     ) -> dict:
         body = {**service, "status": current or {}}
         return status.build(body, site, rows, blocker, paused=False, replication=replication, now=now)
@@ -130,5 +133,5 @@ def test_status_reports_components_and_kstatus_conditions() -> None:
     live["status"]["availableReplicas"] = 2
     ready = build(status.components([DEPLOYMENT], lambda key: live))
     assert conditions.is_true(ready["conditions"], "Ready")
-    again = build(status.components([DEPLOYMENT], lambda key: live), current=ready, now="t2")
+    again = build(status.components([DEPLOYMENT], lambda key: live), current=ready, now=T2)
     assert not status.differs(ready, again), "an unchanged service produces an identical status: no write"

@@ -13,9 +13,10 @@ from sharedcore.api import (
     StepName,
     StepState,
 )
+from sharedcore.failover.machine import Outcome, next_step, record
 from sharedcore.failover.plan import ServiceReplica, Situation, make_plan
 from sharedcore.failover.preconditions import planned
-from sharedcore.failover.steps import Outcome, initial_steps, next_step, record
+from sharedcore.failover.steps import initial_steps
 
 NOW = datetime.datetime(2026, 11, 24, 8, 0, tzinfo=datetime.UTC)
 
@@ -53,8 +54,9 @@ def situation(
 def test_switchover_plans_every_step_with_no_data_loss() -> None:
     plan = make_plan(FailoverType.SWITCHOVER, False, situation(replica("vanban", synced_ago=900)))
     assert plan.feasible and plan.source == "danang" and (plan.from_epoch, plan.to_epoch) == (4, 5)
-    assert plan.steps[0] == StepName.CHECK_PRECONDITIONS and StepName.FINAL_SYNC in plan.steps
-    assert not plan.skipped
+    steps = initial_steps(plan.type)
+    assert [s.name for s in steps] == list(StepName) and steps[0].name == StepName.CHECK_PRECONDITIONS
+    assert all(s.state == StepState.PENDING for s in steps)
     assert plan.data_loss_window_seconds == 0.0
 
 
@@ -72,7 +74,9 @@ def test_failover_window_is_measured_to_when_the_source_was_last_seen() -> None:
     )
     assert plan.feasible
     assert plan.services[0].data_loss_window_seconds == pytest.approx(60.0)
-    assert plan.skipped == {StepName.FINAL_SYNC}
+    skipped = [s for s in initial_steps(plan.type) if s.state == StepState.SKIPPED]
+    assert [s.name for s in skipped] == [StepName.FINAL_SYNC]
+    assert "the source is not there to sync from" in (skipped[0].message or "")
 
 
 def test_a_database_no_longer_streaming_counts_from_where_it_is_complete() -> None:
@@ -126,7 +130,7 @@ def test_unknown_or_active_target_is_refused() -> None:
 
 def test_steps_resume_at_the_first_unfinished_one_and_end_the_phase() -> None:
     plan = make_plan(FailoverType.FAILOVER, True, situation(replica("vanban"), reachable=False))
-    status = FailoverStatus(phase=FailoverPhase.RUNNING, steps=initial_steps(plan))
+    status = FailoverStatus(phase=FailoverPhase.RUNNING, steps=initial_steps(plan.type))
     assert next_step(status) == StepName.CHECK_PRECONDITIONS
     status = record(status, StepName.CHECK_PRECONDITIONS, Outcome.done("ok"), NOW)
     status = record(status, StepName.FENCE_SOURCE, Outcome.waiting("waiting for the lease"), NOW)
@@ -143,7 +147,7 @@ def test_steps_resume_at_the_first_unfinished_one_and_end_the_phase() -> None:
 
 def test_a_failed_step_fails_the_failover() -> None:
     plan = make_plan(FailoverType.SWITCHOVER, False, situation(replica("vanban")))
-    status = FailoverStatus(steps=initial_steps(plan))
+    status = FailoverStatus(steps=initial_steps(plan.type))
     status = record(
         status, StepName.CHECK_PRECONDITIONS, Outcome.failed("DataLossNotAccepted", "window unknown"), NOW
     )

@@ -7,7 +7,7 @@ import pytest
 
 from sharedcore.api import FailoverType, Role, Topology
 from sharedcore.failover import progress, triggers
-from sharedcore.failover.steps import Outcome
+from sharedcore.failover.machine import Outcome
 from sharedcore.sites.state import Claim, SiteState, WitnessView
 from sharedcore.sites.views import PairObservation
 
@@ -80,17 +80,18 @@ def test_a_failover_needs_the_witness_lease_lapsed_or_without_a_witness_the_sour
 def test_the_final_sync_waits_for_every_manual_sync_and_demotion_and_collects_the_tokens() -> None:
     sources = {("city", "vanban-files"): {"status": {"lastManualSync": "sw-1"}}}
     clusters: dict[progress.Key, Any] = {("city", "vanban-db-danang"): {"status": {}}}
-    outcome, tokens = progress.final_sync("sw-1", "danang", [VANBAN, OPENDATA], sources, clusters)
-    assert waiting(outcome) and tokens == {}
+    outcome = progress.final_sync("sw-1", "danang", [VANBAN, OPENDATA], sources, clusters)
+    assert waiting(outcome) and outcome.promotion_tokens == {}
     assert "city/vanban database demotion" in outcome.message
     assert "city/opendata files" in outcome.message
     sources[("city", "opendata-files")] = {"status": {"lastManualSync": "sw-0"}}  # an older switchover's
     clusters[("city", "vanban-db-danang")] = {"status": {"demotionToken": "dG9rZW4="}}
-    outcome, tokens = progress.final_sync("sw-1", "danang", [VANBAN, OPENDATA], sources, clusters)
+    outcome = progress.final_sync("sw-1", "danang", [VANBAN, OPENDATA], sources, clusters)
     assert waiting(outcome) and "city/opendata files" in outcome.message
+    assert outcome.promotion_tokens == {}, "tokens count only once the whole final sync is done"
     sources[("city", "opendata-files")] = {"status": {"lastManualSync": "sw-1"}}
-    outcome, tokens = progress.final_sync("sw-1", "danang", [VANBAN, OPENDATA], sources, clusters)
-    assert done(outcome) and tokens == {("city", "vanban"): "dG9rZW4="}
+    outcome = progress.final_sync("sw-1", "danang", [VANBAN, OPENDATA], sources, clusters)
+    assert done(outcome) and outcome.promotion_tokens == {("city", "vanban"): "dG9rZW4="}
 
 
 def test_promotion_waits_for_the_role_and_for_each_database_to_take_its_token() -> None:

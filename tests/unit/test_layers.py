@@ -3,7 +3,8 @@
 The layers, bottom to top (docs/architecture.md draws them):
 0. `sharedcore` itself (the API group and its constants);
 1. `api`: the pydantic models, the single source of the CRDs;
-2. `kube` (Kubernetes I/O and the controllers' kit), `metrics`, `render` (pure): each apart from the others;
+2. `kube` (Kubernetes I/O and the controllers' kit), `citydns` (questions to the city's DNS servers),
+   `metrics`, `render` (pure): each apart from the others;
 3. `sites`: the pair, roles and epochs;
 4. `replication`: configuration copied to the standby, data replication measured;
 5. `failover`: the Failover executor and its pure planner and steps;
@@ -21,6 +22,7 @@ LAYERS: dict[str, int] = {
     "sharedcore": 0,
     "api": 1,
     "kube": 2,
+    "citydns": 2,
     "metrics": 2,
     "render": 2,
     "sites": 3,

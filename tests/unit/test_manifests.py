@@ -78,6 +78,7 @@ def test_check_names_an_edited_rule_and_a_leftover_crd(checkout: Path) -> None:
     assert not leftover.exists() and not stale(checkout)
 
 
+@pytest.mark.tools
 def test_rbac_comes_from_sharedcore_rbac() -> None:
     """The chart's and the base's ClusterRole grant exactly the rules the tests' operator runs with."""
     chart_role = one(helm_template("--set", "site=danang"), "ClusterRole")
@@ -86,6 +87,7 @@ def test_rbac_comes_from_sharedcore_rbac() -> None:
 
 
 @pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=lambda path: str(path.relative_to(MANIFESTS)))
+@pytest.mark.tools
 def test_kustomization_builds(directory: Path) -> None:
     objects = kustomize(directory)
     assert objects
@@ -105,6 +107,7 @@ def _key(obj: dict[str, Any]) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("site", SITES)
+@pytest.mark.tools
 def test_site_overlay_is_the_chart_with_default_values(site: str) -> None:
     """Same objects, same specs (pod security, probes, args, RBAC): only labels differ; the base adds the
     Namespace (with Pod Security enforcement) that `helm install --create-namespace` would create."""
@@ -121,6 +124,7 @@ def test_site_overlay_is_the_chart_with_default_values(site: str) -> None:
         assert obj["metadata"]["labels"]["sharedcore.danang.gov.vn/site"] == site
 
 
+@pytest.mark.tools
 def test_monitoring_base_is_the_charts_monitoring() -> None:
     chart = helm_template(
         "--set",
@@ -188,6 +192,7 @@ def _samples() -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.tools
 def test_samples_are_valid_and_cover_every_platform_and_failover_kind() -> None:
     ours = [doc for doc in _samples() if doc["apiVersion"].startswith("sharedcore.danang.gov.vn/")]
     for doc in ours:

@@ -18,7 +18,7 @@ from sharedcore.sites.pair_memory import (
     unusable,
     without_topology,
 )
-from sharedcore.sites.state import Claim, SiteState, fenced
+from sharedcore.sites.state import Claim, fenced
 from sharedcore_testbed.pair import topology
 from tests.golden.samples import SERVICE_DOMAIN, sample
 
@@ -134,12 +134,12 @@ def test_deleting_the_remembered_pair_is_how_a_site_leaves_it() -> None:
         "quangnam", none, recorder=none, peers=none, namespace="sharedcore-system", single_site=True
     )
     site.on_config_map("ADDED", MEMORY.config_map("sharedcore-system"))
-    assert site._pairing() == unusable(MEMORY, "TopologyMissing", "does not exist")
+    assert site._pairing is None and site._unpaired == unusable(MEMORY, "TopologyMissing", "does not exist")
     other = MEMORY.config_map("sharedcore-system") | {"metadata": {"name": "x", "namespace": "y"}}
     site.on_config_map("DELETED", other)  # not the remembered pair: ignored
-    assert site._pairing() == unusable(MEMORY, "TopologyMissing", "does not exist")
+    assert site._pairing is None and site._unpaired == unusable(MEMORY, "TopologyMissing", "does not exist")
     site.on_config_map("DELETED", MEMORY.config_map("sharedcore-system"))
-    assert site._pairing() == without_topology(
+    assert site._pairing is None and site._unpaired == without_topology(
         "quangnam", None, None, deleted=False, single_site=True, where=WHERE
     )
 
@@ -152,9 +152,10 @@ def test_a_topology_naming_another_peer_leaves_the_site_fenced_in_its_old_pair()
     body["metadata"]["resourceVersion"] = "1"
     body["spec"]["sites"][0]["name"] = body["spec"]["preferredPrimary"] = "hoian"  # a typo of danang's name
     site.on_topology("ADDED", body)
-    state = site._pairing()
+    assert site._pairing is None
+    state = site._unpaired
     assert state == peer_changed(MEMORY, "hoian", WHERE)
     assert (state.reason, state.epoch) == ("PeerChanged", 3) and WHERE in state.message
     assert context("quangnam", state, MEMORY).peer == PeerSite("danang", SERVICE_DOMAIN)
     site.on_config_map("DELETED", MEMORY.config_map("sharedcore-system"))  # a person: the pair changed
-    assert not isinstance(site._pairing(), SiteState)
+    assert site._pairing is not None

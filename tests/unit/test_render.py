@@ -10,7 +10,16 @@ import yaml
 
 from sharedcore import API_GROUP
 from sharedcore.api import Role, SharedService, StandbyMode
-from sharedcore.render import KIND_ORDER, FailoverForm, Manifest, PeerSite, RenderError, SiteContext, render
+from sharedcore.render import (
+    KIND_ORDER,
+    ClusterKey,
+    FailoverForm,
+    Manifest,
+    PeerSite,
+    RenderError,
+    SiteContext,
+    render,
+)
 from sharedcore.render.context import RenderContext
 from tests.golden.samples import SERVICE_DOMAIN, SLUGS, sample, site
 
@@ -145,6 +154,29 @@ def test_dns_endpoint_record(address: str, record: str) -> None:
     assert endpoint["spec"]["endpoints"] == [
         {"dnsName": "vanban.danang.gov.vn", "recordType": record, "recordTTL": 30, "targets": [address]}
     ]
+
+
+@pytest.mark.parametrize(
+    ("own", "topology", "rto", "expected"),
+    [
+        (None, 30, 600, 30),  # the Topology's default
+        (None, 120, 600, 120),
+        (None, 120, 45, 45),  # never above the service's RTO
+        (5, 120, 600, 5),  # the service's own (the schema keeps it within the RTO)
+    ],
+)
+def test_dns_record_ttl_comes_from_the_service_or_the_topology_within_the_rto(
+    own: int | None, topology: int, rto: int, expected: int
+) -> None:
+    service = sample("document-management")
+    assert service.spec.ingress is not None
+    service.spec.ingress.ttl_seconds = own
+    service.spec.objectives.rto_seconds = rto
+    context = SiteContext(
+        "danang", Role.ACTIVE, 1, ingress_address="203.0.113.10", record_ttl_seconds=topology
+    )
+    endpoint = only(render(service, context), "DNSEndpoint")
+    assert endpoint["spec"]["endpoints"][0]["recordTTL"] == expected
 
 
 def test_no_dns_endpoint_without_an_ingress_address() -> None:
@@ -356,7 +388,7 @@ def test_a_target_promotes_with_the_sources_demotion_token_and_only_then() -> No
     namespace = service.metadata.namespace
     for role in Role:
         own = only(render(service, site(role)), "Cluster")["metadata"]["name"]
-        tokens = frozenset({(namespace, own, token), (namespace, "another-db-danang", "other")})
+        tokens = {ClusterKey(namespace, own): token, ClusterKey(namespace, "another-db-danang"): "other"}
         context = dataclasses.replace(site(role), failover=FailoverForm(promotion_tokens=tokens))
         replica = only(render(service, context), "Cluster")["spec"]["replica"]
         assert replica.get("promotionToken") == (token if role is Role.ACTIVE else None)

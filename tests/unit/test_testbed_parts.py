@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from sharedcore_testbed import binaries, node, pki, proxy
+from sharedcore_testbed import binaries, citydns, node, pki, proxy
 from sharedcore_testbed import state as testbed_state
 from sharedcore_testbed.plane import PlaneError
 
@@ -104,6 +104,22 @@ def test_state_round_trips(tmp_path: Path) -> None:
     testbed_state.save(tmp_path, original)
     assert testbed_state.load(tmp_path) == original
     assert testbed_state.load(tmp_path).link("a", "b").blocked
+
+
+def test_the_city_dns_state_and_links_round_trip(tmp_path: Path) -> None:
+    """Each site reaches the city's etcd and its DNS port through two links of its own; `partition SITE city`
+    cuts both."""
+    site = testbed_state.PlaneState("danang", 1, 2, 3, True, address="10.192.200.1")
+    city = testbed_state.CityState("127.53.0.1", 5, 6, metrics_ports={"danang": 7})
+    links = citydns.links([site], city, iter([8, 9]))
+    original = testbed_state.TestbedState(planes={"danang": site}, links=links, city=city)
+    testbed_state.save(tmp_path, original)
+    loaded = testbed_state.load(tmp_path)
+    assert loaded == original
+    etcd, dns = loaded.links_between("danang", citydns.CITY)
+    assert (etcd.target_address, etcd.target_port) == (None, 5)
+    assert (dns.target_address, dns.target_port) == ("127.53.0.1", 53)
+    assert citydns.server_for(loaded.links, "danang") == "10.192.200.1:9"
 
 
 async def _exchange(port: int, payload: bytes, timeout: float) -> bytes:

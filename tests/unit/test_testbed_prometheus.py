@@ -3,6 +3,7 @@ discovery labels pods as kubernetes_sd_configs does (sharedcore_testbed.pod_disc
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from sharedcore_testbed.pod_discovery import target_groups
@@ -10,6 +11,7 @@ from sharedcore_testbed.prometheus import PODMONITOR, scrape_job
 from tests.support.packaging import ROOT, run
 
 
+@pytest.mark.tools
 def test_the_scrape_job_keeps_what_the_podmonitor_selects_and_promtool_accepts_it(tmp_path: Path) -> None:
     podmonitor = yaml.safe_load((ROOT / PODMONITOR).read_text())
     job = scrape_job(podmonitor, "http://127.0.0.1:1/")

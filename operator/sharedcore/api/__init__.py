@@ -18,6 +18,7 @@ from sharedcore.api.common import (
     Role,
     SecretKeyRef,
     StandbyMode,
+    dump,
 )
 from sharedcore.api.errors import kube_errors
 from sharedcore.api.failover import (
@@ -58,6 +59,8 @@ from sharedcore.api.sharedservice import (
     Standby,
 )
 from sharedcore.api.topology import (
+    DEFAULT_RECORD_TTL_SECONDS,
+    CityDns,
     FailbackMode,
     FailoverMode,
     FailoverPolicy,
@@ -76,11 +79,13 @@ from sharedcore.api.topology import (
 )
 
 __all__ = [
+    "DEFAULT_RECORD_TTL_SECONDS",
     "KINDS",
     "MAX_FAILOVER_SERVICES",
     "RESOURCES",
     "SETTINGS_FIELDS",
     "ApiVersion",
+    "CityDns",
     "ComponentStatus",
     "Condition",
     "ConditionStatus",
@@ -137,6 +142,7 @@ __all__ = [
     "TopologySpec",
     "TopologyStatus",
     "Witness",
+    "dump",
     "kube_errors",
     "validate_manifest",
 ]

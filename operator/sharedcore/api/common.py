@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from sharedcore import Body
 from sharedcore.api.formats import DnsLabel, DnsSubdomain, SecretKey
 from sharedcore.api.validation import VALIDATIONS, Rule, check_rules, keyed_by, rules_of, transition_errors
 
@@ -59,10 +60,15 @@ class Model(BaseModel):
         return schema
 
 
+def dump(model: BaseModel) -> Body:
+    """A model as the API server holds it: camelCase, unset optional fields left out."""
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 def defaulted(factory: Callable[[], M]) -> Any:
     """A nested object that defaults to its model's defaults, in the CRD too. Spelt out in full rather than
     `{}`, because the API server checks a default against the object's CEL rules before filling it in."""
-    default = factory().model_dump(mode="json", by_alias=True, exclude_none=True)
+    default = dump(factory())
     return Field(default_factory=factory, json_schema_extra={"default": default})
 
 

@@ -20,6 +20,10 @@ _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 # A hostname's last label starts with a letter, so "10.0.0.256" is neither an address nor a name.
 HOST = rf"^({_OCTET}(\.{_OCTET}){{3}}|({_LABEL}\.)*[a-z]([-a-z0-9]*[a-z0-9])?)$"
 
+_PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+# A DNS server: an address or a host name as HOST, and optionally ":port" (53 when absent).
+DNS_SERVER = rf"{HOST[:-1]}(:{_PORT})?$"
+
 # A host name, or "*." and a domain: any name below it.
 HOST_PATTERN = rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$"
 HTTPS_URL = r"^https://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?(/\S*)?$"
@@ -54,6 +58,7 @@ DnsLabel = Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]
 DnsSubdomain = Annotated[str, Field(max_length=253, pattern=DNS_SUBDOMAIN)]
 Host = Annotated[str, Field(max_length=253, pattern=HOST)]
 HostPattern = Annotated[str, Field(max_length=253, pattern=HOST_PATTERN)]
+DnsServer = Annotated[str, Field(max_length=259, pattern=DNS_SERVER)]
 HttpsUrl = Annotated[str, Field(max_length=2048, pattern=HTTPS_URL)]
 SecretKey = Annotated[str, Field(max_length=253, pattern=SECRET_KEY)]
 ImageRepository = Annotated[str, Field(max_length=255, pattern=IMAGE_REPOSITORY)]

@@ -79,6 +79,9 @@ class Ingress(Model):
     """IngressClass to use; the cluster's default when unset."""
     tls_secret_name: DnsSubdomain | None = None
     """Secret (type kubernetes.io/tls) with the certificate for host, present at both sites."""
+    ttl_seconds: StrictInt | None = Field(default=None, ge=1, le=3600)
+    """TTL of the host's DNS record: how long resolvers may keep the old site's address after a failover.
+    At most objectives.rtoSeconds; the Topology's spec.dns.ttlSeconds (30 by default) when unset."""
 
 
 class Objectives(Model):
@@ -309,6 +312,17 @@ class SharedServiceSpec(Model):
             for platform, name in SETTINGS_FIELDS.items()
             if platform != self.platform
         )
+
+    @rule(
+        "!has(self.ingress) || !has(self.ingress.ttlSeconds) "
+        "|| self.ingress.ttlSeconds <= self.objectives.rtoSeconds",
+        message="ingress.ttlSeconds must not exceed objectives.rtoSeconds: resolvers keep the old address "
+        "for a whole TTL after a failover, so a longer TTL alone breaks the recovery time objective",
+        field_path=".ingress.ttlSeconds",
+    )
+    def _ttl_within_rto(self) -> bool:
+        ttl = self.ingress.ttl_seconds if self.ingress else None
+        return ttl is None or ttl <= self.objectives.rto_seconds
 
     @rule(
         "self.platform != 'Hotline1022' || has(self.settings.hotline1022)",

@@ -21,6 +21,7 @@ from sharedcore.api.common import (
 from sharedcore.api.formats import (
     BANDWIDTH,
     DnsLabel,
+    DnsServer,
     DnsSubdomain,
     Host,
     HostPattern,
@@ -154,6 +155,24 @@ class Link(Model):
     """The share of it that replication may use, in percent."""
 
 
+DEFAULT_RECORD_TTL_SECONDS = 30
+
+
+class CityDns(Model):
+    """The city's DNS: the authoritative servers for the services' public names, which ExternalDNS at each
+    site updates and citizens' resolvers ask."""
+
+    servers: Annotated[list[DnsServer], Field(min_length=1, max_length=4), AS_SET]
+    """Addresses of the authoritative servers (address or host name, optionally :port), as this site
+    reaches them. The Redirect step of a Failover waits until every one answers each service's host with
+    the new site's ingressAddress; this site reports in the condition CityDNSReachable whether it
+    reaches them."""
+    ttl_seconds: StrictInt = Field(default=DEFAULT_RECORD_TTL_SECONDS, ge=1, le=3600)
+    """TTL of the services' DNS records, unless a SharedService sets spec.ingress.ttlSeconds; never more
+    than a service's objectives.rtoSeconds (a longer one is cut to it). Resolvers keep the old site's
+    address for up to this long after a failover."""
+
+
 class TopologySpec(Model):
     """The sites and the failover policy."""
 
@@ -170,6 +189,10 @@ class TopologySpec(Model):
     links: Annotated[list[Link], Field(max_length=8), keyed_by("name")] = Field(default=[])
     """The links between the sites: what the copies of the data may use. With them, each SharedService
     reports ReplicationFeasible: how long its first full copy takes, and whether its RPO can hold."""
+    # No default, for the reason given at acceptSplitBrainRisk.
+    dns: CityDns | None = None
+    """The city's DNS servers and the services' record TTL. Unset: Redirect waits only for the DNSEndpoint
+    objects, and records get a TTL of 30 seconds."""
 
     @rule(
         "self.sites.exists(s, s.name == self.preferredPrimary)",

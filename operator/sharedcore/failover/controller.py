@@ -15,11 +15,12 @@ import asyncio
 import datetime
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
+from sharedcore import Body
 from sharedcore.api import (
     Failover,
     FailoverPhase,
@@ -29,21 +30,19 @@ from sharedcore.api import (
     StepName,
     StepState,
     Topology,
+    dump,
 )
 from sharedcore.failover import progress, readiness, triggers
+from sharedcore.failover.machine import Outcome, ServiceKey, next_step, record
 from sharedcore.failover.plan import make_plan
 from sharedcore.failover.preconditions import misplaced, planned
 from sharedcore.failover.situation import situation
-from sharedcore.failover.steps import Outcome, next_step, record
+from sharedcore.failover.steps import BY_NAME, Attempt, city_dns
 from sharedcore.kube.client import ApiError, KubeClient
 from sharedcore.kube.events import EventRecorder
 from sharedcore.kube.patches import merge_patch
 from sharedcore.kube.resources import (
-    CLUSTERS,
-    DNS_ENDPOINTS,
     FAILOVERS,
-    MANAGED_BY,
-    REPLICATION_SOURCES,
     TOPOLOGIES,
 )
 from sharedcore.kube.workqueue import WorkQueue
@@ -54,6 +53,7 @@ from sharedcore.metrics import (
     FAILOVER_RTO,
     FAILOVERS_TOTAL,
 )
+from sharedcore.render import ClusterKey
 from sharedcore.render.names import database_cluster
 from sharedcore.sites.controller import TOPOLOGY_NAME, SiteController
 from sharedcore.sites.peers import REMOTE_ERRORS, describe
@@ -61,19 +61,15 @@ from sharedcore.sites.state import Claim, Handover
 from sharedcore.sites.witness import RENEW_DEADLINE
 
 log = logging.getLogger(__name__)
-Body = dict[str, Any]
 ENDED = frozenset({FailoverPhase.SUCCEEDED, FailoverPhase.FAILED, FailoverPhase.PLANNED})
-RETRY_SECONDS = 2.0
+RETRY_SECONDS = 2.0  # the first retry of a pass that failed; each next one waits twice as long
+MAX_RETRY_SECONDS = 60.0
 POLL_SECONDS = 0.5
 TRIGGER_POLL_SECONDS = 0.5
 
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-def _dump(status: FailoverStatus) -> Body:
-    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def _running(body: Body) -> bool:
@@ -94,10 +90,13 @@ class FailoverController:
         self._client, self._recorder, self._site = client, recorder, site
         self._peer_client, self._all_services = peer_client, services
         self._bodies: dict[str, Body] = {}
-        self._queue: WorkQueue[str] = WorkQueue()
+        self._queue: WorkQueue[str] = WorkQueue(base_delay=RETRY_SECONDS / 2, max_delay=MAX_RETRY_SECONDS)
         self._announced: str | None = None  # the Failover whose handover this site announces
         self._failback = triggers.HealthyClock()
         self._recommended: int | None = None  # the epoch a manual failover was last recommended at
+        # The handover this site drives: its Promote step's tokens, by database Cluster here.
+        self._promotions: dict[ClusterKey, str] = {}
+        self._listeners: list[Callable[[], None]] = []
 
     def on_event(self, event_type: str | None, body: Body) -> None:
         name = body["metadata"]["name"]
@@ -118,11 +117,13 @@ class FailoverController:
             try:
                 await self._advance(name)
             except REMOTE_ERRORS as error:
-                log.warning("failover %s: %s; retrying in %.0fs", name, describe(error), RETRY_SECONDS)
-                self._queue.add_after(name, RETRY_SECONDS)
+                delay = self._queue.retry(name)
+                log.warning("failover %s: %s; retrying in %.0fs", name, describe(error), delay)
             except Exception:  # one broken Failover must not stop the others
-                log.exception("failover %s failed unexpectedly; retrying in %.0fs", name, RETRY_SECONDS)
-                self._queue.add_after(name, RETRY_SECONDS)
+                delay = self._queue.retry(name)
+                log.exception("failover %s failed unexpectedly; retrying in %.0fs", name, delay)
+            else:
+                self._queue.succeeded(name)
             finally:
                 self._queue.done(name)
 
@@ -149,15 +150,9 @@ class FailoverController:
                 return
         step = next_step(status)
         assert step is not None  # a Running status has a step left
-        outcome, tokens = await self._attempt(step, failover, status)
+        outcome = await self._attempt(step, failover, status)
         now = _now()
         updated = record(status, step, outcome, now)
-        if tokens:
-            services = [
-                s.model_copy(update={"promotion_token": tokens.get((s.namespace, s.name))})
-                for s in updated.services
-            ]
-            updated = updated.model_copy(update={"services": services})
         if step is StepName.FENCE_SOURCE and outcome.state is StepState.SUCCEEDED:
             updated = _fenced(updated)
         if updated.phase is FailoverPhase.SUCCEEDED:
@@ -165,69 +160,71 @@ class FailoverController:
         await self._write(name, updated)
         await self._after(name, failover, step, outcome, updated)
 
-    async def _attempt(
-        self, step: StepName, failover: Failover, status: FailoverStatus
-    ) -> tuple[Outcome, dict[progress.Key, str]]:
+    async def _attempt(self, step: StepName, failover: Failover, status: FailoverStatus) -> Outcome:
         """Take `step` (again: every action is idempotent) and judge how far it got."""
-        spec, name, site = failover.spec, failover.metadata.name, self._site.name
-        source, epoch = status.from_site or "", status.to_epoch or 0
+        name, site, epoch = failover.metadata.name, self._site.name, status.to_epoch or 0
         view = self._site.observation()
         if (later := progress.superseded(epoch, view)) is not None:
-            return later, {}
+            return later
         self._announced = name
         self._site.announce(Handover(epoch, site, name))
-        services = [progress.parts(s) for s in self._services()]
-        if step is StepName.FENCE_SOURCE:
-            there = await self._source_plane()
-            return progress.fence_source(spec.type, source, epoch, view, services=services, there=there), {}
-        if step is StepName.FINAL_SYNC:
-            return await self._final_sync(name, source, services)
-        tokens = {(s.namespace, s.name): s.promotion_token for s in status.services if s.promotion_token}
-        if step is StepName.PROMOTE:
-            own = frozenset(
-                (namespace, database_cluster(service, site), token)
-                for (namespace, service), token in tokens.items()
-            )
-            self._site.promote(Claim(epoch, site), own)
-            clusters = progress.by_key(await self._client.list(CLUSTERS, labels=MANAGED_BY))
-            return progress.promote(site, epoch, view, services, tokens=tokens, clusters=clusters), {}
-        if step is StepName.REDIRECT:
-            here = progress.by_key(await self._client.list(DNS_ENDPOINTS, labels=MANAGED_BY))
-            there = await self._source_plane()
-            return progress.redirect(site, source, services, here, there.records if there else None), {}
-        return progress.verify(site, epoch, self._services()), {}
+        bodies = self._services()
+        attempt = Attempt(
+            name=name,
+            type=failover.spec.type,
+            site=site,
+            source=status.from_site or "",
+            epoch=epoch,
+            view=view,
+            services=[progress.parts(s) for s in bodies],
+            bodies=bodies,
+            promotion_tokens={
+                (s.namespace, s.name): s.promotion_token for s in status.services if s.promotion_token
+            },
+            city_dns=city_dns(self._site.topology(), self._site.context().ingress_address),
+        )
+        return await BY_NAME[step].take(self, attempt)
 
-    async def _final_sync(
-        self, name: str, source: str, services: list[progress.ServiceParts]
-    ) -> tuple[Outcome, dict[progress.Key, str]]:
-        client = self._peer_client()
-        if client is None:
-            return Outcome.waiting(f"no way to reach {source} yet"), {}
-        try:
-            sources = progress.by_key(await client.list(REPLICATION_SOURCES, labels=MANAGED_BY))
-            clusters = progress.by_key(await client.list(CLUSTERS, labels=MANAGED_BY))
-        except REMOTE_ERRORS as error:
-            return Outcome.waiting(f"cannot read the final sync at {source}: {describe(error)}"), {}
-        outcome, tokens = progress.final_sync(name, source, services, sources, clusters)
-        return outcome, tokens if outcome.state is StepState.SUCCEEDED else {}
+    # --- what the steps use (`failover.steps.Handles`) ------------------------------------------------------
 
-    async def _source_plane(self) -> progress.SourcePlane | None:
-        """The source's database Clusters and DNS records; None when it cannot be asked."""
-        client = self._peer_client()
-        if client is None:
-            return None
-        try:
-            clusters = await client.list(CLUSTERS, labels=MANAGED_BY)
-            records = await client.list(DNS_ENDPOINTS, labels=MANAGED_BY)
-        except REMOTE_ERRORS:
-            return None  # a source that cannot be asked publishes nothing it could be asked to withdraw
-        return progress.SourcePlane(progress.by_key(clusters), progress.by_key(records))
+    @property
+    def client(self) -> KubeClient:
+        return self._client
+
+    def peer_client(self) -> KubeClient | None:
+        return self._peer_client()
+
+    def promote(self, epoch: int, tokens: Mapping[ServiceKey, str]) -> None:
+        """Claim `epoch` for this site; each database Cluster here is promoted with its service's token."""
+        site = self._site.name
+        self._set_promotions(
+            {
+                ClusterKey(ns, database_cluster(service, site)): token
+                for (ns, service), token in tokens.items()
+            }
+        )
+        self._site.promote(Claim(epoch, site))
+
+    def promotion_tokens(self) -> Mapping[ClusterKey, str]:
+        """The tokens the databases here are promoted with, while a Failover to this site promotes them."""
+        return self._promotions
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call `listener` whenever the promotion tokens change (the services render them)."""
+        self._listeners.append(listener)
+
+    def _set_promotions(self, promotions: dict[ClusterKey, str]) -> None:
+        if promotions != self._promotions:
+            self._promotions = promotions
+            for listener in self._listeners:
+                listener()
 
     async def _after(
         self, name: str, failover: Failover, step: StepName, outcome: Outcome, status: FailoverStatus
     ) -> None:
         """Events, metrics and the record at the Topology once a step or the Failover ends; else poll."""
-        body = self._bodies.get(name, {"metadata": {"name": name}})
+        # Deleted since this pass read it: named by what was read of it.
+        body = self._bodies.get(name) or failover.model_dump(mode="json", by_alias=True, exclude_none=True)
         if outcome.state is StepState.RUNNING:
             self._queue.add_after(name, POLL_SECONDS)
             return
@@ -260,7 +257,7 @@ class FailoverController:
             rto_seconds=status.rto_seconds,
             data_loss_window_seconds=status.data_loss_window_seconds,
         )
-        patch = {"status": {"lastFailover": last.model_dump(mode="json", by_alias=True, exclude_none=True)}}
+        patch = {"status": {"lastFailover": dump(last)}}
         await self._client.patch(TOPOLOGIES, TOPOLOGY_NAME, None, patch, "status")
 
     async def _measured_fencing(self, body: Body, kind: FailoverType, fencing: float | None) -> None:
@@ -288,6 +285,7 @@ class FailoverController:
         if self._announced is not None:
             log.info("handover %s withdrawn: %s", self._announced, why)
         self._announced = None
+        self._set_promotions({})
         self._site.announce(None)
 
     async def _check_preconditions(self, body: Body, failover: Failover) -> FailoverStatus:
@@ -315,7 +313,7 @@ class FailoverController:
         if body is None:
             return
         current = body.get("status") or {}
-        new = _dump(status)
+        new = dump(status)
         if new == current:
             return
         patch = {"status": merge_patch(current, new)}

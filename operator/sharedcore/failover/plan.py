@@ -13,18 +13,7 @@ unknown. A switchover's final sync closes the window to 0.
 import datetime
 from dataclasses import dataclass
 
-from sharedcore.api import MAX_FAILOVER_SERVICES, FailoverType, StepName
-
-SWITCHOVER_STEPS = (
-    StepName.CHECK_PRECONDITIONS,
-    StepName.FENCE_SOURCE,
-    StepName.FINAL_SYNC,
-    StepName.PROMOTE,
-    StepName.REDIRECT,
-    StepName.VERIFY,
-)
-# A failover cannot sync from a site that is gone: FinalSync is recorded as skipped, for the audit trail.
-FAILOVER_SKIPS = frozenset({StepName.FINAL_SYNC})
+from sharedcore.api import MAX_FAILOVER_SERVICES, FailoverType
 
 
 @dataclass(frozen=True)
@@ -92,8 +81,6 @@ class Plan:
     target: str
     from_epoch: int
     to_epoch: int
-    steps: tuple[StepName, ...]
-    skipped: frozenset[StepName]
     services: tuple[ServicePlan, ...]
     problems: tuple[Problem, ...]
     source_last_seen: datetime.datetime
@@ -201,8 +188,6 @@ def make_plan(failover_type: FailoverType, accept_data_loss: bool, situation: Si
         target=situation.target,
         from_epoch=situation.epoch,
         to_epoch=situation.epoch + 1,
-        steps=SWITCHOVER_STEPS,
-        skipped=frozenset() if switchover else FAILOVER_SKIPS,
         services=tuple(
             ServicePlan(s.namespace, s.name, windows[(s.namespace, s.name)]) for s in situation.services
         ),

@@ -16,8 +16,9 @@ from sharedcore.api import (
     StepName,
     StepStatus,
 )
+from sharedcore.failover.machine import Outcome, record
 from sharedcore.failover.plan import Plan
-from sharedcore.failover.steps import Outcome, initial_steps, record
+from sharedcore.failover.steps import initial_steps
 
 
 def _problems(plan: Plan) -> str:
@@ -41,7 +42,7 @@ def planned(plan: Plan, dry_run: bool, now: datetime.datetime) -> FailoverStatus
         to_site=plan.target,
         from_epoch=plan.from_epoch,
         to_epoch=plan.to_epoch,
-        steps=initial_steps(plan),
+        steps=initial_steps(plan.type),
         services=[
             ServiceFailoverStatus(
                 namespace=s.namespace, name=s.name, data_loss_window_seconds=s.data_loss_window_seconds

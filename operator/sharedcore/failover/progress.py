@@ -12,24 +12,25 @@ promotion (`sites.controller`) and what the renderer makes of them at both sites
   the Failover, and every database Cluster there, demoted, published its demotion token.
 - Promote: this site is Active at the new epoch, and every database Cluster here is the primary (promoted
   with the source's token, for a switchover).
-- Redirect: every public name is published by this site's DNSEndpoint, and no longer by the source's.
+- Redirect: every public name is published by this site's DNSEndpoint, and no longer by the source's; with
+  the city's DNS servers named in the Topology, each of them answers every name with this site's address.
 - Verify: every service reports Ready and Active at the new epoch from this site.
 """
 
 import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from sharedcore import Body
 from sharedcore.api import FailoverType, Role, StepState
+from sharedcore.citydns import Answer
+from sharedcore.failover.machine import Outcome
 from sharedcore.failover.plan import listing
 from sharedcore.failover.situation import enabled
-from sharedcore.failover.steps import Outcome
 from sharedcore.kube import conditions
 from sharedcore.render import names
 from sharedcore.sites.views import PairObservation
 
-Body = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 
 
@@ -41,7 +42,11 @@ class ServiceParts:
     name: str
     database: bool
     files: bool
-    public: bool  # it has an ingress, so a DNS record
+    host: str | None  # its public name, when it has an ingress (and so a DNS record)
+
+    @property
+    def public(self) -> bool:
+        return self.host is not None
 
     @property
     def key(self) -> Key:
@@ -58,7 +63,7 @@ def parts(service: Body) -> ServiceParts:
         name=service["metadata"]["name"],
         database=enabled(spec, "database"),
         files=enabled(spec, "files"),
-        public=spec.get("ingress") is not None,
+        host=(spec.get("ingress") or {}).get("host"),
     )
 
 
@@ -181,8 +186,9 @@ def final_sync(
     services: Iterable[ServiceParts],
     replication_sources: Mapping[Key, Body],
     clusters: Mapping[Key, Body],
-) -> tuple[Outcome, dict[Key, str]]:
-    """Whether the source pushed its last files and demoted its databases; their tokens by service."""
+) -> Outcome:
+    """Whether the source pushed its last files and demoted its databases; once done, their tokens by
+    service."""
     pending: list[str] = []
     tokens: dict[Key, str] = {}
     for service in services:
@@ -201,8 +207,8 @@ def final_sync(
             else:
                 pending.append(f"{service} database demotion")
     if pending:
-        return _waiting_for(pending, f"the final sync at {source}"), tokens
-    return Outcome.done(f"files synced and {len(tokens)} databases demoted at {source}"), tokens
+        return _waiting_for(pending, f"the final sync at {source}")
+    return Outcome.done(f"files synced and {len(tokens)} databases demoted at {source}", tokens)
 
 
 def promote(
@@ -255,6 +261,22 @@ def redirect(
             return _waiting_for(stale, f"{source} to withdraw its DNS records")
     withdrawn = "" if there is not None else f" ({source} cannot be asked to withdraw its own)"
     return Outcome.done(f"{len(public)} DNS records point at {site}{withdrawn}")
+
+
+def city_dns_answers(
+    site: str, address: str, services: Iterable[ServiceParts], answers: Mapping[tuple[str, str], str | Answer]
+) -> Outcome:
+    """Whether every city DNS server answers every public name with `address` alone: `answers` by (server,
+    host), an Answer or why the server could not be asked."""
+    wrong = []
+    hosts = sorted({s.host for s in services if s.host})
+    for (server, host), answer in sorted(answers.items()):
+        if host in hosts and (not isinstance(answer, Answer) or answer.addresses != {address}):
+            wrong.append(f"{host} at {server}: {answer}")
+    if wrong:
+        return _waiting_for(wrong, f"the city DNS to answer with {site}'s {address}")
+    servers = len({server for server, _ in answers})
+    return Outcome.done(f"{servers} city DNS servers answer {len(hosts)} names with {site}'s {address}")
 
 
 def superseded(epoch: int, view: PairObservation) -> Outcome | None:

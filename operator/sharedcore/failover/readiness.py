@@ -11,8 +11,8 @@ moving figures, so that the condition changes (and is written) only when the ver
 import dataclasses
 import datetime
 from collections.abc import Iterable, Sequence
-from typing import Any
 
+from sharedcore import Body
 from sharedcore.api import FailoverMode, FailoverType, Role, Topology
 from sharedcore.failover import triggers
 from sharedcore.failover.plan import Situation, make_plan
@@ -21,7 +21,6 @@ from sharedcore.kube import conditions
 from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.views import PairObservation, PairView
 
-Body = dict[str, Any]
 CONDITION = "AutomaticFailoverReady"
 
 

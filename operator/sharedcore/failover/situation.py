@@ -4,19 +4,21 @@ pair (role, epoch, whether the peer answers and when it was last heard from) and
 
 import datetime
 from collections.abc import Iterable
-from typing import Any
 
+from sharedcore import Body
+from sharedcore.api import Database, Files, Objectives
 from sharedcore.failover.plan import ServiceReplica, Situation
 from sharedcore.kube.times import parse_time
 from sharedcore.sites.views import PairView
 
-Body = dict[str, Any]
-DEFAULT_RPO_SECONDS = 300  # the Objectives default, for a service whose spec leaves it out
+# The models' defaults, for a service whose spec leaves them out (read as JSON here: this runs often).
+DEFAULT_RPO_SECONDS = Objectives().rpo_seconds
+ENABLED = {"database": Database().enabled, "files": Files().enabled}
 
 
 def enabled(spec: Body, part: str) -> bool:
-    """Whether a service has its `database` or `files` (both default to enabled)."""
-    return bool((spec.get(part) or {}).get("enabled", True))
+    """Whether a service has its `database` or `files`."""
+    return bool((spec.get(part) or {}).get("enabled", ENABLED[part]))
 
 
 def replica(service: Body) -> ServiceReplica:

@@ -17,15 +17,12 @@ fails (its data-loss window above a service's objective, say), people decide wha
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from sharedcore import API_GROUP, API_VERSION
+from sharedcore import API_GROUP, API_VERSION, Body
 from sharedcore.api import FailbackMode, FailoverMode, FailoverType, Role, Topology
 from sharedcore.kube import conditions
 from sharedcore.sites.state import HANDING_OVER
 from sharedcore.sites.views import PairObservation
-
-Body = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,10 @@
 Reconciles read from here instead of the API server, so a resync of an unchanged service costs no request.
 """
 
-from typing import Any
-
-from sharedcore import API_GROUP
+from sharedcore import API_GROUP, Body
 
 SERVICE_LABEL = f"{API_GROUP}/service"
 ObjectKey = tuple[str, str, str, str]  # (apiVersion, kind, namespace, name)
-Body = dict[str, Any]
 
 
 def key_of(obj: Body) -> ObjectKey:

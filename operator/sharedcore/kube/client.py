@@ -7,11 +7,11 @@ observer (the metrics count them by verb and status code, which is how "zero wri
 import asyncio
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 
+from sharedcore import Body
 from sharedcore.kube.credentials import Credentials
 from sharedcore.kube.resources import Resource, for_object
 
@@ -21,7 +21,6 @@ FIELD_MANAGER = "sharedcore"
 RETRY_BACKOFF = (0.2, 0.5, 1.0)
 RETRYABLE_READ_STATUSES = frozenset({500, 502, 503, 504})
 READ_VERBS = frozenset({"get", "list"})
-Body = dict[str, Any]
 RequestObserver = Callable[[str, int], None]  # (verb, HTTP status or 0 for a connection failure)
 
 

@@ -1,12 +1,12 @@
 """Kubernetes Events for the transitions people care about (never for routine, unchanged reconciles)."""
 
-import datetime
 import logging
 import uuid
 from typing import Any
 
 from sharedcore.kube.client import ApiError, KubeClient, namespace_terminating
 from sharedcore.kube.resources import EVENTS
+from sharedcore.kube.times import rfc3339
 
 COMPONENT = "sharedcore"
 MAX_NAME, SUFFIX = 253, 12
@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339()
 
 
 def _event_name(name: str) -> str:

@@ -4,9 +4,8 @@ A merge patch leaves alone every key it does not name, so writing a whole new st
 would keep keys the new one dropped; the patch from `merge_patch` names them with null, which removes them.
 """
 
-from typing import Any
+from sharedcore import Body
 
-Body = dict[str, Any]
 _MISSING = object()
 
 

@@ -2,6 +2,13 @@
 
 import datetime
 
+FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # metav1.Time: UTC, to the second
+
+
+def rfc3339(moment: datetime.datetime | None = None) -> str:
+    """`moment` (by default now) as metav1.Time."""
+    return (moment or datetime.datetime.now(datetime.UTC)).astimezone(datetime.UTC).strftime(FORMAT)
+
 
 def parse_time(value: object) -> datetime.datetime | None:
     try:

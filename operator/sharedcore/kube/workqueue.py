@@ -12,7 +12,12 @@ K = TypeVar("K", bound=Hashable)
 
 
 class WorkQueue(Generic[K]):
-    def __init__(self) -> None:
+    """`retry` requeues a key whose work failed after an exponential backoff (base_delay * 2**failures, at
+    most max_delay); `succeeded` and `forget` reset it."""
+
+    def __init__(self, *, base_delay: float = 0.5, max_delay: float = 300.0) -> None:
+        self._base_delay, self._max_delay = base_delay, max_delay
+        self._failures: dict[K, int] = {}
         self._queue: asyncio.Queue[K] = asyncio.Queue()
         self._waiting: set[K] = set()
         self._active: set[K] = set()
@@ -44,10 +49,22 @@ class WorkQueue(Generic[K]):
         self.add(key)
 
     def forget(self, key: K) -> None:
-        """Drop a pending delayed requeue (the object is gone)."""
+        """Drop a pending delayed requeue and the failures counted (the object is gone)."""
+        self._failures.pop(key, None)
         timer = self._timers.pop(key, None)
         if timer:
             timer.cancel()
+
+    def retry(self, key: K) -> float:
+        """Work on `key` failed: add it again after a backoff that doubles with each failure in a row."""
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay: float = min(self._max_delay, self._base_delay * 2.0**failures)
+        self.add_after(key, delay)
+        return delay
+
+    def succeeded(self, key: K) -> None:
+        self._failures.pop(key, None)
 
     async def get(self) -> K:
         key = await self._queue.get()

@@ -15,12 +15,11 @@ from typing import Any, TypeVar, cast
 import click
 from kubernetes import client, config
 
-from sharedcore import API_GROUP, API_VERSION
+from sharedcore import API_GROUP, API_VERSION, Body
 from sharedcore.kube.cache import SERVICE_LABEL
 from sharedcore.kube.resources import CLUSTERS, PERSISTENT_VOLUME_CLAIMS
 from sharedcore.replication import retained
 
-Body = dict[str, Any]
 F = TypeVar("F", bound=Callable[..., Any])
 
 

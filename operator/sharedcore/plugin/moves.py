@@ -15,8 +15,8 @@ from pathlib import Path
 
 import click
 
-from sharedcore import API_GROUP, API_VERSION
-from sharedcore.plugin.kube import Body, Cluster, Connection, PluginError, connection_options
+from sharedcore import API_GROUP, API_VERSION, Body
+from sharedcore.plugin.kube import Cluster, Connection, PluginError, connection_options
 
 TERMINAL = {"Succeeded", "Failed", "Planned"}
 POLL_SECONDS = 0.5

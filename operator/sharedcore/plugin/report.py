@@ -15,7 +15,8 @@ from typing import Any, Protocol
 import yaml
 from pydantic.alias_generators import to_camel
 
-Body = dict[str, Any]
+from sharedcore import Body
+from sharedcore.api import Objectives
 
 
 class Source(Protocol):
@@ -82,7 +83,7 @@ class Report:
     automatic_failover: str | None = None  # the standby's AutomaticFailoverReady, where reported
 
 
-DEFAULT_RPO_SECONDS = 300  # the CRD's default for spec.objectives.rpoSeconds
+DEFAULT_RPO_SECONDS = Objectives().rpo_seconds
 
 
 def _time(value: str | None) -> datetime.datetime | None:

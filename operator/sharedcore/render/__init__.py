@@ -13,11 +13,12 @@ from sharedcore.render.database import database_clusters
 from sharedcore.render.files import files
 from sharedcore.render.network import dns_endpoints, ingresses, network_policies
 from sharedcore.render.profile import ProfileError
-from sharedcore.render.site import FailoverForm, PeerSite, SiteContext
+from sharedcore.render.site import ClusterKey, FailoverForm, PeerSite, SiteContext
 from sharedcore.render.workloads import workloads
 
 __all__ = [
     "KIND_ORDER",
+    "ClusterKey",
     "FailoverForm",
     "Manifest",
     "PeerSite",

@@ -12,7 +12,6 @@ from sharedcore.render.profile import Component
 from sharedcore.render.workloads import POSTGRES_PORT
 
 INGRESS_COMPONENT = "ingress"
-DNS_TTL_SECONDS = 30  # short, so clients follow a failover quickly
 ANYWHERE_CIDRS = ("0.0.0.0/0", "::/0")
 
 
@@ -118,11 +117,19 @@ def _dns_endpoint(ctx: RenderContext, name: str, host: str, address: str) -> Man
     endpoint = {
         "dnsName": host,
         "recordType": record_type(address),
-        "recordTTL": DNS_TTL_SECONDS,
+        "recordTTL": record_ttl(ctx),
         "targets": [address],
     }
     spec = {"endpoints": [endpoint]}
     return ctx.manifest("externaldns.k8s.io/v1alpha1", "DNSEndpoint", name, INGRESS_COMPONENT, spec=spec)
+
+
+def record_ttl(ctx: RenderContext) -> int:
+    """The service's own TTL, else the Topology's but never above the service's RTO: resolvers keep an
+    address that long."""
+    spec = ctx.service.spec
+    own = spec.ingress.ttl_seconds if spec.ingress else None
+    return own or min(ctx.site.record_ttl_seconds, spec.objectives.rto_seconds)
 
 
 def record_type(address: str) -> str:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from sharedcore.api import Role
+from sharedcore.api import DEFAULT_RECORD_TTL_SECONDS, Role
+
+
+class ClusterKey(NamedTuple):
+    """A database Cluster at this site."""
+
+    namespace: str
+    cluster: str
 
 
 @dataclass(frozen=True)
@@ -26,15 +35,14 @@ class FailoverForm:
     `final_sync`: the fenced source keeps its file ReplicationSources and triggers them once more by hand,
     named after the Failover, so the target can tell that sync from a scheduled one. `promotion_tokens`: the
     target promotes each database Cluster with the token CloudNativePG published when the source's Cluster
-    was demoted (CloudNativePG then promotes only once it has replayed all the source wrote), as
-    (namespace, Cluster name, token).
+    was demoted (CloudNativePG then promotes only once it has replayed all the source wrote), by Cluster.
     """
 
     final_sync: str | None = None
-    promotion_tokens: frozenset[tuple[str, str, str]] = frozenset()
+    promotion_tokens: Mapping[ClusterKey, str] = field(default_factory=dict)
 
     def promotion_token(self, namespace: str, cluster: str) -> str | None:
-        return next((t for ns, name, t in self.promotion_tokens if (ns, name) == (namespace, cluster)), None)
+        return self.promotion_tokens.get(ClusterKey(namespace, cluster))
 
 
 @dataclass(frozen=True)
@@ -46,4 +54,5 @@ class SiteContext:
     epoch: int
     ingress_address: str | None = None
     peer: PeerSite | None = None
-    failover: FailoverForm = FailoverForm()
+    failover: FailoverForm = field(default_factory=FailoverForm)
+    record_ttl_seconds: int = DEFAULT_RECORD_TTL_SECONDS  # the Topology's, for services that set none

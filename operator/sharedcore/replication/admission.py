@@ -6,11 +6,9 @@ Flux's credentials), and no SharedService whose image or public host the Topolog
 Pure: the active site asks before copying, and the receiving site before rendering a copy.
 """
 
-from typing import Any
-
+from sharedcore import Body
 from sharedcore.api import ReplicationPolicy
 
-Body = dict[str, Any]
 POWERFUL_SECRET_TYPES = frozenset({"kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token"})
 ARGOCD_SECRET_TYPE = "argocd.argoproj.io/secret-type"  # Argo CD's cluster and repository credentials
 FLUX_DOMAIN = "toolkit.fluxcd.io"  # labels of what Flux's controllers own or read

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Collection
 from typing import Any
 
+from sharedcore import Body
 from sharedcore.api import ReplicationPolicy
 from sharedcore.kube.client import ApiError, KubeClient
 from sharedcore.kube.events import EventRecorder
@@ -29,7 +30,6 @@ from sharedcore.replication import admission, content, retained
 from sharedcore.sites.peers import REMOTE_ERRORS, describe
 
 log = logging.getLogger(__name__)
-Body = dict[str, Any]
 Key = tuple[str, str, str]  # (kind, namespace, name)
 KINDS = (SECRETS, CONFIG_MAPS, SHARED_SERVICES)  # what services refer to goes first
 DEBOUNCE_SECONDS = 0.2

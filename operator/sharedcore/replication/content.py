@@ -13,12 +13,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sharedcore import API_GROUP
+from sharedcore import API_GROUP, Body
 from sharedcore.kube.patches import merge_patch
 from sharedcore.kube.resources import MANAGED_BY
 from sharedcore.replication import retained
 
-Body = dict[str, Any]
 REPLICATE_LABEL = f"{API_GROUP}/replicate"
 OPT_IN = {REPLICATE_LABEL: "true"}  # on a Namespace, at both sites: replication may write there
 ORIGIN_SITE = f"{API_GROUP}/origin-site"

@@ -13,15 +13,16 @@ steady replication costs no status writes; the metrics carry the live figures.
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+from sharedcore import Body
 from sharedcore.api import Role, SharedService
 from sharedcore.kube import conditions
 from sharedcore.kube.cache import ObjectKey, key_of
+from sharedcore.kube.times import rfc3339
 from sharedcore.render import SiteContext
 from sharedcore.replication.lag import LagTable
 
-Body = dict[str, Any]
 CONDITION = "ReplicationHealthy"
 
 
@@ -44,7 +45,7 @@ class Assessment:
 
 
 def _timestamp(moment: float) -> str:
-    return datetime.datetime.fromtimestamp(moment, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(datetime.datetime.fromtimestamp(moment, datetime.UTC))
 
 
 def _parse_time(value: object) -> float | None:

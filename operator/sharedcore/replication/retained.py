@@ -9,11 +9,10 @@ of the same name stalls until a person either releases the copy or removes the l
 """
 
 import datetime
-from typing import Any
 
-from sharedcore import API_GROUP
+from sharedcore import API_GROUP, Body
+from sharedcore.kube.times import rfc3339
 
-Body = dict[str, Any]
 LABEL = f"{API_GROUP}/retained-copy"
 SINCE = f"{API_GROUP}/retained-since"
 BECAUSE = f"{API_GROUP}/retained-because"
@@ -24,7 +23,7 @@ ANNOTATIONS = (SINCE, BECAUSE, ORIGIN)
 def marks(because: str, at: datetime.datetime, origin: str | None = None) -> Body:
     """The metadata (of a merge patch) that makes an object a retained copy; `because` says where and why,
     `origin` which object at the active site the deleted service was a copy of."""
-    since = at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    since = rfc3339(at)
     annotations = {SINCE: since, BECAUSE: because} | ({ORIGIN: origin} if origin else {})
     return {"labels": {LABEL: "true"}, "annotations": annotations}
 

@@ -33,7 +33,6 @@ from sharedcore.services import reconcile
 from sharedcore.services.runtime import Runtime, ServiceKey
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF_SECONDS = 300.0
 
 
 @dataclass
@@ -53,7 +52,6 @@ class SharedServiceController:
         self.namespaces = list(namespaces)  # empty: all namespaces
         self.workers = workers
         self.health = Health()
-        self._failures: dict[ServiceKey, int] = {}
 
     # --- feeding the queue -------------------------------------------------------------------------------
 
@@ -127,14 +125,11 @@ class SharedServiceController:
         try:
             requeue = await reconcile.reconcile(self.rt, key)
         except Exception as error:  # any failure of one service must not stop the others
-            failures = self._failures.get(key, 0) + 1
-            self._failures[key] = failures
-            delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2**failures)
+            delay = self.rt.queue.retry(key)
             log.warning("reconcile %s/%s failed (%s), retry in %.1fs", *key, error, delay)
             RECONCILE_TOTAL.labels("SharedService", "error").inc()
-            self.rt.queue.add_after(key, delay)
         else:
-            self._failures.pop(key, None)
+            self.rt.queue.succeeded(key)
             RECONCILE_TOTAL.labels("SharedService", "stalled" if requeue else "success").inc()
             if requeue:
                 self.rt.queue.add_after(key, requeue)

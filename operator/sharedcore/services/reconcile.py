@@ -7,17 +7,17 @@ It writes only what differs from the cache, so an unchanged service costs the AP
 import datetime
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from pydantic import ValidationError
 
-from sharedcore import API_GROUP
+from sharedcore import API_GROUP, Body
 from sharedcore.api import DeletionPolicy, Role, SharedService
 from sharedcore.kube import conditions
 from sharedcore.kube.cache import ObjectKey, key_of
 from sharedcore.kube.client import ApiError, namespace_terminating
 from sharedcore.kube.patches import merge_patch
 from sharedcore.kube.resources import CLUSTERS, MANAGED_BY, SECRETS, SHARED_SERVICES, for_object
+from sharedcore.kube.times import rfc3339
 from sharedcore.metrics import FEASIBILITY, OBJECT_WRITES, REPLICATION, SERVICES, STORAGE
 from sharedcore.render import KIND_ORDER, SiteContext, render
 from sharedcore.replication import (
@@ -35,14 +35,13 @@ from sharedcore.services.drift import drifted_field
 from sharedcore.services.runtime import Runtime, ServiceKey
 
 log = logging.getLogger(__name__)
-Body = dict[str, Any]
 ORPHANED_LABEL = f"{API_GROUP}/orphaned"
 DATA_KINDS = frozenset({"PersistentVolumeClaim", "Cluster"})  # what deletionPolicy: Retain keeps
 STALLED_RETRY_SECONDS = 10.0
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339()
 
 
 def owner_reference(service: Body) -> Body:

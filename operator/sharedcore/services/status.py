@@ -6,13 +6,12 @@ Failed; otherwise Current, with Ready saying whether every serving component is 
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from sharedcore import Body
+from sharedcore.api import SharedServiceStatus, dump
 from sharedcore.kube import conditions
 from sharedcore.kube.cache import ObjectKey, key_of
 from sharedcore.render import SiteContext
-
-Body = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -97,17 +96,16 @@ def build(
         replication,
         *extra,
     ]
-    status: Body = {
+    status = {
         "observedGeneration": generation,
         "conditions": conditions.merge(current.get("conditions") or [], wanted, generation, now),
         "site": site.name,
-        "role": str(site.role),
+        "role": site.role,
         "epoch": site.epoch,
         "components": rows,
+        "replication": replication_status,
     }
-    if replication_status is not None:
-        status["replication"] = replication_status
-    return status
+    return dump(SharedServiceStatus.model_validate(status))  # the model's shape, checked on every write
 
 
 def differs(current: Body | None, new: Body) -> bool:

@@ -22,16 +22,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
 
-from sharedcore.api import Role, Topology
+from sharedcore import Body
+from sharedcore.api import DEFAULT_RECORD_TTL_SECONDS, Role, Topology
 from sharedcore.kube import conditions
 from sharedcore.kube.client import KubeClient
 from sharedcore.kube.events import EventRecorder
 from sharedcore.kube.patches import merge_patch
 from sharedcore.kube.resources import CONFIG_MAPS, LEASES, TOPOLOGIES
+from sharedcore.kube.times import rfc3339
 from sharedcore.metrics import (
     AUTOMATIC_FAILOVER_READY,
     EPOCH,
@@ -42,6 +43,8 @@ from sharedcore.metrics import (
 )
 from sharedcore.render import FailoverForm, PeerSite, SiteContext
 from sharedcore.sites import leases, pair_memory, topology_status
+from sharedcore.sites.citydns import CONDITION as CITY_DNS_CONDITION
+from sharedcore.sites.citydns import CityDnsProbe
 from sharedcore.sites.pair_memory import PairMemory
 from sharedcore.sites.peers import REMOTE_ERRORS, Peers, describe, explain
 from sharedcore.sites.settings import FailoverSettings
@@ -58,7 +61,6 @@ from sharedcore.sites.views import PairObservation, PairView
 from sharedcore.sites.witness import RENEW_DEADLINE, WitnessLease
 
 log = logging.getLogger(__name__)
-Body = dict[str, Any]
 TOPOLOGY_NAME = "default"
 WITNESS = "witness"
 # Why a site cannot use its Topology (the reason of its Fenced state, a condition, an Event and a metric).
@@ -151,14 +153,17 @@ class SiteController:
         self._own_failing_since: float | None = None  # since when this site's API server has not answered
         self._handover: Handover | None = None  # a Failover making this site active, announced to the peer
         self._promotion: Claim | None = None  # its Promote step: the claim this site takes
-        self._tokens: frozenset[tuple[str, str, str]] = frozenset()  # CloudNativePG promotion tokens
         self._readiness: conditions.Want | None = None  # AutomaticFailoverReady, as `failover` judges it
+        self._city_dns = CityDnsProbe()
         self._capacity: list[Body] = []  # Topology.status.capacity, as the services' admission reports it
         self._started = time.monotonic()
         self._wake = asyncio.Event()
         self._wake_peer = asyncio.Event()
         self._wake_witness = asyncio.Event()
         self.settled = asyncio.Event()  # set once the first decision is made: services may render
+        self._pairing: Pairing | None = None  # what a usable Topology gives this site to work with
+        self._unpaired = self.state  # without one: the state to be in, and why
+        self._assess()
 
     # --- what the rest of the operator sees ---------------------------------------------------------------
 
@@ -172,13 +177,13 @@ class SiteController:
     def active(self) -> bool:
         """Whether this site is the active one of a pair (and so replicates to the other): decided so, and
         still with a usable Topology."""
-        return self.state.role is Role.ACTIVE and isinstance(self._pairing(), Pairing)
+        return self.state.role is Role.ACTIVE and self._pairing is not None
 
     def pair(self) -> PairView:
         """What a Failover is planned from: the claim recorded here and what is known of the peer now."""
-        pairing = self._pairing()
+        pairing = self._pairing
         recorded = topology_status.recorded_claim(self._body or {})
-        if not isinstance(pairing, Pairing):
+        if pairing is None:
             return PairView(self.name, (self.name,), self.state.active_site, self.state.epoch, False, None)
         return PairView(
             site=self.name,
@@ -191,20 +196,18 @@ class SiteController:
         )
 
     def peer_name(self) -> str | None:
-        pairing = self._pairing()
-        return pairing.peer if isinstance(pairing, Pairing) else None
+        return self._pairing.peer if self._pairing else None
 
     def topology(self) -> Topology | None:
-        pairing = self._pairing()
-        return pairing.topology if isinstance(pairing, Pairing) else None
+        return self._pairing.topology if self._pairing else None
 
     def observation(self) -> PairObservation:
         """What a Failover executing here needs to know of the pair now."""
-        pairing = self._pairing()
+        pairing = self._pairing
         heartbeat = self._peer_heartbeat()
         now = time.monotonic()
-        witness = isinstance(pairing, Pairing) and pairing.topology.spec.witness is not None
-        duration = pairing.duration if isinstance(pairing, Pairing) else 0
+        witness = pairing is not None and pairing.topology.spec.witness is not None
+        duration = pairing.duration if pairing else 0
         return PairObservation(
             state=self.state,
             peer_role=heartbeat.role if heartbeat else None,
@@ -233,14 +236,14 @@ class SiteController:
         if handover != self._handover:
             self._handover = handover
             if handover is None:
-                self._promotion, self._tokens = None, frozenset()
+                self._promotion = None
             self._wake.set()
             self._wake_peer.set()
 
-    def promote(self, claim: Claim, tokens: frozenset[tuple[str, str, str]]) -> None:
-        """Claim `claim` (the Failover's next epoch), promoting each database Cluster with its token."""
-        if (claim, tokens) != (self._promotion, self._tokens):
-            self._promotion, self._tokens = claim, tokens
+    def promote(self, claim: Claim) -> None:
+        """Claim `claim` (the Failover's next epoch): this site becomes active at it."""
+        if claim != self._promotion:
+            self._promotion = claim
             self._wake.set()
             self._wake_witness.set()
 
@@ -280,6 +283,7 @@ class SiteController:
             self._body = None
         elif _revision(body) >= _revision(self._body):
             self._body, self._had_topology = body, True
+        self._assess()
         self._wake.set()
         if (self._body or {}).get("metadata", {}).get("generation") != generation:
             self._wake_peer.set()  # the spec changed (or came or went): the others may be elsewhere now
@@ -305,6 +309,7 @@ class SiteController:
                 self._memory = pair_memory.parse(body, self.name)
             except pair_memory.UnreadableError as error:
                 self._memory_problem = str(error)
+        self._assess()
 
     # --- the loops ------------------------------------------------------------------------------------------
 
@@ -314,6 +319,7 @@ class SiteController:
             self._repeat(self._wake, self._tick),
             self._repeat(self._wake_peer, self._peer_round),
             self._repeat(self._wake_witness, self._witness_round),
+            self._repeat(asyncio.Event(), self._city_dns_round),
         )
 
     async def _prime(self) -> None:
@@ -335,9 +341,8 @@ class SiteController:
             body.setdefault("apiVersion", TOPOLOGIES.api_version)
             body.setdefault("kind", TOPOLOGIES.kind)
             self.on_topology(None, body)
-            pairing = self._pairing()
-            if isinstance(pairing, Pairing):
-                await self._configure_peers(pairing)
+            if self._pairing is not None:
+                await self._configure_peers(self._pairing)
                 await asyncio.gather(self._attempt(self._peer_round), self._attempt(self._witness_round))
         await self._tick()
 
@@ -351,32 +356,37 @@ class SiteController:
         """Run `step` every heartbeat interval, and whenever woken."""
         while True:
             await self._attempt(step)
-            pairing = self._pairing()
             try:
-                await asyncio.wait_for(
-                    wake.wait(), pairing.interval if isinstance(pairing, Pairing) else IDLE_SECONDS
-                )
+                await asyncio.wait_for(wake.wait(), self._pairing.interval if self._pairing else IDLE_SECONDS)
             except TimeoutError:
                 continue
             wake.clear()
 
     async def _peer_round(self) -> None:
-        pairing = self._pairing()
-        if isinstance(pairing, Pairing):
-            await self._visit_peer(pairing)
+        if self._pairing is not None:
+            await self._visit_peer(self._pairing)
 
     async def _witness_round(self) -> None:
-        pairing = self._pairing()
-        if isinstance(pairing, Pairing) and pairing.topology.spec.witness is not None:
+        pairing = self._pairing
+        if pairing is not None and pairing.topology.spec.witness is not None:
             await self._visit_witness(pairing)
+
+    async def _city_dns_round(self) -> None:
+        pairing = self._pairing
+        dns = pairing.topology.spec.dns if pairing is not None else None
+        timeout = pairing.interval if pairing is not None else IDLE_SECONDS
+        if await self._city_dns.round(dns, timeout):
+            self._wake.set()
 
     # --- the Topology ---------------------------------------------------------------------------------------
 
-    def _pairing(self) -> Pairing | SiteState:
-        """What to work with, or the state to be in when the Topology gives nothing to work with."""
+    def _assess(self) -> None:
+        """What to work with (`_pairing`), or, when the Topology gives nothing to work with, None and the
+        state to be in (`_unpaired`). Called whenever the Topology or the remembered pair changes."""
+        self._pairing = None
         body = self._body
         if body is None:
-            return pair_memory.without_topology(
+            self._unpaired = pair_memory.without_topology(
                 self.name,
                 self._memory,
                 self._memory_problem,
@@ -384,21 +394,26 @@ class SiteController:
                 single_site=self._single_site,
                 where=self._where,
             )
+            return
         try:
             topology = Topology.model_validate(body)
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(map(str, first["loc"]))
             what = f"is invalid at {where}: {first['msg']}"
-            return pair_memory.unusable(self._memory, "TopologyInvalid", what)
+            self._unpaired = pair_memory.unusable(self._memory, "TopologyInvalid", what)
+            return
         sites = {site.name: site for site in topology.spec.sites}
         if self.name not in sites:
             what = f"does not name {self.name} among its sites"
-            return pair_memory.unusable(self._memory, "SiteNotInTopology", what)
+            self._unpaired = pair_memory.unusable(self._memory, "SiteNotInTopology", what)
+            return
         own = sites.pop(self.name)
         (peer,) = sites.values()
+        dns = topology.spec.dns
         if self._memory is not None and self._memory.peer != peer.name:
-            return pair_memory.peer_changed(self._memory, peer.name, self._where)
+            self._unpaired = pair_memory.peer_changed(self._memory, peer.name, self._where)
+            return
 
         def context(state: SiteState) -> SiteContext:
             return SiteContext(
@@ -407,14 +422,12 @@ class SiteController:
                 state.epoch,
                 ingress_address=own.ingress_address,
                 peer=PeerSite(peer.name, peer.service_domain),
-                failover=FailoverForm(
-                    final_sync=state.final_sync,
-                    promotion_tokens=self._tokens if state.role is Role.ACTIVE else frozenset(),
-                ),
+                record_ttl_seconds=dns.ttl_seconds if dns else DEFAULT_RECORD_TTL_SECONDS,
+                failover=FailoverForm(final_sync=state.final_sync),
             )
 
         remembered = PairMemory(self.name, peer.name, peer.service_domain, own.ingress_address)
-        return Pairing(topology, peer.name, context, remembered)
+        self._pairing = Pairing(topology, peer.name, context, remembered)
 
     async def _remember(self, pairing: Pairing) -> None:
         """Store the pair and the recorded claim when they changed (a new peer, a new epoch)."""
@@ -434,6 +447,7 @@ class SiteController:
             log.warning("cannot remember the pair in %s: %s", pair_memory.CONFIG_MAP, describe(error))
             return
         self._memory, self._memory_problem = wanted, None
+        self._assess()
 
     async def _configure_peers(self, pairing: Pairing) -> None:
         spec = pairing.topology.spec
@@ -512,10 +526,10 @@ class SiteController:
     # --- deciding -------------------------------------------------------------------------------------------
 
     async def _tick(self) -> None:
-        pairing = self._pairing()
-        if not isinstance(pairing, Pairing):
-            await self._report_unusable(pairing)
-            self._publish(pairing)
+        pairing = self._pairing
+        if pairing is None:
+            await self._report_unusable(self._unpaired)
+            self._publish(self._unpaired)
             return
         await self._configure_peers(pairing)
         try:
@@ -554,7 +568,7 @@ class SiteController:
             pairing.duration, (heartbeat.duration if heartbeat else None) or pairing.duration
         )
         silence = self._silence(now)
-        remembered = self._memory.claim if self._memory else None  # of this very pair: see `_pairing`
+        remembered = self._memory.claim if self._memory else None  # of this very pair: see `_assess`
         return Observations(
             # A re-created Topology has no status yet: this site's last record is the remembered one.
             own=topology_status.recorded_claim(self._body or {}) or remembered,
@@ -613,9 +627,9 @@ class SiteController:
             recorded=recorded,
             peer=peer,
             witness=witness,
-            now=_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            now=rfc3339(_now()),
             settings=pairing.settings,
-            extra=[self._readiness] if self._readiness else [],
+            extra=[want for want in (self._readiness, self._city_dns.want) if want],
             capacity=self._capacity,
         )
         current = body.get("status") or {}
@@ -639,6 +653,7 @@ class SiteController:
             "WitnessReachable",
             "SettingsMatch",
             "AutomaticFailoverReady",
+            CITY_DNS_CONDITION,
         ):
             was = conditions.find(old.get("conditions"), type_)
             now = conditions.find(new["conditions"], type_)
@@ -665,7 +680,7 @@ class SiteController:
         if body is None or state.reason not in UNUSABLE:
             return
         current = body.get("status") or {}
-        new = topology_status.unusable(body, state, now=_now().strftime("%Y-%m-%dT%H:%M:%SZ"))
+        new = topology_status.unusable(body, state, now=rfc3339(_now()))
         if not topology_status.differs(current, new):
             return
         try:

@@ -9,14 +9,12 @@ The witness Lease names the active site (holderIdentity) and its epoch (annotati
 
 import datetime
 from dataclasses import dataclass
-from typing import Any
 
-from sharedcore import API_GROUP
+from sharedcore import API_GROUP, Body
 from sharedcore.api import Role
 from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.state import Claim, Handover
 
-Body = dict[str, Any]
 LEASE_API = "coordination.k8s.io/v1"
 ACTIVE_LEASE = "sharedcore-active"
 ROLE_ANNOTATION = f"{API_GROUP}/role"

@@ -10,14 +10,12 @@ the Topology, which is exactly what may be missing. Written only when it changes
 """
 
 from dataclasses import dataclass
-from typing import Any
 
-from sharedcore import API_GROUP
+from sharedcore import API_GROUP, Body
 from sharedcore.api import Role
 from sharedcore.render import PeerSite, SiteContext
 from sharedcore.sites.state import Claim, SiteState, fenced
 
-Body = dict[str, Any]
 CONFIG_MAP = "sharedcore-pair"
 SINGLE_SITE = "SingleSite"
 KEYS = ("site", "peer", "peerServiceDomain", "ingressAddress", "activeSite", "epoch")

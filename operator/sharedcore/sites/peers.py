@@ -12,10 +12,10 @@ import hashlib
 import logging
 import ssl
 from collections.abc import Callable
-from typing import Any
 
 import aiohttp
 
+from sharedcore import Body
 from sharedcore.api import KubeconfigSecretRef
 from sharedcore.kube import credentials
 from sharedcore.kube.client import ApiError, KubeClient, RequestObserver
@@ -23,7 +23,6 @@ from sharedcore.kube.resources import SECRETS
 from sharedcore.metrics import KUBECONFIG_REJECTED
 
 log = logging.getLogger(__name__)
-Body = dict[str, Any]
 # How a request to another cluster fails: refused, or not answered at all.
 REMOTE_ERRORS = (ApiError, aiohttp.ClientError, TimeoutError, OSError)
 

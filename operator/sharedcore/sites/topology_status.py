@@ -7,14 +7,13 @@ peer falls silent the status shows its true last heartbeat. The heartbeat Lease 
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from sharedcore import Body
 from sharedcore.api import Role
 from sharedcore.kube import conditions
 from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.state import Claim, SiteState, WitnessView
 
-Body = dict[str, Any]
 KUBECONFIG_REJECTED = "KubeconfigRejected"
 
 

@@ -19,11 +19,11 @@ import datetime
 import logging
 import time
 
+from sharedcore import Body
 from sharedcore.kube.client import ApiError, KubeClient
 from sharedcore.kube.resources import LEASES
 from sharedcore.sites.leases import (
     ACTIVE_LEASE,
-    Body,
     active_lease,
     lease_epoch,
     micro_time,

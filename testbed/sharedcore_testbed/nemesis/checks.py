@@ -2,7 +2,8 @@
 
 The role half: never two Active sites (`OneActive`, from the role sampler's 100 ms samples), nothing
 leaked at either site (`NoLeaks`: no rendered object without its service, none left in another role or
-epoch than its site's), operator memory flat (`FlatMemory`). Convergence and the end of every Failover are
+epoch than its site's), operator memory flat (`FlatMemory`), and operators that neither crash nor meet an
+exception they did not expect (`CleanOperators`). Convergence and the end of every Failover are
 what the runner waits for when it settles (`sharedcore_testbed.nemesis.convergence`).
 
 The data half (a writer and its checker on real nodes: no acknowledged write lost outside a recorded
@@ -235,3 +236,82 @@ class FlatMemory:
                 "growth_mib": round(longest[1][0], 1),
             },
         }
+
+
+class CleanOperators:
+    """No operator exits unless stopped, a SIGTERM stops it with exit code 0 (as a pod's termination does),
+    and its log shows no exception it did not expect (a traceback), whatever the faults."""
+
+    name = "clean-operators"
+
+    def __init__(
+        self, operators: dict[str, OperatorProcess], terminated: list[tuple[str, int | None]]
+    ) -> None:
+        self.operators = operators
+        self.terminated = terminated  # (site, exit code) of each SIGTERM the nemesis sent
+        self._judged = 0
+        self._read: dict[str, int] = {}
+        self._crashed: set[int] = set()
+
+    def start(self) -> None:
+        self._read = {site: _size(operator.log_path) for site, operator in self.operators.items()}
+
+    def settled(self, state: Settled) -> list[Violation]:
+        return self._news(state.at)
+
+    def final(self, at: float) -> list[Violation]:
+        return self._news(at)
+
+    def _news(self, at: float) -> list[Violation]:
+        found = []
+        for site, operator in self.operators.items():
+            process = operator.process
+            if process is not None and process.poll() is not None and process.pid not in self._crashed:
+                self._crashed.add(process.pid)
+                found.append(
+                    Violation(self.name, at, f"the operator at {site} exited (code {process.returncode})")
+                )
+        found += [
+            Violation(self.name, at, f"the operator at {site} exited with code {code} on SIGTERM")
+            for site, code in self.terminated[self._judged :]
+            if code != 0
+        ]
+        self._judged = len(self.terminated)
+        for site, operator in self.operators.items():
+            try:
+                with operator.log_path.open("rb") as log:
+                    log.seek(self._read[site])
+                    written = log.read().decode(errors="replace")
+                    self._read[site] = log.tell()
+            except OSError:
+                continue
+            found += [
+                Violation(self.name, at, f"the operator at {site} met an exception: {last}")
+                for last in exceptions(written)
+            ]
+        return found
+
+    def stop(self) -> None:
+        return
+
+    def figures(self) -> dict[str, Any]:
+        return {"sigterms": len(self.terminated)}
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def exceptions(log: str) -> list[str]:
+    """The last line of each traceback in a log: the exception."""
+    found = []
+    lines = log.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last):"):
+            rest = lines[index + 1 :]
+            end = next((i for i, text in enumerate(rest) if text and not text.startswith(" ")), None)
+            found.append(rest[end] if end is not None else "(cut short)")
+    return found

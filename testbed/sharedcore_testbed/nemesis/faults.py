@@ -82,6 +82,7 @@ class Injector:
         self._down: dict[str, str] = {}  # site → the fault that took it down: site-stop or site-pause
         self._cut: set[tuple[str, str]] = set()
         self.injected: list[Injected] = []
+        self.terminated: list[tuple[str, int | None]] = []  # (site, exit code) of each operator SIGTERMed
 
     # --- resolving roles -------------------------------------------------------------------------------
 
@@ -224,6 +225,8 @@ class Injector:
             operator.clock_offset = offset
             if not self._holds[site]:
                 operator.stop()
+                assert operator.process is not None
+                self.terminated.append((site, operator.process.returncode))
                 operator.start()
 
     # --- planes and links ------------------------------------------------------------------------------

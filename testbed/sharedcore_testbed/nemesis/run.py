@@ -16,7 +16,15 @@ from typing import Any
 
 from sharedcore_testbed.clients import SiteClients
 from sharedcore_testbed.nemesis import convergence
-from sharedcore_testbed.nemesis.checks import FlatMemory, Invariant, NoLeaks, OneActive, Settled, Violation
+from sharedcore_testbed.nemesis.checks import (
+    CleanOperators,
+    FlatMemory,
+    Invariant,
+    NoLeaks,
+    OneActive,
+    Settled,
+    Violation,
+)
 from sharedcore_testbed.nemesis.convergence import Observer
 from sharedcore_testbed.nemesis.faults import Injected, Injector
 from sharedcore_testbed.nemesis.schedule import episode
@@ -50,14 +58,15 @@ class Nemesis:
         self.timeline = Timeline(echo=echo)
         self.sampler = RoleSampler(pair.operators)
         self.one_active = OneActive(self.sampler, self.timeline.started)
+        self.observer = Observer(pair, self.sampler, self.timeline)
+        self.injector = Injector(pair, self.timeline, self.active_site, prefix=f"nemesis-{seed}")
         self.invariants: list[Invariant] = [
             self.one_active,
             NoLeaks(),
             FlatMemory(pair.operators, bounds.memory_growth_mib),
+            CleanOperators(pair.operators, self.injector.terminated),
             *extra,
         ]
-        self.observer = Observer(pair, self.sampler, self.timeline)
-        self.injector = Injector(pair, self.timeline, self.active_site, prefix=f"nemesis-{seed}")
         self.violations: list[Violation] = []
         self.convergence: list[float] = []
         self.episodes = 0

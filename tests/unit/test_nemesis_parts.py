@@ -1,4 +1,5 @@
-"""The nemesis's schedule (sharedcore_testbed.nemesis.schedule): the same seed replays the same faults."""
+"""The nemesis's parts that need no control plane: its schedule (the same seed replays the same faults), the
+skewed clock, and what it reads in an operator's log."""
 
 import collections
 import os
@@ -9,6 +10,7 @@ import time
 import pytest
 
 from sharedcore_testbed import clock
+from sharedcore_testbed.nemesis.checks import exceptions
 from sharedcore_testbed.nemesis.schedule import REQUESTS, STEPS, WEIGHTS, episode
 
 
@@ -61,3 +63,23 @@ def test_a_skewed_clock_moves_the_wall_clock_only() -> None:
     wall, monotonic = (float(value) for value in printed)
     assert -92 < wall - before[0] < -88
     assert 0 <= monotonic - before[1] < 5
+
+
+def test_each_traceback_in_an_operator_log_is_one_exception() -> None:
+    log = """2026-11-28 12:44:32,374 ERROR sharedcore.failover.controller: failover x failed unexpectedly
+Traceback (most recent call last):
+  File "controller.py", line 119, in run
+    await self._advance(name)
+KeyError: 'apiVersion'
+2026-11-28 12:44:33,000 INFO sharedcore: fine
+Traceback (most recent call last):
+  File "runner.py", line 221, in run
+RuntimeError: services ended unexpectedly
+Traceback (most recent call last):
+  File "half written"""
+    assert exceptions(log) == [
+        "KeyError: 'apiVersion'",
+        "RuntimeError: services ended unexpectedly",
+        "(cut short)",
+    ]
+    assert exceptions("2026-11-28 INFO all well\n") == []

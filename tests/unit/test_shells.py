@@ -1,0 +1,164 @@
+"""The I/O shells against an API server in memory (tests/support/fake_api.py): the SharedService reconcile,
+the site's tick and the Failover executor's pass, each in seconds rather than after a control plane's start.
+"""
+
+import asyncio
+from typing import Any, cast
+
+import yaml
+
+from sharedcore.api import Role, SharedService
+from sharedcore.failover.controller import FailoverController
+from sharedcore.kube.events import EventRecorder
+from sharedcore.render import render
+from sharedcore.services import reconcile
+from sharedcore.services.runtime import Runtime
+from sharedcore.sites import leases, pair_memory
+from sharedcore.sites.controller import SiteController
+from sharedcore.sites.peers import Peers
+from tests.golden.samples import INPUTS_DIR, site
+from tests.support.fake_api import FakeApi
+
+SYSTEM = "sharedcore-system"
+Body = dict[str, Any]
+
+
+def sample_body(slug: str) -> Body:
+    body: Body = yaml.safe_load((INPUTS_DIR / f"{slug}.yaml").read_text())
+    return body
+
+
+def topology() -> Body:
+    ref = {"name": "peer", "namespace": SYSTEM}
+    return {
+        "apiVersion": "sharedcore.danang.gov.vn/v1alpha1",
+        "kind": "Topology",
+        "metadata": {"name": "default"},
+        "spec": {
+            "sites": [
+                {"name": name, "kubeconfigSecretRef": ref, "ingressAddress": f"203.0.113.{i}"}
+                for i, name in enumerate(("danang", "quangnam"), start=10)
+            ],
+            "preferredPrimary": "danang",
+            "failover": {"heartbeatIntervalSeconds": 2, "leaseDurationSeconds": 15},
+        },
+    }
+
+
+def site_controller(api: FakeApi, name: str = "danang", **options: Any) -> SiteController:
+    client = cast(Any, api)
+    peers = Peers(client, timeout=1.0, observer=lambda _: lambda verb, code: None, user_agent="test")
+    return SiteController(
+        name, client, recorder=EventRecorder(client, name), peers=peers, namespace=SYSTEM, **options
+    )
+
+
+def test_a_reconcile_applies_the_render_reports_it_and_then_writes_nothing() -> None:
+    api = FakeApi()
+    body = api.add(sample_body("open-data"))
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    rt = Runtime(cast(Any, api), EventRecorder(cast(Any, api), "danang"), lambda: site(Role.ACTIVE), 60)
+    rt.services[key] = body
+
+    asyncio.run(reconcile.reconcile(rt, key))
+    rendered = render(SharedService.model_validate(body), site(Role.ACTIVE))
+    assert {(o["kind"], o["metadata"]["name"]) for o in rendered} == {
+        (kind, name) for verb, kind, name in api.writes if verb == "apply"
+    }
+    status = (api.find("SharedService", key[1], key[0]) or {})["status"]
+    assert (status["site"], status["role"]) == ("danang", "Active")
+    assert {c["type"] for c in status["conditions"]} >= {"Ready", "Reconciling", "Stalled"}
+
+    writes = len(api.writes)
+    asyncio.run(reconcile.reconcile(rt, key))
+    assert api.writes[writes:] == [], "an unchanged service costs no write"
+
+
+def test_the_sites_tick_records_its_decision_and_then_renews_only_its_heartbeat() -> None:
+    api = FakeApi()
+    api.add(topology())
+    controller = site_controller(api)
+
+    async def ticks() -> None:
+        await controller._prime()  # the Topology read, and a first decision
+        await controller._tick()
+
+    asyncio.run(ticks())
+    assert controller.settled.is_set() and controller.peer_name() == "quangnam"
+    recorded = (api.find("Topology", "default") or {})["status"]
+    assert any(s["name"] == "danang" for s in recorded["sites"])
+    assert api.find("Lease", leases.heartbeat_name("danang"), SYSTEM) is not None
+    assert controller.context().peer is not None and controller.context().name == "danang"
+    assert controller.state.role is Role.FENCED, "not Active before hearing its peer"
+    remembered = api.find("ConfigMap", pair_memory.CONFIG_MAP, SYSTEM) or {}
+    assert remembered["data"]["peer"] == "quangnam", "the pair is remembered"
+
+    writes = len(api.writes)
+    asyncio.run(controller._tick())
+    assert api.writes[writes:] == [("apply", "Lease", leases.heartbeat_name("danang"))]
+
+
+def test_a_single_site_without_a_topology_is_active_at_epoch_zero() -> None:
+    api = FakeApi()
+    controller = site_controller(api, single_site=True)
+    asyncio.run(controller._prime())
+    assert (controller.state.role, controller.state.epoch) == (Role.ACTIVE, 0)
+    assert controller.topology() is None and not controller.active()
+
+
+def failover_body(name: str, target: str, **spec: Any) -> Body:
+    return {
+        "apiVersion": "sharedcore.danang.gov.vn/v1alpha1",
+        "kind": "Failover",
+        "metadata": {"name": name},
+        "spec": {"targetSite": target, "type": "Switchover", "reason": "test", **spec},
+    }
+
+
+def executor(api: FakeApi, site: SiteController) -> FailoverController:
+    client = cast(Any, api)
+    return FailoverController(
+        client, recorder=EventRecorder(client, site.name), site=site, peer_client=lambda: None, services=list
+    )
+
+
+def test_a_failover_created_at_the_wrong_site_fails_its_first_step_saying_where_to_create_it() -> None:
+    api = FakeApi()
+    api.add(topology())
+    site = site_controller(api, "danang")
+    failovers = executor(api, site)
+    failover = api.add(failover_body("switchover-1", "quangnam"))
+
+    async def advance() -> None:
+        await site._prime()
+        failovers.on_event("ADDED", failover)
+        await failovers._advance("switchover-1")
+
+    asyncio.run(advance())
+    status = (api.find("Failover", "switchover-1") or {})["status"]
+    assert status["phase"] == "Failed" and "WrongSite" in status["message"]
+    assert "create it at quangnam" in status["message"]
+    assert [e["reason"] for e in api.of_kind("Event") if e["involvedObject"]["kind"] == "Failover"] == [
+        "FailoverFailed"
+    ]
+
+
+def test_a_dry_run_is_planned_and_changes_nothing_else() -> None:
+    api = FakeApi()
+    api.add(topology())
+    site = site_controller(api, "quangnam")
+    failovers = executor(api, site)
+    failover = api.add(failover_body("drill-1", "quangnam", dryRun=True))
+
+    async def advance() -> None:
+        await site._prime()
+        failovers.on_event("ADDED", failover)
+        writes = len(api.writes)
+        await failovers._advance("drill-1")
+        written = [(verb, kind) for verb, kind, _ in api.writes[writes:]]
+        assert sorted(written) == [("create", "Event"), ("patch status", "Failover")]
+
+    asyncio.run(advance())
+    status = (api.find("Failover", "drill-1") or {})["status"]
+    assert status["phase"] == "Planned" and status["message"].startswith("dry run:")
+    assert [s["name"] for s in status["steps"]][:2] == ["CheckPreconditions", "FenceSource"]
