@@ -95,6 +95,11 @@ class Testbed:
         if not 1 <= node_count <= network.MAX_NODES:
             raise ValueError(f"a site has 1 to {network.MAX_NODES} nodes")
         self.down()
+        if real:
+            # The images and the containerd root holding them are made (or found) first: that is not a node's
+            # start (it must not eat into the time nodes have to become Ready), and it must not come between
+            # choosing a free network slot and taking it (another testbed may start meanwhile).
+            node.template_root()
         with_workloads = [name for name in names if name in workloads or name in real]
         city_ports = 2 + 3 * len(with_workloads) if city_dns else 0
         ports = iter(_free_ports(5 * len(names) + len(names) * (len(names) - 1) + city_ports))
@@ -126,10 +131,6 @@ class Testbed:
             current.links += citydns.links([current.planes[name] for name in with_workloads], city, ports)
         testbed_state.save(self.directory, current)
         try:
-            if real_sites:
-                # The images and the containerd root holding them are made (or found) first: building them
-                # is not a node's start, and must not eat into the time its nodes have to become Ready.
-                node.template_root()
             self._create_network(current)
             for name in names:
                 with self._editing() as editing:
