@@ -43,7 +43,9 @@ def services(n: int) -> list[dict[str, Any]]:
         body = yaml.safe_load(SAMPLES[i % len(SAMPLES)].read_text())
         body["metadata"] = {"name": f"svc-{i:04d}", "namespace": f"bench-{i % 10}"}
         body["spec"]["replicas"] = 1
-        body["spec"].pop("ingress", None)  # no TLS secrets to provision
+        # The ingress is kept (the e-archive's read-only host needs it), without TLS to provision.
+        if "ingress" in body["spec"]:
+            body["spec"]["ingress"].pop("tlsSecretName", None)
         bodies.append(body)
     return bodies
 

@@ -288,3 +288,40 @@ class FeasibilitySeries:
 
 
 FEASIBILITY = FeasibilitySeries()
+
+
+PARALLEL_RUN_DAYS_LEFT = Gauge(
+    "sharedcore_parallel_run_days_left",
+    "Days until a service's spec.parallelRun.endDate, at its active site (negative once it has passed).",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+PARALLEL_RUN_PREVIOUS_UP = Gauge(
+    "sharedcore_parallel_run_previous_system_up",
+    "1 when the parallel run's reconciliation job last reached the previous system, 0 when it did not.",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+PARALLEL_RUN_MISSING = Gauge(
+    "sharedcore_parallel_run_dossiers_missing",
+    "Dossiers in force at the previous system that the new one does not have, as the job last counted.",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+
+
+class ParallelRunSeries:
+    """Per service in a parallel run, at the active site: days left, previous system up, dossiers missing."""
+
+    def set(self, namespace: str, name: str, figures: tuple[int, bool | None, int | None] | None) -> None:
+        gauges = (PARALLEL_RUN_DAYS_LEFT, PARALLEL_RUN_PREVIOUS_UP, PARALLEL_RUN_MISSING)
+        values = figures or (None, None, None)
+        for gauge, value in zip(gauges, values, strict=True):
+            if value is None:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(namespace, name)
+            else:
+                gauge.labels(namespace, name).set(float(value))
+
+
+PARALLEL_RUN = ParallelRunSeries()

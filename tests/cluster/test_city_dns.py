@@ -145,7 +145,13 @@ def city(real_sites: Sites, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         standby_ready(pair.quangnam, namespace, name, timeout=180)
         city = bed.city_dns()
         assert city is not None
-        yield CityDnsPair(pair, namespace, body["spec"]["ingress"]["host"], addresses, city.address)
+        try:
+            yield CityDnsPair(pair, namespace, body["spec"]["ingress"]["host"], addresses, city.address)
+        finally:
+            # A check that failed with danang stopped must not leave the later modules without it.
+            states = next(s.processes for s in bed.status() if s.name == "danang")
+            if "exited" in states.values():
+                bed.start("danang")
 
 
 def records_for(city: CityDnsPair, address: str) -> list[str]:

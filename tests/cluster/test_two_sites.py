@@ -11,6 +11,7 @@ import datetime
 import itertools
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from sharedcore.api import Role, SharedService
 from sharedcore.render import PeerSite, SiteContext, names, render
 from sharedcore.replication.content import REPLICATE_LABEL
 from sharedcore_testbed.operators import peer_user
+from sharedcore_testbed.previous_system import PreviousSystem, reconcile
 from tests.cluster.test_operator import PLURAL, condition, create, get, wait_ready
 from tests.conftest import Sites
 from tests.support import samples
@@ -741,3 +743,96 @@ def test_a_change_rate_the_links_cannot_carry_within_the_rpo_is_reported(pair: P
         for site in (danang, pair.quangnam):
             patch = {"spec": {"links": None}}
             site.custom.patch_cluster_custom_object(API_GROUP, API_VERSION, "topologies", "default", patch)
+
+
+def portal_beside(
+    pair: Pair, namespace: str, previous: PreviousSystem, start: datetime.date
+) -> dict[str, Any]:
+    """A portal at danang, standing by at quangnam, in a 400-day parallel run beside `previous`; its body."""
+    ca = {
+        "metadata": {"name": "previous-ca", "namespace": namespace},
+        "stringData": {"ca.crt": previous.ca_pem},
+    }
+    pair.danang.core.create_namespaced_secret(namespace, ca)
+    run = {
+        "previousSystem": {"name": "motcua-quangnam", "url": previous.url, "caSecretName": "previous-ca"},
+        "startDate": start.isoformat(),
+        "endDate": (start + datetime.timedelta(days=400)).isoformat(),
+        "paths": ["/tra-cuu/ho-so-cu"],
+    }
+    body = samples.service("public-service-portal", namespace, parallelRun=run)
+    create_active(pair.danang, body)
+    wait_ready(pair.danang, namespace, body["metadata"]["name"])  # every object applied there
+    standby_ready(pair.quangnam, namespace, body["metadata"]["name"])
+    return body
+
+
+def test_a_parallel_run_routes_to_the_previous_system_reports_its_dossiers_and_deletes_nothing_at_its_end(
+    pair: Pair, namespace: str, tmp_path: Path
+) -> None:
+    """A portal beside a stand-in previous system: the routing and the job at the active site only; the counts
+    the job writes reported, missing dossiers and an unreachable previous system detected (condition and
+    metrics, which the alerts read); the end date passing raises the condition and deletes nothing."""
+    danang, quangnam = pair.danang, pair.quangnam
+    dossiers = {f"QN-2024-{n:05d}" for n in range(1, 8)}
+    previous = PreviousSystem(tmp_path, dossiers)
+    previous.start()
+    try:
+        start = datetime.date.today() - datetime.timedelta(days=30)
+        body = portal_beside(pair, namespace, previous, start)
+        name, run = body["metadata"]["name"], body["spec"]["parallelRun"]
+        routed = danang.core.read_namespaced_service(f"{name}-previous", namespace).spec
+        assert (routed.type, routed.external_name) == ("ExternalName", "localhost")
+        ingress = danang.networking.read_namespaced_ingress(f"{name}-previous", namespace)
+        assert [p.path for p in ingress.spec.rules[0].http.paths] == ["/tra-cuu/ho-so-cu"]
+        assert danang.batch.read_namespaced_cron_job(f"{name}-parallel-run", namespace).spec.schedule
+        assert not quangnam.batch.list_namespaced_cron_job(namespace).items, "the job runs at the active site"
+
+        def reported(reason: str) -> dict[str, Any]:
+            def healthy() -> dict[str, Any]:
+                return condition(get(danang, namespace, name), "ParallelRunHealthy")
+
+            try:
+                return eventually(
+                    lambda: healthy().get("reason") == reason and healthy(), timeout=30, message=reason
+                )
+            except AssertionError as error:
+                raise AssertionError(f"{error}; ParallelRunHealthy: {healthy()}") from None
+
+        reported("NotChecked")
+        results = f"{name}-parallel-run"
+        reconcile(danang, namespace, results, previous, new_in_force=dossiers)
+        assert reported("Healthy")["status"] == "True"
+        status = get(danang, namespace, name)["status"]["parallelRun"]
+        counts = (status["dossiersInForcePrevious"], status["dossiersInForce"], status["dossiersMissing"])
+        assert counts == (7, 7, 0) and status["daysLeft"] == 370 and status["previousSystemReachable"]
+
+        reconcile(
+            danang, namespace, results, previous, new_in_force=dossiers - {"QN-2024-00003", "QN-2024-00005"}
+        )
+        assert "2 dossiers in force at motcua-quangnam are missing" in reported("DossiersMissing")["message"]
+        labels = {"namespace": namespace, "name": name}
+        operator = pair.operators["danang"]
+        assert metric(operator, "sharedcore_parallel_run_dossiers_missing", **labels) == 2
+
+        previous.stop()
+        reconcile(danang, namespace, results, previous, new_in_force=dossiers)
+        reported("PreviousSystemUnreachable")
+        assert metric(operator, "sharedcore_parallel_run_previous_system_up", **labels) == 0
+
+        # The end date passes: the condition asks people to decide, and everything stays.
+        ended = {
+            "startDate": (start - datetime.timedelta(days=400)).isoformat(),
+            "endDate": start.isoformat(),
+        }
+        patch = {"spec": {"parallelRun": {**run, **ended}}}
+        danang.custom.patch_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, name, patch)
+        assert "30 days ago; nothing was deleted" in reported("Ended")["message"]
+        assert metric(operator, "sharedcore_parallel_run_days_left", **labels) == -30
+        time.sleep(RESYNC)
+        danang.core.read_namespaced_service(f"{name}-previous", namespace)
+        danang.networking.read_namespaced_ingress(f"{name}-previous", namespace)
+        danang.batch.read_namespaced_cron_job(results, namespace)
+        assert danang.core.read_namespaced_config_map(results, namespace).data["missing"] == "2"
+    finally:
+        previous.stop()

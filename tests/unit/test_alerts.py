@@ -33,6 +33,9 @@ NAMES = (
     "SharedcoreTopologyUnusable",  # issue 11, rule 1
     "SharedcoreStorageAbove80Percent",  # issue 15
     "SharedcoreReplicationInfeasible",  # issue 15
+    "SharedcoreParallelRunPreviousSystemDown",  # issue 15
+    "SharedcoreParallelRunDossiersMissing",  # issue 15
+    "SharedcoreParallelRunEnding",  # issue 15
     "SharedcoreCityDNSUnreachable",  # issue 14
 )
 # Metrics the alerts and dashboard use before the operator exports them: promised by the two-sites issue (5)

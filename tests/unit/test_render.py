@@ -111,6 +111,46 @@ def test_archive_read_only_host_is_routed_at_both_sites() -> None:
         assert spec["tls"] == [{"hosts": hosts, "secretName": "luutru-danang-gov-vn-tls"}]
 
 
+def test_a_parallel_run_routes_its_paths_to_the_previous_system_and_runs_its_job_at_the_active_site() -> None:
+    service = sample("public-service-portal")
+    active = render(service, site(Role.ACTIVE))
+    previous = of_kind(active, "Service")["dichvucong-previous"]["spec"]
+    assert previous == {
+        "type": "ExternalName",
+        "externalName": "motcua.quangnam.gov.vn",
+        "ports": [{"name": "https", "port": 443}],
+    }
+    ingress = of_kind(active, "Ingress")["dichvucong-previous"]
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == "dichvucong.danang.gov.vn"
+    assert [p["path"] for p in rule["http"]["paths"]] == ["/tra-cuu/ho-so-cu", "/api/v1/ho-so-cu"]
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/backend-protocol"] == "HTTPS"
+    assert annotations["nginx.ingress.kubernetes.io/proxy-ssl-secret"] == "dichvucong/motcua-quangnam-ca"
+    job = of_kind(active, "CronJob")["dichvucong-parallel-run"]["spec"]
+    assert job["schedule"] == "*/15 * * * *" and job["concurrencyPolicy"] == "Forbid"
+    [rule_of_job] = of_kind(active, "Role")["dichvucong-parallel-run"]["rules"]
+    assert rule_of_job["resourceNames"] == ["dichvucong-parallel-run"]  # its results, nothing else
+    assert "data" not in of_kind(active, "ConfigMap")["dichvucong-parallel-run"]  # the job's to write
+    for role in (Role.STANDBY, Role.FENCED):
+        objects = render(service, site(role))
+        assert not of_kind(objects, "CronJob") and "dichvucong-previous" not in of_kind(objects, "Ingress")
+
+
+def test_a_parallel_run_beside_a_hosted_portal_asks_the_hosted_portal() -> None:
+    def new_system(service: SharedService) -> str:
+        job = of_kind(render(service, site(Role.ACTIVE)), "CronJob")["dichvucong-parallel-run"]["spec"]
+        [container] = job["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        return next(e["value"] for e in container["env"] if e["name"] == "NEW_SYSTEM_URL")
+
+    run = sample("public-service-portal").model_dump(mode="json", by_alias=True)["spec"]["parallelRun"]
+    hosted = with_spec(
+        "public-service-portal", parallelRun={**run, "newSystemUrl": "https://dvc.hosted.example"}
+    )
+    assert new_system(sample("public-service-portal")) == "http://dichvucong-portal.dichvucong.svc:8080"
+    assert new_system(hosted) == "https://dvc.hosted.example"
+
+
 def test_profile_default_replicas_without_spec_replicas() -> None:
     service = with_spec("document-management", replicas=None)
     assert replicas(render(service, site(Role.ACTIVE))) == {"web": 2, "api": 2, "ocr-worker": 4}
@@ -249,7 +289,12 @@ def test_pods_do_not_change_with_role_or_epoch(slug: str) -> None:
                     name: (obj["spec"]["selector"], obj["spec"]["template"])
                     for name, obj in deployments.items()
                 },
-                {name: obj["spec"]["selector"] for name, obj in services.items()},
+                # Not the ExternalName Service of a parallel run: it leads out of the cluster, to no pod.
+                {
+                    name: obj["spec"]["selector"]
+                    for name, obj in services.items()
+                    if "selector" in obj["spec"]
+                },
             )
         )
         for name, budget in of_kind(objects, "PodDisruptionBudget").items():

@@ -6,12 +6,14 @@ import datetime
 from typing import Any
 
 import pytest
+import yaml
 
 from sharedcore.api import DeletionPolicy, ReplicationPolicy, Role, SharedService, Topology
 from sharedcore.render import PeerSite, SiteContext, render
 from sharedcore.replication import admission, content, data, retained
 from sharedcore.replication.lag import LagTable
 from sharedcore.services.reconcile import ORPHANED_LABEL, _kept_with
+from tests.golden.samples import INPUTS_DIR as GOLDEN_INPUTS
 from tests.support import samples
 
 REPLICATE = {content.REPLICATE_LABEL: "true"}
@@ -78,6 +80,16 @@ def test_hosts_must_match_a_name_or_a_wildcard_domain() -> None:
         refused = admission.refusal(service(ingress=ingress | {"host": host}), policy)
         assert refused is not None and f"spec.ingress.host {host} " in refused, host
     assert admission.refusal(service(ingress=None), policy) is None
+
+
+def test_an_archives_read_only_host_is_held_to_the_same_list() -> None:
+    """The standby publishes a DNS record for it: a copy may not bring a host the standby did not allow."""
+    policy = ReplicationPolicy(allowed_ingress_hosts=["*.danang.gov.vn"])
+    archive = yaml.safe_load((GOLDEN_INPUTS / "e-archive.yaml").read_text())
+    assert admission.refusal(archive, policy) is None
+    archive["spec"]["settings"]["eArchive"]["readOnlyHost"] = "tracuu.example.com"
+    refused = admission.refusal(archive, policy)
+    assert refused is not None and "spec.settings.eArchive.readOnlyHost tracuu.example.com " in refused
 
 
 def test_the_topology_carries_the_allow_lists_and_refuses_bad_patterns() -> None:

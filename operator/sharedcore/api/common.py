@@ -81,6 +81,7 @@ class Platform(enum.StrEnum):
     OPERATIONS_CENTER = "OperationsCenter"
     HOTLINE_1022 = "Hotline1022"
     E_ARCHIVE = "EArchive"
+    PUBLIC_SERVICE_PORTAL = "PublicServicePortal"
 
 
 class StandbyMode(enum.StrEnum):

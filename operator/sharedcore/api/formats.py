@@ -32,6 +32,8 @@ IMAGE_REPOSITORY = r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 LICENSE = r"^[A-Za-z0-9][A-Za-z0-9.+-]*$"
 BANDWIDTH = r"^[1-9][0-9]{0,5}(Mbps|Gbps)$"
+ISO_DATE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+URL_PATH = r"^/[-A-Za-z0-9._~/]*$"
 
 
 def _cron_field(value: str) -> str:

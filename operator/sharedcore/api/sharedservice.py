@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import enum
 from typing import Annotated, ClassVar, Literal
 
@@ -24,7 +25,9 @@ from sharedcore.api.formats import (
     CRON,
     IMAGE_REPOSITORY,
     IMAGE_TAG,
+    ISO_DATE,
     LICENSE,
+    URL_PATH,
     DnsLabel,
     DnsSubdomain,
     Host,
@@ -219,6 +222,18 @@ class EArchiveSettings(Model):
         return self.read_only_host is None or self.read_only_standby
 
 
+class PublicServicePortalSettings(Model):
+    """Settings of the public-service portal (cổng dịch vụ công) and the one-stop office (hệ thống một cửa
+    điện tử) where staff process the dossiers citizens file."""
+
+    national_portal_sync: StrictBool = True
+    """Whether dossiers and their statuses are synchronised with the national public-service portal."""
+    dossier_retention_years: StrictInt = Field(default=10, ge=1, le=100)
+    """Years a closed dossier is kept before it goes to the archive."""
+    processing_workers: StrictInt = Field(default=2, ge=1, le=32)
+    """Workers of the one-stop office that route dossiers to the departments and send notifications."""
+
+
 class PlatformSettings(Model):
     """Settings of the platform: only the member named after spec.platform may be set."""
 
@@ -234,6 +249,8 @@ class PlatformSettings(Model):
     """Settings for platform Hotline1022; required by it."""
     e_archive: EArchiveSettings | None = None
     """Settings for platform EArchive."""
+    public_service_portal: PublicServicePortalSettings | None = None
+    """Settings for platform PublicServicePortal."""
 
 
 SETTINGS_FIELDS: dict[Platform, str] = {
@@ -243,8 +260,60 @@ SETTINGS_FIELDS: dict[Platform, str] = {
     Platform.OPERATIONS_CENTER: "operations_center",
     Platform.HOTLINE_1022: "hotline1022",
     Platform.E_ARCHIVE: "e_archive",
+    Platform.PUBLIC_SERVICE_PORTAL: "public_service_portal",
 }
 _SETTINGS_KEYS = {platform: to_camel(name) for platform, name in SETTINGS_FIELDS.items()}
+
+
+class PreviousSystem(Model):
+    """The system a platform replaces, kept running beside it during the parallel run."""
+
+    name: DnsLabel
+    """Short name of the previous system, e.g. motcua-quangnam."""
+    url: HttpsUrl
+    """Base HTTPS URL of its look-up API, e.g. https://motcua.quangnam.gov.vn; the routed paths and the
+    reconciliation job's queries go below it."""
+    ca_secret_name: DnsSubdomain | None = None
+    """Secret in the service's namespace whose key ca.crt is the CA of the previous system's certificate, if
+    it is not publicly trusted."""
+
+
+_MIN_RUN_DAYS, _MAX_RUN_DAYS = 365, 731
+
+
+class ParallelRun(Model):
+    """The period in which the previous system keeps running beside this one, so that dossiers still in force
+    can be looked up and processed there and nothing is lost. Its end never deletes anything."""
+
+    previous_system: PreviousSystem
+    """The previous system."""
+    start_date: str = Field(max_length=10, pattern=ISO_DATE)
+    """First day of the parallel run, as YYYY-MM-DD."""
+    end_date: str = Field(max_length=10, pattern=ISO_DATE)
+    """Last day of the parallel run, as YYYY-MM-DD: one to two years after startDate."""
+    new_system_url: HttpsUrl | None = None
+    """Look-up API of the new system when it is not this service: a hosted portal the city subscribes to.
+    Unset: this service's own web component."""
+    paths: Annotated[
+        list[Annotated[str, Field(max_length=256, pattern=URL_PATH)]],
+        Field(min_length=1, max_length=32),
+        AS_SET,
+    ]
+    """Request paths (prefixes) of spec.ingress.host that go to the previous system, e.g. /tra-cuu/ho-so-cu
+    for look-ups by old dossier number."""
+
+    @rule(
+        "timestamp(self.endDate + 'T00:00:00Z') - timestamp(self.startDate + 'T00:00:00Z') >= "
+        f"duration('{_MIN_RUN_DAYS * 24}h') && timestamp(self.endDate + 'T00:00:00Z') - "
+        f"timestamp(self.startDate + 'T00:00:00Z') <= duration('{_MAX_RUN_DAYS * 24}h')",
+        message="endDate must be one to two years after startDate",
+        field_path=".endDate",
+    )
+    def _one_to_two_years(self) -> bool:
+        days = (
+            datetime.date.fromisoformat(self.end_date) - datetime.date.fromisoformat(self.start_date)
+        ).days
+        return _MIN_RUN_DAYS <= days <= _MAX_RUN_DAYS
 
 
 def _settings_message(spec: SharedServiceSpec) -> str:
@@ -287,6 +356,9 @@ class SharedServiceSpec(Model):
     """Recovery objectives."""
     settings: PlatformSettings = defaulted(PlatformSettings)
     """Settings of the platform, under the key named after spec.platform, e.g. settings.smartCity."""
+    parallel_run: ParallelRun | None = None
+    """The previous system kept running beside this one for a while: its paths are routed to it at the
+    active site, and a job compares the dossiers in force at both."""
     paused: StrictBool = False
     """Stop reconciling the service: the operator leaves its objects as they are until unpaused."""
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
@@ -345,6 +417,14 @@ class SharedServiceSpec(Model):
         return not self.files.enabled or self.objectives.rpo_seconds >= self.files.sync_interval_seconds
 
     @rule(
+        "!has(self.parallelRun) || has(self.ingress)",
+        message="spec.parallelRun needs spec.ingress: the previous system's paths are routed on its host",
+        field_path=".parallelRun",
+    )
+    def _parallel_run_on_ingress(self) -> bool:
+        return self.parallel_run is None or self.ingress is not None
+
+    @rule(
         "self.platform != 'EArchive' || self.deletionPolicy == 'Retain'",
         message="an EArchive's records are never deleted by the platform: deletionPolicy must be Retain "
         "(delete its volumes and database yourself once the legal retention allows)",
@@ -394,6 +474,23 @@ class ReplicationStatus(Model):
     """Why replication is stopped or behind, when it is."""
 
 
+class ParallelRunStatus(Model):
+    """The parallel run as the active site last checked it."""
+
+    days_left: StrictInt
+    """Days until spec.parallelRun.endDate (negative once it has passed: nothing is deleted then)."""
+    previous_system_reachable: StrictBool | None = None
+    """Whether the reconciliation job reached the previous system at its last run."""
+    dossiers_in_force_previous: StrictInt | None = Field(default=None, ge=0)
+    """Dossiers still in force at the previous system."""
+    dossiers_in_force: StrictInt | None = Field(default=None, ge=0)
+    """Dossiers in force in this system."""
+    dossiers_missing: StrictInt | None = Field(default=None, ge=0)
+    """Dossiers in force at the previous system that this system does not have."""
+    last_check_time: AwareDatetime | None = None
+    """When the reconciliation job last ran to the end."""
+
+
 class SharedServiceStatus(Model):
     """The observed state of the service at the site that reports it."""
 
@@ -413,6 +510,8 @@ class SharedServiceStatus(Model):
     """Workloads of the service at the site."""
     replication: ReplicationStatus | None = None
     """Replication of the data to this site."""
+    parallel_run: ParallelRunStatus | None = None
+    """The parallel run with the previous system, at the active site."""
 
 
 class SharedService(Resource):

@@ -46,6 +46,8 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "sharedcore"}
 # Everything the renderer may produce, in the order objects are created (dependencies first).
 RENDERED = (
     Resource("", "v1", "serviceaccounts", "ServiceAccount"),
+    Resource("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
     Resource("", "v1", "configmaps", "ConfigMap"),
     Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
     Resource("postgresql.cnpg.io", "v1", "clusters", "Cluster"),
@@ -53,6 +55,7 @@ RENDERED = (
     Resource("volsync.backube", "v1alpha1", "replicationsources", "ReplicationSource"),
     Resource("", "v1", "services", "Service"),
     Resource("apps", "v1", "deployments", "Deployment"),
+    Resource("batch", "v1", "cronjobs", "CronJob"),
     Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
     Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
     Resource("networking.k8s.io", "v1", "ingresses", "Ingress"),

@@ -12,6 +12,7 @@ from sharedcore.render.context import Manifest, RenderContext, RenderError
 from sharedcore.render.database import database_clusters
 from sharedcore.render.files import files
 from sharedcore.render.network import dns_endpoints, ingresses, network_policies
+from sharedcore.render.parallel import parallel_run
 from sharedcore.render.profile import ProfileError
 from sharedcore.render.site import ClusterKey, FailoverForm, PeerSite, SiteContext
 from sharedcore.render.workloads import workloads
@@ -32,6 +33,8 @@ __all__ = [
 # replication, Services before the Ingress and DNS that lead to them).
 KIND_ORDER = (
     "ServiceAccount",
+    "Role",
+    "RoleBinding",
     "ConfigMap",
     "PersistentVolumeClaim",
     "Cluster",
@@ -39,6 +42,7 @@ KIND_ORDER = (
     "ReplicationDestination",
     "Service",
     "Deployment",
+    "CronJob",
     "PodDisruptionBudget",
     "NetworkPolicy",
     "Ingress",
@@ -58,5 +62,6 @@ def render(service: SharedService, site: SiteContext) -> list[Manifest]:
         *dns_endpoints(ctx),
         *database_clusters(ctx),
         *files(ctx),
+        *parallel_run(ctx),
     ]
     return sorted(objects, key=lambda obj: (KIND_ORDER.index(obj["kind"]), obj["metadata"]["name"]))

@@ -115,3 +115,13 @@ def ingress(service: str) -> str:
 def standby_record(service: str) -> str:
     """The DNSEndpoint of the host the standby site serves (an archive's read-only look-ups)."""
     return bounded(f"{service}-standby")
+
+
+def previous_system(service: str) -> str:
+    """The ExternalName Service and the Ingress that lead to the previous system during a parallel run."""
+    return bounded(f"{service}-previous")
+
+
+def parallel_run_results(service: str) -> str:
+    """The ConfigMap where the parallel run's job writes both systems' counts of dossiers in force."""
+    return bounded(f"{service}-parallel-run")

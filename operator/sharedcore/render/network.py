@@ -53,6 +53,22 @@ def network_policy(ctx: RenderContext, component: Component) -> Manifest:
     return ctx.manifest("networking.k8s.io/v1", "NetworkPolicy", name, component.name, spec=spec)
 
 
+def job_network_policy(ctx: RenderContext, component: str, egress_ports: list[int]) -> Manifest:
+    """A job's pods: no traffic in; out only to DNS, this service's pods, and `egress_ports` anywhere."""
+    anywhere = {
+        "to": [{"ipBlock": {"cidr": cidr}} for cidr in ANYWHERE_CIDRS],
+        "ports": [{"port": port, "protocol": "TCP"} for port in egress_ports],
+    }
+    spec = {
+        "podSelector": {"matchLabels": ctx.selector(component)},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [],
+        "egress": [_dns_egress(), {"to": _same_service(ctx)}, anywhere],
+    }
+    name = names.component(ctx.name, component)
+    return ctx.manifest("networking.k8s.io/v1", "NetworkPolicy", name, component, spec=spec)
+
+
 def _ports(component: Component) -> list[dict[str, Any]]:
     return [{"port": port.name, "protocol": port.protocol} for port in component.ports]
 

@@ -6,8 +6,11 @@ Flux's credentials), and no SharedService whose image or public host the Topolog
 Pure: the active site asks before copying, and the receiving site before rendering a copy.
 """
 
+from pydantic.alias_generators import to_camel
+
 from sharedcore import Body
-from sharedcore.api import ReplicationPolicy
+from sharedcore.api import SETTINGS_FIELDS, Platform, ReplicationPolicy
+from sharedcore.render.profile import profiles
 
 POWERFUL_SECRET_TYPES = frozenset({"kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token"})
 ARGOCD_SECRET_TYPE = "argocd.argoproj.io/secret-type"  # Argo CD's cluster and repository credentials
@@ -46,13 +49,26 @@ def _service_refusal(service: Body, policy: ReplicationPolicy) -> str | None:
             f"spec.image {image} is not in the Topology's replication.allowedImageRepositories "
             f"({', '.join(policy.allowed_image_repositories)})"
         )
-    host = (spec.get("ingress") or {}).get("host")
-    if isinstance(host, str) and not host_allowed(host, policy.allowed_ingress_hosts):
-        return (
-            f"spec.ingress.host {host} is not in the Topology's replication.allowedIngressHosts "
-            f"({', '.join(policy.allowed_ingress_hosts)})"
-        )
+    for field, host in _published_hosts(spec):
+        if isinstance(host, str) and not host_allowed(host, policy.allowed_ingress_hosts):
+            return (
+                f"{field} {host} is not in the Topology's replication.allowedIngressHosts "
+                f"({', '.join(policy.allowed_ingress_hosts)})"
+            )
     return None
+
+
+def _published_hosts(spec: Body) -> list[tuple[str, object]]:
+    """The hosts a service has DNS records for: spec.ingress.host, and the standby host its profile names by
+    a setting (an archive's read-only look-ups)."""
+    hosts: list[tuple[str, object]] = [("spec.ingress.host", (spec.get("ingress") or {}).get("host"))]
+    platform = next((p for p in Platform if p == spec.get("platform")), None)
+    profile = profiles().get(platform) if platform else None
+    if platform and profile and profile.standby_host:
+        key = to_camel(SETTINGS_FIELDS[platform])
+        settings = (spec.get("settings") or {}).get(key) or {}
+        hosts.append((f"spec.settings.{key}.{profile.standby_host}", settings.get(profile.standby_host)))
+    return hosts
 
 
 def refusal(obj: Body, policy: ReplicationPolicy) -> str | None:

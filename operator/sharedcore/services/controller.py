@@ -23,6 +23,7 @@ from sharedcore.kube.resources import (
 from sharedcore.metrics import (
     FEASIBILITY,
     MANAGED_SERVICES,
+    PARALLEL_RUN,
     RECONCILE_DURATION,
     RECONCILE_TOTAL,
     REPLICATION,
@@ -64,6 +65,7 @@ class SharedServiceController:
             SERVICES.forget(*key)
             REPLICATION.forget(*key)
             FEASIBILITY.set(*key, None)
+            PARALLEL_RUN.set(*key, None)
             admitted = reconcile.assess_capacity(self.rt)  # the room it leaves may let others in
             for refused in admitted.refused if admitted else ():
                 self.rt.queue.add(refused)

@@ -18,8 +18,8 @@ from sharedcore.kube.client import ApiError, namespace_terminating
 from sharedcore.kube.patches import merge_patch
 from sharedcore.kube.resources import CLUSTERS, MANAGED_BY, SECRETS, SHARED_SERVICES, for_object
 from sharedcore.kube.times import rfc3339
-from sharedcore.metrics import FEASIBILITY, OBJECT_WRITES, REPLICATION, SERVICES, STORAGE
-from sharedcore.render import KIND_ORDER, SiteContext, render
+from sharedcore.metrics import FEASIBILITY, OBJECT_WRITES, PARALLEL_RUN, REPLICATION, SERVICES, STORAGE
+from sharedcore.render import KIND_ORDER, SiteContext, names, render
 from sharedcore.replication import (
     admission,
     capacity,
@@ -30,7 +30,7 @@ from sharedcore.replication import (
     feasibility,
     retained,
 )
-from sharedcore.services import rebuild, status
+from sharedcore.services import parallel, rebuild, status
 from sharedcore.services.drift import drifted_field
 from sharedcore.services.runtime import Runtime, ServiceKey
 
@@ -110,6 +110,26 @@ def _feasibility(rt: Runtime, service: SharedService, desired: list[Body]) -> fe
         return None
     source = next((rt.cache.get(key_of(o)) for o in desired if o["kind"] == "ReplicationSource"), None)
     return feasibility.assess(service, topology.links, source)
+
+
+def _parallel_run(
+    rt: Runtime, service: SharedService, desired: list[Body], site: SiteContext
+) -> parallel.Assessment | None:
+    """At the active site, what the parallel run's reconciliation job last wrote, judged."""
+    run = service.spec.parallel_run
+    if run is None or site.role is not Role.ACTIVE:
+        return None
+    results = names.parallel_run_results(names.base(service.metadata.name))
+    found = next(
+        (
+            rt.cache.get(key_of(o))
+            for o in desired
+            if (o["kind"], o["metadata"]["name"]) == ("ConfigMap", results)
+        ),
+        None,
+    )
+    data = (found or {}).get("data") or {}
+    return parallel.assess(run, data, datetime.datetime.now(datetime.UTC).date())
 
 
 def _over_capacity(rt: Runtime, key: ServiceKey) -> status.Blocker | None:
@@ -415,6 +435,7 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
         refused=refused,
     )
     feasible = _feasibility(rt, service, desired)
+    run = _parallel_run(rt, service, desired, site)
     new = await _report(
         rt,
         body,
@@ -424,7 +445,8 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
         paused=spec.paused,
         replication=replication.condition,
         replication_status=replication.status,
-        extra=[feasible.condition] if feasible else [],
+        extra=[c.condition for c in (feasible, run) if c],
+        parallel_run=run.status if run else None,
     )
     ready = conditions.is_true(new["conditions"], "Ready")
     SERVICES.set(
@@ -437,6 +459,7 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
     )
     REPLICATION.set(*key, {s.kind: (s.complete_at, s.lag) for s in replication.series})
     FEASIBILITY.set(*key, (feasible.feasible, feasible.initial_copy_seconds) if feasible else None)
+    PARALLEL_RUN.set(*key, (run.days_left, run.previous_up, run.missing) if run else None)
     delays = [STALLED_RETRY_SECONDS if blocker else None, replication.recheck_after]
     return min((delay for delay in delays if delay is not None), default=None)
 
@@ -452,6 +475,7 @@ async def _report(
     replication: conditions.Want,
     replication_status: Body | None = None,
     extra: Sequence[conditions.Want] = (),
+    parallel_run: Body | None = None,
 ) -> Body:
     new = status.build(
         body,
@@ -462,6 +486,7 @@ async def _report(
         replication=replication,
         replication_status=replication_status,
         extra=extra,
+        parallel_run=parallel_run,
         now=now(),
     )
     await _announce(rt, body, new)

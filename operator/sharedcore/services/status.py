@@ -69,6 +69,7 @@ def build(
     replication: conditions.Want,
     replication_status: Body | None = None,
     extra: Sequence[conditions.Want] = (),
+    parallel_run: Body | None = None,
     now: str,
 ) -> Body:
     generation = service["metadata"].get("generation", 0)
@@ -104,6 +105,7 @@ def build(
         "epoch": site.epoch,
         "components": rows,
         "replication": replication_status,
+        "parallelRun": parallel_run,
     }
     return dump(SharedServiceStatus.model_validate(status))  # the model's shape, checked on every write
 
