@@ -217,7 +217,9 @@ def external_dns_argv(root: Path, site: PlaneState, metrics_port: int) -> list[s
 
 
 def start_external_dns(root: Path, site: PlaneState, all_links: list[LinkState], metrics_port: int) -> None:
-    """The site's ExternalDNS, one of the site's own processes (so `stop SITE` kills it)."""
+    """The site's ExternalDNS, one of the site's own processes (so `stop SITE` kills it), restarted a second
+    after it exits, as its Deployment would restart it: it exits when the city's etcd does not answer in
+    time (a partition)."""
     record = site.processes.get("external-dns")
     if record and processes.alive(record):
         return
@@ -225,7 +227,13 @@ def start_external_dns(root: Path, site: PlaneState, all_links: list[LinkState],
     log = root / site.name / "logs" / "external-dns.log"
     site.processes["external-dns"] = processes.spawn(
         "external-dns",
-        external_dns_argv(root, site, metrics_port),
+        [
+            "sh",
+            "-c",
+            'while :; do "$@"; sleep 1; done',
+            "external-dns",
+            *external_dns_argv(root, site, metrics_port),
+        ],
         log,
         env={"ETCD_URLS": f"http://{etcd.bind}:{etcd.port}"},
     )

@@ -192,7 +192,8 @@ def test_a_partition_between_danang_and_the_city_dns_is_reported_and_moves_nothi
         for site in pair.sites:
             assert get(site, city.namespace, "opendata")["status"]["role"] == roles[site.name]
         assert not automatic_failovers(pair.quangnam)
-        assert answers(city.resolver, city.host) == [city.addresses["danang"]]
+        still = [city.addresses["danang"]]
+        eventually(lambda: answers(city.resolver, city.host) == still, timeout=10, message="danang's")
     finally:
         bed.heal("danang", citydns.CITY)
     eventually(
@@ -207,7 +208,7 @@ def test_danang_lost_quangnam_takes_over_its_name_and_the_prober_follows_a_ttl_l
 ) -> None:
     pair = city.pair
     danang, quangnam = city.addresses["danang"], city.addresses["quangnam"]
-    assert answers(city.resolver, city.host) == [danang]
+    eventually(lambda: answers(city.resolver, city.host) == [danang], timeout=30, message="danang's")
     with DnsSampler(city.resolver, city.host) as dns, Prober(city.host, city.resolver) as prober:
         eventually(
             lambda: prober.first_success("danang") is not None, timeout=30, message="prober sees danang"
@@ -230,8 +231,9 @@ def test_danang_lost_quangnam_takes_over_its_name_and_the_prober_follows_a_ttl_l
     redirect_end = _monotonic(redirect["completionTime"])
     assert switched <= redirect_end + 2 * EVERY + 1.0, (switched, redirect_end)
     assert all(found != sorted([danang, quangnam]) for _, found in dns.samples)
-    # danang's record is gone, from the server's answers and from its store, though danang never withdrew it.
-    assert answers(city.resolver, city.host) == [quangnam]
+    # danang's record is gone, from the server's answers and from its store, though danang never withdrew it
+    # (asked until answered: a loaded city etcd makes the server fail a question now and then).
+    eventually(lambda: answers(city.resolver, city.host) == [quangnam], timeout=10, message="quangnam's")
     assert records_for(city, danang) == []
     citizen = prober.rto("danang", "quangnam", stopped)
     first_at_quangnam = prober.first_success("quangnam", stopped)
@@ -265,6 +267,6 @@ def test_danang_back_a_switchover_never_lets_the_city_dns_answer_with_both_sites
     assert dns.first(danang) is not None
     both = [found for _, found in dns.samples if found and len(found) > 1]
     assert not both, f"{len(both)} of {len(dns.samples)} answers list both sites: {both[0]}"
-    assert answers(city.resolver, city.host) == [danang]
+    eventually(lambda: answers(city.resolver, city.host) == [danang], timeout=10, message="danang's")
     assert records_for(city, quangnam) == []
     assert condition(get(pair.danang, city.namespace, "opendata"), "Ready").get("status") == "True"
