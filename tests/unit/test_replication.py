@@ -134,6 +134,12 @@ def test_lag_samples_from_prometheus_and_a_receiver_that_stopped() -> None:
     assert stopped and stopped.lag_seconds is None and stopped.complete_at == pytest.approx(997.8)
     assert table.fail("Prometheus at http://p did not answer") is None
     assert table.sample("app", "svc-db-quangnam-1") is None
+    # A scrape that failed, or Prometheus not answering, does not make the past unknown: once the replica is
+    # seen again with its receiver still down, it is complete up to where it was last seen streaming.
+    table.update(parse({"status": "success", "data": {"resultType": "vector", "result": []}}))
+    table.update(parse(answer(0.0, 0)))
+    again = table.sample("app", "svc-db-quangnam-1")
+    assert again and again.lag_seconds is None and again.complete_at == pytest.approx(997.8)
 
 
 NOW = datetime.datetime(2026, 11, 24, 8, 0, 0, tzinfo=datetime.UTC)

@@ -44,6 +44,9 @@ class LagTable:
     def __init__(self) -> None:
         self.problem: str | None = NOT_CONFIGURED
         self._samples: dict[Pod, LagSample] = {}
+        # Up to when each replica was last seen complete: kept through polls without its sample (a failed
+        # scrape, Prometheus not answering), which say nothing new about the past.
+        self._complete: dict[Pod, float] = {}
 
     def sample(self, namespace: str, pod: str) -> LagSample | None:
         return self._samples.get((namespace, pod))
@@ -55,13 +58,13 @@ class LagTable:
         """
         samples = {}
         for pod, metrics in values.items():
-            previous = self._samples.get(pod)
             receiver = metrics.get(RECEIVER_UP)
             if LAG in metrics and (receiver is None or receiver[1] > 0):
                 taken, lag = metrics[LAG]
+                self._complete[pod] = taken - lag
                 samples[pod] = LagSample(lag, taken - lag)
             else:
-                samples[pod] = LagSample(None, previous.complete_at if previous else None)
+                samples[pod] = LagSample(None, self._complete.get(pod))
         return self._replace(samples, None)
 
     def fail(self, problem: str) -> set[str] | None:
