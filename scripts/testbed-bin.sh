@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the testbed's binaries (control planes, real nodes' kubelet and kube-proxy, CoreDNS, ExternalDNS) from the pinned Go
+# Builds the testbed's binaries (control planes, real nodes' kubelet and kube-proxy, CoreDNS, ExternalDNS,
+# CloudNativePG) from the pinned Go
 # modules under tests/controlplane/ into a cache outside the clone, so fresh clones reuse them. Skips what is
 # already built.
 #   scripts/testbed-bin.sh            build what is missing, print the bin dir last
@@ -32,6 +33,7 @@ require_version etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 require_version kwok sigs.k8s.io/kwok "$KWOK_VERSION"
 require_version helm helm.sh/helm/v3 "$HELM_VERSION"
 require_version coredns github.com/coredns/coredns "$COREDNS_VERSION"
+require_version cloudnative-pg github.com/cloudnative-pg/cloudnative-pg "$CNPG_VERSION"
 require_version external-dns sigs.k8s.io/external-dns "$EXTERNAL_DNS_VERSION"
 
 build() { # module-dir output-name package ldflags
@@ -77,6 +79,9 @@ if [ -x "$bin/coredns" ] && ! "$bin/coredns" -version | grep -qx "CoreDNS-${CORE
   rm "$bin/coredns"
 fi
 build coredns coredns github.com/coredns/coredns "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
+# CloudNativePG's manager (operator and instance manager in one binary; its version is compiled in), named by
+# version so that another pin builds anew; its image and release manifest come from the same module (images.py).
+build cloudnative-pg "cnpg-manager-$CNPG_VERSION" github.com/cloudnative-pg/cloudnative-pg/cmd/manager ""
 # ExternalDNS likewise (its module needs one replace: a dependency's dependency moved from vbom.ml to GitHub).
 if [ -x "$bin/external-dns" ] && ! "$bin/external-dns" --version | grep -qx "$EXTERNAL_DNS_VERSION"; then
   rm "$bin/external-dns"

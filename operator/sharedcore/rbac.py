@@ -37,10 +37,11 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     {"apiGroups": [API_GROUP], "resources": ["sharedservices/finalizers"], "verbs": ["update"]},
     # What the renderer produces, and nothing else.
     *_rendered_rules(),
-    # Secrets, read only: the peers' kubeconfigs, referenced TLS secrets, and those labelled for replication
-    # (written at the standby by the peer identity). (ConfigMaps are among the rendered kinds; the system
-    # namespace also holds the pair each site remembers, `sites.pair_memory`.)
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": READ},
+    # Secrets: the peers' kubeconfigs, referenced TLS secrets, and those labelled for replication (written at
+    # the standby by the peer identity) are read; a database's CAs and credentials are created at the active
+    # site, never updated or deleted. (ConfigMaps are among the rendered kinds; the system namespace also
+    # holds the pair each site remembers, `sites.pair_memory`.)
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": [*READ, "create"]},
     # This site's heartbeat, and the peer's that it renews here.
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": [*READ, "create", "patch"]},
 ]
@@ -56,6 +57,8 @@ CLUSTER_RULES: list[dict[str, Any]] = [
     },
     # Events about SharedServices go to their namespaces, those about the Topology and Failovers to default.
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    # A diverged database's volumes are kept: set to Retain, bound to claims of their own (services.rebuild).
+    {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["get", "patch"]},
     # Replication reads which namespaces opted in to it; it never creates one.
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": READ},
     # Kopf notices CRDs installed after it started (CloudNativePG, VolSync, ExternalDNS).

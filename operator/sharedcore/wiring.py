@@ -114,6 +114,7 @@ def assemble(options: Options, client: KubeClient, peers: Peers) -> Operator:
         policy=lambda: _replication_policy(site),
         topology=lambda: topology.spec if (topology := site.topology()) else None,
         report_capacity=site.report_capacity,
+        peer=lambda: _peer(site, peers),
     )
     services = SharedServiceController(rt, options.namespaces, options.workers)
     replicator = ConfigReplicator(

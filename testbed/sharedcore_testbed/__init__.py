@@ -95,6 +95,11 @@ class Testbed:
         if not 1 <= node_count <= network.MAX_NODES:
             raise ValueError(f"a site has 1 to {network.MAX_NODES} nodes")
         self.down()
+        if real:
+            # The images and the containerd root holding them are made (or found) first: that is not a node's
+            # start (it must not eat into the time nodes have to become Ready), and it must not come between
+            # choosing a free network slot and taking it (another testbed may start meanwhile).
+            node.template_root()
         with_workloads = [name for name in names if name in workloads or name in real]
         city_ports = 2 + 3 * len(with_workloads) if city_dns else 0
         ports = iter(_free_ports(5 * len(names) + len(names) * (len(names) - 1) + city_ports))

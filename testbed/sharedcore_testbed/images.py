@@ -10,6 +10,10 @@ entry in RECIPES.
   stand-in for the Dockerfile's Python base image.
 - operator: the project's Dockerfile, built by sharedcore_testbed.dockerfile with PYTHON_IMAGE set to the
   base, tagged as the chart's default image.
+- cloudnative-pg: CloudNativePG's manager built from its pinned module (scripts/testbed-bin.sh), laid out
+  as its own Dockerfile does (/operator/manager_amd64, /manager a link to it).
+- postgresql: Debian bookworm's PostgreSQL as CloudNativePG expects it: binaries on PATH, the postgres user
+  and group at 26 (CloudNativePG's default), no cluster created; the tag carries the major version.
 - standin: one image per platform, a tiny HTTP server answering the profile's probes
   (sharedcore_testbed.standin), tagged as every component image the profile renders, at STANDIN_VERSIONS.
 """
@@ -30,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from sharedcore_testbed import dockerfile, oci
+from sharedcore_testbed import cnpg, dockerfile, oci
 from sharedcore_testbed.binaries import bin_dir, source_root
 
 BASE_TAG = "sharedcore-testbed/base:bookworm"
@@ -165,6 +169,21 @@ def pause(builder: Builder) -> list[Built]:
     return [built]
 
 
+def _strip(root: Path) -> None:
+    """What an image does not need of a debootstrapped root: package lists and caches, docs, logs."""
+    for junk in (
+        "var/lib/apt/lists",
+        "var/cache/apt",
+        "usr/share/doc",
+        "usr/share/man",
+        "usr/share/locale",
+        "usr/share/info",
+        "var/log",
+    ):
+        shutil.rmtree(root / junk, ignore_errors=True)
+        (root / junk).mkdir(parents=True, exist_ok=True)
+
+
 def base(builder: Builder) -> list[Built]:
     mirror = _mirror()
     digest = builder.digest("base", [mirror.encode(), " ".join(BASE_PACKAGES).encode()])
@@ -190,17 +209,7 @@ def base(builder: Builder) -> list[Built]:
     # A Python image, as the Dockerfile expects of its base: pip may install into it.
     for marker in root.glob("usr/lib/python3*/EXTERNALLY-MANAGED"):
         marker.unlink()
-    for junk in (
-        "var/lib/apt/lists",
-        "var/cache/apt",
-        "usr/share/doc",
-        "usr/share/man",
-        "usr/share/locale",
-        "usr/share/info",
-        "var/log",
-    ):
-        shutil.rmtree(root / junk, ignore_errors=True)
-        (root / junk).mkdir(parents=True, exist_ok=True)
+    _strip(root)
     layer = _layer_from(root, work / "layer.tar")
     config = oci.ImageConfig(env={"PATH": dockerfile.DEFAULT_PATH}, cmd=["/bin/sh"])
     return [
@@ -284,6 +293,89 @@ def operator(builder: Builder) -> list[Built]:
     return [built]
 
 
+def cloudnative_pg(builder: Builder) -> list[Built]:
+    manager = cnpg.manager_binary()
+    tag = cnpg.operator_image()
+    digest = builder.digest("cloudnative-pg", [tag.encode(), oci.file_sha256(manager).encode()])
+    if cached := _cached(builder, "cloudnative-pg", digest):
+        return [cached]
+    _, _, work = builder.paths("cloudnative-pg", digest)
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "root" / "operator").mkdir(parents=True)
+    (work / "root").chmod(0o755)
+    shutil.copy(manager, work / "root" / "operator" / "manager_amd64")
+    (work / "root" / "operator" / "manager_amd64").chmod(0o755)
+    # Without this link every reconcile fails with "invalid architecture: amd64".
+    (work / "root" / "manager").symlink_to("operator/manager_amd64")
+    layer = _layer_from(work / "root", work / "layer.tar")
+    config = oci.ImageConfig(entrypoint=["/manager"], user="65532:65532")
+    built = _finish(builder, name="cloudnative-pg", digest=digest, images=[([tag], config)], layers=[layer])
+    shutil.rmtree(work / "root")
+    return [built]
+
+
+POSTGRES_PACKAGES = (f"postgresql-{cnpg.POSTGRES_MAJOR}",)
+POSTGRES_UID = 26  # CloudNativePG runs PostgreSQL as 26:26 unless a Cluster says otherwise
+
+
+def _chroot(root: Path, script: str) -> None:
+    subprocess.run(
+        ["chroot", str(root), "/bin/sh", "-ec", script],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={"PATH": dockerfile.DEFAULT_PATH, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"},
+    )
+
+
+def postgresql(builder: Builder) -> list[Built]:
+    mirror = _mirror()
+    digest = builder.digest("postgresql", [mirror.encode(), " ".join(POSTGRES_PACKAGES).encode()])
+    if cached := _cached(builder, "postgresql", digest):
+        return [cached]
+    _, _, work = builder.paths("postgresql", digest)
+    root = work / "rootfs"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    builder.log(f"postgresql: debootstrap bookworm from {mirror}, then {' '.join(POSTGRES_PACKAGES)}")
+    subprocess.run(
+        ["debootstrap", "--variant=minbase", "bookworm", str(root), mirror],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    # No service may start in the chroot, and CloudNativePG runs initdb itself: no cluster is created.
+    policy = root / "usr" / "sbin" / "policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    (root / "etc" / "postgresql-common").mkdir(parents=True, exist_ok=True)
+    (root / "etc" / "postgresql-common" / "createcluster.conf").write_text("create_main_cluster = false\n")
+    subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+    try:
+        _chroot(
+            root,
+            f"apt-get update -q; apt-get install -y -q --no-install-recommends {' '.join(POSTGRES_PACKAGES)}",
+        )
+    finally:
+        subprocess.run(["umount", "--lazy", str(root / "proc")], check=False)
+    uid = POSTGRES_UID
+    _chroot(
+        root,
+        rf"""old_uid=$(id -u postgres); old_gid=$(id -g postgres)
+if getent group {uid} >/dev/null; then groupmod -g 1{uid} "$(getent group {uid} | cut -d: -f1)"; fi
+groupmod -g {uid} postgres; usermod -u {uid} -g {uid} postgres
+find / -xdev \( -uid "$old_uid" -o -gid "$old_gid" \) -exec chown -h {uid}:{uid} {{}} +""",
+    )
+    policy.unlink()
+    _strip(root)
+    layer = _layer_from(root, work / "layer.tar")
+    path = f"/usr/lib/postgresql/{cnpg.POSTGRES_MAJOR}/bin:{dockerfile.DEFAULT_PATH}"
+    config = oci.ImageConfig(env={"PATH": path, "LANG": "C.UTF-8"}, user=f"{uid}:{uid}")
+    built = _finish(
+        builder, name="postgresql", digest=digest, images=[([cnpg.POSTGRES_IMAGE], config)], layers=[layer]
+    )
+    shutil.rmtree(root)
+    return [built]
+
+
 def standins(builder: Builder) -> list[Built]:
     profiles = sorted((source_root() / "operator" / "sharedcore" / "profiles").glob("*/profile.yaml"))
     script = Path(__file__).with_name("standin.py")
@@ -344,6 +436,8 @@ RECIPES: dict[str, Callable[[Builder], list[Built]]] = {
     "base": base,
     "operator": operator,
     "standin": standins,
+    "cloudnative-pg": cloudnative_pg,
+    "postgresql": postgresql,
 }
 
 

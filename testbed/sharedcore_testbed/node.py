@@ -435,7 +435,7 @@ def seed_images(node: Path) -> None:
     root = node / "containerd" / "root"
     if (root / "io.containerd.metadata.v1.bolt" / "meta.db").exists():
         return
-    template = _template_root()
+    template = template_root()
     root.mkdir(parents=True, exist_ok=True)
     if subprocess.run(["cp", "-al", f"{template}/.", str(root)], check=False, capture_output=True).returncode:
         subprocess.run(["cp", "-a", f"{template}/.", str(root)], check=True)  # another file system
@@ -446,7 +446,7 @@ def seed_images(node: Path) -> None:
     (root / "io.containerd.grpc.v1.introspection" / "uuid").unlink(missing_ok=True)
 
 
-def _template_root() -> Path:
+def template_root() -> Path:
     """A containerd root with every current image imported, in the image cache (built once per image set)."""
     built = images.build_all(log=lambda _: None)
     key = hashlib.sha256(" ".join(sorted(image.archive.name for image in built)).encode()).hexdigest()[:16]

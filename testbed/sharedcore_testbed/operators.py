@@ -18,7 +18,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from sharedcore import rbac
-from sharedcore_testbed import Testbed, citydns
+from sharedcore_testbed import Testbed, citydns, cnpg
 from sharedcore_testbed.binaries import bin_dir, binary, source_root
 from sharedcore_testbed.clock import skewed_environment
 from sharedcore_testbed.waiting import eventually
@@ -59,10 +59,10 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
 
 
 def data_plane_crds() -> tuple[Path, ...]:
-    """The CRDs of what the operator renders besides its own: ExternalDNS's real one (of the version the
-    testbed builds), and minimal stand-ins for CloudNativePG's, VolSync's and monitoring's
+    """The CRDs of what the operator renders besides its own: CloudNativePG's `Cluster` and ExternalDNS's real
+    ones (of the versions the testbed builds), and minimal stand-ins for VolSync's and monitoring's
     (tests/fixtures/crds)."""
-    return (source_root() / "tests" / "fixtures" / "crds", bin_dir() / citydns.CRD)
+    return (source_root() / "tests" / "fixtures" / "crds", cnpg.cluster_crd(), bin_dir() / citydns.CRD)
 
 
 def install_crds(kubeconfig: Path, *directories: Path) -> None:

@@ -276,9 +276,13 @@ def prepare_pair(
     topology: dict[str, Any],
     resync: float,
     lag_poll: float = 1.0,
+    prometheus: dict[str, str] | None = None,
 ) -> Pair[S]:
     """At both sites: CRDs, the operator's ServiceAccount, the peer and witness kubeconfig Secrets and the
-    Topology; the operator processes (logs in `directory`) and the doubles, created but not started."""
+    Topology; the operator processes (logs in `directory`) and the doubles, created but not started.
+
+    With `prometheus` (site → URL, possibly none) the data plane is real (CloudNativePG runs at both sites,
+    `sharedcore_testbed.cnpg`): no double plays it, and each operator reads lag from its site's URL."""
     own = {
         site.name: service_account_kubeconfig(
             site.bed, site.name, directory / f"{site.name}-operator.kubeconfig"
@@ -293,22 +297,22 @@ def prepare_pair(
         put_secret(site, peer_secret(other.name), links[(site.name, other.name)])
         put_secret(site, WITNESS_SECRET, links[(site.name, witness.name)])
         site.custom.create_cluster_custom_object(*TOPOLOGY[:3], with_city_dns(site, topology))
-    doubles = {site.name: DataPlaneDouble(site) for site in (danang, quangnam)}
+    doubles = {site.name: DataPlaneDouble(site) for site in (danang, quangnam)} if prometheus is None else {}
+    urls = prometheus if prometheus is not None else {n: d.prometheus_url for n, d in doubles.items()}
     operators = {
-        name: OperatorProcess(
-            name,
-            own[name],
-            directory / f"{name}.log",
+        site.name: OperatorProcess(
+            site.name,
+            own[site.name],
+            directory / f"{site.name}.log",
             args=(
                 "--all-namespaces",
                 "--resync-seconds",
                 str(resync),
-                "--prometheus-url",
-                double.prometheus_url,
+                *(("--prometheus-url", urls[site.name]) if site.name in urls else ()),
                 "--lag-poll-seconds",
                 str(lag_poll),
             ),
         )
-        for name, double in doubles.items()
+        for site in (danang, quangnam)
     }
     return Pair(danang, quangnam, witness, operators, doubles, links, started=0.0)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
 from kubernetes import client
 
 from sharedcore import API_GROUP, API_VERSION
@@ -278,6 +279,78 @@ def test_every_platform_is_copied_and_runs_in_standby_form(pair: Pair, namespace
     eventually(
         lambda: secret_value(quangnam, namespace, "smtp") == "rotated", timeout=30, message="Secret update"
     )
+
+
+def test_a_database_gets_its_cas_and_credentials_once_and_the_standby_a_copy(
+    pair: Pair, namespace: str
+) -> None:
+    """What both sites' Clusters must share (CAs with keys, the owner's credentials) is made at the active
+    site, carried by replication, never logged, never rewritten: a rotation at the active site reaches the
+    standby and stays."""
+    danang, quangnam = pair.danang, pair.quangnam
+    body = samples.service("open-data", namespace)
+    base = names.base(body["metadata"]["name"])
+    wanted = [names.database_server_ca(base), names.database_client_ca(base), names.database_app_secret(base)]
+    create_active(danang, body)
+
+    def both(name: str) -> tuple[Any, Any] | None:
+        found = [try_read_secret(site, namespace, name) for site in (danang, quangnam)]
+        if None in found or found[0].data != found[1].data:
+            return None
+        return found[0], found[1]
+
+    made = {
+        name: eventually(lambda n=name: both(n), timeout=60, message=f"{name} at both sites")
+        for name in wanted
+    }
+    for name in wanted[:2]:
+        cert = x509.load_pem_x509_certificate(base64.b64decode(made[name][0].data["ca.crt"]))
+        assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        assert base64.b64decode(made[name][0].data["ca.key"]).startswith(b"-----BEGIN EC PRIVATE KEY-----")
+    app = made[wanted[2]][0]
+    assert app.type == "kubernetes.io/basic-auth"
+    assert base64.b64decode(app.data["username"]).decode() == "ckan"  # the OpenData profile's database owner
+    password = base64.b64decode(app.data["password"]).decode()
+    assert len(password) >= 24
+    assert made[wanted[0]][0].data != made[wanted[1]][0].data, "a CA each"
+    standby_ready(quangnam, namespace, body["metadata"]["name"])
+    clusters = [
+        site.custom.get_namespaced_custom_object(
+            "postgresql.cnpg.io", "v1", namespace, "clusters", names.database_cluster(base, site.name)
+        )
+        for site in (danang, quangnam)
+    ]
+    for cluster in clusters:
+        assert cluster["spec"]["certificates"]["serverCASecret"] == wanted[0]
+        assert cluster["spec"]["certificates"]["clientCASecret"] == wanted[1]
+
+    # A person rotates the application's password at the active site: it reaches the standby and stays.
+    danang.core.patch_namespaced_secret(wanted[2], namespace, {"stringData": {"password": "rotated"}})
+    eventually(
+        lambda: (
+            base64.b64decode(quangnam.core.read_namespaced_secret(wanted[2], namespace).data["password"])
+            == b"rotated"
+        ),
+        timeout=30,
+        message="the rotation copied",
+    )
+    time.sleep(2 * RESYNC)
+    for site in (danang, quangnam):
+        kept = site.core.read_namespaced_secret(wanted[2], namespace).data["password"]
+        assert base64.b64decode(kept) == b"rotated", f"the operator left the rotation alone at {site.name}"
+    key = base64.b64decode(made[wanted[0]][0].data["ca.key"]).decode().splitlines()[1]
+    for process in pair.operators.values():
+        logged = process.log_path.read_text()
+        assert password not in logged and key not in logged, f"{process.log_path} holds a credential"
+
+
+def try_read_secret(site: Site, namespace: str, name: str) -> Any:
+    try:
+        return site.core.read_namespaced_secret(name, namespace)
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
 
 
 def test_an_edit_at_the_standby_is_reverted_and_reported(pair: Pair, namespace: str) -> None:

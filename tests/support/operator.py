@@ -23,7 +23,7 @@ WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollectio
 
 
 def install_crds(site: Site) -> None:
-    """sharedcore's CRDs, ExternalDNS's, and the minimal CRDs of CloudNativePG, VolSync and monitoring."""
+    """sharedcore's CRDs, CloudNativePG's and ExternalDNS's, and minimal ones for VolSync and monitoring."""
     operators.install_crds(site.kubeconfig, *CRD_DIRS)
 
 

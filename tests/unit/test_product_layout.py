@@ -31,5 +31,11 @@ def test_testbed_is_its_own_distribution_with_its_own_command() -> None:
     testbed = tomllib.loads((ROOT / "testbed" / "pyproject.toml").read_text())
     assert "sharedcore-testbed" not in product["project"]["scripts"]
     assert testbed["project"]["scripts"]["sharedcore-testbed"] == "sharedcore_testbed.cli:main"
-    # The operator's runtime needs no certificate minting: that was the testbed's.
-    assert not any(dep.startswith("cryptography") for dep in product["project"]["dependencies"])
+    # The operator mints only its databases' CAs (declared for that); the testbed's PKI stays the testbed's.
+    minting = {
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "operator").rglob("*.py")
+        if "from cryptography" in path.read_text()
+    }
+    assert minting == {"operator/sharedcore/replication/credentials.py"}
+    assert any(dep.startswith("cryptography") for dep in product["project"]["dependencies"])

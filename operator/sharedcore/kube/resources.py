@@ -66,6 +66,8 @@ CLUSTERS = next(r for r in RENDERED if r.kind == "Cluster")
 PERSISTENT_VOLUME_CLAIMS = next(r for r in RENDERED if r.kind == "PersistentVolumeClaim")
 REPLICATION_SOURCES = next(r for r in RENDERED if r.kind == "ReplicationSource")
 DNS_ENDPOINTS = next(r for r in RENDERED if r.kind == "DNSEndpoint")
+# Never rendered: a diverged database's volumes are moved to claims of their own (services.rebuild).
+PERSISTENT_VOLUMES = Resource("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False)
 CONFIG_MAPS = next(r for r in RENDERED if r.kind == "ConfigMap")
 BY_KIND = {
     (r.api_version, r.kind): r

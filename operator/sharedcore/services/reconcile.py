@@ -16,12 +16,21 @@ from sharedcore.kube import conditions
 from sharedcore.kube.cache import ObjectKey, key_of
 from sharedcore.kube.client import ApiError, namespace_terminating
 from sharedcore.kube.patches import merge_patch
-from sharedcore.kube.resources import SECRETS, SHARED_SERVICES, for_object
+from sharedcore.kube.resources import CLUSTERS, MANAGED_BY, SECRETS, SHARED_SERVICES, for_object
 from sharedcore.kube.times import rfc3339
 from sharedcore.metrics import FEASIBILITY, OBJECT_WRITES, PARALLEL_RUN, REPLICATION, SERVICES, STORAGE
 from sharedcore.render import KIND_ORDER, SiteContext, names, render
-from sharedcore.replication import admission, capacity, content, data, feasibility, retained
-from sharedcore.services import parallel, status
+from sharedcore.replication import (
+    admission,
+    capacity,
+    content,
+    credentials,
+    data,
+    diverged,
+    feasibility,
+    retained,
+)
+from sharedcore.services import parallel, rebuild, status
 from sharedcore.services.drift import drifted_field
 from sharedcore.services.runtime import Runtime, ServiceKey
 
@@ -189,6 +198,67 @@ async def _missing_references(rt: Runtime, service: SharedService) -> status.Blo
     return None
 
 
+async def _provision_credentials(
+    rt: Runtime, key: ServiceKey, service: SharedService, site: SiteContext
+) -> None:
+    """At the active site, create the database's CAs and application credentials that do not exist yet
+    (once per operator run and service: afterwards only replication and people touch them)."""
+    if site.role is not Role.ACTIVE or key in rt.provisioned:
+        return
+    for credential in credentials.needed(service):
+        if await rt.client.get(SECRETS, credential.name, key[0]) is not None:
+            continue
+        try:
+            await rt.client.create(SECRETS, credentials.secret(service, credential))
+        except ApiError as error:
+            if error.status != 409:  # made meanwhile, by a copy or a person: theirs stays
+                raise
+            continue
+        log.info("created Secret %s/%s for %s", key[0], credential.name, key[1])
+        OBJECT_WRITES.labels("Secret", "provision").inc()
+    rt.provisioned.add(key)
+
+
+async def _peer_cluster(rt: Runtime, namespace: str, name: str) -> Body | None:
+    """The peer's database Cluster, or None when it cannot be read (the peer unreachable, say)."""
+    client = rt.peer()
+    if client is None:
+        return None
+    try:
+        clusters = await client.list(CLUSTERS, namespace, labels=MANAGED_BY)
+    except (ApiError, OSError, TimeoutError):
+        return None
+    return next((c for c in clusters if c["metadata"]["name"] == name), None)
+
+
+async def _diverged_database(
+    rt: Runtime, body: Body, desired: list[Body], site: SiteContext
+) -> status.Blocker | None:
+    """At a standby, a database that was a primary here and cannot follow the new one is copied anew, its
+    volumes kept (services.rebuild); nothing of the service is applied while that is undecided or under way,
+    so the labels that tell it (the role and epoch it was rendered for) stay as they are."""
+    own = next((obj for obj in desired if obj["kind"] == "Cluster"), None)
+    live = rt.cache.get(key_of(own)) if own else None
+    if live is None:
+        return None
+    meta = live["metadata"]
+    if meta.get("deletionTimestamp"):
+        return status.Blocker("DatabaseRebuilding", f"waiting for the diverged Cluster {meta['name']} to go")
+    verdict, why = diverged.verdict(live, None, site.role, site.epoch)
+    if verdict is diverged.Verdict.FOLLOWS:
+        return None
+    source = (own or {}).get("spec", {}).get("replica", {}).get("source", "")  # the peer's Cluster
+    peer = await _peer_cluster(rt, meta["namespace"], source)
+    verdict, why = diverged.verdict(live, peer, site.role, site.epoch)
+    if verdict is diverged.Verdict.FOLLOWS:
+        return None
+    if verdict is diverged.Verdict.UNKNOWN:
+        return status.Blocker("DatabaseDivergenceUnknown", f"cannot tell yet whether it diverged: {why}")
+    kept = await rebuild.rebuild(rt, body, live, why)
+    kept_as = ", ".join(kept) or "nothing"
+    return status.Blocker("DatabaseRebuilding", f"{why}: copying it anew, its old volumes kept as {kept_as}")
+
+
 async def _apply_all(rt: Runtime, body: Body, desired: list[Body]) -> status.Blocker | None:
     """Apply what drifted, in dependency order; a refusal by the API server stalls the service."""
     repaired = []
@@ -348,11 +418,10 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
         obj["metadata"]["ownerReferences"] = [owner_reference(body)]
     blocker = _refused_copy(rt, body, site) or _over_capacity(rt, key)
     if not spec.paused and blocker is None:
-        blocker = (
-            _role_unknown(site)
-            or await _missing_references(rt, service)
-            or await _apply_all(rt, body, desired)
-        )
+        blocker = _role_unknown(site) or await _missing_references(rt, service)
+        if blocker is None:
+            await _provision_credentials(rt, key, service, site)
+            blocker = await _diverged_database(rt, body, desired, site) or await _apply_all(rt, body, desired)
         if blocker is None:
             await _prune(rt, body, desired, site, spec.deletion_policy)
     refused = admission.refusal(body, rt.policy()) if site.role is Role.ACTIVE else None

@@ -28,7 +28,9 @@ class Runtime:
     # The body we last applied per object: tells a hand edit (drift) from a change of the service's spec.
     applied: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
     deleting: set[ServiceKey] = field(default_factory=set)
+    provisioned: set[ServiceKey] = field(default_factory=set)  # database credentials known to exist here
     lag: LagTable = field(default_factory=LagTable)  # CloudNativePG replicas' lag, as last polled
     policy: Callable[[], ReplicationPolicy] = ReplicationPolicy  # what copies from the peer may hold
     topology: Callable[[], TopologySpec | None] = lambda: None  # the sites' capacities and links
     report_capacity: Callable[[list[dict[str, Any]]], None] = lambda _: None  # to Topology.status.capacity
+    peer: Callable[[], KubeClient | None] = lambda: None  # the other site, as its peer identity there

@@ -1,0 +1,311 @@
+"""A service's PostgreSQL for real: CloudNativePG at both real-node sites, the operator provisioning what both
+sites' Clusters share, the standby's replica streaming from the active site across the inter-site link.
+
+One pair and one SharedService serve every test of the module (the tests run in order and build on each
+other's end state: that keeps the real-node time small)."""
+
+import json
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from sharedcore_testbed import cnpg
+from sharedcore_testbed import pair as two_sites
+from sharedcore_testbed.clients import as_object
+from tests.cluster.test_failover import ended, request
+from tests.conftest import Sites
+from tests.support import samples
+from tests.support.cluster import Site, eventually
+from tests.support.operator import CRD_DIRS
+
+# The first real-node test of a session also starts the real sites (and their images' containerd template).
+pytestmark = [pytest.mark.cluster, pytest.mark.nodes, pytest.mark.timeout(900)]
+
+SERVICE = "opendata"
+DATABASE = "ckan"  # the OpenData profile's database (and its owner)
+CNPG = ("postgresql.cnpg.io", "v1", "clusters")
+
+
+@dataclass
+class Database:
+    pair: two_sites.Pair[Site]
+    namespace: str
+
+    def cluster(self, site: Site) -> dict[str, Any]:
+        name = f"{SERVICE}-db-{site.name}"
+        return as_object(site.custom.get_namespaced_custom_object(*CNPG[:2], self.namespace, CNPG[2], name))
+
+    def primary_pod(self, site: Site) -> str:
+        return str(self.cluster(site)["status"]["currentPrimary"])
+
+    def sql(self, site: Site, statement: str) -> str:
+        """Run SQL at the site's primary instance, again while it does not accept connections (CloudNativePG
+        restarts a just-promoted primary when a setting needs it; seen right after a switchover)."""
+
+        def attempt() -> list[str] | None:  # (a list: an empty answer is an answer)
+            pod = self.primary_pod(site)
+            try:
+                return [cnpg.psql(site.kubeconfig, self.namespace, pod, statement, DATABASE)]
+            except RuntimeError as error:
+                if "exit code 2" not in str(error):  # psql's "cannot connect"; any other error is the test's
+                    raise
+                return None
+
+        return eventually(attempt, timeout=60, interval=1, message=f"SQL at {site.name}")[0]
+
+
+def _condition(site: Site, database: Database, kind: str) -> dict[str, Any]:
+    service = as_object(
+        site.custom.get_namespaced_custom_object(
+            "sharedcore.danang.gov.vn", "v1alpha1", database.namespace, "sharedservices", SERVICE
+        )
+    )
+    found: dict[str, Any] = next(
+        (c for c in (service.get("status") or {}).get("conditions", []) if c["type"] == kind), {}
+    )
+    return found
+
+
+def _healthy(site: Site, database: Database) -> dict[str, Any] | None:
+    try:
+        cluster = database.cluster(site)
+    except Exception:  # not created yet
+        return None
+    status = cluster.get("status") or {}
+    return cluster if status.get("phase") == "Cluster in healthy state" else None
+
+
+@pytest.fixture(scope="module")
+def database(real_sites: Sites, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """CloudNativePG installed at danang and quangnam from its release manifest, both operators (Automatic
+    mode) reading lag from their site's Prometheus, and an OpenData service with a one-instance database
+    created at danang."""
+    danang, quangnam, witness = real_sites.danang, real_sites.quangnam, real_sites.witness
+    for site in (danang, quangnam):
+        cnpg.install(site.kubeconfig)
+    directory = tmp_path_factory.mktemp("database")
+    pair = two_sites.prepare_pair(
+        danang,
+        quangnam,
+        witness,
+        directory,
+        crds=CRD_DIRS,
+        topology=two_sites.topology(mode="Automatic", heartbeat=2, lease=15),
+        resync=5,
+        prometheus={site.name: real_sites.bed.prometheus_url(site.name) for site in (danang, quangnam)},
+    )
+    namespace = f"t-db-{uuid.uuid4().hex[:6]}"
+    with pair.running():
+        for site in (danang, quangnam):
+            two_sites.opt_in(site, namespace)
+        body = samples.service(
+            "open-data",
+            namespace,
+            version="1.0.0",
+            replicas=1,
+            database={"instances": 1, "storage": "1Gi"},
+            files={"enabled": False},
+        )
+        danang.custom.create_namespaced_custom_object(
+            "sharedcore.danang.gov.vn", "v1alpha1", namespace, "sharedservices", body
+        )
+        yield Database(pair, namespace)
+        for site in (danang, quangnam):
+            site.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    for site in (danang, quangnam):
+        # The planes outlive this module: later modules find no CloudNativePG running (its CRDs stay).
+        site.kubectl("delete", "namespace", cnpg.NAMESPACE, "--wait=false", check=False)
+        for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+            site.kubectl("delete", kind, "-l", "app.kubernetes.io/name=cloudnative-pg", check=False)
+
+
+def test_the_standby_streams_the_active_sites_database(database: Database) -> None:
+    danang, quangnam = database.pair.danang, database.pair.quangnam
+    start = time.monotonic()
+    eventually(lambda: _healthy(danang, database), timeout=240, message="danang's Cluster healthy")
+    healthy_at = time.monotonic() - start
+    database.sql(danang, "CREATE TABLE probe (id int PRIMARY KEY, note text)")
+    database.sql(danang, "INSERT INTO probe VALUES (1, 'written at danang')")
+    replica = eventually(lambda: _healthy(quangnam, database), timeout=240, message="quangnam's replica")
+    streaming_at = time.monotonic() - start
+    assert replica["spec"]["replica"]["primary"] == f"{SERVICE}-db-danang"
+
+    def row() -> str | None:
+        try:
+            return database.sql(quangnam, "SELECT note FROM probe WHERE id = 1") or None
+        except RuntimeError:  # the table has not arrived yet
+            return None
+
+    assert eventually(row, timeout=60, message="the row at quangnam") == "written at danang"
+    # Its lag, measured by quangnam's Prometheus from the instance's own metric, is what a failover's
+    # data-loss window will come from.
+    eventually(
+        lambda: _condition(quangnam, database, "ReplicationHealthy").get("status") == "True",
+        timeout=120,
+        message="quangnam's replication measured healthy",
+    )
+    receiver = database.sql(quangnam, "SELECT status, sender_host FROM pg_stat_wal_receiver")
+    assert receiver == f"streaming|{SERVICE}-db-danang-rw.{database.namespace}.svc.clusterset.local"
+    print(f"danang healthy after {healthy_at:.0f}s, quangnam streaming after {streaming_at:.0f}s")
+
+    # A partition of the link stops the streaming for real; healing it resumes it.
+    bed = danang.bed
+    bed.partition("danang", "quangnam")
+    try:
+        database.sql(danang, "INSERT INTO probe VALUES (2, 'written during a partition')")
+        eventually(
+            lambda: (
+                database.sql(quangnam, "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'")
+                == "0"
+            ),
+            timeout=60,
+            message="quangnam's WAL receiver cut off",
+        )
+        assert database.sql(quangnam, "SELECT count(*) FROM probe WHERE id = 2") == "0"
+    finally:
+        bed.heal("danang", "quangnam")
+    eventually(
+        lambda: database.sql(quangnam, "SELECT count(*) FROM probe WHERE id = 2") == "1",
+        timeout=90,
+        message="the row written during the partition at quangnam after healing",
+    )
+
+
+def _identity(site: Site, database: Database) -> tuple[str, str, str]:
+    """What a new base backup would change: the instance, its volume, and the data directory's system id."""
+    pod = database.primary_pod(site)
+    volume = site.core.read_namespaced_persistent_volume_claim(pod, database.namespace).metadata.uid
+    system = database.sql(site, "SELECT system_identifier FROM pg_control_system()")
+    return pod, volume, system
+
+
+def _switchover(database: Database, source: Site, target: Site) -> None:
+    """A Switchover to `target`: the source's demotion token is the target's promotion token; the source's
+    instance then streams from the target, on its own volume (no base backup); a row written at the target
+    arrives there."""
+    before = _identity(source, database)
+    name = request(target, target.name, "Switchover")
+    status = ended(target, name, timeout=180)
+    assert status["phase"] == "Succeeded", status
+    token = database.cluster(source)["status"]["demotionToken"]
+    promoted = eventually(
+        lambda: database.cluster(target)["status"].get("lastPromotionToken"), message="the promotion"
+    )
+    assert token and promoted == token == status["services"][0]["promotionToken"]
+    assert database.sql(target, "SELECT pg_is_in_recovery()") == "f"
+    host = f"{SERVICE}-db-{target.name}-rw.{database.namespace}.svc.clusterset.local"
+    eventually(
+        lambda: (
+            database.sql(source, "SELECT status, sender_host FROM pg_stat_wal_receiver")
+            == f"streaming|{host}"
+        ),
+        timeout=60,
+        message=f"{source.name} streaming from {target.name}",
+    )
+    assert _identity(source, database) == before, "the old primary kept its instance, volume and data"
+    row = uuid.uuid4().hex
+    database.sql(target, f"INSERT INTO probe VALUES ((SELECT max(id) + 1 FROM probe), '{row}')")
+    eventually(
+        lambda: database.sql(source, f"SELECT count(*) FROM probe WHERE note = '{row}'") == "1",
+        timeout=30,
+        message=f"the row written at {target.name} at {source.name}",
+    )
+
+
+def test_a_switchover_hands_the_database_over_by_token_and_back(database: Database) -> None:
+    danang, quangnam = database.pair.danang, database.pair.quangnam
+    _switchover(database, danang, quangnam)
+    _switchover(database, quangnam, danang)
+
+
+def _failover(site: Site, name: str) -> dict[str, Any] | None:
+    try:
+        return as_object(
+            site.custom.get_cluster_custom_object("sharedcore.danang.gov.vn", "v1alpha1", "failovers", name)
+        )
+    except client.ApiException:
+        return None
+
+
+def _volume_dir(site: Site, namespace: str, claim: str) -> Path:
+    """The directory behind a claim's volume (the testbed's volumes are directories on this machine)."""
+    volume = site.core.read_namespaced_persistent_volume_claim(claim, namespace).spec.volume_name
+    return Path(site.core.read_persistent_volume(volume).spec.host_path.path)
+
+
+def _holds(directory: Path, text: str) -> bool:
+    """Whether PostgreSQL's data files under `directory` hold `text` (a short row is stored as it is)."""
+    needle = text.encode()
+    return any(needle in path.read_bytes() for path in directory.rglob("*") if path.is_file())
+
+
+def test_a_lost_site_fails_over_and_its_diverged_data_is_kept_when_it_returns(database: Database) -> None:
+    """danang writes a row quangnam never gets (the link is cut), then is lost; quangnam fails over by itself
+    and is promoted from what it has. When danang returns, its database follows quangnam's again: copied
+    anew, because it diverged; its old volume kept under a claim of its own, the lost row still in it."""
+    danang, quangnam, bed = database.pair.danang, database.pair.quangnam, database.pair.danang.bed
+    namespace, own = database.namespace, f"{SERVICE}-db-danang"
+    lost, after = f"lost-{uuid.uuid4().hex}", f"after-{uuid.uuid4().hex}"
+    # Steady state first: quangnam has measured its replica since it became one again (else the data-loss
+    # window is unknown and the automatic failover is refused, as it must be).
+    eventually(
+        lambda: _condition(quangnam, database, "ReplicationHealthy").get("status") == "True",
+        timeout=120,
+        message="quangnam's replication measured healthy",
+    )
+    bed.partition("danang", "quangnam")
+    database.sql(danang, f"INSERT INTO probe VALUES ((SELECT max(id) + 1 FROM probe), '{lost}')")
+    database.sql(danang, "CHECKPOINT")  # the row in danang's data files, where the check below looks
+    old_volume = _volume_dir(danang, namespace, database.primary_pod(danang))
+    database.pair.operators["danang"].stop(signal.SIGKILL)
+    danang.stop()
+    bed.heal("danang", "quangnam")
+    epoch = int(database.cluster(quangnam)["metadata"]["labels"]["sharedcore.danang.gov.vn/epoch"])
+    name = f"automatic-failover-epoch-{epoch + 1}"
+    eventually(lambda: _failover(quangnam, name), timeout=120, message=f"quangnam's {name}", interval=1)
+    status = ended(quangnam, name, timeout=180)
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    print(f"failover: recorded RTO {status.get('rtoSeconds')}s, window {status['services'][0]}")
+    assert database.sql(quangnam, "SELECT pg_is_in_recovery()") == "f"
+    assert database.sql(quangnam, f"SELECT count(*) FROM probe WHERE note = '{lost}'") == "0"
+    database.sql(quangnam, f"INSERT INTO probe VALUES ((SELECT max(id) + 1 FROM probe), '{after}')")
+
+    returned = time.monotonic()
+    danang.start()
+    database.pair.operators["danang"].start()
+
+    def rebuilt() -> bool:
+        cluster = _healthy(danang, database)
+        if cluster is None or cluster["metadata"]["labels"].get("sharedcore.danang.gov.vn/role") != "Standby":
+            return False
+        try:
+            return database.sql(danang, f"SELECT count(*) FROM probe WHERE note = '{after}'") == "1"
+        except RuntimeError:
+            return False
+
+    eventually(rebuilt, timeout=300, interval=2, message="danang's database copied anew from quangnam")
+    following = time.monotonic() - returned
+    host = f"{SERVICE}-db-quangnam-rw.{namespace}.svc.clusterset.local"
+    assert database.sql(danang, "SELECT status, sender_host FROM pg_stat_wal_receiver") == f"streaming|{host}"
+    assert database.sql(danang, f"SELECT count(*) FROM probe WHERE note = '{lost}'") == "0"
+    new_volume = _volume_dir(danang, namespace, database.primary_pod(danang))
+    assert new_volume != old_volume, "a new copy, on a new volume"
+    copied = sum(path.stat().st_size for path in new_volume.rglob("*") if path.is_file())
+    claims = [
+        c.metadata.name
+        for c in danang.core.list_namespaced_persistent_volume_claim(namespace).items
+        if c.metadata.name.startswith(f"{own}-1-diverged-")
+    ]
+    assert len(claims) == 1, claims
+    assert _volume_dir(danang, namespace, claims[0]) == old_volume, "the old volume, under a claim of its own"
+    assert _holds(old_volume, lost), "danang's diverged data is kept"
+    events = danang.core.list_namespaced_event(namespace, field_selector="reason=DatabaseDiverged").items
+    assert events and claims[0] in events[0].message
+    print(f"danang following again {following:.0f}s after its return, {copied / 2**20:.0f} MiB copied")
