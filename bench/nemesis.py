@@ -29,10 +29,9 @@ HEARTBEAT, LEASE, RESYNC = 1, 6, 4.0
 # The data half (a writer, lost writes, two writable primaries) needs real PostgreSQL on real nodes.
 REAL_NODES_REFUSAL = (
     "--nodes real is not available yet: its invariants (no acknowledged write lost outside a recorded "
-    "data-loss window, no row at two primaries, never two writable primaries by pg_is_in_recovery()) "
-    "need real PostgreSQL, run by CloudNativePG on the testbed's real nodes, which the testbed does not "
-    "install yet. The writer, the checker and the sampler that check them are there "
-    "(sharedcore_testbed.writer, .checker, .sampler); they join the nemesis as further invariants "
+    "data-loss window, no row at two primaries, never two writable primaries by pg_is_in_recovery()) are not "
+    "wired in: the writer, the checker and the sampler (sharedcore_testbed.writer, .checker, .sampler) and "
+    "CloudNativePG on the testbed's real nodes are there, and join the nemesis as further invariants "
     "(sharedcore_testbed.nemesis.Invariant). Run with --nodes kwok."
 )
 
