@@ -661,9 +661,11 @@ def test_a_service_that_would_overflow_the_sites_waits_for_more_capacity(pair: P
     danang, quangnam = pair.danang, pair.quangnam
     set_capacity(pair, "100Ti")
     try:
-        # Services of the module's earlier tests go with their namespaces.
+        # Services of the module's earlier tests go with their namespaces, at each site in its own time.
         eventually(
-            lambda: capacity_of(danang, "danang").get("services") == 0, timeout=60, message="no others"
+            lambda: all(capacity_of(site, site.name).get("services") == 0 for site in (danang, quangnam)),
+            timeout=120,
+            message="no others at either site",
         )
         for name, size in (("archive-a", "40Ti"), ("archive-b", "40Ti"), ("archive-c", "30Ti")):
             body = samples.service("e-archive", namespace, name=name, database={"enabled": False})
