@@ -539,7 +539,7 @@ def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
     # (services.rebuild), so it may be gone for a moment.
     cluster = eventually(
         lambda: objects(pair.danang, "clusters", namespace).get(f"{names[0]}-db-danang"),
-        timeout=60,
+        timeout=180,
         message="danang's Cluster made again",
     )
     assert cluster["spec"]["replica"]["primary"] == f"{names[0]}-db-quangnam"
