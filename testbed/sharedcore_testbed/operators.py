@@ -157,6 +157,14 @@ def service_account_kubeconfig(
     return out
 
 
+def remove_service_account(kubeconfig: Path, account: str = OPERATOR_ACCOUNT) -> None:
+    """Undo `service_account_kubeconfig` (every namespace form): a later `helm install` of the chart at the
+    same plane would otherwise find objects of the same names it does not own, and refuse."""
+    for kind in ("clusterrolebinding", "clusterrole"):
+        kubectl(kubeconfig, "delete", kind, account, "--ignore-not-found")
+    kubectl(kubeconfig, "delete", "namespace", OPERATOR_NAMESPACE, "--ignore-not-found", "--timeout=120s")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

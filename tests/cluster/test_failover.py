@@ -535,14 +535,15 @@ def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
     promoted = sampler.first("quangnam", "Active", after=stopped)
     assert fenced is not None and promoted is not None and fenced < promoted
     assert "Active" not in sampler.roles("danang", after=restarted)
+
     # danang's Cluster was a primary promoted over without its token: it is made again as a copy of quangnam's
-    # (services.rebuild), so it may be gone for a moment.
-    cluster = eventually(
-        lambda: objects(pair.danang, "clusters", namespace).get(f"{names[0]}-db-danang"),
-        timeout=180,
-        message="danang's Cluster made again",
-    )
-    assert cluster["spec"]["replica"]["primary"] == f"{names[0]}-db-quangnam"
+    # (services.rebuild), so it may be gone for a moment; its service is not Ready until then.
+    def copy_of_quangnam() -> bool:
+        cluster = objects(pair.danang, "clusters", namespace).get(f"{names[0]}-db-danang") or {}
+        replica = (cluster.get("spec") or {}).get("replica") or {}
+        return replica.get("primary") == f"{names[0]}-db-quangnam"
+
+    eventually(copy_of_quangnam, timeout=180, message="danang's Cluster made again, following quangnam's")
     assert dns_records(pair.danang, namespace) == set()
     # Automatic failback: once danang has been caught up for the hold time, a Switchover brings it back.
     set_policy(pair, failback="Automatic", failbackHoldSeconds=3)

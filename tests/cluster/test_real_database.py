@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from sharedcore_testbed import cnpg
+from sharedcore_testbed import cnpg, operators
 from sharedcore_testbed import pair as two_sites
 from sharedcore_testbed.clients import as_object
 from tests.cluster.test_failover import ended, request
@@ -120,7 +120,9 @@ def database(real_sites: Sites, tmp_path_factory: pytest.TempPathFactory) -> Ite
         for site in (danang, quangnam):
             site.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
     for site in (danang, quangnam):
-        # The planes outlive this module: later modules find no CloudNativePG running (its CRDs stay).
+        # The planes outlive this module: later modules find no CloudNativePG running (its CRDs stay), and no
+        # operator account of the process operators in the way of the chart's.
+        operators.remove_service_account(site.kubeconfig)
         site.kubectl("delete", "namespace", cnpg.NAMESPACE, "--wait=false", check=False)
         for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
             site.kubectl("delete", kind, "-l", "app.kubernetes.io/name=cloudnative-pg", check=False)

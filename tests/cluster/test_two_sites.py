@@ -391,6 +391,19 @@ def test_the_same_manifests_applied_at_both_sites_cause_no_replication_writes(
         site.core.create_namespaced_config_map(namespace, config)
         create(site, body)
     standby_ready(pair.quangnam, namespace, body["metadata"]["name"])
+    # The database's CAs and credentials are made at the active site only (not in Git), so their first copy is
+    # a replication write: wait for it.
+    base = names.base(body["metadata"]["name"])
+    for secret in (
+        names.database_server_ca(base),
+        names.database_client_ca(base),
+        names.database_app_secret(base),
+    ):
+        eventually(
+            lambda s=secret: try_read_secret(pair.quangnam, namespace, s),
+            timeout=60,
+            message=f"{secret} copied",
+        )
     since = time.time()
     time.sleep(3 * RESYNC)  # several replication passes, each comparing every copy
     writes = [

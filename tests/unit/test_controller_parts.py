@@ -51,6 +51,15 @@ def test_changed_owned_field_is_drift_with_its_path() -> None:
     assert drifted_field(DEPLOYMENT, live) == ".spec.template.spec.containers[0].ports[0].containerPort"
 
 
+def test_an_empty_value_the_api_server_omits_is_not_drift() -> None:
+    """A deny-all NetworkPolicy renders `ingress: []`, which the API server drops: comparing it as missing
+    repaired the policy forever (16 000 DriftRepaired events in a minute, the operator never ready)."""
+    policy = {"kind": "NetworkPolicy", "spec": {"policyTypes": ["Ingress"], "ingress": []}}
+    assert drifted_field(policy, {"kind": "NetworkPolicy", "spec": {"policyTypes": ["Ingress"]}}) is None
+    opened = {"kind": "NetworkPolicy", "spec": {"policyTypes": ["Ingress"], "ingress": [{}]}}
+    assert drifted_field(policy, opened) == ".spec.ingress"
+
+
 def test_missing_and_extra_list_elements_are_drift() -> None:
     assert drifted_field(DEPLOYMENT, None) == "(missing)"
     live = live_version(DEPLOYMENT)
@@ -135,3 +144,10 @@ def test_status_reports_components_and_kstatus_conditions() -> None:
     assert conditions.is_true(ready["conditions"], "Ready")
     again = build(status.components([DEPLOYMENT], lambda key: live), current=ready, now=T2)
     assert not status.differs(ready, again), "an unchanged service produces an identical status: no write"
+    # Every Deployment available but the database being copied anew: not ready (a standby that reported Ready
+    # here would be taken for one that can take over).
+    rebuilding = build(
+        status.components([DEPLOYMENT], lambda key: live), status.Blocker("DatabaseRebuilding", "x")
+    )
+    assert not conditions.is_true(rebuilding["conditions"], "Ready")
+    assert (conditions.find(rebuilding["conditions"], "Ready") or {}).get("reason") == "DatabaseRebuilding"

@@ -37,6 +37,8 @@ def _dict_contains(desired: dict[str, Any], live: dict[str, Any], path: str) -> 
         if path == ".metadata" and key in IGNORED_METADATA:
             continue
         if key not in live:
+            if value in ([], {}, None):  # the API server omits empty values (a deny-all `ingress: []`)
+                continue
             return f"{path}.{key}"
         if (found := _contains(value, live[key], f"{path}.{key}")) is not None:
             return found

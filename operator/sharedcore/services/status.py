@@ -90,8 +90,14 @@ def build(
         if blocker and not paused
         else conditions.Want("Stalled", False, "NotStalled", "nothing blocks reconciliation")
     )
+    if blocker and not paused:  # kstatus: a stalled object is not ready, whatever its Deployments say
+        readiness = conditions.Want("Ready", False, blocker.reason, blocker.message)
+    else:
+        readiness = conditions.Want(
+            "Ready", ready, "Available" if ready else "ComponentsNotReady", ready_message
+        )
     wanted = [
-        conditions.Want("Ready", ready, "Available" if ready else "ComponentsNotReady", ready_message),
+        readiness,
         reconciling,
         stalled,
         replication,
