@@ -151,3 +151,14 @@ def test_status_reports_components_and_kstatus_conditions() -> None:
     )
     assert not conditions.is_true(rebuilding["conditions"], "Ready")
     assert (conditions.find(rebuilding["conditions"], "Ready") or {}).get("reason") == "DatabaseRebuilding"
+
+
+def test_a_role_label_no_longer_rendered_is_drift() -> None:
+    """An object rendered with the role and epoch labels by an earlier version keeps them until applied
+    again: they would tell a role it no longer has, so their absence from what is rendered is drift."""
+    live = live_version(DEPLOYMENT)
+    live["metadata"]["labels"] |= {"sharedcore.danang.gov.vn/role": "Standby"}
+    assert drifted_field(DEPLOYMENT, live) == ".metadata.labels.sharedcore.danang.gov.vn/role"
+    live["metadata"]["labels"] |= {"other.example/role": "Standby"}  # others' labels are theirs
+    del live["metadata"]["labels"]["sharedcore.danang.gov.vn/role"]
+    assert drifted_field(DEPLOYMENT, live) is None

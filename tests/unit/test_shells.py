@@ -3,6 +3,7 @@ the site's tick and the Failover executor's pass, each in seconds rather than af
 """
 
 import asyncio
+import dataclasses
 from typing import Any, cast
 
 import yaml
@@ -10,7 +11,7 @@ import yaml
 from sharedcore.api import Role, SharedService
 from sharedcore.failover.controller import FailoverController
 from sharedcore.kube.events import EventRecorder
-from sharedcore.render import render
+from sharedcore.render import KIND_ORDER, render
 from sharedcore.services import reconcile
 from sharedcore.services.runtime import Runtime
 from sharedcore.sites import leases, pair_memory
@@ -72,6 +73,49 @@ def test_a_reconcile_applies_the_render_reports_it_and_then_writes_nothing() -> 
     writes = len(api.writes)
     asyncio.run(reconcile.reconcile(rt, key))
     assert api.writes[writes:] == [], "an unchanged service costs no write"
+
+
+class RoundTrips(FakeApi):
+    """Counts the round trips applies take: an apply that starts while none is under way starts a new one;
+    and remembers, for each apply, the kinds whose applies had not answered yet when it started."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rounds = 0
+        self.pending: list[str] = []
+        self.started: list[tuple[str, list[str]]] = []
+
+    async def apply(self, obj: Body, *, dry_run: bool = False) -> Body:
+        if not self.pending:
+            self.rounds += 1
+        self.started.append((obj["kind"], list(self.pending)))
+        self.pending.append(obj["kind"])
+        await asyncio.sleep(0)  # a request on the wire: others may start meanwhile
+        try:
+            return await super().apply(obj, dry_run=dry_run)
+        finally:
+            self.pending.remove(obj["kind"])
+
+
+def test_a_promotion_applies_what_it_changes_at_once_and_a_creation_in_dependency_order() -> None:
+    api = RoundTrips()
+    body = api.add(sample_body("open-data"))
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    here = site(Role.STANDBY)
+    rt = Runtime(cast(Any, api), EventRecorder(cast(Any, api), "quangnam"), lambda: here, 60)
+    rt.services[key] = body
+    asyncio.run(reconcile.reconcile(rt, key))
+    order = list(KIND_ORDER)
+    for kind, unanswered in api.started:  # created: whatever an object may refer to exists before it
+        assert all(order.index(other) >= order.index(kind) for other in unanswered), (kind, unanswered)
+
+    api.rounds, api.started = 0, []
+    here = dataclasses.replace(here, role=Role.ACTIVE, epoch=here.epoch + 1)
+    asyncio.run(reconcile.reconcile(rt, key))
+    changed = [kind for kind, _ in api.started]
+    assert {"ConfigMap", "Cluster", "Deployment", "ReplicationSource", "DNSEndpoint"} <= set(changed)
+    # The updates at once, then what the promotion creates: not one round trip per object.
+    assert api.rounds <= 3 < len(changed), (api.rounds, changed)
 
 
 def test_the_sites_tick_records_its_decision_and_then_renews_only_its_heartbeat() -> None:
