@@ -24,6 +24,7 @@ the front end every 100 ms; its RTO (danang's last answer to quangnam's first) i
 it differs by up to one TTL, the time the old address stays cached.
 
     .venv/bin/python bench/failover.py [--sizes 5 50] [--runs 5] [--heartbeat 2] [--lease 15] [--ttl 30]
+                                       [--keep DIR]
 """
 
 import argparse
@@ -48,7 +49,7 @@ from sharedcore import API_GROUP, API_VERSION
 from sharedcore.plugin import moves
 from sharedcore_testbed import Testbed
 from sharedcore_testbed.clients import SiteClients, as_object, items
-from sharedcore_testbed.operators import data_plane_crds
+from sharedcore_testbed.operators import OPERATOR_USER, audit_events, data_plane_crds, peer_user
 from sharedcore_testbed.pair import Pair, create_services, prepare_pair, topology
 from sharedcore_testbed.prober import FrontEnd, Prober
 from sharedcore_testbed.roles import RoleSampler
@@ -58,6 +59,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "tests" / "golden" / "inputs").glob("*.yaml"))
 CRDS = (ROOT / "crds", *data_plane_crds())
 NAMESPACES = 5
+WRITES = {"create", "update", "patch", "delete"}
+RESYNC = 30  # the operators' --resync-seconds
 FRONT_ENDS = {"danang": "127.54.0.1", "quangnam": "127.54.0.2"}  # each site's ingress address
 
 
@@ -267,10 +270,34 @@ def front_ends() -> Iterator[dict[str, FrontEnd]]:
             end.stop()
 
 
+def idle_requests(bed: Testbed, seconds: float) -> dict[str, dict[str, float]]:
+    """The requests per second each plane received from the operators (either's own identity, or its peer
+    identity) over `seconds` of doing nothing, counted from the plane's audit log: all, and the writes."""
+    users = {OPERATOR_USER, peer_user("danang"), peer_user("quangnam")}
+    since = time.time()
+    time.sleep(seconds)
+    until = time.time()
+    rates = {}
+    for plane in ("danang", "quangnam", "witness"):
+        events = [
+            e
+            for e in audit_events(bed.directory / plane / "audit.log", None, since)
+            if e.get("user", {}).get("username") in users
+            and datetime.datetime.fromisoformat(e["requestReceivedTimestamp"]).timestamp() < until
+            and e["verb"] != "watch"  # a watch held open is one stream, not a request a second
+        ]
+        writes = sum(1 for e in events if e["verb"] in WRITES)
+        rates[plane] = {
+            "requests_per_s": round(len(events) / seconds, 2),
+            "writes_per_s": round(writes / seconds, 2),
+        }
+    return rates
+
+
 def measure(n: int, runs: int, *, heartbeat: int, lease: int, ttl: int, workdir: Path) -> dict[str, Any]:
     with (
         front_ends() as ends,
-        running_pair(workdir / f"n{n}", heartbeat=heartbeat, lease=lease, resync=30, ttl=ttl) as pair,
+        running_pair(workdir / f"n{n}", heartbeat=heartbeat, lease=lease, resync=RESYNC, ttl=ttl) as pair,
     ):
         danang, quangnam = pair.sites
         started = time.monotonic()
@@ -282,11 +309,22 @@ def measure(n: int, runs: int, *, heartbeat: int, lease: int, ttl: int, workdir:
             f"  n={n}: {n} services Ready and standing by in {time.monotonic() - started:.0f}s",
             flush=True,
         )
+        time.sleep(RESYNC)  # the last status writes and watch events settle
+        load = os.getloadavg()[0]
+        idle = idle_requests(danang.bed, 2 * RESYNC)
+        print(f"  n={n}: idle, two resyncs (load {load:.1f}): {json.dumps(idle)}", flush=True)
         rows = []
         for run in range(runs):
             rows.append(one_run(pair, n, timeout, ends))
             print(f"  n={n} run {run + 1}: {json.dumps(rows[-1])}", flush=True)
-    return {"services": n, "heartbeat_s": heartbeat, "lease_s": lease, "ttl_s": ttl, "runs": rows}
+    return {
+        "services": n,
+        "heartbeat_s": heartbeat,
+        "lease_s": lease,
+        "ttl_s": ttl,
+        "idle": idle | {"load_average": round(load, 2), "seconds": 2 * RESYNC},
+        "runs": rows,
+    }
 
 
 def spread(values: list[float]) -> str:
@@ -304,9 +342,14 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=int, default=2)
     parser.add_argument("--lease", type=int, default=15)
     parser.add_argument("--ttl", type=int, default=30, help="the services' DNS record TTL, seconds")
+    parser.add_argument("--keep", type=Path, help="work here and keep it (the operators' logs) afterwards")
     args = parser.parse_args()
     results = []
-    with tempfile.TemporaryDirectory(prefix="sharedcore-bench-") as tmp:
+    with (
+        contextlib.nullcontext(args.keep)
+        if args.keep
+        else tempfile.TemporaryDirectory(prefix="sharedcore-bench-") as tmp
+    ):
         for n in args.sizes:
             results.append(
                 measure(
@@ -344,6 +387,14 @@ def main() -> None:
             *(spread(col(key)) for key in columns.values()),
         )
         print("  ".join(f"{v:>18}" for v in row))
+    print("\nidle (two resyncs): the operators' requests per second (writes) at each plane, watches aside")
+    for r in results:
+        idle = r["idle"]
+        planes = "  ".join(
+            f"{plane} {idle[plane]['requests_per_s']} ({idle[plane]['writes_per_s']})"
+            for plane in ("danang", "quangnam", "witness")
+        )
+        print(f"  {r['services']:>5} services: {planes}  (load {idle['load_average']})")
     out = results_file.write("failover", results)
     print(f"\nwritten: {out}")
 

@@ -9,7 +9,7 @@ own workers do the reconciling (`register`). `sharedcore.runner` runs it all in 
 """
 
 import dataclasses
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,11 +216,24 @@ def register(
         kopf.on.event(resource.group, resource.version, resource.plural, registry=registry)(handler)
 
 
+class ServicesDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """Kopf builds the essence of every watched object on every event (a deep copy of its whole body, status
+    and managedFields included) to tell what changed since it was last handled; only SharedServices have
+    handlers that ask (their deletion), so for every other kind the essence is left empty."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None
+    ) -> kopf.BodyEssence:
+        if body.get("kind") != SHARED_SERVICES.kind:
+            return kopf.BodyEssence()
+        return super().build(body=body, extra_fields=extra_fields)
+
+
 def configure(settings: kopf.OperatorSettings) -> None:
     """Our own prefix for Kopf's bookkeeping, and no Kopf-posted events (we post the ones that matter)."""
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = ServicesDiffBase(
         prefix=API_GROUP, key="last-handled-configuration"
     )
     settings.posting.enabled = False
@@ -228,4 +241,4 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 30
-    settings.batching.worker_limit = 64
+    settings.queueing.worker_limit = 64

@@ -18,7 +18,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from sharedcore import rbac
-from sharedcore_testbed import Testbed, citydns, cnpg
+from sharedcore_testbed import Testbed, citydns, cnpg, processes
 from sharedcore_testbed.binaries import bin_dir, binary, source_root
 from sharedcore_testbed.clock import skewed_environment
 from sharedcore_testbed.waiting import eventually
@@ -256,8 +256,7 @@ class OperatorProcess:
     def cpu_seconds(self) -> float:
         """User and system CPU time the process has used so far."""
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return processes.cpu_seconds(self.process.pid)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
