@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,8 +235,10 @@ class OperatorProcess:
             self.process.send_signal(sig)
             self.process.wait(timeout=30)
 
-    def metrics_text(self) -> str:
-        return self.http(self.metrics_port, "/metrics")[1]
+    def metrics_text(self, *names: str) -> str:
+        """The exposition; of the metric families `names` only, if given."""
+        query = urllib.parse.urlencode([("name[]", name) for name in names])
+        return self.http(self.metrics_port, f"/metrics?{query}" if query else "/metrics")[1]
 
     def metrics(self) -> Samples:
         """Samples by (name, sorted labels)."""
