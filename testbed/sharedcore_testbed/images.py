@@ -184,28 +184,30 @@ def _strip(root: Path) -> None:
         (root / junk).mkdir(parents=True, exist_ok=True)
 
 
+def _debootstrap(
+    builder: Builder, name: str, digest: str, mirror: str, include: tuple[str, ...] = ()
+) -> tuple[Path, Path]:
+    """A fresh work directory for image `name` and a minimal Debian bookworm root in it: (work, root)."""
+    _, _, work = builder.paths(name, digest)
+    root = work / "rootfs"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    packages = [f"--include={','.join(include)}"] if include else []
+    subprocess.run(
+        ["debootstrap", "--variant=minbase", *packages, "bookworm", str(root), mirror],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return work, root
+
+
 def base(builder: Builder) -> list[Built]:
     mirror = _mirror()
     digest = builder.digest("base", [mirror.encode(), " ".join(BASE_PACKAGES).encode()])
     if cached := _cached(builder, "base", digest):
         return [cached]
-    _, _, work = builder.paths("base", digest)
-    root = work / "rootfs"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     builder.log(f"base: debootstrap bookworm from {mirror} (about a minute)")
-    subprocess.run(
-        [
-            "debootstrap",
-            "--variant=minbase",
-            f"--include={','.join(BASE_PACKAGES)}",
-            "bookworm",
-            str(root),
-            mirror,
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    work, root = _debootstrap(builder, "base", digest, mirror, include=BASE_PACKAGES)
     # A Python image, as the Dockerfile expects of its base: pip may install into it.
     for marker in root.glob("usr/lib/python3*/EXTERNALLY-MANAGED"):
         marker.unlink()
@@ -332,16 +334,8 @@ def postgresql(builder: Builder) -> list[Built]:
     digest = builder.digest("postgresql", [mirror.encode(), " ".join(POSTGRES_PACKAGES).encode()])
     if cached := _cached(builder, "postgresql", digest):
         return [cached]
-    _, _, work = builder.paths("postgresql", digest)
-    root = work / "rootfs"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     builder.log(f"postgresql: debootstrap bookworm from {mirror}, then {' '.join(POSTGRES_PACKAGES)}")
-    subprocess.run(
-        ["debootstrap", "--variant=minbase", "bookworm", str(root), mirror],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    work, root = _debootstrap(builder, "postgresql", digest, mirror)
     # No service may start in the chroot, and CloudNativePG runs initdb itself: no cluster is created.
     policy = root / "usr" / "sbin" / "policy-rc.d"
     policy.write_text("#!/bin/sh\nexit 101\n")
