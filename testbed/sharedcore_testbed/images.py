@@ -435,6 +435,9 @@ RECIPES: dict[str, Callable[[Builder], list[Built]]] = {
 }
 
 
+KEEP_VERSIONS = 3  # of each image and of the containerd template: enough for a few worktrees at once
+
+
 def build_all(log: Callable[[str], None] = print) -> list[Built]:
     """Build (or take from the cache) every image; return them in build order."""
     cache = images_dir()
@@ -451,4 +454,35 @@ def build_all(log: Callable[[str], None] = print) -> list[Built]:
         tags = sum(len(image.tags) for image in built)
         builder.log(f"{name}: {tags} tag(s), {size:.0f} MiB, {time.monotonic() - t0:.1f}s")
     builder.log(f"all images ready in {time.monotonic() - start:.1f}s")
+    for image in every:
+        for path in (image.archive, image.archive.with_suffix(".json")):
+            os.utime(path)  # used now: pruning keeps it
+    prune(cache)
     return every
+
+
+def prune(cache: Path, keep: int = KEEP_VERSIONS) -> list[Path]:
+    """Remove all but the `keep` most recently used versions of each image and of the containerd template
+    (every change of the operator's code makes a new operator image and a new 1.5 GiB template: the disk
+    filled in a day of work). Versions in use by other worktrees are the recent ones; a node's copy of a
+    template is hard links, which outlive the template's removal. Returns what was removed."""
+    versions: dict[str, list[Path]] = {}
+    for path in cache.iterdir():
+        if path.name.startswith((".", "containerd-template-")) or path.name == "work":  # in the making
+            continue
+        name = path.name.removesuffix(".tar").removesuffix(".json").rsplit("-", 1)[0]
+        versions.setdefault(name, []).append(path)
+    removed = []
+    for paths in versions.values():
+        by_version: dict[str, list[Path]] = {}
+        for path in paths:
+            by_version.setdefault(path.name.removesuffix(".tar").removesuffix(".json"), []).append(path)
+        ranked = sorted(by_version.values(), key=lambda group: max(p.stat().st_mtime for p in group))
+        for group in ranked[:-keep]:
+            for path in group:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
