@@ -132,6 +132,7 @@ def assemble(options: Options, client: KubeClient, peers: Peers) -> Operator:
         site=site,
         peer_client=lambda: _peer(site, peers),
         services=rt.services.values,
+        managed=lambda resource: rt.cache.of_kind(resource.api_version, resource.kind),
     )
     rt.site = site_context(site, failovers)
     site.subscribe(services.requeue)

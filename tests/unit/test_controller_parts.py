@@ -110,8 +110,13 @@ def test_cache_keeps_the_newest_revision_and_indexes_by_service() -> None:
     assert cache.get(key_of(DEPLOYMENT))["metadata"]["resourceVersion"] == "7"
     assert cache.owned_by("e-office", "vb") == [newer]
     assert cache.owned_by("other", "vb") == []
+    relabelled = copy.deepcopy(newer)
+    relabelled["metadata"] |= {"resourceVersion": "8", "labels": {"sharedcore.danang.gov.vn/service": "x"}}
+    cache.upsert(relabelled)  # the index follows the object's label
+    assert (cache.owned_by("e-office", "vb"), cache.owned_by("e-office", "x")) == ([], [relabelled])
+    assert cache.of_kind("apps/v1", "Deployment") == [relabelled] and cache.of_kind("v1", "Service") == []
     cache.remove(newer)
-    assert len(cache) == 0
+    assert len(cache) == 0 and cache.owned_by("e-office", "x") == []
 
 
 T1, T2 = "2026-11-28T08:00:00Z", "2026-11-28T08:00:05Z"

@@ -189,7 +189,12 @@ def failover_body(name: str, target: str, **spec: Any) -> Body:
 def executor(api: FakeApi, site: SiteController) -> FailoverController:
     client = cast(Any, api)
     return FailoverController(
-        client, recorder=EventRecorder(client, site.name), site=site, peer_client=lambda: None, services=list
+        client,
+        recorder=EventRecorder(client, site.name),
+        site=site,
+        peer_client=lambda: None,
+        services=list,
+        managed=lambda resource: api.of_kind(resource.kind),
     )
 
 
