@@ -184,6 +184,7 @@ def register(
         obj: dict[str, Any] = dict(event["object"])
         if obj["metadata"].get("namespace") == system_namespace:
             await site.on_secret(event.get("type"), obj)  # perhaps a kubeconfig for the peer or the witness
+        controller.on_secret_event(event.get("type"), obj)
         replicator.observe(event.get("type"), obj)
 
     async def config_map_event(event: kopf.RawEvent, **_: Any) -> None:

@@ -145,6 +145,33 @@ def test_the_first_full_sync_is_done_once_every_service_was_reconciled_however_b
     assert asyncio.run(busy_site())
 
 
+class Reads(FakeApi):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    async def get(self, resource: Any, name: str, namespace: str | None = None) -> Body | None:
+        self.reads.append(f"{resource.kind} {name}")
+        return await super().get(resource, name, namespace)
+
+
+def test_a_reconcile_asks_for_no_secret_the_watch_has_seen() -> None:
+    """Each pass read the service's TLS Secret: at an idle site with 50 services, ~4 reads a second."""
+    api = Reads()
+    body = api.add(sample_body("document-management"))
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    name = body["spec"]["ingress"]["tlsSecretName"]
+    tls: Body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": key[0]}}
+    api.add(tls)
+    rt = Runtime(cast(Any, api), EventRecorder(cast(Any, api), "danang"), lambda: site(Role.ACTIVE), 60)
+    rt.services[key] = body
+    SharedServiceController(rt, (), workers=1).on_secret_event("ADDED", tls)
+    asyncio.run(reconcile.reconcile(rt, key))
+    api.reads.clear()
+    asyncio.run(reconcile.reconcile(rt, key))
+    assert api.reads == []
+
+
 def test_the_sites_tick_records_its_decision_and_then_renews_only_its_heartbeat() -> None:
     api = FakeApi()
     api.add(topology())

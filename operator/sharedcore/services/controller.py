@@ -86,6 +86,15 @@ class SharedServiceController:
         if service and (meta.get("namespace"), service) in self.rt.services:
             self.rt.queue.add((meta["namespace"], service))
 
+    def on_secret_event(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        """Which Secrets exist, so that a reconcile need not ask (see `reconcile._missing_references`)."""
+        meta = obj["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
+        if event_type == "DELETED":
+            self.rt.secrets.discard(key)
+        else:
+            self.rt.secrets.add(key)
+
     def requeue(self, namespaces: set[str] | None = None) -> None:
         """Look at every service again (in `namespaces` only, if given): the site or the replicas changed."""
         for key in list(self.rt.services):

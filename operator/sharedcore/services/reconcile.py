@@ -186,12 +186,18 @@ def _role_unknown(site: SiteContext) -> status.Blocker | None:
     return None
 
 
+async def _exists(rt: Runtime, namespace: str, name: str) -> bool:
+    """Whether a Secret exists here: seen by the watch, or else (not seen yet, or deleted) as read now."""
+    return (namespace, name) in rt.secrets or await rt.client.get(SECRETS, name, namespace) is not None
+
+
 async def _missing_references(rt: Runtime, service: SharedService) -> status.Blocker | None:
-    """Secrets the rendered objects depend on but nobody created yet (checked on every pass: cheap reads)."""
+    """Secrets the rendered objects depend on but nobody created yet (checked on every pass, from the watch
+    where it saw them: a read per pass and service cost an idle site requests in proportion to them)."""
     ingress = service.spec.ingress
     if ingress and ingress.tls_secret_name:
-        namespace = service.metadata.namespace
-        if await rt.client.get(SECRETS, ingress.tls_secret_name, namespace) is None:
+        namespace = service.metadata.namespace or ""
+        if not await _exists(rt, namespace, ingress.tls_secret_name):
             return status.Blocker(
                 "TLSSecretNotFound",
                 f"Secret {namespace}/{ingress.tls_secret_name} (spec.ingress.tlsSecretName) does not exist",
@@ -207,7 +213,7 @@ async def _provision_credentials(
     if site.role is not Role.ACTIVE or key in rt.provisioned:
         return
     for credential in credentials.needed(service):
-        if await rt.client.get(SECRETS, credential.name, key[0]) is not None:
+        if await _exists(rt, key[0], credential.name):
             continue
         try:
             await rt.client.create(SECRETS, credentials.secret(service, credential))
