@@ -218,26 +218,29 @@ def register(
         kopf.on.event(resource.group, resource.version, resource.plural, registry=registry)(handler)
 
 
-class ServicesDiffBase(kopf.AnnotationsDiffBaseStorage):
-    """Kopf builds the essence of every watched object on every event (a deep copy of its whole body, status
-    and managedFields included) to tell what changed since it was last handled; only SharedServices have
-    handlers that ask (their deletion), so for every other kind the essence is left empty."""
+class NoChangeTracking(kopf.DiffBaseStorage):
+    """Kopf tracks what changed in an object since it was last handled (its essence, stored in an annotation)
+    for create and update handlers; sharedcore has none (its own workers reconcile the level), only a
+    deletion handler, which needs the finalizer alone. Every object's essence is the same empty one: Kopf
+    builds none (a deep copy of the whole body on every event) and writes none (a patch per new object)."""
 
     def build(
         self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None
     ) -> kopf.BodyEssence:
-        if body.get("kind") != SHARED_SERVICES.kind:
-            return kopf.BodyEssence()
-        return super().build(body=body, extra_fields=extra_fields)
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return kopf.BodyEssence()
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
     """Our own prefix for Kopf's bookkeeping, and no Kopf-posted events (we post the ones that matter)."""
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
-    settings.persistence.diffbase_storage = ServicesDiffBase(
-        prefix=API_GROUP, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoChangeTracking()
     settings.posting.enabled = False
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
