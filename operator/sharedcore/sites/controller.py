@@ -594,7 +594,7 @@ class SiteController:
         heartbeat = self._peer_heartbeat()
         # When its heartbeat was last seen renewed here, by this site's clock (renewTime is the peer's).
         age = self._inbound.age(time.monotonic())
-        arrived = None if age is None else leases.micro_time(_now() - datetime.timedelta(seconds=age))
+        arrived = None if age is None else _now() - datetime.timedelta(seconds=age)
         return topology_status.PeerView(
             name=pairing.peer,
             reachable=self._reachable,
@@ -680,7 +680,11 @@ class SiteController:
         if body is None or state.reason not in UNUSABLE:
             return
         current = body.get("status") or {}
-        new = topology_status.unusable(body, state, now=rfc3339(_now()))
+        try:
+            new = topology_status.unusable(body, state, now=rfc3339(_now()))
+        except ValidationError as error:  # the status is what makes it invalid: rewriting it would lose it
+            log.warning("cannot record why the Topology is unusable in its unreadable status: %s", error)
+            return
         if not topology_status.differs(current, new):
             return
         try:

@@ -5,11 +5,12 @@ It is rewritten only when something in it changes. The peer's lastHeartbeatTime 
 peer falls silent the status shows its true last heartbeat. The heartbeat Lease has the live time.
 """
 
+import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sharedcore import Body
-from sharedcore.api import Role
+from sharedcore.api import Condition, Role, SiteCapacityStatus, SiteStatus, TopologyStatus, dump
 from sharedcore.kube import conditions
 from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.state import Claim, SiteState, WitnessView
@@ -25,9 +26,8 @@ class PeerView:
     reachable: bool
     problem: str | None  # why it cannot be reached
     heartbeats_arrive: bool
-    last_heartbeat: (
-        str | None
-    )  # when its heartbeat was last seen renewed in this cluster, by this site's clock
+    # When its heartbeat was last seen renewed in this cluster, by this site's clock.
+    last_heartbeat: datetime.datetime | None
     role: Role | None  # as its heartbeats say
     epoch: int | None
     settings: FailoverSettings | None = None  # its failover settings, as its heartbeats say
@@ -89,17 +89,6 @@ def _witness_reachable(witness: WitnessView, problem: str | None, rejected: str 
     return conditions.Want("WitnessReachable", True, "Reachable", f"the witness Lease {holder}")
 
 
-def _site(name: str, reachable: bool, role: Role | None, epoch: int | None, heartbeat: str | None) -> Body:
-    entry: Body = {"name": name, "reachable": reachable}
-    if heartbeat is not None:
-        entry["lastHeartbeatTime"] = heartbeat
-    if role is not None:
-        entry["role"] = str(role)
-    if epoch is not None:
-        entry["epoch"] = epoch
-    return entry
-
-
 def build(
     topology: Body,
     site: str,
@@ -114,8 +103,10 @@ def build(
     capacity: Sequence[Body] = (),
 ) -> Body:
     """The status this site reports; `recorded` is the claim it has agreed to, if any; `extra`: conditions
-    judged elsewhere (AutomaticFailoverReady)."""
-    current = topology.get("status") or {}
+    judged elsewhere (AutomaticFailoverReady). What others record here (lastFailover, peerFencingSeconds)
+    and the claim, when none is agreed to now, are kept."""
+    stored = topology.get("status") or {}
+    current = TopologyStatus.model_validate(stored)
     generation = topology["metadata"].get("generation", 0)
     wanted = [_ready(state), _peer_connected(site, peer)]
     if settings is not None:
@@ -123,23 +114,32 @@ def build(
     if witness is not None:
         wanted.append(_witness_reachable(*witness))
     wanted.extend(extra)
-    own = _site(site, True, state.role, state.epoch, None)
-    other = _site(peer.name, peer.reachable, peer.role, peer.epoch, peer.last_heartbeat)
+    own = SiteStatus(name=site, reachable=True, role=state.role, epoch=state.epoch)
+    other = SiteStatus(
+        name=peer.name,
+        reachable=peer.reachable,
+        last_heartbeat_time=peer.last_heartbeat,
+        role=peer.role,
+        epoch=peer.epoch,
+    )
     order = [entry["name"] for entry in topology["spec"]["sites"]]
-    status: Body = {
-        "observedGeneration": generation,
-        "site": site,
-        "conditions": conditions.merge(current.get("conditions") or [], wanted, generation, now),
-        "sites": sorted((own, other), key=lambda entry: order.index(entry["name"])),
-    }
-    if recorded is not None:
-        status |= {"activeSite": recorded.active_site, "epoch": recorded.epoch}
-    else:
-        status |= {key: current[key] for key in ("activeSite", "epoch") if key in current}
-    status |= {key: current[key] for key in ("lastFailover", "peerFencingSeconds") if key in current}
-    if capacity:
-        status["capacity"] = list(capacity)
-    return status
+    status = TopologyStatus(
+        observed_generation=generation,
+        site=site,
+        conditions=_conditions(stored, wanted, generation, now),
+        sites=sorted((own, other), key=lambda entry: order.index(entry.name)),
+        active_site=recorded.active_site if recorded else current.active_site,
+        epoch=recorded.epoch if recorded else current.epoch,
+        last_failover=current.last_failover,
+        peer_fencing_seconds=current.peer_fencing_seconds,
+        capacity=[SiteCapacityStatus.model_validate(entry) for entry in capacity],
+    )
+    return dump(status)
+
+
+def _conditions(stored: Body, wanted: list[conditions.Want], generation: int, now: str) -> list[Condition]:
+    merged = conditions.merge(stored.get("conditions") or [], wanted, generation, now)
+    return [Condition.model_validate(condition) for condition in merged]
 
 
 def _without_heartbeat_times(status: Body) -> Body:
@@ -163,9 +163,9 @@ def recorded_claim(topology: Body) -> Claim | None:
 
 def unusable(topology: Body, state: SiteState, *, now: str) -> Body:
     """The status of a Topology this site cannot use: its Ready condition says why (the rest is kept)."""
-    current = topology.get("status") or {}
+    stored = topology.get("status") or {}
+    current = TopologyStatus.model_validate(stored)
     generation = topology["metadata"].get("generation", 0)
-    old = current.get("conditions") or []
-    ready = conditions.merge(old, [_ready(state)], generation, now)
-    others = [condition for condition in old if condition.get("type") != "Ready"]
-    return {**current, "observedGeneration": generation, "conditions": ready + others}
+    ready = _conditions(stored, [_ready(state)], generation, now)
+    others = [condition for condition in current.conditions if condition.type != "Ready"]
+    return dump(current.model_copy(update={"observed_generation": generation, "conditions": ready + others}))
