@@ -61,7 +61,8 @@ class SharedServiceController:
         key = (meta["namespace"], meta["name"])
         if event_type == "DELETED":
             self.rt.services.pop(key, None)
-            self.rt.queue.forget(key)
+            self.rt.queue.forget(key)  # its failures, and their backoff
+            self.rt.provisioned.discard(key)  # a namesake's credentials are looked for again
             SERVICES.forget(*key)
             REPLICATION.forget(*key)
             FEASIBILITY.set(*key, None)

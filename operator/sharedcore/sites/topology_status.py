@@ -12,10 +12,20 @@ from dataclasses import dataclass
 from sharedcore import Body
 from sharedcore.api import Condition, Role, SiteCapacityStatus, SiteStatus, TopologyStatus, dump
 from sharedcore.kube import conditions
+from sharedcore.sites.citydns import CONDITION as CITY_DNS_CONDITION
 from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.state import Claim, SiteState, WitnessView
 
 KUBECONFIG_REJECTED = "KubeconfigRejected"
+# The conditions whose flips people care about: each flip is an Event.
+ANNOUNCED = (
+    "Ready",
+    "PeerConnected",
+    "WitnessReachable",
+    "SettingsMatch",
+    "AutomaticFailoverReady",
+    CITY_DNS_CONDITION,
+)
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,34 @@ def _without_heartbeat_times(status: Body) -> Body:
 def differs(current: Body | None, new: Body) -> bool:
     """Whether `new` says anything `current` does not, a newer heartbeat time aside."""
     return _without_heartbeat_times(current or {}) != _without_heartbeat_times(new)
+
+
+@dataclass(frozen=True)
+class Flip:
+    """An Event to record about the Topology."""
+
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+def flips(site: str, old: Body, new: Body) -> list[Flip]:
+    """The Events for the flips between two statuses: the site's role, and its links to the others."""
+    found = []
+    for type_ in ANNOUNCED:
+        was = conditions.find(old.get("conditions"), type_)
+        now = conditions.find(new["conditions"], type_)
+        if now is None or now["status"] == "Unknown":
+            continue
+        if was and (was["status"], was["reason"]) == (now["status"], now["reason"]):
+            continue
+        kind = "Normal" if now["status"] == "True" else "Warning"
+        if type_ == "Ready":
+            role = next(entry for entry in new["sites"] if entry["name"] == site)["role"]
+            found.append(Flip(kind, f"Site{role}", now["message"]))
+        else:
+            found.append(Flip(kind, now["reason"] if now["status"] != "True" else type_, now["message"]))
+    return found
 
 
 def recorded_claim(topology: Body) -> Claim | None:
