@@ -106,3 +106,22 @@ def test_a_periodic_loop_survives_a_failing_pass_and_runs_at_once_when_woken() -
 
     asyncio.run(scenario())
     assert passes == [0, 1], "the failed first pass did not stop the loop, and the wake-up ran the second"
+
+
+def test_a_startup_read_is_retried_until_the_api_server_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shape of the controllers' first reads (`kube.loops.until_done`): 0.5 s, then doubling."""
+    waits: list[float] = []
+    answers = iter([OSError("refused"), TimeoutError(), "listed"])
+
+    async def read() -> str:
+        answer = next(answers)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(loops.asyncio, "sleep", sleep)
+    assert asyncio.run(loops.until_done(read, (OSError, TimeoutError), "reading")) == "listed"
+    assert waits == [0.5, 1.0]

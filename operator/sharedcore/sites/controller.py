@@ -271,18 +271,7 @@ class SiteController:
     async def _prime(self) -> None:
         """Read the Topology and the remembered pair, and hear from the others once, before the first
         decision is published."""
-        delay = 0.5
-        while True:
-            try:
-                body = await self._client.get(TOPOLOGIES, TOPOLOGY_NAME)
-                self._remember_stored(
-                    await self._client.get(CONFIG_MAPS, pair_memory.CONFIG_MAP, self._namespace)
-                )
-                break
-            except REMOTE_ERRORS as error:
-                log.warning("cannot read the Topology yet (%s); retrying in %.1fs", describe(error), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        body = await loops.until_done(self._read_stored, REMOTE_ERRORS, "reading the Topology")
         if body is not None:
             body.setdefault("apiVersion", TOPOLOGIES.api_version)
             body.setdefault("kind", TOPOLOGIES.kind)
@@ -292,6 +281,12 @@ class SiteController:
                 rounds = (self._peer_round, self._witness_round)
                 await asyncio.gather(*(loops.attempt(step, f"site {self.name}") for step in rounds))
         await self._tick()
+
+    async def _read_stored(self) -> Body | None:
+        """The Topology (None: there is none); the remembered pair is taken in."""
+        body = await self._client.get(TOPOLOGIES, TOPOLOGY_NAME)
+        self._remember_stored(await self._client.get(CONFIG_MAPS, pair_memory.CONFIG_MAP, self._namespace))
+        return body
 
     def _interval(self) -> float:
         return self._pairing.interval if self._pairing else IDLE_SECONDS
