@@ -35,9 +35,6 @@ from sharedcore.services import reconcile
 from sharedcore.services.runtime import Runtime, ServiceKey
 
 log = logging.getLogger(__name__)
-# A rendered object's changes come in bursts (a Deployment's status, pod by pod): its service is looked at
-# once the burst is likely over, not once per change.
-OWNED_EVENT_DELAY_SECONDS = 0.5
 
 
 @dataclass
@@ -89,7 +86,7 @@ class SharedServiceController:
         meta = obj["metadata"]
         service = meta.get("labels", {}).get(SERVICE_LABEL)
         if service and (meta.get("namespace"), service) in self.rt.services:
-            self.rt.queue.add_after((meta["namespace"], service), OWNED_EVENT_DELAY_SECONDS)
+            self.rt.queue.add((meta["namespace"], service))
 
     def on_secret_event(self, event_type: str | None, obj: dict[str, Any]) -> None:
         """Which Secrets exist, so that a reconcile need not ask (see `reconcile._missing_references`)."""
