@@ -179,7 +179,7 @@ async def run(options: Options) -> None:
 @click.option(
     "--resync-seconds", default=60.0, show_default=True, help="Full resync (and drift repair) interval."
 )
-@click.option("--workers", default=32, show_default=True, help="Services reconciled concurrently.")
+@click.option("--workers", default=8, show_default=True, help="Services reconciled concurrently.")
 @click.option(
     "--kubeconfig",
     type=click.Path(dir_okay=False, path_type=Path),
