@@ -18,6 +18,7 @@ the front end every 100 ms; its RTO (danang's last answer to quangnam's first) i
 it differs by up to one TTL, the time the old address stays cached.
 
     .venv/bin/python bench/failover.py [--sizes 5 50] [--runs 5] [--heartbeat 2] [--lease 15] [--ttl 30]
+    .venv/bin/python bench/failover.py --real [--runs 5]    (real PostgreSQL under writes: failover_real.py)
 """
 
 import argparse
@@ -33,6 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import failover_real
 import results_file
 import yaml
 from kubernetes import client
@@ -256,7 +258,13 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=int, default=2)
     parser.add_argument("--lease", type=int, default=15)
     parser.add_argument("--ttl", type=int, default=30, help="the services' DNS record TTL, seconds")
+    parser.add_argument(
+        "--real", action="store_true", help="every move on real PostgreSQL under writes (real nodes, as root)"
+    )
     args = parser.parse_args()
+    if args.real:
+        failover_real.main(args.runs)
+        return
     results = []
     with tempfile.TemporaryDirectory(prefix="sharedcore-bench-") as tmp:
         for n in args.sizes:
