@@ -10,8 +10,11 @@ import yaml
 from sharedcore.api import Role, SharedService
 from sharedcore.failover.controller import FailoverController
 from sharedcore.kube.events import EventRecorder
+from sharedcore.kube.resources import SECRETS
 from sharedcore.render import render
+from sharedcore.replication import credentials
 from sharedcore.services import reconcile
+from sharedcore.services.controller import SharedServiceController
 from sharedcore.services.runtime import Runtime
 from sharedcore.sites import leases, pair_memory
 from sharedcore.sites.controller import SiteController
@@ -162,3 +165,28 @@ def test_a_dry_run_is_planned_and_changes_nothing_else() -> None:
     status = (api.find("Failover", "drill-1") or {})["status"]
     assert status["phase"] == "Planned" and status["message"].startswith("dry run:")
     assert [s["name"] for s in status["steps"]][:2] == ["CheckPreconditions", "FenceSource"]
+
+
+def test_a_service_created_again_after_its_delete_gets_its_database_credentials_again() -> None:
+    """Per-service state goes with the service: the credentials provisioned for a deleted service were
+    remembered, so a namesake (its namespace re-created, the Secrets gone with it) got none until the
+    operator restarted, and its database could not start."""
+    api = FakeApi()
+    body = api.add(sample_body("open-data"))
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    rt = Runtime(cast(Any, api), EventRecorder(cast(Any, api), "danang"), lambda: site(Role.ACTIVE), 60)
+    services = SharedServiceController(rt, (), workers=1)
+    wanted = {c.name for c in credentials.needed(SharedService.model_validate(body))}
+
+    def secrets() -> set[str]:
+        return {s["metadata"]["name"] for s in api.of_kind("Secret") if s["metadata"]["namespace"] == key[0]}
+
+    services.on_service_event("ADDED", body)
+    asyncio.run(reconcile.reconcile(rt, key))
+    assert wanted and wanted <= secrets()
+    for name in secrets():
+        asyncio.run(api.delete(SECRETS, name, key[0]))
+    services.on_service_event("DELETED", body)
+    services.on_service_event("ADDED", body)
+    asyncio.run(reconcile.reconcile(rt, key))
+    assert wanted <= secrets()

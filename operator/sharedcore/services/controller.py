@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from sharedcore.kube import loops
 from sharedcore.kube.cache import SERVICE_LABEL
 from sharedcore.kube.client import ApiError
 from sharedcore.kube.resources import (
@@ -61,7 +62,8 @@ class SharedServiceController:
         key = (meta["namespace"], meta["name"])
         if event_type == "DELETED":
             self.rt.services.pop(key, None)
-            self.rt.queue.forget(key)
+            self.rt.queue.forget(key)  # its failures, and their backoff
+            self.rt.provisioned.discard(key)  # a namesake's credentials are looked for again
             SERVICES.forget(*key)
             REPLICATION.forget(*key)
             FEASIBILITY.set(*key, None)
@@ -155,14 +157,8 @@ class SharedServiceController:
 
     async def _prime_until_done(self) -> list[ServiceKey]:
         """Priming needs the API server; until it answers, stay not-ready and keep trying."""
-        delay = 0.5
-        while True:
-            try:
-                return await self.prime()
-            except (ApiError, OSError, TimeoutError) as error:
-                log.warning("cannot list what this site manages yet (%s); retrying in %.1fs", error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        errors = (ApiError, OSError, TimeoutError)
+        return await loops.until_done(self.prime, errors, "listing what this site manages")
 
     async def run(self, site_settled: Awaitable[object] | None = None) -> None:
         """Prime, reconcile everything once (then report ready), and keep working until cancelled.

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from sharedcore import API_GROUP, Body
-from sharedcore.api import DeletionPolicy, Role, SharedService
+from sharedcore.api import DeletionPolicy, Role, SharedService, SharedServiceSpec
 from sharedcore.kube import conditions
 from sharedcore.kube.cache import ObjectKey, key_of
 from sharedcore.kube.client import ApiError, namespace_terminating
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 ORPHANED_LABEL = f"{API_GROUP}/orphaned"
 DATA_KINDS = frozenset({"PersistentVolumeClaim", "Cluster"})  # what deletionPolicy: Retain keeps
 STALLED_RETRY_SECONDS = 10.0
+# The model's, for a deleted service whose stored spec (not necessarily valid any more) leaves it out.
+DEFAULT_DELETION_POLICY = SharedServiceSpec.model_fields["deletion_policy"].default
 
 
 def now() -> str:
@@ -498,7 +500,7 @@ async def finalize(rt: Runtime, body: Body) -> None:
     """On deletion: remove what the service rendered, traffic first; keep data unless the policy is Delete
     and this site is the active one."""
     meta = body["metadata"]
-    policy = DeletionPolicy((body.get("spec") or {}).get("deletionPolicy", "Retain"))
+    policy = DeletionPolicy((body.get("spec") or {}).get("deletionPolicy", DEFAULT_DELETION_POLICY))
     kept_with = _kept_with(
         rt.site(), policy, f"SharedService {meta['namespace']}/{meta['name']} deleted", body
     )
