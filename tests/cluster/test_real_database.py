@@ -236,9 +236,9 @@ def _switchover(database: Database, traffic: Traffic, source: Site, target: Site
     assert status["phase"] == "Succeeded", status
     move = _moved(traffic, target, status, since)
     assert move.lost == 0 and move.report.missing == (), move.report.summary()
-    before, after = move.report.last_before, move.report.first_after
-    assert before is not None and before.site == source.name, move.report
-    assert after is not None and after.site == target.name, move.report
+    last, first = move.report.last_before, move.report.first_after
+    assert last is not None and last.site == source.name, move.report
+    assert first is not None and first.site == target.name, move.report
     token = database.cluster(source)["status"]["demotionToken"]
     promoted = eventually(
         lambda: database.cluster(target)["status"].get("lastPromotionToken"), message="the promotion"
