@@ -184,28 +184,30 @@ def _strip(root: Path) -> None:
         (root / junk).mkdir(parents=True, exist_ok=True)
 
 
+def _debootstrap(
+    builder: Builder, name: str, digest: str, mirror: str, include: tuple[str, ...] = ()
+) -> tuple[Path, Path]:
+    """A fresh work directory for image `name` and a minimal Debian bookworm root in it: (work, root)."""
+    _, _, work = builder.paths(name, digest)
+    root = work / "rootfs"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    packages = [f"--include={','.join(include)}"] if include else []
+    subprocess.run(
+        ["debootstrap", "--variant=minbase", *packages, "bookworm", str(root), mirror],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return work, root
+
+
 def base(builder: Builder) -> list[Built]:
     mirror = _mirror()
     digest = builder.digest("base", [mirror.encode(), " ".join(BASE_PACKAGES).encode()])
     if cached := _cached(builder, "base", digest):
         return [cached]
-    _, _, work = builder.paths("base", digest)
-    root = work / "rootfs"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     builder.log(f"base: debootstrap bookworm from {mirror} (about a minute)")
-    subprocess.run(
-        [
-            "debootstrap",
-            "--variant=minbase",
-            f"--include={','.join(BASE_PACKAGES)}",
-            "bookworm",
-            str(root),
-            mirror,
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    work, root = _debootstrap(builder, "base", digest, mirror, include=BASE_PACKAGES)
     # A Python image, as the Dockerfile expects of its base: pip may install into it.
     for marker in root.glob("usr/lib/python3*/EXTERNALLY-MANAGED"):
         marker.unlink()
@@ -332,16 +334,8 @@ def postgresql(builder: Builder) -> list[Built]:
     digest = builder.digest("postgresql", [mirror.encode(), " ".join(POSTGRES_PACKAGES).encode()])
     if cached := _cached(builder, "postgresql", digest):
         return [cached]
-    _, _, work = builder.paths("postgresql", digest)
-    root = work / "rootfs"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     builder.log(f"postgresql: debootstrap bookworm from {mirror}, then {' '.join(POSTGRES_PACKAGES)}")
-    subprocess.run(
-        ["debootstrap", "--variant=minbase", "bookworm", str(root), mirror],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    work, root = _debootstrap(builder, "postgresql", digest, mirror)
     # No service may start in the chroot, and CloudNativePG runs initdb itself: no cluster is created.
     policy = root / "usr" / "sbin" / "policy-rc.d"
     policy.write_text("#!/bin/sh\nexit 101\n")
@@ -441,6 +435,9 @@ RECIPES: dict[str, Callable[[Builder], list[Built]]] = {
 }
 
 
+KEEP_VERSIONS = 3  # of each image and of the containerd template: enough for a few worktrees at once
+
+
 def build_all(log: Callable[[str], None] = print) -> list[Built]:
     """Build (or take from the cache) every image; return them in build order."""
     cache = images_dir()
@@ -457,4 +454,35 @@ def build_all(log: Callable[[str], None] = print) -> list[Built]:
         tags = sum(len(image.tags) for image in built)
         builder.log(f"{name}: {tags} tag(s), {size:.0f} MiB, {time.monotonic() - t0:.1f}s")
     builder.log(f"all images ready in {time.monotonic() - start:.1f}s")
+    for image in every:
+        for path in (image.archive, image.archive.with_suffix(".json")):
+            os.utime(path)  # used now: pruning keeps it
+    prune(cache)
     return every
+
+
+def prune(cache: Path, keep: int = KEEP_VERSIONS) -> list[Path]:
+    """Remove all but the `keep` most recently used versions of each image and of the containerd template
+    (every change of the operator's code makes a new operator image and a new 1.5 GiB template: the disk
+    filled in a day of work). Versions in use by other worktrees are the recent ones; a node's copy of a
+    template is hard links, which outlive the template's removal. Returns what was removed."""
+    versions: dict[str, list[Path]] = {}
+    for path in cache.iterdir():
+        if path.name.startswith((".", "containerd-template-")) or path.name == "work":  # in the making
+            continue
+        name = path.name.removesuffix(".tar").removesuffix(".json").rsplit("-", 1)[0]
+        versions.setdefault(name, []).append(path)
+    removed = []
+    for paths in versions.values():
+        by_version: dict[str, list[Path]] = {}
+        for path in paths:
+            by_version.setdefault(path.name.removesuffix(".tar").removesuffix(".json"), []).append(path)
+        ranked = sorted(by_version.values(), key=lambda group: max(p.stat().st_mtime for p in group))
+        for group in ranked[:-keep]:
+            for path in group:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed

@@ -454,6 +454,7 @@ def template_root() -> Path:
     with (images.images_dir() / ".containerd-template.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if template.exists():
+            os.utime(template)  # used now: pruning keeps it
             return template
         work = Path(tempfile.mkdtemp(prefix="containerd-template-", dir=images.images_dir()))
         sockets = Path(tempfile.mkdtemp(prefix="sctb-"))  # a unix socket's path must be short
@@ -475,6 +476,7 @@ def template_root() -> Path:
         finally:
             shutil.rmtree(work, ignore_errors=True)
             shutil.rmtree(sockets, ignore_errors=True)
+        images.prune(images.images_dir())
     return template
 
 

@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from sharedcore.replication.credentials import CA_USAGE
+
 VALIDITY = datetime.timedelta(days=365)
 
 
@@ -101,20 +103,7 @@ def create(directory: Path, plane: str, users: tuple[str, ...], addresses: tuple
     ca_cert = (
         _builder(ca_name, ca_name, ca_key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(CA_USAGE, critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     _write_key(pki.ca_key, ca_key)

@@ -6,6 +6,7 @@ import types
 from typing import Any
 
 from sharedcore.api import FailoverPhase, FailoverType, Role, StepName, StepState
+from sharedcore.api.formats import micro_time
 from sharedcore.failover.plan import make_plan
 from sharedcore.failover.preconditions import planned
 from sharedcore.failover.situation import situation
@@ -141,9 +142,11 @@ def hearing_danang_an_hour_behind() -> tuple[SiteController, datetime.datetime]:
     )
     now = datetime.datetime.now(datetime.UTC)
     for seconds in (2, 1):
-        skewed = leases.micro_time(now - datetime.timedelta(hours=1, seconds=seconds))
-        beat = site._heard("inbound", leases.Heartbeat(Role.ACTIVE, leases.Claim(3, "danang"), skewed))
-        site._inbound.observe(beat.renew_time, time.monotonic())
+        skewed = micro_time(now - datetime.timedelta(hours=1, seconds=seconds))
+        beat = site.heartbeats.heard(
+            "inbound", leases.Heartbeat(Role.ACTIVE, leases.Claim(3, "danang"), skewed)
+        )
+        site.heartbeats.inbound.observe(beat.renew_time, time.monotonic())
     return site, now
 
 
@@ -167,6 +170,6 @@ def test_the_peers_last_heartbeat_is_reported_by_this_sites_clock() -> None:
     site, now = hearing_danang_an_hour_behind()
     pairing = site._pairing
     assert pairing is not None
-    reported = site._peer_view(pairing).last_heartbeat
+    reported = site.heartbeats.view(pairing, None).last_heartbeat
     assert reported is not None
-    assert abs((datetime.datetime.fromisoformat(reported) - now).total_seconds()) < 5
+    assert abs((reported - now).total_seconds()) < 5

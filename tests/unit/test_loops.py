@@ -7,6 +7,7 @@ import pytest
 
 from sharedcore.api import Role
 from sharedcore.failover.controller import FailoverController
+from sharedcore.kube import loops
 from sharedcore.kube.workqueue import WorkQueue
 from sharedcore.render import SiteContext
 from sharedcore.services import reconcile
@@ -57,7 +58,9 @@ def test_a_failing_service_backs_off_and_a_deleted_one_starts_afresh(monkeypatch
 
 def test_a_broken_failover_is_retried_less_and_less_often(monkeypatch: pytest.MonkeyPatch) -> None:
     """It used to be retried every 2 s forever."""
-    controller = FailoverController(NONE, recorder=NONE, site=NONE, peer_client=lambda: None, services=list)
+    controller = FailoverController(
+        NONE, recorder=NONE, site=NONE, peer_client=lambda: None, services=list, managed=lambda _: []
+    )
     delays = recording(monkeypatch, controller._queue)
     monkeypatch.setattr(controller, "_advance", broken)
 
@@ -84,3 +87,43 @@ def test_retries_double_up_to_a_bound_and_success_or_forgetting_resets_them() ->
         return delays
 
     assert asyncio.run(scenario()) == [2, 4, 5, 5, 2, 2]
+
+
+def test_a_periodic_loop_survives_a_failing_pass_and_runs_at_once_when_woken() -> None:
+    """The shape of the site's loops and the lag poller (`kube.loops.repeat`)."""
+    passes: list[int] = []
+
+    async def step() -> None:
+        passes.append(len(passes))
+        if len(passes) == 1:
+            raise RuntimeError("a bug met once")
+
+    async def scenario() -> None:
+        wake = asyncio.Event()
+        task = asyncio.create_task(loops.repeat(step, interval=lambda: 3600.0, what="test", wake=wake))
+        await asyncio.sleep(0.05)
+        wake.set()
+        await asyncio.sleep(0.05)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert passes == [0, 1], "the failed first pass did not stop the loop, and the wake-up ran the second"
+
+
+def test_a_startup_read_is_retried_until_the_api_server_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shape of the controllers' first reads (`kube.loops.until_done`): 0.5 s, then doubling."""
+    waits: list[float] = []
+    answers = iter([OSError("refused"), TimeoutError(), "listed"])
+
+    async def read() -> str:
+        answer = next(answers)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(loops.asyncio, "sleep", sleep)
+    assert asyncio.run(loops.until_done(read, (OSError, TimeoutError), "reading")) == "listed"
+    assert waits == [0.5, 1.0]

@@ -107,7 +107,15 @@ def test_an_unusable_topology_says_why_in_its_ready_condition_and_keeps_the_rest
     body["status"] = {
         "activeSite": "danang",
         "epoch": 3,
-        "conditions": [{"type": "PeerConnected", "status": "True", "reason": "Connected", "message": "ok"}],
+        "conditions": [
+            {
+                "type": "PeerConnected",
+                "status": "True",
+                "reason": "Connected",
+                "message": "ok",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }
+        ],
     }
     state = unusable(MEMORY, "TopologyInvalid", "is invalid at spec.sites: too short")
     status = topology_status.unusable(body, state, now="2026-01-01T00:00:00Z")

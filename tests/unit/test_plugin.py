@@ -147,6 +147,25 @@ def test_witness_as_the_operator_reports_it() -> None:
     assert report(topology=reported).witness == "not configured"
 
 
+def test_city_dns_as_the_operator_reports_it() -> None:
+    reported = topology()
+    assert report(topology=reported).city_dns is None, "no city DNS servers named: nothing to report"
+    reported["spec"]["dns"] = {"servers": ["10.0.0.53:53"]}
+    assert report(topology=reported).city_dns == "configured"
+    reported["status"]["conditions"] = [
+        {
+            "type": "CityDNSReachable",
+            "status": "False",
+            "reason": "Unanswered",
+            "message": "10.0.0.53:53: timeout",
+        }
+    ]
+    assert report(topology=reported).city_dns == "unreachable: 10.0.0.53:53: timeout"
+    assert "City DNS: unreachable: 10.0.0.53:53: timeout" in status_report.as_text(report(topology=reported))
+    reported["status"]["conditions"][0]["status"] = "True"
+    assert report(topology=reported).city_dns == "reachable"
+
+
 def test_services_with_lag_against_their_own_objective() -> None:
     rows = {row.name: row for row in report().services}
     assert list(rows) == ["qlvb", "tongdai-1022", "ioc"]  # by namespace, then name

@@ -4,8 +4,9 @@ import dataclasses
 import datetime
 
 import pytest
+from pydantic import ValidationError
 
-from sharedcore.api import Role
+from sharedcore.api import Role, TopologyStatus, dump
 from sharedcore.kube import conditions
 from sharedcore.sites import leases, settings, topology_status
 from sharedcore.sites.state import Claim, Handover, Observations, SiteState, WitnessView, decide, fenced
@@ -244,7 +245,7 @@ def peer_view(
         reachable=reachable,
         problem=None if reachable else "timed out",
         heartbeats_arrive=arrive,
-        last_heartbeat=last,
+        last_heartbeat=datetime.datetime.fromisoformat(last),
         role=Role.STANDBY,
         epoch=1,
     )
@@ -264,7 +265,13 @@ def test_topology_status_reports_each_direction_of_the_link(
 ) -> None:
     state = SiteState(Role.ACTIVE, 1, "danang", "Active", "danang is active at epoch 1")
     new = topology_status.build(
-        TOPOLOGY, "danang", state, recorded=DANANG_1, peer=peer_view(reachable, arrive), witness=None, now="t"
+        TOPOLOGY,
+        "danang",
+        state,
+        recorded=DANANG_1,
+        peer=peer_view(reachable, arrive),
+        witness=None,
+        now="2026-11-24T08:00:00Z",
     )
     condition = conditions.find(new["conditions"], "PeerConnected")
     assert condition and condition["reason"] == reason and condition["status"] == str(reason == "Connected")
@@ -290,7 +297,7 @@ def test_a_newer_heartbeat_alone_does_not_rewrite_the_status() -> None:
             recorded=DANANG_1,
             peer=peer_view(True, arrive, last),
             witness=(WitnessView(True, DANANG_1, True), None, None),
-            now="t2",
+            now="2026-11-24T08:00:02Z",
         )
 
     current: dict = {}
@@ -314,7 +321,7 @@ def test_a_fenced_site_keeps_its_recorded_claim_in_status() -> None:
         recorded=None,
         peer=peer_view(True, True),
         witness=None,
-        now="t",
+        now="2026-11-24T08:00:00Z",
     )
     assert (new["activeSite"], new["epoch"]) == ("danang", 1)
     ready = conditions.find(new["conditions"], "Ready")
@@ -341,7 +348,14 @@ def test_heartbeats_carry_the_reason_and_the_failover_settings_and_a_mismatch_is
     def settings_match(peer_settings: settings.FailoverSettings) -> conditions.Condition:
         peer = dataclasses.replace(peer_view(True, True), name="danang", settings=peer_settings)
         built = topology_status.build(
-            TOPOLOGY, "quangnam", state, recorded=DANANG_1, peer=peer, witness=None, now="t", settings=ours
+            TOPOLOGY,
+            "quangnam",
+            state,
+            recorded=DANANG_1,
+            peer=peer,
+            witness=None,
+            now="2026-11-24T08:00:00Z",
+            settings=ours,
         )
         found = conditions.find(built["conditions"], "SettingsMatch")
         assert found is not None
@@ -361,3 +375,32 @@ def test_no_epoch_is_started_while_the_sites_topologies_disagree() -> None:
     assert "SettingsMatch" in state.message
     state, record, hold = at("danang", seen(settings_agree=False, witness=WitnessView(reachable=True)))
     assert (state.role, state.reason, record, hold) == (Role.FENCED, "SettingsMismatch", None, None)
+
+
+def test_the_topology_status_is_the_dump_of_its_model() -> None:
+    """Issue 16: TopologyStatus is the single source of the status written: its shape, its types (a
+    peerFencingSeconds the API server returns as 3 is the model's float) and its checks."""
+    state = SiteState(Role.ACTIVE, 1, "danang", "Active", "danang is active at epoch 1")
+    current = {"peerFencingSeconds": 3, "lastFailover": {"name": "failover-1", "rtoSeconds": 18}}
+    entry = {"site": "danang", "committed": "1Ti", "committedBytes": 2**40, "services": 1, "refused": []}
+
+    def build(capacity: list[dict[str, object]]) -> dict[str, object]:
+        return topology_status.build(
+            {**TOPOLOGY, "status": current},
+            "danang",
+            state,
+            recorded=DANANG_1,
+            peer=peer_view(True, True),
+            witness=None,
+            now="2026-11-24T08:00:00Z",
+            capacity=capacity,
+        )
+
+    new = build([])
+    assert new == dump(TopologyStatus.model_validate(new))
+    assert isinstance(new["peerFencingSeconds"], float) and new["lastFailover"] == {
+        "name": "failover-1",
+        "rtoSeconds": 18.0,
+    }
+    with pytest.raises(ValidationError, match="committedBytes"):
+        build([entry | {"committedBytes": -1}])

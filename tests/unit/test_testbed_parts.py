@@ -1,6 +1,7 @@
 """The testbed's parts that need no control plane: binary cache, certificates, state, the link proxy."""
 
 import asyncio
+import os
 import re
 import subprocess
 import time
@@ -10,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from sharedcore_testbed import binaries, citydns, node, pki, proxy
+from sharedcore_testbed import binaries, citydns, images, node, pki, proxy
 from sharedcore_testbed import state as testbed_state
 from sharedcore_testbed.plane import PlaneError
 
@@ -210,3 +211,35 @@ def test_a_slow_link_is_recorded_and_healed_with_the_partitions(tmp_path: Path) 
     current = testbed_state.TestbedState(links=[testbed_state.LinkState("a", "b", 4, delay_ms=300, loss=0.1)])
     testbed_state.save(tmp_path, current)
     assert (testbed_state.load(tmp_path).link("a", "b").delay_ms, current.link("a", "b").loss) == (300, 0.1)
+
+
+def test_the_image_cache_keeps_the_most_recently_used_versions_of_each_image(tmp_path: Path) -> None:
+    """A version of the operator image and of the containerd template (1.5 GiB) per code change filled the
+    disk; only the most recently used few of each stay."""
+    for age, version in enumerate(("e", "d", "c", "b", "a")):  # "a" the oldest
+        for suffix in (".tar", ".json"):
+            path = tmp_path / f"operator-{version}{suffix}"
+            path.write_text("x")
+            os.utime(path, (1000 - age, 1000 - age))
+        template = tmp_path / f"containerd-root-{version}"
+        (template / "io.containerd.content.v1.content").mkdir(parents=True)
+        os.utime(template, (1000 - age, 1000 - age))
+    (tmp_path / "pause-0.tar").write_text("x")
+    (tmp_path / "containerd-template-x1y2").mkdir()  # one in the making
+    (tmp_path / ".containerd-template.lock").write_text("")
+    images.prune(tmp_path, keep=3)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [
+        ".containerd-template.lock",
+        "containerd-root-c",
+        "containerd-root-d",
+        "containerd-root-e",
+        "containerd-template-x1y2",
+        "operator-c.json",
+        "operator-c.tar",
+        "operator-d.json",
+        "operator-d.tar",
+        "operator-e.json",
+        "operator-e.tar",
+        "pause-0.tar",
+    ]

@@ -6,10 +6,11 @@ no lookaround, no backreferences.
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Annotated
 
-from pydantic import Field, PlainValidator, WithJsonSchema
+from pydantic import AwareDatetime, Field, PlainSerializer, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticKnownError
 
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -34,6 +35,8 @@ LICENSE = r"^[A-Za-z0-9][A-Za-z0-9.+-]*$"
 BANDWIDTH = r"^[1-9][0-9]{0,5}(Mbps|Gbps)$"
 ISO_DATE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 URL_PATH = r"^/[-A-Za-z0-9._~/]*$"
+TIME = "%Y-%m-%dT%H:%M:%SZ"  # metav1.Time: UTC, to the second
+MICRO_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # metav1.MicroTime: UTC, always six digits of microseconds
 
 
 def _cron_field(value: str) -> str:
@@ -85,3 +88,12 @@ Quantity = Annotated[
     PlainValidator(_quantity),
     WithJsonSchema({"x-kubernetes-int-or-string": True, "pattern": QUANTITY, "minimum": 1}),
 ]
+
+
+def micro_time(moment: datetime.datetime) -> str:
+    """`moment` as metav1.MicroTime (a Lease's renewTime, a heartbeat time in a status)."""
+    return moment.astimezone(datetime.UTC).strftime(MICRO_TIME)
+
+
+# A date-time in the CRD, written as Kubernetes writes a metav1.MicroTime (pydantic would drop zero digits).
+MicroTime = Annotated[AwareDatetime, PlainSerializer(micro_time, return_type=str, when_used="json")]

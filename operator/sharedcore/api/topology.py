@@ -26,6 +26,7 @@ from sharedcore.api.formats import (
     Host,
     HostPattern,
     ImageRepository,
+    MicroTime,
     Quantity,
     SecretKey,
 )
@@ -230,7 +231,7 @@ class SiteStatus(Model):
     """Name of the site."""
     reachable: StrictBool | None = None
     """Whether the reporting site's last heartbeat to this site's API server got through."""
-    last_heartbeat_time: AwareDatetime | None = None
+    last_heartbeat_time: MicroTime | None = None
     """When this site's latest heartbeat had arrived at the reporting site (by the reporting site's clock,
     never the heartbeat's own renewTime: the sites' clocks may differ), as of the last change of this
     status: rewriting the status at every heartbeat would be a write every few seconds. The Lease

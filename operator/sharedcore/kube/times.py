@@ -1,13 +1,14 @@
-"""Kubernetes' times (metav1.Time: RFC 3339), read from the objects' bodies."""
+"""Kubernetes' times (metav1.Time: RFC 3339), written and read in objects' bodies; metav1.MicroTime, which
+the models carry too, is `api.formats.micro_time`."""
 
 import datetime
 
-FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # metav1.Time: UTC, to the second
+from sharedcore.api.formats import TIME
 
 
 def rfc3339(moment: datetime.datetime | None = None) -> str:
     """`moment` (by default now) as metav1.Time."""
-    return (moment or datetime.datetime.now(datetime.UTC)).astimezone(datetime.UTC).strftime(FORMAT)
+    return (moment or datetime.datetime.now(datetime.UTC)).astimezone(datetime.UTC).strftime(TIME)
 
 
 def parse_time(value: object) -> datetime.datetime | None:

@@ -81,6 +81,7 @@ class Report:
     services: Sequence[ServiceRow]
     last_failover: FailoverRow | None
     automatic_failover: str | None = None  # the standby's AutomaticFailoverReady, where reported
+    city_dns: str | None = None  # None: no city DNS servers named; else like `witness`
 
 
 DEFAULT_RPO_SECONDS = Objectives().rpo_seconds
@@ -131,12 +132,20 @@ def _storage(entry: Body) -> str:
 def _witness(topology: Body) -> str:
     if not (topology.get("spec") or {}).get("witness"):
         return "not configured"
-    condition = _condition(topology, "WitnessReachable")  # written by the operator when it reports one
-    if condition:
-        return (
-            "reachable" if condition.get("status") == "True" else f"unreachable: {condition.get('message')}"
-        )
-    return "configured"
+    return _reported(_condition(topology, "WitnessReachable"))
+
+
+def _reported(condition: Body) -> str:
+    """What the operator's reachability condition says, once it has written one."""
+    if not condition:
+        return "configured"
+    return "reachable" if condition.get("status") == "True" else f"unreachable: {condition.get('message')}"
+
+
+def _city_dns(topology: Body) -> str | None:
+    if not ((topology.get("spec") or {}).get("dns") or {}).get("servers"):
+        return None
+    return _reported(_condition(topology, "CityDNSReachable"))
 
 
 def _automatic_failover(topology: Body) -> str | None:
@@ -239,6 +248,7 @@ def collect(source: Source, namespace: str | None, now: datetime.datetime) -> Re
         services=services,
         last_failover=_last_failover(source.failovers(), topology),
         automatic_failover=_automatic_failover(topology),
+        city_dns=_city_dns(topology),
     )
 
 
@@ -301,6 +311,8 @@ def as_text(report: Report) -> str:
             f"Active site: {report.active_site or 'NONE'}   Epoch: {epoch}"
             f"   Failover: {report.mode}   Witness: {report.witness}"
         )
+        if report.city_dns is not None:
+            out.append(f"City DNS: {report.city_dns}")
         if report.automatic_failover is not None:
             out.append(f"Automatic failover: {report.automatic_failover}")
         out.append("")

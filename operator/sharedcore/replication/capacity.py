@@ -60,10 +60,10 @@ def storage_bytes(spec: Mapping[str, Any]) -> int:
     """What a service (its stored spec, defaults not necessarily filled in) takes at each site."""
     database, files = spec.get("database") or {}, spec.get("files") or {}
     total = 0
-    if database.get("enabled", True):
+    if database.get("enabled", _DATABASE.enabled):
         instances = int(database.get("instances", _DATABASE.instances))
         total += instances * quantity_bytes(str(database.get("storage", _DATABASE.storage)))
-    if files.get("enabled", True):
+    if files.get("enabled", _FILES.enabled):
         total += quantity_bytes(str(files.get("size", _FILES.size)))
     return total
 

@@ -33,6 +33,18 @@ from sharedcore.replication.content import REPLICATE_LABEL
 Body = dict[str, object]
 SERVICE_LABEL = "sharedcore.danang.gov.vn/service"
 CA_VALIDITY = datetime.timedelta(days=3650)  # never renewed by the operator: rotated by people
+# What a CA certificate may do: sign certificates and CRLs (and its own signatures); nothing else.
+CA_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
 
 
 @dataclass(frozen=True)
@@ -55,20 +67,7 @@ def _ca(common_name: str) -> dict[str, str]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + CA_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(CA_USAGE, critical=True)
         .sign(key, hashes.SHA256())
     )
     # CloudNativePG reads only the traditional "EC PRIVATE KEY" PEM form.

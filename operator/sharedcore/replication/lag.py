@@ -12,13 +12,14 @@ service's Cluster also exports, by a query sharedcore renders (`render.database`
 it was last seen so.
 """
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+
+from sharedcore.kube import loops
 
 log = logging.getLogger(__name__)
 LAG = "cnpg_pg_replication_lag"
@@ -123,12 +124,14 @@ class PrometheusPoller:
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=max(self._interval, 5.0))
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            while True:
+
+            async def poll() -> None:
                 if self._wanted():
                     changed = await self._poll(session)
                     if changed is None or changed:
                         self._on_change(changed)
-                await asyncio.sleep(self._interval)
+
+            await loops.repeat(poll, interval=lambda: self._interval, what="lag poller")
 
     async def _poll(self, session: aiohttp.ClientSession) -> set[str] | None:
         try:

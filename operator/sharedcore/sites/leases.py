@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sharedcore import API_GROUP, Body
 from sharedcore.api import Role
+from sharedcore.api.formats import micro_time
 from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.state import Claim, Handover
 
@@ -30,11 +31,6 @@ HANDOVER_FAILOVER_ANNOTATION = f"{API_GROUP}/handover-failover"
 
 def heartbeat_name(site: str) -> str:
     return f"sharedcore-heartbeat-{site}"
-
-
-def micro_time(moment: datetime.datetime) -> str:
-    """A metav1.MicroTime."""
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def heartbeat(

@@ -55,6 +55,24 @@ class PairMemory:
         }
 
 
+@dataclass(frozen=True)
+class Remembered:
+    """The pair as stored at this site, or why the stored one cannot be read (`problem`)."""
+
+    memory: PairMemory | None = None
+    problem: str | None = None
+
+
+def read(body: Body | None, site: str) -> Remembered:
+    """What the ConfigMap `body` (None: there is none) remembers for `site`."""
+    if body is None:
+        return Remembered()
+    try:
+        return Remembered(parse(body, site))
+    except UnreadableError as error:
+        return Remembered(problem=str(error))
+
+
 def parse(body: Body, site: str) -> PairMemory:
     """The memory in `body`; UnreadableError says what is wrong with it."""
     data = body.get("data") or {}

@@ -5,16 +5,27 @@ It is rewritten only when something in it changes. The peer's lastHeartbeatTime 
 peer falls silent the status shows its true last heartbeat. The heartbeat Lease has the live time.
 """
 
+import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sharedcore import Body
-from sharedcore.api import Role
+from sharedcore.api import Condition, Role, SiteCapacityStatus, SiteStatus, TopologyStatus, dump
 from sharedcore.kube import conditions
+from sharedcore.sites.citydns import CONDITION as CITY_DNS_CONDITION
 from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.state import Claim, SiteState, WitnessView
 
 KUBECONFIG_REJECTED = "KubeconfigRejected"
+# The conditions whose flips people care about: each flip is an Event.
+ANNOUNCED = (
+    "Ready",
+    "PeerConnected",
+    "WitnessReachable",
+    "SettingsMatch",
+    "AutomaticFailoverReady",
+    CITY_DNS_CONDITION,
+)
 
 
 @dataclass(frozen=True)
@@ -25,9 +36,8 @@ class PeerView:
     reachable: bool
     problem: str | None  # why it cannot be reached
     heartbeats_arrive: bool
-    last_heartbeat: (
-        str | None
-    )  # when its heartbeat was last seen renewed in this cluster, by this site's clock
+    # When its heartbeat was last seen renewed in this cluster, by this site's clock.
+    last_heartbeat: datetime.datetime | None
     role: Role | None  # as its heartbeats say
     epoch: int | None
     settings: FailoverSettings | None = None  # its failover settings, as its heartbeats say
@@ -89,17 +99,6 @@ def _witness_reachable(witness: WitnessView, problem: str | None, rejected: str 
     return conditions.Want("WitnessReachable", True, "Reachable", f"the witness Lease {holder}")
 
 
-def _site(name: str, reachable: bool, role: Role | None, epoch: int | None, heartbeat: str | None) -> Body:
-    entry: Body = {"name": name, "reachable": reachable}
-    if heartbeat is not None:
-        entry["lastHeartbeatTime"] = heartbeat
-    if role is not None:
-        entry["role"] = str(role)
-    if epoch is not None:
-        entry["epoch"] = epoch
-    return entry
-
-
 def build(
     topology: Body,
     site: str,
@@ -114,8 +113,10 @@ def build(
     capacity: Sequence[Body] = (),
 ) -> Body:
     """The status this site reports; `recorded` is the claim it has agreed to, if any; `extra`: conditions
-    judged elsewhere (AutomaticFailoverReady)."""
-    current = topology.get("status") or {}
+    judged elsewhere (AutomaticFailoverReady). What others record here (lastFailover, peerFencingSeconds)
+    and the claim, when none is agreed to now, are kept."""
+    stored = topology.get("status") or {}
+    current = TopologyStatus.model_validate(stored)
     generation = topology["metadata"].get("generation", 0)
     wanted = [_ready(state), _peer_connected(site, peer)]
     if settings is not None:
@@ -123,23 +124,32 @@ def build(
     if witness is not None:
         wanted.append(_witness_reachable(*witness))
     wanted.extend(extra)
-    own = _site(site, True, state.role, state.epoch, None)
-    other = _site(peer.name, peer.reachable, peer.role, peer.epoch, peer.last_heartbeat)
+    own = SiteStatus(name=site, reachable=True, role=state.role, epoch=state.epoch)
+    other = SiteStatus(
+        name=peer.name,
+        reachable=peer.reachable,
+        last_heartbeat_time=peer.last_heartbeat,
+        role=peer.role,
+        epoch=peer.epoch,
+    )
     order = [entry["name"] for entry in topology["spec"]["sites"]]
-    status: Body = {
-        "observedGeneration": generation,
-        "site": site,
-        "conditions": conditions.merge(current.get("conditions") or [], wanted, generation, now),
-        "sites": sorted((own, other), key=lambda entry: order.index(entry["name"])),
-    }
-    if recorded is not None:
-        status |= {"activeSite": recorded.active_site, "epoch": recorded.epoch}
-    else:
-        status |= {key: current[key] for key in ("activeSite", "epoch") if key in current}
-    status |= {key: current[key] for key in ("lastFailover", "peerFencingSeconds") if key in current}
-    if capacity:
-        status["capacity"] = list(capacity)
-    return status
+    status = TopologyStatus(
+        observed_generation=generation,
+        site=site,
+        conditions=_conditions(stored, wanted, generation, now),
+        sites=sorted((own, other), key=lambda entry: order.index(entry.name)),
+        active_site=recorded.active_site if recorded else current.active_site,
+        epoch=recorded.epoch if recorded else current.epoch,
+        last_failover=current.last_failover,
+        peer_fencing_seconds=current.peer_fencing_seconds,
+        capacity=[SiteCapacityStatus.model_validate(entry) for entry in capacity],
+    )
+    return dump(status)
+
+
+def _conditions(stored: Body, wanted: list[conditions.Want], generation: int, now: str) -> list[Condition]:
+    merged = conditions.merge(stored.get("conditions") or [], wanted, generation, now)
+    return [Condition.model_validate(condition) for condition in merged]
 
 
 def _without_heartbeat_times(status: Body) -> Body:
@@ -155,6 +165,34 @@ def differs(current: Body | None, new: Body) -> bool:
     return _without_heartbeat_times(current or {}) != _without_heartbeat_times(new)
 
 
+@dataclass(frozen=True)
+class Flip:
+    """An Event to record about the Topology."""
+
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+def flips(site: str, old: Body, new: Body) -> list[Flip]:
+    """The Events for the flips between two statuses: the site's role, and its links to the others."""
+    found = []
+    for type_ in ANNOUNCED:
+        was = conditions.find(old.get("conditions"), type_)
+        now = conditions.find(new["conditions"], type_)
+        if now is None or now["status"] == "Unknown":
+            continue
+        if was and (was["status"], was["reason"]) == (now["status"], now["reason"]):
+            continue
+        kind = "Normal" if now["status"] == "True" else "Warning"
+        if type_ == "Ready":
+            role = next(entry for entry in new["sites"] if entry["name"] == site)["role"]
+            found.append(Flip(kind, f"Site{role}", now["message"]))
+        else:
+            found.append(Flip(kind, now["reason"] if now["status"] != "True" else type_, now["message"]))
+    return found
+
+
 def recorded_claim(topology: Body) -> Claim | None:
     status = topology.get("status") or {}
     epoch, active = status.get("epoch"), status.get("activeSite")
@@ -163,9 +201,9 @@ def recorded_claim(topology: Body) -> Claim | None:
 
 def unusable(topology: Body, state: SiteState, *, now: str) -> Body:
     """The status of a Topology this site cannot use: its Ready condition says why (the rest is kept)."""
-    current = topology.get("status") or {}
+    stored = topology.get("status") or {}
+    current = TopologyStatus.model_validate(stored)
     generation = topology["metadata"].get("generation", 0)
-    old = current.get("conditions") or []
-    ready = conditions.merge(old, [_ready(state)], generation, now)
-    others = [condition for condition in old if condition.get("type") != "Ready"]
-    return {**current, "observedGeneration": generation, "conditions": ready + others}
+    ready = _conditions(stored, [_ready(state)], generation, now)
+    others = [condition for condition in current.conditions if condition.type != "Ready"]
+    return dump(current.model_copy(update={"observed_generation": generation, "conditions": ready + others}))

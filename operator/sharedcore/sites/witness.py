@@ -20,13 +20,13 @@ import logging
 import time
 
 from sharedcore import Body
+from sharedcore.api.formats import micro_time
 from sharedcore.kube.client import ApiError, KubeClient
 from sharedcore.kube.resources import LEASES
 from sharedcore.sites.leases import (
     ACTIVE_LEASE,
     active_lease,
     lease_epoch,
-    micro_time,
     renewal,
     witness_claim,
 )
