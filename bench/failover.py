@@ -9,7 +9,13 @@ services at danang and waits until they are Ready there and standing by at quang
 2. rejoin: danang and its operator come back; measured: until every service stands by at danang;
 3. switchover back to danang (a Failover created at danang); measured: its start to its end, and its RTO.
 Prints median and spread (min-max) per N, and RTO / leaseDurationSeconds (the detection window is the physical
-floor: a lapsed witness Lease), and writes bench/results/failover.json.
+floor: a lapsed witness Lease), and writes bench/results/failover.json. Each failover is split, from the
+steps its Failover recorded, into detection (loss → FenceSource done: the Lease lapsed), promotion
+(→ Redirect done: quangnam Active, its databases primaries, its DNS records published) and scale-up (→ every
+service Active and Ready); each switchover into its handover (FenceSource start → Promote done: fence, final
+sync, promote) and end to end (created → every service Active and Ready at danang). A role sampler (both
+operators' roles every 100 ms) runs throughout: a run in which it ever sees two Active sites is void, and the
+benchmark fails. The load average is recorded beside each run (the machine is shared).
 
 The testbed runs the city DNS with ExternalDNS at each site (as root: port 53), and each site has a stand-in
 web front end at its ingress address (stopped with the site). A prober, a citizen's HTTP client, resolves the
@@ -18,6 +24,7 @@ the front end every 100 ms; its RTO (danang's last answer to quangnam's first) i
 it differs by up to one TTL, the time the old address stays cached.
 
     .venv/bin/python bench/failover.py [--sizes 5 50] [--runs 5] [--heartbeat 2] [--lease 15] [--ttl 30]
+                                       [--keep DIR]
     .venv/bin/python bench/failover.py --real [--runs 5]    (real PostgreSQL under writes: failover_real.py)
 """
 
@@ -25,6 +32,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import os
 import signal
 import socket
 import statistics
@@ -43,15 +51,18 @@ from sharedcore import API_GROUP, API_VERSION
 from sharedcore.plugin import moves
 from sharedcore_testbed import Testbed
 from sharedcore_testbed.clients import SiteClients, as_object, items
-from sharedcore_testbed.operators import data_plane_crds
+from sharedcore_testbed.operators import OPERATOR_USER, audit_events, data_plane_crds, peer_user
 from sharedcore_testbed.pair import Pair, create_services, prepare_pair, topology
 from sharedcore_testbed.prober import FrontEnd, Prober
+from sharedcore_testbed.roles import RoleSampler
 from sharedcore_testbed.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "tests" / "golden" / "inputs").glob("*.yaml"))
 CRDS = (ROOT / "crds", *data_plane_crds())
 NAMESPACES = 5
+WRITES = {"create", "update", "patch", "delete"}
+RESYNC = 30  # the operators' --resync-seconds
 FRONT_ENDS = {"danang": "127.54.0.1", "quangnam": "127.54.0.2"}  # each site's ingress address
 
 
@@ -107,9 +118,35 @@ def automatic(site: SiteClients, epoch: int) -> dict[str, Any] | None:
         return None
 
 
+def step_times(status: dict[str, Any]) -> dict[str, tuple[float | None, float | None]]:
+    """Each step's (start, completion), as seconds since the epoch, from a Failover's status."""
+
+    def seconds(value: str | None) -> float | None:
+        return datetime.datetime.fromisoformat(value).timestamp() if value else None
+
+    return {
+        step["name"]: (seconds(step.get("startTime")), seconds(step.get("completionTime")))
+        for step in status.get("steps", [])
+    }
+
+
+def between(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round(end - start, 2)
+
+
 def one_run(
     pair: Pair[SiteClients], n: int, timeout: float, front_ends: dict[str, FrontEnd]
-) -> dict[str, float | None]:
+) -> dict[str, Any]:
+    """One site loss, rejoin and switchover back, under the role sampler (void if it saw two Active)."""
+    load = os.getloadavg()[0]
+    with RoleSampler(pair.operators) as sampler:  # fails the benchmark if it ever saw two Active sites
+        row = losing_danang(pair, n, timeout, front_ends)
+    return {**row, "load_average": round(load, 2), "role_samples": len(sampler.samples)}
+
+
+def losing_danang(
+    pair: Pair[SiteClients], n: int, timeout: float, front_ends: dict[str, FrontEnd]
+) -> dict[str, Any]:
     danang, quangnam = pair.danang, pair.quangnam
     epoch = epoch_at(quangnam)
     city = danang.bed.city_dns()
@@ -117,7 +154,7 @@ def one_run(
     host = services(1)[0]["spec"]["ingress"]["host"]
     with Prober(host, city.address, port=front_ends["danang"].port) as prober:
         eventually(lambda: prober.first_success("danang"), timeout=timeout, message="prober at danang")
-        stopped = time.monotonic()
+        stopped, stopped_at = time.monotonic(), time.time()
         pair.operators["danang"].stop(signal.SIGKILL)  # first: stopping the plane takes a moment
         danang.stop()
         front_ends["danang"].stop()
@@ -126,6 +163,7 @@ def one_run(
             lambda: all_in(quangnam, n, "Active", epoch + 1), timeout=timeout, message="Active at quangnam"
         )
         measured = time.monotonic() - stopped
+        serving_at = time.time()
         eventually(
             lambda: prober.first_success("quangnam", stopped), timeout=timeout, message="prober at quangnam"
         )
@@ -140,6 +178,8 @@ def one_run(
         message="the automatic failover Succeeded",
     )
     recorded = done["status"].get("rtoSeconds")
+    steps = step_times(done["status"])
+    fenced, redirected = steps["FenceSource"][1], steps["Redirect"][1]
     back = time.monotonic()
     front_ends["danang"].start()
     danang.start()
@@ -152,6 +192,7 @@ def one_run(
     rejoin = time.monotonic() - back
     body = moves.request("Switchover", "danang", "benchmark: switchover back")
     name = body["metadata"]["name"]
+    asked = time.time()
     danang.custom.create_cluster_custom_object(API_GROUP, API_VERSION, "failovers", body)
     status = eventually(
         lambda: (
@@ -163,14 +204,22 @@ def one_run(
     if status["phase"] != "Succeeded":
         raise SystemExit(f"switchover {name} failed: {status.get('message')}")
     start, end = (datetime.datetime.fromisoformat(status[key]) for key in ("startTime", "completionTime"))
+    eventually(lambda: all_in(danang, n, "Active", epoch + 2), timeout=timeout, message="Active at danang")
+    served = time.time()
     eventually(
         lambda: all_in(quangnam, n, "Standby", epoch + 2), timeout=timeout, message="standing by at quangnam"
     )
+    handover = step_times(status)
     return {
         "failover_rto_measured_s": round(measured, 2),
         "failover_rto_recorded_s": recorded,
         "failover_rto_prober_s": None if citizen is None else round(citizen, 2),
+        "detection_s": between(stopped_at, fenced),
+        "promotion_s": between(fenced, redirected),
+        "scale_up_s": between(redirected, serving_at),
         "rejoin_s": round(rejoin, 2),
+        "switchover_handover_s": between(handover["FenceSource"][0], handover["Promote"][1]),
+        "switchover_end_to_end_s": round(served - asked, 2),
         "switchover_duration_s": round((end - start).total_seconds(), 2),
         "switchover_rto_s": status.get("rtoSeconds"),
         "data_loss_window_s": status.get("dataLossWindowSeconds"),
@@ -223,10 +272,34 @@ def front_ends() -> Iterator[dict[str, FrontEnd]]:
             end.stop()
 
 
+def idle_requests(bed: Testbed, seconds: float) -> dict[str, dict[str, float]]:
+    """The requests per second each plane received from the operators (either's own identity, or its peer
+    identity) over `seconds` of doing nothing, counted from the plane's audit log: all, and the writes."""
+    users = {OPERATOR_USER, peer_user("danang"), peer_user("quangnam")}
+    since = time.time()
+    time.sleep(seconds)
+    until = time.time()
+    rates = {}
+    for plane in ("danang", "quangnam", "witness"):
+        events = [
+            e
+            for e in audit_events(bed.directory / plane / "audit.log", None, since)
+            if e.get("user", {}).get("username") in users
+            and datetime.datetime.fromisoformat(e["requestReceivedTimestamp"]).timestamp() < until
+            and e["verb"] != "watch"  # a watch held open is one stream, not a request a second
+        ]
+        writes = sum(1 for e in events if e["verb"] in WRITES)
+        rates[plane] = {
+            "requests_per_s": round(len(events) / seconds, 2),
+            "writes_per_s": round(writes / seconds, 2),
+        }
+    return rates
+
+
 def measure(n: int, runs: int, *, heartbeat: int, lease: int, ttl: int, workdir: Path) -> dict[str, Any]:
     with (
         front_ends() as ends,
-        running_pair(workdir / f"n{n}", heartbeat=heartbeat, lease=lease, resync=30, ttl=ttl) as pair,
+        running_pair(workdir / f"n{n}", heartbeat=heartbeat, lease=lease, resync=RESYNC, ttl=ttl) as pair,
     ):
         danang, quangnam = pair.sites
         started = time.monotonic()
@@ -238,14 +311,27 @@ def measure(n: int, runs: int, *, heartbeat: int, lease: int, ttl: int, workdir:
             f"  n={n}: {n} services Ready and standing by in {time.monotonic() - started:.0f}s",
             flush=True,
         )
+        time.sleep(RESYNC)  # the last status writes and watch events settle
+        load = os.getloadavg()[0]
+        idle = idle_requests(danang.bed, 2 * RESYNC)
+        print(f"  n={n}: idle, two resyncs (load {load:.1f}): {json.dumps(idle)}", flush=True)
         rows = []
         for run in range(runs):
             rows.append(one_run(pair, n, timeout, ends))
             print(f"  n={n} run {run + 1}: {json.dumps(rows[-1])}", flush=True)
-    return {"services": n, "heartbeat_s": heartbeat, "lease_s": lease, "ttl_s": ttl, "runs": rows}
+    return {
+        "services": n,
+        "heartbeat_s": heartbeat,
+        "lease_s": lease,
+        "ttl_s": ttl,
+        "idle": idle | {"load_average": round(load, 2), "seconds": 2 * RESYNC},
+        "runs": rows,
+    }
 
 
 def spread(values: list[float]) -> str:
+    if not values:
+        return "-"
     return f"{statistics.median(values):6.1f} ({min(values):.1f}-{max(values):.1f})"
 
 
@@ -258,6 +344,7 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=int, default=2)
     parser.add_argument("--lease", type=int, default=15)
     parser.add_argument("--ttl", type=int, default=30, help="the services' DNS record TTL, seconds")
+    parser.add_argument("--keep", type=Path, help="work here and keep it (the operators' logs) afterwards")
     parser.add_argument(
         "--real", action="store_true", help="every move on real PostgreSQL under writes (real nodes, as root)"
     )
@@ -266,7 +353,11 @@ def main() -> None:
         failover_real.main(args.runs)
         return
     results = []
-    with tempfile.TemporaryDirectory(prefix="sharedcore-bench-") as tmp:
+    with (
+        contextlib.nullcontext(args.keep)
+        if args.keep
+        else tempfile.TemporaryDirectory(prefix="sharedcore-bench-") as tmp
+    ):
         for n in args.sizes:
             results.append(
                 measure(
@@ -277,17 +368,20 @@ def main() -> None:
         f"\nheartbeat {args.heartbeat}s, lease {args.lease}s, TTL {args.ttl}s; median (min-max) over "
         f"{args.runs} runs, seconds"
     )
-    header = (
-        "services",
-        "failover RTO",
-        "RTO/lease",
-        "recorded RTO",
-        "prober RTO",
-        "rejoin",
-        "switchover",
-        "switch RTO",
-    )
-    print("  ".join(f"{h:>20}" for h in header))
+    columns = {
+        "failover RTO": "failover_rto_measured_s",
+        "detection": "detection_s",
+        "promotion": "promotion_s",
+        "scale-up": "scale_up_s",
+        "recorded RTO": "failover_rto_recorded_s",
+        "prober RTO": "failover_rto_prober_s",
+        "rejoin": "rejoin_s",
+        "handover": "switchover_handover_s",
+        "switch end-to-end": "switchover_end_to_end_s",
+        "switch RTO": "switchover_rto_s",
+        "load average": "load_average",
+    }
+    print("  ".join(f"{h:>18}" for h in ("services", "RTO/lease", *columns)))
     for r in results:
         runs = r["runs"]
 
@@ -297,15 +391,18 @@ def main() -> None:
         ratio = [x / args.lease for x in col("failover_rto_measured_s")]
         row = (
             str(r["services"]),
-            spread(col("failover_rto_measured_s")),
             f"{statistics.median(ratio):.2f} ({min(ratio):.2f}-{max(ratio):.2f})",
-            spread(col("failover_rto_recorded_s")),
-            spread(col("failover_rto_prober_s")),
-            spread(col("rejoin_s")),
-            spread(col("switchover_duration_s")),
-            spread(col("switchover_rto_s")),
+            *(spread(col(key)) for key in columns.values()),
         )
-        print("  ".join(f"{v:>20}" for v in row))
+        print("  ".join(f"{v:>18}" for v in row))
+    print("\nidle (two resyncs): the operators' requests per second (writes) at each plane, watches aside")
+    for r in results:
+        idle = r["idle"]
+        planes = "  ".join(
+            f"{plane} {idle[plane]['requests_per_s']} ({idle[plane]['writes_per_s']})"
+            for plane in ("danang", "quangnam", "witness")
+        )
+        print(f"  {r['services']:>5} services: {planes}  (load {idle['load_average']})")
     out = results_file.write("failover", results)
     print(f"\nwritten: {out}")
 

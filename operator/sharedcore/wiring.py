@@ -9,7 +9,7 @@ own workers do the reconciling (`register`). `sharedcore.runner` runs it all in 
 """
 
 import dataclasses
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,7 @@ def assemble(options: Options, client: KubeClient, peers: Peers) -> Operator:
         site=site,
         peer_client=lambda: _peer(site, peers),
         services=rt.services.values,
+        managed=lambda resource: rt.cache.of_kind(resource.api_version, resource.kind),
     )
     rt.site = site_context(site, failovers)
     site.subscribe(services.requeue)
@@ -183,6 +184,7 @@ def register(
         obj: dict[str, Any] = dict(event["object"])
         if obj["metadata"].get("namespace") == system_namespace:
             await site.on_secret(event.get("type"), obj)  # perhaps a kubeconfig for the peer or the witness
+        controller.on_secret_event(event.get("type"), obj)
         replicator.observe(event.get("type"), obj)
 
     async def config_map_event(event: kopf.RawEvent, **_: Any) -> None:
@@ -216,16 +218,32 @@ def register(
         kopf.on.event(resource.group, resource.version, resource.plural, registry=registry)(handler)
 
 
+class NoChangeTracking(kopf.DiffBaseStorage):
+    """Kopf tracks what changed in an object since it was last handled (its essence, stored in an annotation)
+    for create and update handlers; sharedcore has none (its own workers reconcile the level), only a
+    deletion handler, which needs the finalizer alone. Every object's essence is the same empty one: Kopf
+    builds none (a deep copy of the whole body on every event) and writes none (a patch per new object)."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None
+    ) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return kopf.BodyEssence()
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def configure(settings: kopf.OperatorSettings) -> None:
     """Our own prefix for Kopf's bookkeeping, and no Kopf-posted events (we post the ones that matter)."""
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=API_GROUP, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoChangeTracking()
     settings.posting.enabled = False
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 30
-    settings.batching.worker_limit = 64
+    settings.queueing.worker_limit = 64

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from sharedcore import rbac
-from sharedcore_testbed import Testbed, citydns, cnpg
+from sharedcore_testbed import Testbed, citydns, cnpg, processes
 from sharedcore_testbed.binaries import bin_dir, binary, source_root
 from sharedcore_testbed.clock import skewed_environment
 from sharedcore_testbed.waiting import eventually
@@ -234,8 +235,10 @@ class OperatorProcess:
             self.process.send_signal(sig)
             self.process.wait(timeout=30)
 
-    def metrics_text(self) -> str:
-        return self.http(self.metrics_port, "/metrics")[1]
+    def metrics_text(self, *names: str) -> str:
+        """The exposition; of the metric families `names` only, if given."""
+        query = urllib.parse.urlencode([("name[]", name) for name in names])
+        return self.http(self.metrics_port, f"/metrics?{query}" if query else "/metrics")[1]
 
     def metrics(self) -> Samples:
         """Samples by (name, sorted labels)."""
@@ -256,8 +259,7 @@ class OperatorProcess:
     def cpu_seconds(self) -> float:
         """User and system CPU time the process has used so far."""
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return processes.cpu_seconds(self.process.pid)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

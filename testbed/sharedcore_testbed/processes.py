@@ -35,6 +35,12 @@ def _stat(pid: int) -> list[str] | None:
         return None
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used so far (0 once it is gone)."""
+    fields = _stat(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _reap(pid: int) -> None:
     """Collect our own exited children; processes started by an earlier CLI call belong to init."""
     with contextlib.suppress(ChildProcessError):

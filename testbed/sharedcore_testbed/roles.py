@@ -19,7 +19,7 @@ EVERY = 0.1
 
 def role_of(process: OperatorProcess) -> str | None:
     try:
-        found = ROLE.findall(process.metrics_text())
+        found = ROLE.findall(process.metrics_text("sharedcore_site_role"))
     except OSError:
         return None
     return found[0] if len(found) == 1 else None

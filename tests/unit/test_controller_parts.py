@@ -110,8 +110,13 @@ def test_cache_keeps_the_newest_revision_and_indexes_by_service() -> None:
     assert cache.get(key_of(DEPLOYMENT))["metadata"]["resourceVersion"] == "7"
     assert cache.owned_by("e-office", "vb") == [newer]
     assert cache.owned_by("other", "vb") == []
+    relabelled = copy.deepcopy(newer)
+    relabelled["metadata"] |= {"resourceVersion": "8", "labels": {"sharedcore.danang.gov.vn/service": "x"}}
+    cache.upsert(relabelled)  # the index follows the object's label
+    assert (cache.owned_by("e-office", "vb"), cache.owned_by("e-office", "x")) == ([], [relabelled])
+    assert cache.of_kind("apps/v1", "Deployment") == [relabelled] and cache.of_kind("v1", "Service") == []
     cache.remove(newer)
-    assert len(cache) == 0
+    assert len(cache) == 0 and cache.owned_by("e-office", "x") == []
 
 
 T1, T2 = "2026-11-28T08:00:00Z", "2026-11-28T08:00:05Z"
@@ -151,3 +156,14 @@ def test_status_reports_components_and_kstatus_conditions() -> None:
     )
     assert not conditions.is_true(rebuilding["conditions"], "Ready")
     assert (conditions.find(rebuilding["conditions"], "Ready") or {}).get("reason") == "DatabaseRebuilding"
+
+
+def test_a_role_label_no_longer_rendered_is_drift() -> None:
+    """An object rendered with the role and epoch labels by an earlier version keeps them until applied
+    again: they would tell a role it no longer has, so their absence from what is rendered is drift."""
+    live = live_version(DEPLOYMENT)
+    live["metadata"]["labels"] |= {"sharedcore.danang.gov.vn/role": "Standby"}
+    assert drifted_field(DEPLOYMENT, live) == ".metadata.labels.sharedcore.danang.gov.vn/role"
+    live["metadata"]["labels"] |= {"other.example/role": "Standby"}  # others' labels are theirs
+    del live["metadata"]["labels"]["sharedcore.danang.gov.vn/role"]
+    assert drifted_field(DEPLOYMENT, live) is None

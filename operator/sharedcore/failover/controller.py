@@ -44,6 +44,7 @@ from sharedcore.kube.patches import merge_patch
 from sharedcore.kube.resources import (
     FAILOVERS,
     TOPOLOGIES,
+    Resource,
 )
 from sharedcore.kube.workqueue import WorkQueue
 from sharedcore.metrics import (
@@ -86,9 +87,10 @@ class FailoverController:
         site: SiteController,
         peer_client: Callable[[], KubeClient | None],
         services: Callable[[], Iterable[Body]],
+        managed: Callable[[Resource], list[Body]],
     ) -> None:
         self._client, self._recorder, self._site = client, recorder, site
-        self._peer_client, self._all_services = peer_client, services
+        self._peer_client, self._all_services, self._managed = peer_client, services, managed
         self._bodies: dict[str, Body] = {}
         self._queue: WorkQueue[str] = WorkQueue(base_delay=RETRY_SECONDS / 2, max_delay=MAX_RETRY_SECONDS)
         self._announced: str | None = None  # the Failover whose handover this site announces
@@ -193,6 +195,9 @@ class FailoverController:
 
     def peer_client(self) -> KubeClient | None:
         return self._peer_client()
+
+    def managed(self, resource: Resource) -> list[Body]:
+        return self._managed(resource)
 
     def promote(self, epoch: int, tokens: Mapping[ServiceKey, str]) -> None:
         """Claim `epoch` for this site; each database Cluster here is promoted with its service's token."""

@@ -20,7 +20,7 @@ from sharedcore.api import FailoverType, StepName, StepState, StepStatus, Topolo
 from sharedcore.failover import progress
 from sharedcore.failover.machine import Outcome, ServiceKey
 from sharedcore.kube.client import KubeClient
-from sharedcore.kube.resources import CLUSTERS, DNS_ENDPOINTS, MANAGED_BY, REPLICATION_SOURCES
+from sharedcore.kube.resources import CLUSTERS, DNS_ENDPOINTS, MANAGED_BY, REPLICATION_SOURCES, Resource
 from sharedcore.sites.peers import REMOTE_ERRORS, describe
 from sharedcore.sites.views import PairObservation
 
@@ -35,6 +35,10 @@ class Handles(Protocol):
     def client(self) -> KubeClient: ...
 
     def peer_client(self) -> KubeClient | None: ...
+
+    def managed(self, resource: Resource) -> list[Body]:
+        """This site's objects of `resource` that sharedcore manages, as its watch cache holds them (a
+        step polled twice a second reads them there, not with a list of every one at the API server)."""
 
     def promote(self, epoch: int, tokens: Mapping[ServiceKey, str]) -> None:
         """Claim `epoch` for this site, and promote each database with its service's token."""
@@ -124,7 +128,7 @@ async def _final_sync_there(handles: Handles, attempt: Attempt) -> progress.Sour
 
 
 async def _clusters_here(handles: Handles, _: Attempt) -> dict[progress.Key, Body]:
-    return progress.by_key(await handles.client.list(CLUSTERS, labels=MANAGED_BY))
+    return progress.by_key(handles.managed(CLUSTERS))
 
 
 Answers = Mapping[tuple[str, str], citydns.Answer | str]  # (server, host) → its answer, or why none
@@ -138,7 +142,7 @@ class Records:
 
 
 async def _records(handles: Handles, attempt: Attempt) -> Records:
-    here = progress.by_key(await handles.client.list(DNS_ENDPOINTS, labels=MANAGED_BY))
+    here = progress.by_key(handles.managed(DNS_ENDPOINTS))
     there = await _source_plane(handles, attempt)
     return Records(here, dict(there.records) if there else None, await _city_dns_answers(attempt))
 

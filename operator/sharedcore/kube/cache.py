@@ -21,9 +21,16 @@ def _revision(obj: Body) -> int:
         return 0
 
 
+def _service(obj: Body) -> tuple[str, str] | None:
+    service = (obj["metadata"].get("labels") or {}).get(SERVICE_LABEL)
+    return (obj["metadata"].get("namespace", ""), service) if service else None
+
+
 class ObjectCache:
     def __init__(self) -> None:
         self._objects: dict[ObjectKey, Body] = {}
+        # The keys by (namespace, service label): a reconcile looks up its own, not all of them.
+        self._by_service: dict[tuple[str, str], set[ObjectKey]] = {}
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -40,15 +47,25 @@ class ObjectCache:
         known = self._objects.get(key)
         if known is None or _revision(obj) >= _revision(known):
             obj["metadata"].pop("managedFields", None)
+            self.remove(obj)
             self._objects[key] = obj
+            if (service := _service(obj)) is not None:
+                self._by_service.setdefault(service, set()).add(key)
 
     def remove(self, obj: Body) -> None:
-        self._objects.pop(key_of(obj), None)
+        key = key_of(obj)
+        known = self._objects.pop(key, None)
+        service = _service(known) if known is not None else None
+        if service is not None and (keys := self._by_service.get(service)) is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_service[service]
 
     def owned_by(self, namespace: str, service: str) -> list[Body]:
         """Objects labelled as rendered for this service (the prune candidates)."""
+        return [self._objects[key] for key in sorted(self._by_service.get((namespace, service), ()))]
+
+    def of_kind(self, api_version: str, kind: str) -> list[Body]:
         return [
-            obj
-            for (_, _, ns, _), obj in self._objects.items()
-            if ns == namespace and obj["metadata"].get("labels", {}).get(SERVICE_LABEL) == service
+            obj for (version, k, _, _), obj in self._objects.items() if (version, k) == (api_version, kind)
         ]

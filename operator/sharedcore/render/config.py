@@ -45,6 +45,8 @@ def site_data(ctx: RenderContext) -> dict[str, str]:
 
 def config_maps(ctx: RenderContext, settings: dict[str, str]) -> list[Manifest]:
     return [
-        ctx.manifest("v1", "ConfigMap", names.settings_config(ctx.name), CONFIG_COMPONENT, data=settings),
+        ctx.manifest(
+            "v1", "ConfigMap", names.settings_config(ctx.name), CONFIG_COMPONENT, by_role=False, data=settings
+        ),
         ctx.manifest("v1", "ConfigMap", names.site_config(ctx.name), CONFIG_COMPONENT, data=site_data(ctx)),
     ]

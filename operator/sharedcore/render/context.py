@@ -91,12 +91,18 @@ class RenderContext:
             f"{API_GROUP}/epoch": str(self.site.epoch),
         }
 
-    def manifest(self, api_version: str, kind: str, name: str, component: str, **body: Any) -> Manifest:
-        """An object of this service, with the common metadata; `body` holds spec, data and the like."""
+    def manifest(
+        self, api_version: str, kind: str, name: str, component: str, *, by_role: bool = True, **body: Any
+    ) -> Manifest:
+        """An object of this service, with the common metadata; `body` holds spec, data and the like.
+
+        Only an object whose form depends on the site's role (`by_role`) carries the role and epoch labels:
+        one that reads the same at every role stays untouched when the site changes role, so a promotion
+        writes only what it changes."""
         metadata = {
             "name": name,
             "namespace": self.namespace,
-            "labels": self.labels(component),
+            "labels": self.labels(component) if by_role else self.stable_labels(component),
             "annotations": {SITE_ANNOTATION: self.site.name},
         }
         return {"apiVersion": api_version, "kind": kind, "metadata": metadata, **body}

@@ -61,7 +61,12 @@ def database_clusters(ctx: RenderContext) -> list[Manifest]:
     spec.update(_topology(ctx, ctx.site.peer) if ctx.site.peer else {"bootstrap": {"initdb": _owner(ctx)}})
     return [
         ctx.manifest(
-            "v1", "ConfigMap", monitoring, DATABASE_COMPONENT, data={MONITORING_KEY: MONITORING_QUERIES}
+            "v1",
+            "ConfigMap",
+            monitoring,
+            DATABASE_COMPONENT,
+            by_role=False,
+            data={MONITORING_KEY: MONITORING_QUERIES},
         ),
         ctx.manifest("postgresql.cnpg.io/v1", "Cluster", own, DATABASE_COMPONENT, spec=spec),
     ]

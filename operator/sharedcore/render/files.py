@@ -33,7 +33,9 @@ def files(ctx: RenderContext) -> list[Manifest]:
     if spec_files.storage_class_name is not None:
         claim["storageClassName"] = spec_files.storage_class_name
     volume = names.files_volume(ctx.name)
-    objects = [ctx.manifest("v1", "PersistentVolumeClaim", volume, FILES_COMPONENT, spec=claim)]
+    objects = [
+        ctx.manifest("v1", "PersistentVolumeClaim", volume, FILES_COMPONENT, by_role=False, spec=claim)
+    ]
     peer = ctx.site.peer
     if peer is not None:
         if ctx.site.role is Role.ACTIVE or ctx.site.failover.final_sync:

@@ -50,7 +50,9 @@ def network_policy(ctx: RenderContext, component: Component) -> Manifest:
         "egress": egress,
     }
     name = names.component(ctx.name, component.name)
-    return ctx.manifest("networking.k8s.io/v1", "NetworkPolicy", name, component.name, spec=spec)
+    return ctx.manifest(
+        "networking.k8s.io/v1", "NetworkPolicy", name, component.name, by_role=False, spec=spec
+    )
 
 
 def job_network_policy(ctx: RenderContext, component: str, egress_ports: list[int]) -> Manifest:
@@ -66,7 +68,7 @@ def job_network_policy(ctx: RenderContext, component: str, egress_ports: list[in
         "egress": [_dns_egress(), {"to": _same_service(ctx)}, anywhere],
     }
     name = names.component(ctx.name, component)
-    return ctx.manifest("networking.k8s.io/v1", "NetworkPolicy", name, component, spec=spec)
+    return ctx.manifest("networking.k8s.io/v1", "NetworkPolicy", name, component, by_role=False, spec=spec)
 
 
 def _ports(component: Component) -> list[dict[str, Any]]:
@@ -112,7 +114,9 @@ def ingresses(ctx: RenderContext) -> list[Manifest]:
         for host in hosts
     ]
     name = names.ingress(ctx.name)
-    return [ctx.manifest("networking.k8s.io/v1", "Ingress", name, INGRESS_COMPONENT, spec=spec)]
+    return [
+        ctx.manifest("networking.k8s.io/v1", "Ingress", name, INGRESS_COMPONENT, by_role=False, spec=spec)
+    ]
 
 
 def dns_endpoints(ctx: RenderContext) -> list[Manifest]:

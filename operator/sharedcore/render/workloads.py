@@ -43,7 +43,9 @@ def workloads(ctx: RenderContext, settings_checksum: str) -> list[Manifest]:
 
 def service_account(ctx: RenderContext, component: Component) -> Manifest:
     name = names.component(ctx.name, component.name)
-    return ctx.manifest("v1", "ServiceAccount", name, component.name, automountServiceAccountToken=False)
+    return ctx.manifest(
+        "v1", "ServiceAccount", name, component.name, by_role=False, automountServiceAccountToken=False
+    )
 
 
 def deployment(ctx: RenderContext, component: Component, count: int, settings_checksum: str) -> Manifest:
@@ -61,7 +63,8 @@ def deployment(ctx: RenderContext, component: Component, count: int, settings_ch
             "spec": _pod_spec(ctx, component, name),
         },
     }
-    return ctx.manifest("apps/v1", "Deployment", name, component.name, spec=spec)
+    # Its replicas say what the role makes of it (the same in some standby modes): no role labels.
+    return ctx.manifest("apps/v1", "Deployment", name, component.name, by_role=False, spec=spec)
 
 
 def _mounts_files(ctx: RenderContext, component: Component) -> bool:
@@ -186,10 +189,10 @@ def service(ctx: RenderContext, component: Component) -> Manifest:
         # Local keeps the callers' source addresses, which SIP trunks are authorised by.
         spec.update(type="LoadBalancer", externalTrafficPolicy="Local")
     name = names.component(ctx.name, component.name)
-    return ctx.manifest("v1", "Service", name, component.name, spec=spec)
+    return ctx.manifest("v1", "Service", name, component.name, by_role=False, spec=spec)
 
 
 def disruption_budget(ctx: RenderContext, component: Component) -> Manifest:
     spec = {"maxUnavailable": 1, "selector": {"matchLabels": ctx.selector(component.name)}}
     name = names.component(ctx.name, component.name)
-    return ctx.manifest("policy/v1", "PodDisruptionBudget", name, component.name, spec=spec)
+    return ctx.manifest("policy/v1", "PodDisruptionBudget", name, component.name, by_role=False, spec=spec)

@@ -54,6 +54,8 @@ class SharedServiceController:
         self.namespaces = list(namespaces)  # empty: all namespaces
         self.workers = workers
         self.health = Health()
+        self._first_pass: set[ServiceKey] = set()  # the services found at start not yet reconciled once
+        self._first_pass_done = asyncio.Event()
 
     # --- feeding the queue -------------------------------------------------------------------------------
 
@@ -85,6 +87,15 @@ class SharedServiceController:
         service = meta.get("labels", {}).get(SERVICE_LABEL)
         if service and (meta.get("namespace"), service) in self.rt.services:
             self.rt.queue.add((meta["namespace"], service))
+
+    def on_secret_event(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        """Which Secrets exist, so that a reconcile need not ask (see `reconcile._missing_references`)."""
+        meta = obj["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
+        if event_type == "DELETED":
+            self.rt.secrets.discard(key)
+        else:
+            self.rt.secrets.add(key)
 
     def requeue(self, namespaces: set[str] | None = None) -> None:
         """Look at every service again (in `namespaces` only, if given): the site or the replicas changed."""
@@ -140,6 +151,9 @@ class SharedServiceController:
         finally:
             RECONCILE_DURATION.labels("SharedService").observe(time.perf_counter() - started)
             self.health.last_progress = time.monotonic()
+            self._first_pass.discard(key)
+            if not self._first_pass:
+                self._first_pass_done.set()
 
     async def _worker(self) -> None:
         while True:
@@ -161,18 +175,21 @@ class SharedServiceController:
         return await loops.until_done(self.prime, errors, "listing what this site manages")
 
     async def run(self, site_settled: Awaitable[object] | None = None) -> None:
-        """Prime, reconcile everything once (then report ready), and keep working until cancelled.
+        """Prime, reconcile everything found once (then report ready), and keep working until cancelled.
 
         Nothing renders before `site_settled`: a site must know its role before it acts on it.
         """
         initial = await self._prime_until_done()
+        self._first_pass = set(initial)
+        if not initial:
+            self._first_pass_done.set()
         if site_settled is not None:
             await site_settled
         tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
         tasks.append(asyncio.create_task(self._resync()))
         try:
-            while any(self.rt.queue.busy(key) for key in initial):
-                await asyncio.sleep(0.1)
+            # Each once, not all idle at one instant: the events of a busy site keep queueing some again.
+            await self._first_pass_done.wait()
             self.health.synced = True
             log.info("first full sync done: %d services", len(initial))
             await asyncio.gather(*tasks)

@@ -7,6 +7,8 @@ element by element (extra defaulted keys inside elements are fine, extra element
 
 from typing import Any
 
+from sharedcore.replication.diverged import EPOCH_LABEL, ROLE_LABEL
+
 # Server-populated or ours-to-ignore metadata: never compared.
 IGNORED_METADATA = frozenset(
     {"ownerReferences", "resourceVersion", "uid", "generation", "creationTimestamp", "managedFields"}
@@ -50,4 +52,13 @@ def drifted_field(desired: dict[str, Any], live: dict[str, Any] | None) -> str |
     if live is None:
         return "(missing)"
     body = {key: value for key, value in desired.items() if key != "status"}
-    return _contains(body, live, "")
+    return _contains(body, live, "") or _stale_role_label(desired, live)
+
+
+def _stale_role_label(desired: dict[str, Any], live: dict[str, Any]) -> str | None:
+    """A role or epoch label left by an earlier render (only objects whose form depends on the role carry
+    them now): applying removes it, where it would otherwise tell a role long gone."""
+    wanted = (desired.get("metadata") or {}).get("labels") or {}
+    found = (live.get("metadata") or {}).get("labels") or {}
+    stale = next((key for key in (ROLE_LABEL, EPOCH_LABEL) if key in found and key not in wanted), None)
+    return None if stale is None else f".metadata.labels.{stale}"

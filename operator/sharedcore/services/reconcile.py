@@ -4,6 +4,7 @@ Level-based: the same function runs for creation, updates, watch events of owned
 It writes only what differs from the cache, so an unchanged service costs the API server nothing.
 """
 
+import asyncio
 import datetime
 import logging
 from collections.abc import Sequence
@@ -187,12 +188,18 @@ def _role_unknown(site: SiteContext) -> status.Blocker | None:
     return None
 
 
+async def _exists(rt: Runtime, namespace: str, name: str) -> bool:
+    """Whether a Secret exists here: seen by the watch, or else (not seen yet, or deleted) as read now."""
+    return (namespace, name) in rt.secrets or await rt.client.get(SECRETS, name, namespace) is not None
+
+
 async def _missing_references(rt: Runtime, service: SharedService) -> status.Blocker | None:
-    """Secrets the rendered objects depend on but nobody created yet (checked on every pass: cheap reads)."""
+    """Secrets the rendered objects depend on but nobody created yet (checked on every pass, from the watch
+    where it saw them: a read per pass and service cost an idle site requests in proportion to them)."""
     ingress = service.spec.ingress
     if ingress and ingress.tls_secret_name:
-        namespace = service.metadata.namespace
-        if await rt.client.get(SECRETS, ingress.tls_secret_name, namespace) is None:
+        namespace = service.metadata.namespace or ""
+        if not await _exists(rt, namespace, ingress.tls_secret_name):
             return status.Blocker(
                 "TLSSecretNotFound",
                 f"Secret {namespace}/{ingress.tls_secret_name} (spec.ingress.tlsSecretName) does not exist",
@@ -208,7 +215,7 @@ async def _provision_credentials(
     if site.role is not Role.ACTIVE or key in rt.provisioned:
         return
     for credential in credentials.needed(service):
-        if await rt.client.get(SECRETS, credential.name, key[0]) is not None:
+        if await _exists(rt, key[0], credential.name):
             continue
         try:
             await rt.client.create(SECRETS, credentials.secret(service, credential))
@@ -262,9 +269,19 @@ async def _diverged_database(
 
 
 async def _apply_all(rt: Runtime, body: Body, desired: list[Body]) -> status.Blocker | None:
-    """Apply what drifted, in dependency order; a refusal by the API server stalls the service."""
-    repaired = []
+    """Apply what drifted, in dependency order; a refusal by the API server stalls the service.
+
+    What drifted goes out in waves, each at once: a wave ends after the kind in which an object is created,
+    so that what others refer to exists first; updates of objects that exist already need no order (a
+    promotion changes the database, the Deployments and the site ConfigMap of a service in one round trip)."""
+    repaired: list[str] = []
+    wave: list[tuple[Body, str]] = []
+    creating = False
     for obj in desired:
+        if creating and wave and obj["kind"] != wave[-1][0]["kind"]:
+            if blocker := await _apply_wave(rt, wave, repaired):
+                return blocker
+            wave, creating = [], False
         key = key_of(obj)
         live = rt.cache.get(key)
         if live is not None and retained.is_retained(live):
@@ -275,29 +292,55 @@ async def _apply_all(rt: Runtime, body: Body, desired: list[Body]) -> status.Blo
         if drift is None:
             rt.applied[key] = obj
             continue
-        by_hand = rt.applied.get(key) == obj  # we applied this very body before: someone changed it since
-        try:
-            rt.cache.upsert(await rt.client.apply(obj))
-        except ApiError as error:
-            if error.status == 404:
-                return status.Blocker(
-                    "MissingDependency",
-                    f"{obj['apiVersion']} {obj['kind']} is not served here: is its operator "
-                    f"installed? ({error.message})",
-                )
-            if error.status in (400, 403, 422) and not namespace_terminating(error):
-                return status.Blocker(
-                    "ApplyRejected", f"{obj['kind']} {obj['metadata']['name']}: {error.message}"
-                )
-            raise
-        rt.applied[key] = obj
-        OBJECT_WRITES.labels(obj["kind"], "drift" if by_hand else "render").inc()
-        if by_hand:
-            repaired.append(
-                f"{obj['kind']} {obj['metadata']['name']} ({'deleted' if drift == '(missing)' else drift})"
-            )
+        wave.append((obj, drift))
+        creating = creating or live is None
+    if blocker := await _apply_wave(rt, wave, repaired):
+        return blocker
     if repaired:
         await rt.recorder.record(body, "Normal", "DriftRepaired", "restored " + "; ".join(repaired))
+    return None
+
+
+async def _apply_wave(
+    rt: Runtime, wave: list[tuple[Body, str]], repaired: list[str]
+) -> status.Blocker | None:
+    """Apply every object of a wave at once; the first refusal (in apply order) stalls the service, the first
+    other failure is raised once all have answered."""
+    outcomes = await asyncio.gather(
+        *(_apply_one(rt, obj, drift) for obj, drift in wave), return_exceptions=True
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if isinstance(outcome, status.Blocker):
+            return outcome
+        if outcome is not None:
+            repaired.append(outcome)
+    return None
+
+
+async def _apply_one(rt: Runtime, obj: Body, drift: str) -> status.Blocker | str | None:
+    """Apply one drifted object; what a person changed in it (a repair), if that is what it was."""
+    key = key_of(obj)
+    by_hand = rt.applied.get(key) == obj  # we applied this very body before: someone changed it since
+    try:
+        rt.cache.upsert(await rt.client.apply(obj))
+    except ApiError as error:
+        if error.status == 404:
+            return status.Blocker(
+                "MissingDependency",
+                f"{obj['apiVersion']} {obj['kind']} is not served here: is its operator "
+                f"installed? ({error.message})",
+            )
+        if error.status in (400, 403, 422) and not namespace_terminating(error):
+            return status.Blocker(
+                "ApplyRejected", f"{obj['kind']} {obj['metadata']['name']}: {error.message}"
+            )
+        raise
+    rt.applied[key] = obj
+    OBJECT_WRITES.labels(obj["kind"], "drift" if by_hand else "render").inc()
+    if by_hand:
+        return f"{obj['kind']} {obj['metadata']['name']} ({'deleted' if drift == '(missing)' else drift})"
     return None
 
 
