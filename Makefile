@@ -66,8 +66,8 @@ test: venv testbed-packages testbed-bin images lint typecheck
 	$(BIN)/pytest
 
 ## The main job: two sites and a witness, both operators, a failover narrated end to end.
-demo: venv testbed-bin
-	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
+demo: venv testbed-bin $(if $(REAL),testbed-packages images)
+	$(BIN)/python scripts/demo.py $(if $(REAL),--real-database) $(DEMO_ARGS)
 
 ## The whole pair on real nodes, to try by hand (root): `sharedcore-testbed down --dir .playground` ends it.
 playground: venv testbed-packages testbed-bin images

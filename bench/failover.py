@@ -25,6 +25,7 @@ it differs by up to one TTL, the time the old address stays cached.
 
     .venv/bin/python bench/failover.py [--sizes 5 50] [--runs 5] [--heartbeat 2] [--lease 15] [--ttl 30]
                                        [--keep DIR]
+    .venv/bin/python bench/failover.py --real [--runs 5]    (real PostgreSQL under writes: failover_real.py)
 """
 
 import argparse
@@ -41,6 +42,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import failover_real
 import results_file
 import yaml
 from kubernetes import client
@@ -343,7 +345,13 @@ def main() -> None:
     parser.add_argument("--lease", type=int, default=15)
     parser.add_argument("--ttl", type=int, default=30, help="the services' DNS record TTL, seconds")
     parser.add_argument("--keep", type=Path, help="work here and keep it (the operators' logs) afterwards")
+    parser.add_argument(
+        "--real", action="store_true", help="every move on real PostgreSQL under writes (real nodes, as root)"
+    )
     args = parser.parse_args()
+    if args.real:
+        failover_real.main(args.runs)
+        return
     results = []
     with (
         contextlib.nullcontext(args.keep)

@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import demo_real
 import urllib3
 import yaml
 from kubernetes import client
@@ -498,11 +499,22 @@ def main() -> int:
     parser.add_argument(
         "--timeout", type=float, default=300, help="seconds each stage may take (default: 300)"
     )
+    parser.add_argument(
+        "--real-database",
+        action="store_true",
+        help="instead: one platform with a real PostgreSQL on real nodes, written to while it moves "
+        "(root, after `make testbed-packages images`; a few minutes)",
+    )
     args = parser.parse_args()
     if args.lease < 3 * args.heartbeat:
         parser.error("--lease must be at least three heartbeats")
     directory = (args.dir or Path(tempfile.mkdtemp(prefix="sharedcore-demo-"))).resolve()
     say(f"Testbed, kubeconfigs and operator logs in {directory}")
+    if args.real_database:
+        problems = demo_real.run(directory)
+        for problem in problems:
+            say(f"DEMO FAILED: {problem}")
+        return 1 if problems else 0
     bed = Testbed(directory / "testbed")
     try:
         run(directory, args.heartbeat, args.lease, args.timeout)

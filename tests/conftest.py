@@ -80,6 +80,8 @@ def real_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
         yield Sites(bed, *(Site(name, bed) for name in SITES))
     finally:
         bed.down()
+        # However its modules ended (a site left stopped, a link cut): nothing of the slot may outlive it.
+        assert bed.leftovers() == [], "left behind by the real sites' testbed"
 
 
 @pytest.fixture

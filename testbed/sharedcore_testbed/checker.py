@@ -63,8 +63,10 @@ def read_rows(conninfo: str) -> list[Row]:
 
 
 def outage(acks: Sequence[Ack], since: float) -> tuple[Ack | None, Ack | None]:
-    """The longest silence between acknowledged writes after `since`: the last before it, the first after."""
-    window = [ack for ack in acks if ack.at >= since]
+    """The longest silence between acknowledged writes after `since`, or one already under way then (the
+    writer failing before the move began): the last acknowledged before it, the first after."""
+    earlier = [ack for ack in acks if ack.at < since]
+    window = earlier[-1:] + [ack for ack in acks if ack.at >= since]
     if len(window) < 2:
         return (window[0] if window else None), None
     gaps = itertools.pairwise(window)

@@ -2,18 +2,17 @@
 
     sharedcore-testbed up --dir DIR --nodes real --pair danang quangnam witness
 
-brings up the three planes, real nodes and a Prometheus at both sites, the city DNS with ExternalDNS at both
-sites, the data plane's CRDs, both operators from the chart (their image built by `make images`), each
-reaching the other site and the witness as the peer identity it is granted there and reading lag from its
-site's Prometheus, and the Topology (Automatic mode, the API's defaults, the city DNS as each site reaches
-it).
-`sharedcore-testbed down --dir DIR` ends it.
+brings up the three planes, real nodes, CloudNativePG and a Prometheus at both sites, the city DNS with
+ExternalDNS at both sites, VolSync's stand-in CRDs, both operators from the chart (their image built by
+`make images`), each reaching the other site and the witness as the peer identity it is granted there and
+reading lag from its site's Prometheus, and the Topology (Automatic mode, the API's defaults, the city DNS as
+each site reaches it). `sharedcore-testbed down --dir DIR` ends it.
 """
 
 from collections.abc import Sequence
 from pathlib import Path
 
-from sharedcore_testbed import Testbed, chart, citydns
+from sharedcore_testbed import Testbed, chart, citydns, cnpg
 from sharedcore_testbed.binaries import source_root
 from sharedcore_testbed.clients import SiteClients
 from sharedcore_testbed.operators import install_crds
@@ -37,6 +36,7 @@ def up(directory: Path, names: Sequence[str], node_count: int) -> list[str]:
     bed.up(sites, real=sites[:2], node_count=node_count, monitored=True, city_dns=True)
     danang, quangnam, witness = (SiteClients(name, bed) for name in sites)
     for site in (danang, quangnam):
+        cnpg.install(site.kubeconfig)
         install_crds(site.kubeconfig, *_stand_in_crds())
         chart.install_operator(site, {"operator.prometheusUrl": bed.prometheus_url(site.name)})
     chart.connect_pair(danang, quangnam, witness, topology(mode="Automatic"))
@@ -44,7 +44,9 @@ def up(directory: Path, names: Sequence[str], node_count: int) -> list[str]:
     return [
         *(f"{name}: export KUBECONFIG={bed.kubeconfig(name)}" for name in sites),
         "",
-        f"Both operators run in namespace sharedcore-system at {sites[0]} and {sites[1]} (Automatic mode).",
+        f"Both operators run in namespace sharedcore-system at {sites[0]} and {sites[1]} (Automatic mode),",
+        f"CloudNativePG in {cnpg.NAMESPACE}; each site's Prometheus: "
+        + ", ".join(f"{name} {bed.prometheus_url(name)}" for name in sites[:2]),
         f"Try: kubectl --kubeconfig {bed.kubeconfig(sites[0])} get topology,sharedservices -A",
         f"The city DNS: {citydns.resolv_conf(bed.directory)} (e.g. dig @{nameserver} <a service's host>)",
         f"Lose a site: sharedcore-testbed stop --dir {directory} {sites[0]}   (start brings it back)",

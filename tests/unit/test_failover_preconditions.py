@@ -62,6 +62,26 @@ def test_an_unreachable_source_was_last_seen_at_its_last_heartbeat() -> None:
     assert situation(never_heard, [], NOW).source_last_seen == NOW  # overestimates the window, never under
 
 
+def test_an_unreachable_source_may_have_written_until_it_could_have_fenced_itself() -> None:
+    """Cut off from this site but not from its witness, the source goes on taking writes until it fences
+    itself: the window runs to its last sign of life plus the time it may act unseen, never beyond now."""
+    unseen = PairView(
+        "quangnam", ("danang", "quangnam"), "danang", 3, False, HEARD, peer_may_write_seconds=25
+    )
+    found = situation(
+        unseen, [service("vanban", {"databaseLastReplayTime": stamp(41)}, files={"enabled": False})], NOW
+    )
+    assert found.source_last_seen == HEARD + datetime.timedelta(seconds=25)
+    assert make_plan(FailoverType.FAILOVER, True, found).services[0].data_loss_window_seconds == 26.0
+    # A replica still reported streaming (its receiver not timed out yet) lags by what it has not seen.
+    streaming = situation(
+        unseen, [service("vanban", {"databaseLagSeconds": 0.0}, files={"enabled": False})], NOW
+    )
+    assert make_plan(FailoverType.FAILOVER, True, streaming).services[0].data_loss_window_seconds == 25.0
+    soon = situation(unseen, [], HEARD + datetime.timedelta(seconds=10))
+    assert soon.source_last_seen == HEARD + datetime.timedelta(seconds=10)  # not beyond now
+
+
 def plan_of(failover_type: FailoverType, *services: dict[str, Any], reachable: bool = True) -> Any:
     return make_plan(failover_type, False, situation(pair(reachable), services, NOW))
 

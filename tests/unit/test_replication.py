@@ -11,7 +11,7 @@ from sharedcore.kube.cache import key_of
 from sharedcore.kube.patches import merge_patch
 from sharedcore.render import PeerSite, SiteContext, render
 from sharedcore.replication import content, data
-from sharedcore.replication.lag import LAG, RECEIVER_UP, LagTable, parse
+from sharedcore.replication.lag import LAG, RECEIPT, RECEIVER_UP, LagTable, parse
 from tests.support import samples
 
 SECRET = {
@@ -140,6 +140,28 @@ def test_lag_samples_from_prometheus_and_a_receiver_that_stopped() -> None:
     table.update(parse(answer(0.0, 0)))
     again = table.sample("app", "svc-db-quangnam-1")
     assert again and again.lag_seconds is None and again.complete_at == pytest.approx(997.8)
+
+
+def test_a_replica_is_complete_only_up_to_when_it_last_received_wal() -> None:
+    """CloudNativePG reports a lag of 0 whenever everything received is replayed, and its WAL receiver stays
+    up for wal_receiver_timeout after the stream stopped: the replica's last receipt bounds what it holds."""
+
+    def answer(taken: float, receipt: float | None, up: float = 1) -> dict[str, Any]:
+        labels = {"namespace": "app", "pod": "svc-db-quangnam-1"}
+        series = [(LAG, 0.0), (RECEIVER_UP, up)] + ([(RECEIPT, receipt)] if receipt is not None else [])
+        result = [{"metric": {"__name__": n, **labels}, "value": [taken, str(v)]} for n, v in series]
+        return {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+    table = LagTable()
+    table.update(parse(answer(1000.0, 999.9)))  # streaming: received a moment ago
+    assert (sample := table.sample("app", "svc-db-quangnam-1")) and sample.complete_at == pytest.approx(999.9)
+    table.update(parse(answer(1004.0, 1000.5)))  # the stream stopped at 1000.5; the receiver not timed out
+    assert (sample := table.sample("app", "svc-db-quangnam-1")) and sample.complete_at == pytest.approx(
+        1000.5
+    )
+    table.update(parse(answer(1008.0, None, up=0)))  # the receiver gave up: no row, no receipt
+    stopped = table.sample("app", "svc-db-quangnam-1")
+    assert stopped and stopped.lag_seconds is None and stopped.complete_at == pytest.approx(1000.5)
 
 
 NOW = datetime.datetime(2026, 11, 24, 8, 0, 0, tzinfo=datetime.UTC)

@@ -36,8 +36,10 @@ def replicated(primary: Server, standby: Server, writer: str) -> float | None:
 def test_the_longest_silence_between_acknowledged_writes_is_the_outage() -> None:
     acks = [Ack(1, "a", 10.0), Ack(2, "a", 10.02), Ack(3, "b", 14.5), Ack(4, "b", 14.52)]
     assert outage(acks, since=0) == (acks[1], acks[2])
-    assert outage(acks, since=14.0) == (acks[2], acks[3])
-    assert outage(acks, since=20.0) == (None, None)
+    assert outage(acks, since=14.0) == (acks[1], acks[2]), "a silence under way when the move began"
+    assert outage(acks, since=14.51) == (acks[2], acks[3])
+    assert outage(acks, since=20.0) == (acks[3], None)
+    assert outage([], since=20.0) == (None, None)
 
 
 def test_rows_of_a_retired_primary_after_its_successor_took_over_are_a_split_brain() -> None:

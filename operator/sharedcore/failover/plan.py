@@ -4,9 +4,10 @@ The same plan serves a dry run (recorded, nothing changed: phase Planned) and th
 
 Data-loss window of a service: how much of its history the target does not have. The source wrote until it
 was last seen (its last heartbeat, or now while it is still up); the target holds everything up to its last
-successful sync. So the window is `last_seen - last_sync` for files (VolSync) and the replication lag for the
-database (CloudNativePG) while it streams, or `last_seen - complete_at` once its WAL receiver stopped (the
-source gone: complete up to when it was last seen streaming); the larger of the two; unknown if either is
+successful sync. So the window is `last_seen - last_sync` for files (VolSync) and, for the database
+(CloudNativePG), the replication lag while it streams (plus, when the source cannot be reached, the time it
+may have written since this site last saw it), or `last_seen - complete_at` once its WAL receiver stopped
+(complete up to when WAL last arrived, see `replication.lag`); the larger of the two; unknown if either is
 unknown. A switchover's final sync closes the window to 0.
 """
 
@@ -29,11 +30,11 @@ class ServiceReplica:
     files_enabled: bool = True
     database_complete_at: datetime.datetime | None = None  # not streaming: complete up to here, if known
 
-    def data_loss_window(self, source_last_seen: datetime.datetime) -> float | None:
+    def data_loss_window(self, source_last_seen: datetime.datetime, source_unseen: float) -> float | None:
         windows = []
         if self.database_enabled:
             if self.database_lag_seconds is not None:
-                windows.append(self.database_lag_seconds)
+                windows.append(self.database_lag_seconds + source_unseen)
             elif self.database_complete_at is not None:
                 windows.append((source_last_seen - self.database_complete_at).total_seconds())
             else:
@@ -54,9 +55,10 @@ class Situation:
     active_site: str | None
     epoch: int
     source_reachable: bool
-    source_last_seen: datetime.datetime
+    source_last_seen: datetime.datetime  # until when the source may have written
     services: tuple[ServiceReplica, ...]
     running: tuple[str, ...] = ()  # other Failovers under way at the target
+    source_unseen_seconds: float = 0.0  # of that, how long after this site last saw it
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,10 @@ def make_plan(failover_type: FailoverType, accept_data_loss: bool, situation: Si
             )
         )
     last_seen = situation.source_last_seen
-    windows = {(s.namespace, s.name): s.data_loss_window(last_seen) for s in situation.services}
+    windows = {
+        (s.namespace, s.name): s.data_loss_window(last_seen, situation.source_unseen_seconds)
+        for s in situation.services
+    }
     if switchover:
         # The final sync brings the target level with the fenced source: nothing is lost.
         windows = {key: 0.0 for key in windows}

@@ -40,11 +40,16 @@ def replica(service: Body) -> ServiceReplica:
 def situation(
     pair: PairView, services: Iterable[Body], now: datetime.datetime, running: Iterable[str] = ()
 ) -> Situation:
-    """A reachable source is writing until now; an unreachable one until this site last saw it Active, or,
-    if it has not since this operator started, until now (the window is then overestimated, never
-    underestimated). Every time compared here is by this site's clock: `now`, the sight of the source's
-    heartbeat, and the sync and replay times this site's own data plane reports."""
-    last_seen = now if pair.peer_reachable else (pair.peer_last_active or now)
+    """A reachable source is writing until now. An unreachable one may have gone on writing after this site
+    last saw it Active (cut off from this site, not from its clients or the witness) until it fenced itself:
+    until then, or now if that is sooner; or, if this site has not seen it since this operator started, until
+    now (the window is then overestimated, never underestimated). Every time compared here is by this site's
+    clock: `now`, the sight of the source's heartbeat or witness renewal, and the sync and receipt times this
+    site's own data plane reports."""
+    last_seen, unseen = now, 0.0
+    if not pair.peer_reachable and pair.peer_last_active is not None:
+        unseen = max(0.0, min(pair.peer_may_write_seconds, (now - pair.peer_last_active).total_seconds()))
+        last_seen = pair.peer_last_active + datetime.timedelta(seconds=unseen)
     return Situation(
         target=pair.site,
         sites=pair.sites,
@@ -52,6 +57,7 @@ def situation(
         epoch=pair.epoch,
         source_reachable=pair.peer_reachable,
         source_last_seen=last_seen,
+        source_unseen_seconds=unseen,
         services=tuple(sorted((replica(s) for s in services), key=lambda r: (r.namespace, r.name))),
         running=tuple(sorted(running)),
     )

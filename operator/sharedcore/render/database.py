@@ -13,6 +13,11 @@ server and client CAs (`<service>-db-server-ca`, `<service>-db-client-ca`, with 
 sites), and each server certificate also names the host the peer uses (sslmode verify-full).
 The application owner's credentials (`<service>-db-app`) are likewise one Secret present at both sites,
 so they do not change on promotion.
+
+Each Cluster also runs one monitoring query of sharedcore's (ConfigMap `<service>-db-monitoring`), beside
+CloudNativePG's own: when its replica last received anything from the source
+(`cnpg_sharedcore_wal_receiver_last_msg_receipt_time`), which bounds the data-loss window of a failover
+(CloudNativePG's lag reads 0 for a while after the stream stopped; see `replication.lag`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,17 @@ from sharedcore.render.site import PeerSite
 
 DATABASE_COMPONENT = "database"
 REPLICATION_USER = "streaming_replica"
+MONITORING_KEY = "queries"
+# CloudNativePG names each metric cnpg_<query>_<column>: cnpg_sharedcore_wal_receiver_last_msg_receipt_time.
+MONITORING_QUERIES = """\
+sharedcore_wal_receiver:
+  query: "SELECT EXTRACT(EPOCH FROM last_msg_receipt_time) AS last_msg_receipt_time
+    FROM pg_catalog.pg_stat_wal_receiver WHERE last_msg_receipt_time IS NOT NULL"
+  metrics:
+    - last_msg_receipt_time:
+        usage: GAUGE
+        description: "When the WAL receiver last received anything from its source (epoch seconds)"
+"""
 
 
 def database_clusters(ctx: RenderContext) -> list[Manifest]:
@@ -36,9 +52,24 @@ def database_clusters(ctx: RenderContext) -> list[Manifest]:
     if database.storage_class_name is not None:
         storage["storageClass"] = database.storage_class_name
     own = names.database_cluster(ctx.name, ctx.site.name)
-    spec: dict[str, Any] = {"instances": database.instances, "storage": storage}
+    monitoring = names.database_monitoring(ctx.name)
+    spec: dict[str, Any] = {
+        "instances": database.instances,
+        "storage": storage,
+        "monitoring": {"customQueriesConfigMap": [{"name": monitoring, "key": MONITORING_KEY}]},
+    }
     spec.update(_topology(ctx, ctx.site.peer) if ctx.site.peer else {"bootstrap": {"initdb": _owner(ctx)}})
-    return [ctx.manifest("postgresql.cnpg.io/v1", "Cluster", own, DATABASE_COMPONENT, spec=spec)]
+    return [
+        ctx.manifest(
+            "v1",
+            "ConfigMap",
+            monitoring,
+            DATABASE_COMPONENT,
+            by_role=False,
+            data={MONITORING_KEY: MONITORING_QUERIES},
+        ),
+        ctx.manifest("postgresql.cnpg.io/v1", "Cluster", own, DATABASE_COMPONENT, spec=spec),
+    ]
 
 
 def _owner(ctx: RenderContext) -> dict[str, Any]:

@@ -90,6 +90,11 @@ def database_client_ca(service: str) -> str:
     return bounded(f"{service}-db-client-ca")
 
 
+def database_monitoring(service: str) -> str:
+    """The ConfigMap of the monitoring query sharedcore adds to CloudNativePG's (see database.py)."""
+    return bounded(f"{service}-db-monitoring")
+
+
 def files_volume(service: str) -> str:
     return bounded(f"{service}-files")
 

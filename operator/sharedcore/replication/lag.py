@@ -4,8 +4,12 @@ The lag is not in a CloudNativePG Cluster's status. Each instance exports, on it
 `cnpg_pg_replication_lag` (seconds behind its source) and `cnpg_pg_replication_is_wal_receiver_up`, which
 Prometheus scrapes with the namespace and pod labels of a PodMonitor. This operator asks its site's
 Prometheus for both every poll. CloudNativePG reports a lag of 0 whenever everything received is replayed,
-even when nothing arrives any more: a replica whose WAL receiver is down is therefore reported as not
-streaming, complete only up to the last moment it was seen streaming.
+even when nothing arrives any more, and the WAL receiver stays up for `wal_receiver_timeout` (5 s as
+CloudNativePG sets it) after the stream stopped: a lag of 0 says nothing of when WAL last arrived. So each
+service's Cluster also exports, by a query sharedcore renders (`render.database`), the replica's
+`pg_stat_wal_receiver.last_msg_receipt_time`: the replica is complete only up to the earlier of that and
+`sample time - lag`. A replica whose WAL receiver is down is reported as not streaming, complete up to where
+it was last seen so.
 """
 
 import logging
@@ -20,7 +24,8 @@ from sharedcore.kube import loops
 log = logging.getLogger(__name__)
 LAG = "cnpg_pg_replication_lag"
 RECEIVER_UP = "cnpg_pg_replication_is_wal_receiver_up"
-QUERY = f'{{__name__=~"{LAG}|{RECEIVER_UP}"}}'
+RECEIPT = "cnpg_sharedcore_wal_receiver_last_msg_receipt_time"
+QUERY = f'{{__name__=~"{LAG}|{RECEIVER_UP}|{RECEIPT}"}}'
 NOT_CONFIGURED = f"no Prometheus to read {LAG} from (sharedcore run --prometheus-url)"
 Pod = tuple[str, str]  # (namespace, name)
 
@@ -62,8 +67,10 @@ class LagTable:
             receiver = metrics.get(RECEIVER_UP)
             if LAG in metrics and (receiver is None or receiver[1] > 0):
                 taken, lag = metrics[LAG]
-                self._complete[pod] = taken - lag
-                samples[pod] = LagSample(lag, taken - lag)
+                # Without its last receipt (a Cluster rendered before sharedcore exported it), the lag alone.
+                complete = min(taken - lag, metrics.get(RECEIPT, (taken, taken))[1])
+                self._complete[pod] = complete
+                samples[pod] = LagSample(lag, complete)
             else:
                 samples[pod] = LagSample(None, self._complete.get(pod))
         return self._replace(samples, None)

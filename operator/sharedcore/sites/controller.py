@@ -151,6 +151,7 @@ class SiteController:
             peer_reachable=self.heartbeats.reachable,
             # Its services stopped answering when it stopped being active, not when its operator fell silent.
             peer_last_active=self.heartbeats.active_seen,
+            peer_may_write_seconds=self._takeover_seconds(pairing, self.heartbeats.latest()),
         )
 
     def peer_name(self) -> str | None:
@@ -177,12 +178,7 @@ class SiteController:
             witness=self.witness.view(now) if witness else None,
             witness_lapsed=witness and self.witness.lapsed(now, duration),
             peer_reason=heartbeat.reason if heartbeat else None,
-            takeover_seconds=max(
-                duration,
-                (heartbeat.duration or 0) if heartbeat else 0,
-                self.witness.recorded_duration if witness else 0,
-            )
-            + self._peer_fencing(),
+            takeover_seconds=self._takeover_seconds(pairing, heartbeat) if pairing else self._peer_fencing(),
             peer_settings=heartbeat.settings if heartbeat else None,
         )
 
@@ -218,6 +214,18 @@ class SiteController:
         if report != self._capacity:
             self._capacity = report
             self._wake.set()
+
+    def _takeover_seconds(self, pairing: Pairing, heartbeat: leases.Heartbeat | None) -> float:
+        """The longest Lease duration in play (this site's, the peer's, the witness Lease's), plus the time
+        the peer was last measured to take to fence its data plane."""
+        return (
+            max(
+                pairing.duration,
+                (heartbeat.duration or 0) if heartbeat else 0,
+                self.witness.recorded_duration if pairing.witnessed else 0,
+            )
+            + self._peer_fencing()
+        )
 
     def _peer_fencing(self) -> float:
         """Seconds the peer took to fence its data plane at the last switchover from it (0: not measured)."""
@@ -374,9 +382,13 @@ class SiteController:
         client = self._peers.client(WITNESS)
         # Handing over: let go of the Lease now rather than make the target wait for it to lapse.
         release = topology_status.recorded_claim(self._body or {}) if self.state.final_sync else None
+        renewed = self.witness.changed_at
         await self.witness.visit(
             client, self._peers.problem(WITNESS), hold or self._hold, pairing.duration, release=release
         )
+        claim = self.witness.view(time.monotonic()).claim
+        if self.witness.changed_at != renewed and claim is not None and claim.active_site == pairing.peer:
+            self.heartbeats.seen_active()  # cut off from this site, it may be taking writes still
         if self.witness.view(time.monotonic()) != before:
             self._wake.set()
 

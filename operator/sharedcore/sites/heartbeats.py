@@ -34,7 +34,8 @@ class PeerHeartbeats:
         self._site, self._namespace = site, namespace
         self.inbound = leases.Freshness()  # the peer's heartbeat in this cluster: does it arrive?
         self._latest: dict[str, leases.Heartbeat] = {}  # by where it was read: "inbound", "outbound"
-        # When this site last saw a new heartbeat of the peer saying Active.
+        # When this site last saw the peer active: a new heartbeat of it saying Active, or its renewal of the
+        # witness Lease (`seen_active`).
         self.active_seen: datetime.datetime | None = None
         self.reachable = False
         self.problem: str | None = "not contacted yet"  # why the peer cannot be reached
@@ -84,6 +85,10 @@ class PeerHeartbeats:
             settings=heartbeat.settings if heartbeat else None,
             rejected=rejected,
         )
+
+    def seen_active(self) -> None:
+        """The peer was seen renewing the witness Lease it holds: active still, whatever its heartbeats."""
+        self.active_seen = _now()
 
     # --- exchanging them ------------------------------------------------------------------------------------
 

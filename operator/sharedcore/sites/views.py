@@ -20,6 +20,8 @@ class PairView:
     # When this site last saw a new heartbeat of the peer saying Active, by this site's own clock (None: not
     # since this operator started): the peer's own timestamps are by its clock, never mixed with this one's.
     peer_last_active: datetime.datetime | None
+    # How long the peer may go on writing unseen after that before it has fenced itself: the takeover time.
+    peer_may_write_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,11 @@ class WitnessLease:
         """Seconds since the witness last answered (+Inf: never)."""
         return float("inf") if self._answered_at is None else time.monotonic() - self._answered_at
 
+    @property
+    def changed_at(self) -> float | None:
+        """When (monotonic) the Lease was last seen renewed or changed hands."""
+        return self._changed_at
+
     def view(self, now: float) -> WitnessView:
         held = self._held is not None and self._held == self._claim and now < self._held_until
         return WitnessView(self._reachable, self._claim, held)
