@@ -492,6 +492,12 @@ def readiness_is_reported_at_the_standby(pair: Pair) -> None:
     readiness(pair, "True")
 
 
+def copy_of_quangnam(pair: Pair, namespace: str, service: str) -> bool:
+    cluster = objects(pair.danang, "clusters", namespace).get(f"{service}-db-danang") or {}
+    replica = (cluster.get("spec") or {}).get("replica") or {}
+    return replica.get("primary") == f"{service}-db-quangnam"
+
+
 def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
     pair: Pair, namespace: str
 ) -> None:
@@ -522,7 +528,14 @@ def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
         # Rejoin: danang's operator meets the later epoch and stands by, never Active again on its own.
         eventually(lambda: claims(pair)["danang"] == ("quangnam", epoch + 1), timeout=90, message="rejoined")
         eventually(lambda: role_of_site(pair, "danang") == "Standby", timeout=30, message="danang Standby")
+        # danang's Clusters were primaries promoted over without their tokens: each is made again as a copy of
+        # quangnam's (services.rebuild), so it may be gone for a moment; its service is not Ready until then.
         for service in names:
+            eventually(
+                lambda service=service: copy_of_quangnam(pair, namespace, service),
+                timeout=180,
+                message=f"danang's Cluster of {service} made again, following quangnam's",
+            )
             standby_ready(pair.danang, namespace, service, timeout=90)
     print(f"RTO measured by the test {measured:.1f}s, recorded {status['rtoSeconds']}s; lease {LEASE}s")
     assert status["phase"] == "Succeeded", status
@@ -535,15 +548,6 @@ def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
     promoted = sampler.first("quangnam", "Active", after=stopped)
     assert fenced is not None and promoted is not None and fenced < promoted
     assert "Active" not in sampler.roles("danang", after=restarted)
-
-    # danang's Cluster was a primary promoted over without its token: it is made again as a copy of quangnam's
-    # (services.rebuild), so it may be gone for a moment; its service is not Ready until then.
-    def copy_of_quangnam() -> bool:
-        cluster = objects(pair.danang, "clusters", namespace).get(f"{names[0]}-db-danang") or {}
-        replica = (cluster.get("spec") or {}).get("replica") or {}
-        return replica.get("primary") == f"{names[0]}-db-quangnam"
-
-    eventually(copy_of_quangnam, timeout=180, message="danang's Cluster made again, following quangnam's")
     assert dns_records(pair.danang, namespace) == set()
     # Automatic failback: once danang has been caught up for the hold time, a Switchover brings it back.
     set_policy(pair, failback="Automatic", failbackHoldSeconds=3)
