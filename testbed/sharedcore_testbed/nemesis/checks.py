@@ -124,7 +124,8 @@ class OneActive:
 
 class NoLeaks:
     """After each settle, at each site: every object the operator rendered belongs to an existing service
-    (or is a copy kept on purpose, rule 8) and was rendered for the site's current role and epoch."""
+    (or is a copy kept on purpose, rule 8) and, where its form depends on the role, was rendered for the
+    site's current role and epoch."""
 
     name = "no-leaks"
 
@@ -175,7 +176,9 @@ def leaked(site: SiteClients, role: str, epoch: int, services: set[tuple[str, st
             continue
         if (meta.get("namespace"), labels.get(SERVICE)) not in owners:
             problems.append(f"{what} belongs to no SharedService (orphaned)")
-        elif (labels.get(ROLE), labels.get(EPOCH)) != (role, str(epoch)):
+        elif ROLE in labels and (labels[ROLE], labels.get(EPOCH)) != (role, str(epoch)):
+            # Only the objects whose form depends on the role carry it (the database, the site ConfigMap,
+            # the DNS record, the files' replication): a promotion rewrites only those.
             problems.append(
                 f"{what} rendered for {labels.get(ROLE)} at epoch {labels.get(EPOCH)}, "
                 f"the site is {role} at {epoch}"
