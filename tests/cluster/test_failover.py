@@ -495,7 +495,11 @@ def readiness_is_reported_at_the_standby(pair: Pair) -> None:
 def copy_of_quangnam(pair: Pair, namespace: str, service: str) -> bool:
     cluster = objects(pair.danang, "clusters", namespace).get(f"{service}-db-danang") or {}
     replica = (cluster.get("spec") or {}).get("replica") or {}
-    return replica.get("primary") == f"{service}-db-quangnam"
+    # The diverged one is deleted in the foreground (its volumes moved to kept claims first): until the
+    # garbage collector has removed its pods and claims it is still there, terminating.
+    return replica.get("primary") == f"{service}-db-quangnam" and not cluster["metadata"].get(
+        "deletionTimestamp"
+    )
 
 
 def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
@@ -533,7 +537,7 @@ def test_automatic_failover_on_site_loss_then_rejoin_and_automatic_failback(
         for service in names:
             eventually(
                 lambda service=service: copy_of_quangnam(pair, namespace, service),
-                timeout=180,
+                timeout=300,
                 message=f"danang's Cluster of {service} made again, following quangnam's",
             )
             standby_ready(pair.danang, namespace, service, timeout=90)

@@ -193,9 +193,16 @@ def _switchover(database: Database, source: Site, target: Site) -> None:
     instance then streams from the target, on its own volume (no base backup); a row written at the target
     arrives there."""
     before = _identity(source, database)
+    # A switchover needs both sites: after the previous test's partition, wait until the target sees it
+    # again (requested at once, it failed with SourceUnreachable in two fresh-clone CI runs).
+    eventually(
+        lambda: two_sites.site_entry(target, source.name).get("reachable") is True,
+        timeout=60,
+        message=f"{target.name} reaches {source.name}",
+    )
     name = request(target, target.name, "Switchover")
     status = ended(target, name, timeout=180)
-    assert status["phase"] == "Succeeded", status
+    assert status["phase"] == "Succeeded", (status.get("phase"), status.get("message"))
     token = database.cluster(source)["status"]["demotionToken"]
     promoted = eventually(
         lambda: database.cluster(target)["status"].get("lastPromotionToken"), message="the promotion"
