@@ -105,6 +105,16 @@ def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
+def uninstall(kubeconfig: Path) -> None:
+    """Remove what runs of the release (its CRDs stay): the namespace, and the admission webhooks, named
+    since the release labels them with nothing. A webhook left without its Service refuses every Cluster
+    (a later module's chart test saw `service "cnpg-webhook-service" not found` on each apply)."""
+    for doc in release_manifest():
+        if doc["kind"] in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+            _kubectl(kubeconfig, "delete", doc["kind"].lower(), doc["metadata"]["name"], "--ignore-not-found")
+    _kubectl(kubeconfig, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false")
+
+
 def install(kubeconfig: Path, timeout: float = 180) -> None:
     """Apply the release at one real-node site; return once the operator is available and its webhooks
     answer (a Cluster the CRD schema accepts but CloudNativePG does not is refused by the API server)."""

@@ -123,9 +123,7 @@ def database(real_sites: Sites, tmp_path_factory: pytest.TempPathFactory) -> Ite
         # The planes outlive this module: later modules find no CloudNativePG running (its CRDs stay), and no
         # operator account of the process operators in the way of the chart's.
         operators.remove_service_account(site.kubeconfig)
-        site.kubectl("delete", "namespace", cnpg.NAMESPACE, "--wait=false", check=False)
-        for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
-            site.kubectl("delete", kind, "-l", "app.kubernetes.io/name=cloudnative-pg", check=False)
+        cnpg.uninstall(site.kubeconfig)
 
 
 def test_the_standby_streams_the_active_sites_database(database: Database) -> None:
