@@ -202,9 +202,17 @@ def _switchover(database: Database, source: Site, target: Site) -> None:
     status = ended(target, name, timeout=180)
     assert status["phase"] == "Succeeded", (status.get("phase"), status.get("message"))
     token = database.cluster(source)["status"]["demotionToken"]
-    promoted = eventually(
-        lambda: database.cluster(target)["status"].get("lastPromotionToken"), message="the promotion"
-    )
+    try:
+        promoted = eventually(
+            lambda: database.cluster(target)["status"].get("lastPromotionToken"), message="the promotion"
+        )
+    except AssertionError as error:  # say what the target's Cluster and the Failover hold instead
+        cluster = database.cluster(target)
+        held = {k: cluster["status"].get(k) for k in ("phase", "currentPrimary", "targetPrimary")}
+        raise AssertionError(
+            f"{error}: spec.replica {cluster['spec'].get('replica')}, status {held}, "
+            f"the source's demotionToken {token!r}, the Failover's services {status.get('services')}"
+        ) from None
     assert token and promoted == token == status["services"][0]["promotionToken"]
     assert database.sql(target, "SELECT pg_is_in_recovery()") == "f"
     host = f"{SERVICE}-db-{target.name}-rw.{database.namespace}.svc.clusterset.local"
