@@ -15,9 +15,8 @@ import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
-from sharedcore_testbed import pki
+from sharedcore_testbed import json_http, pki
 from sharedcore_testbed.clients import SiteClients
 
 IN_FORCE = "/api/dossiers/in-force"
@@ -54,24 +53,9 @@ class PreviousSystem:
             self._server = None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        system = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path != IN_FORCE:
-                    self.send_error(404)
-                    return
-                body = json.dumps({"dossiers": sorted(system.dossiers)}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        return Handler
+        return json_http.handler(
+            lambda path: {"dossiers": sorted(self.dossiers)} if path == IN_FORCE else None
+        )
 
 
 def _in_force(url: str, ca_pem: str) -> set[str] | None:

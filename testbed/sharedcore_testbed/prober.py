@@ -22,8 +22,8 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
+from sharedcore_testbed import json_http
 from sharedcore_testbed.citydns import query
 
 
@@ -109,21 +109,10 @@ class FrontEnd:
         self._server: http.server.ThreadingHTTPServer | None = None
 
     def start(self) -> None:
-        site = self.site
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = json.dumps({"site": site}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer((self.address, self.port), Handler)
+        answer = {"site": self.site}
+        self._server = http.server.ThreadingHTTPServer(
+            (self.address, self.port), json_http.handler(lambda _: answer)
+        )
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:

@@ -20,7 +20,7 @@ from sharedcore.api import Role
 from sharedcore.render import names
 from sharedcore.render.context import Manifest, RenderContext
 from sharedcore.render.network import job_network_policy
-from sharedcore.render.workloads import APP_UID
+from sharedcore.render.workloads import APP_UID, restricted_container
 
 COMPONENT = "parallel-run"
 SCHEDULE = "*/15 * * * *"
@@ -147,12 +147,7 @@ def _cron_job(ctx: RenderContext) -> Manifest:
             "requests": {"cpu": "50m", "memory": "64Mi"},
             "limits": {"cpu": "500m", "memory": "256Mi"},
         },
-        "securityContext": {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": restricted_container(),
         "volumeMounts": mounts,
     }
     pod = {

@@ -18,6 +18,16 @@ SITE_DIR = "/etc/sharedcore/site"
 POSTGRES_PORT = 5432
 
 
+def restricted_container() -> dict[str, Any]:
+    """A container's securityContext as the restricted Pod Security Standard wants it (a fresh copy)."""
+    return {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
 def replicas(ctx: RenderContext, component: Component) -> int:
     spec = ctx.service.spec
     active = active_replicas(component, spec.replicas, ctx.settings)
@@ -133,12 +143,7 @@ def _container(ctx: RenderContext, component: Component) -> dict[str, Any]:
         "envFrom": [{"configMapRef": {"name": names.site_config(ctx.name)}}],
         "resources": {kind: dict(amounts) for kind, amounts in component.resources.items()},
         **_probes(component.probe),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": restricted_container(),
         "volumeMounts": mounts,
     }
     return container
