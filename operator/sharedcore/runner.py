@@ -2,6 +2,8 @@
 
 import asyncio
 import contextlib
+import faulthandler
+import io
 import logging
 import signal
 import socket
@@ -25,6 +27,10 @@ log = logging.getLogger("sharedcore")
 # Another site gets this long to answer: more than a loaded API server needs, and short enough that a link
 # which drops packets costs a heartbeat or two, not a reconcile.
 PEER_TIMEOUT_SECONDS = 3.0
+# A stop that takes longer is stuck (seen once in CI: still running 30 s after SIGTERM, as 20 services were
+# being deleted): the tasks still running are logged at half of it; at all of it every thread's stack goes to
+# stderr and the process exits 1, before the kubelet's SIGKILL at 30 s.
+SHUTDOWN_GRACE_SECONDS = 20.0
 
 
 def _count(cluster: str) -> Callable[[str, int], None]:
@@ -156,10 +162,21 @@ async def run(options: Options) -> None:
             cause = None if task.cancelled() else task.exception()
             raise RuntimeError(f"{task.get_name()} ended unexpectedly") from cause
     finally:
+        faulthandler.dump_traceback_later(SHUTDOWN_GRACE_SECONDS, exit=True)
         stop.set()
         retaken.cancel()
         for task in tasks:
             task.cancel()
+        _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_SECONDS / 2)
+        for task in stuck:
+            where = io.StringIO()
+            task.print_stack(file=where)
+            log.error(
+                "%s has not stopped %.0fs after it was told to:\n%s",
+                task.get_name(),
+                SHUTDOWN_GRACE_SECONDS / 2,
+                where.getvalue(),
+            )
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.gather(*tasks)
         for server in servers:

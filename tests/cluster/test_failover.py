@@ -495,8 +495,7 @@ def readiness_is_reported_at_the_standby(pair: Pair) -> None:
 def copy_of_quangnam(pair: Pair, namespace: str, service: str) -> bool:
     cluster = objects(pair.danang, "clusters", namespace).get(f"{service}-db-danang") or {}
     replica = (cluster.get("spec") or {}).get("replica") or {}
-    # The diverged one is deleted in the foreground (its volumes moved to kept claims first): until the
-    # garbage collector has removed its pods and claims it is still there, terminating.
+    # The diverged one is deleted with its claims (its volumes moved to kept claims first), then made again.
     return replica.get("primary") == f"{service}-db-quangnam" and not cluster["metadata"].get(
         "deletionTimestamp"
     )

@@ -11,10 +11,11 @@ import yaml
 from sharedcore.api import Role, SharedService
 from sharedcore.failover.controller import FailoverController
 from sharedcore.kube.events import EventRecorder
-from sharedcore.kube.resources import SECRETS
+from sharedcore.kube.resources import PERSISTENT_VOLUME_CLAIMS, SECRETS
 from sharedcore.render import KIND_ORDER, render
 from sharedcore.replication import credentials
-from sharedcore.services import reconcile
+from sharedcore.replication.diverged import EPOCH_LABEL
+from sharedcore.services import rebuild, reconcile
 from sharedcore.services.controller import SharedServiceController
 from sharedcore.services.runtime import Runtime
 from sharedcore.sites import leases, pair_memory
@@ -292,3 +293,78 @@ def test_a_service_created_again_after_its_delete_gets_its_database_credentials_
     services.on_service_event("ADDED", body)
     asyncio.run(reconcile.reconcile(rt, key))
     assert wanted <= secrets()
+
+
+def standby_with_cluster(api: FakeApi) -> tuple[Runtime, tuple[str, str], Body]:
+    """A standby's open-data service and the database Cluster it renders (not yet created)."""
+    body = api.add(sample_body("open-data"))
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    here = site(Role.STANDBY)
+    rt = Runtime(cast(Any, api), EventRecorder(cast(Any, api), here.name), lambda: here, 60)
+    rt.services[key] = body
+    cluster = next(o for o in render(SharedService.model_validate(body), here) if o["kind"] == "Cluster")
+    return rt, key, cluster
+
+
+def cnpg_claim(cluster: Body, name: str, volume: str | None) -> Body:
+    meta = cluster["metadata"]
+    spec: Body = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": name,
+            "namespace": meta["namespace"],
+            "labels": {rebuild.CNPG_CLUSTER_LABEL: meta["name"]},
+        },
+        "spec": spec | ({"volumeName": volume} if volume else {}),
+    }
+
+
+def test_a_diverged_cluster_goes_at_once_with_its_claims_its_volumes_kept() -> None:
+    """The rebuild once deleted the Cluster in the foreground and waited for the garbage collector to remove
+    it: after a site's control plane came back, that took over 300 s (the kube-controller-manager's
+    collector not yet synced), and the standby's database stayed uncopied. It deletes the Cluster and its
+    claims itself."""
+    api = FakeApi()
+    rt, _, desired = standby_with_cluster(api)
+    live = api.add(desired | {"metadata": {**desired["metadata"], "labels": {EPOCH_LABEL: "6"}}})
+    api.add(cnpg_claim(desired, f"{desired['metadata']['name']}-1", "pv-1"))
+    api.add({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-1"}, "spec": {}})
+    kept = asyncio.run(rebuild.rebuild(rt, rt.services[next(iter(rt.services))], live, "diverged"))
+
+    namespace, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+    assert api.find("Cluster", name, namespace) is None
+    assert api.find("PersistentVolumeClaim", f"{name}-1", namespace) is None
+    assert kept == [f"{name}-1-diverged-e6"] and api.find("PersistentVolumeClaim", kept[0], namespace)
+    volume = api.find("PersistentVolume", "pv-1") or {}
+    assert volume["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert volume["spec"]["claimRef"]["name"] == kept[0]
+
+
+def test_a_standby_makes_its_cluster_again_only_once_the_old_ones_claims_are_gone() -> None:
+    """CloudNativePG names an instance's claim after the Cluster: one made again while the old claims still
+    terminate would meet them. The service waits, Stalled, saying which."""
+    api = FakeApi()
+    rt, key, desired = standby_with_cluster(api)
+    leftover = f"{desired['metadata']['name']}-1"
+    api.add(
+        cnpg_claim(desired, leftover, None)
+        | {
+            "metadata": {
+                **cnpg_claim(desired, leftover, None)["metadata"],
+                "deletionTimestamp": "2026-11-28T18:14:15Z",
+            }
+        }
+    )
+    asyncio.run(reconcile.reconcile(rt, key))
+    assert api.find("Cluster", desired["metadata"]["name"], key[0]) is None
+    status = (api.find("SharedService", key[1], key[0]) or {})["status"]
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "DatabaseRebuilding") and leftover in stalled[
+        "message"
+    ]
+
+    asyncio.run(api.delete(PERSISTENT_VOLUME_CLAIMS, leftover, key[0]))
+    asyncio.run(reconcile.reconcile(rt, key))
+    assert api.find("Cluster", desired["metadata"]["name"], key[0]) is not None

@@ -203,15 +203,11 @@ class KubeClient:
             content_type="application/merge-patch+json",
         )
 
-    async def delete(
-        self, resource: Resource, name: str, namespace: str | None = None, *, foreground: bool = False
-    ) -> bool:
-        """Delete in the background (owned objects go with it), or in the foreground (the object stays, being
-        deleted, until its owned objects are gone); False if it was already gone."""
-        policy = "Foreground" if foreground else "Background"
+    async def delete(self, resource: Resource, name: str, namespace: str | None = None) -> bool:
+        """Delete in the background (owned objects go with it); False if it was already gone."""
         try:
             await self._request(
-                "delete", "DELETE", resource.path(namespace, name), body={"propagationPolicy": policy}
+                "delete", "DELETE", resource.path(namespace, name), body={"propagationPolicy": "Background"}
             )
         except ApiError as error:
             if error.status == 404:

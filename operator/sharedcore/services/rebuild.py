@@ -6,9 +6,11 @@ made again).
 1. Each of the Cluster's volumes moves to a claim of its own, `<claim>-diverged-e<epoch>` (the epoch it was
    last rendered for), labelled as a retained copy: its PersistentVolume is set to Retain, then bound to the
    new claim. Nothing deletes it but a person (README: Failover, switchover, failback).
-2. The Cluster is deleted in the foreground: it is gone only once its pods and old claims are.
-3. The next render creates it again, in standby form: CloudNativePG copies the new primary with
-   pg_basebackup across the link.
+2. The Cluster and its old claims are deleted, at once (not in the foreground: that leaves the Cluster to the
+   garbage collector, which after a control plane's restart took minutes to let it go).
+3. Once no claim of the old Cluster is left (`leftovers`: CloudNativePG names claims after the Cluster, and
+   would meet them), the next render creates it again, in standby form: CloudNativePG copies the new
+   primary with pg_basebackup across the link.
 Every step is idempotent: an operator killed in between does the rest on its next pass.
 """
 
@@ -77,6 +79,12 @@ async def _keep(rt: Runtime, claim: Body, epoch: str, because: str) -> str:
     return name
 
 
+async def leftovers(rt: Runtime, namespace: str, cluster: str) -> list[str]:
+    """The claims a deleted Cluster of this name left, still terminating."""
+    claims = await rt.client.list(PERSISTENT_VOLUME_CLAIMS, namespace, labels={CNPG_CLUSTER_LABEL: cluster})
+    return sorted(claim["metadata"]["name"] for claim in claims)
+
+
 async def rebuild(rt: Runtime, service: Body, cluster: Body, because: str) -> list[str]:
     """Keep the diverged Cluster's volumes and delete it; returns the kept claims."""
     meta = cluster["metadata"]
@@ -87,8 +95,10 @@ async def rebuild(rt: Runtime, service: Body, cluster: Body, because: str) -> li
     where = f"{rt.site().name}: {because}"
     kept = [await _keep(rt, claim, epoch, where) for claim in claims]
     if not meta.get("deletionTimestamp"):
-        await rt.client.delete(CLUSTERS, meta["name"], meta["namespace"], foreground=True)
+        await rt.client.delete(CLUSTERS, meta["name"], meta["namespace"])
         rt.cache.remove(cluster)
+        for claim in claims:  # their volumes are the kept claims' now
+            await rt.client.delete(PERSISTENT_VOLUME_CLAIMS, claim["metadata"]["name"], meta["namespace"])
         message = (
             f"{because}. Copying it anew from the new primary; its volumes are kept as "
             f"{', '.join(kept) or 'nothing (none was bound)'}: delete them once their data is not needed"

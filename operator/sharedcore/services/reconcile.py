@@ -240,6 +240,17 @@ async def _peer_cluster(rt: Runtime, namespace: str, name: str) -> Body | None:
     return next((c for c in clusters if c["metadata"]["name"] == name), None)
 
 
+async def _claims_left(rt: Runtime, cluster: Body) -> status.Blocker | None:
+    """A Cluster made again after a rebuild waits for the old one's claims to go (services.rebuild)."""
+    meta = cluster["metadata"]
+    left = await rebuild.leftovers(rt, meta["namespace"], meta["name"])
+    if not left:
+        return None
+    return status.Blocker(
+        "DatabaseRebuilding", f"waiting for the diverged Cluster's claims to go: {', '.join(left)}"
+    )
+
+
 async def _diverged_database(
     rt: Runtime, body: Body, desired: list[Body], site: SiteContext
 ) -> status.Blocker | None:
@@ -248,15 +259,15 @@ async def _diverged_database(
     so the labels that tell it (the role and epoch it was rendered for) stay as they are."""
     own = next((obj for obj in desired if obj["kind"] == "Cluster"), None)
     live = rt.cache.get(key_of(own)) if own else None
-    if live is None:
-        return None
+    if own is None or live is None:
+        return await _claims_left(rt, own) if own and site.role is Role.STANDBY else None
     meta = live["metadata"]
     if meta.get("deletionTimestamp"):
         return status.Blocker("DatabaseRebuilding", f"waiting for the diverged Cluster {meta['name']} to go")
     verdict, why = diverged.verdict(live, None, site.role, site.epoch)
     if verdict is diverged.Verdict.FOLLOWS:
         return None
-    source = (own or {}).get("spec", {}).get("replica", {}).get("source", "")  # the peer's Cluster
+    source = own.get("spec", {}).get("replica", {}).get("source", "")  # the peer's Cluster
     peer = await _peer_cluster(rt, meta["namespace"], source)
     verdict, why = diverged.verdict(live, peer, site.role, site.epoch)
     if verdict is diverged.Verdict.FOLLOWS:
