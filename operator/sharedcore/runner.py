@@ -43,7 +43,8 @@ def _count(cluster: str) -> Callable[[str, int], None]:
 async def _serve(routes: list[web.RouteDef], port: int) -> web.AppRunner:
     app = web.Application()
     app.add_routes(routes)
-    runner = web.AppRunner(app, access_log=None)
+    # Probes and scrapes are not worth waiting for on the way out (aiohttp would wait up to 60 s).
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     await web.TCPSite(runner, "0.0.0.0", port).start()
     return runner

@@ -177,37 +177,34 @@ def create_site(net: SiteNet, peers: Iterable[SiteNet]) -> None:
     _run(in_netns(ns, ["iptables", "-w", "-A", "FORWARD", "!", "-d", net.testbed_range, "-j", "DROP"]))
 
 
-def _cut_rule(source: SiteNet, target: SiteNet) -> list[str]:
+def _cut_rules(source: SiteNet, target: SiteNet) -> list[list[str]]:
+    """Both directions of every connection `source` opens towards `target`: its packets there, and the
+    answers back (the answers alone let a stream the peer opened before the cut deliver what fits in a TCP
+    window: a row written after the partition still reached the replica)."""
     return [
-        "FORWARD",
-        "-i",
-        source.wan_if,
-        "-o",
-        target.wan_if,
-        "-m",
-        "conntrack",
-        "--ctdir",
-        "ORIGINAL",
-        "-j",
-        "DROP",
+        [
+            *("FORWARD", "-i", inbound.wan_if, "-o", outbound.wan_if),
+            *("-m", "conntrack", "--ctdir", direction, "-j", "DROP"),
+        ]
+        for inbound, outbound, direction in ((source, target, "ORIGINAL"), (target, source, "REPLY"))
     ]
 
 
 def set_cut(source: SiteNet, target: SiteNet, cut: bool) -> None:
-    """Drop (or let through again) the packets of every connection `source` opens towards `target`."""
+    """Drop (or let through again) the packets of every connection `source` opens towards `target`,
+    connections already open included: they are cut, not only new ones."""
     wan = wan_netns(source.slot)
-    rule = _cut_rule(source, target)
-    present = (
-        subprocess.run(
-            in_netns(wan, ["iptables", "-w", "-C", *rule]), check=False, capture_output=True
-        ).returncode
-        == 0
-    )
-    if cut and not present:
-        # Packets of connections already open are dropped too: they are cut, not only new ones.
-        _run(in_netns(wan, ["iptables", "-w", "-I", *rule]))
-    if not cut and present:
-        _run(in_netns(wan, ["iptables", "-w", "-D", *rule]))
+    for rule in _cut_rules(source, target):
+        present = (
+            subprocess.run(
+                in_netns(wan, ["iptables", "-w", "-C", *rule]), check=False, capture_output=True
+            ).returncode
+            == 0
+        )
+        if cut and not present:
+            _run(in_netns(wan, ["iptables", "-w", "-I", *rule]))
+        if not cut and present:
+            _run(in_netns(wan, ["iptables", "-w", "-D", *rule]))
 
 
 def delete(slot: int) -> None:

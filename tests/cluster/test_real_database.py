@@ -255,9 +255,9 @@ def _holds(directory: Path, text: str) -> bool:
 
 
 @pytest.mark.skip(
-    reason="racy: in a fresh-clone CI run the row written after the partition still reached quangnam "
-    "(the cut did not stop the established stream at once), and the failure left danang stopped "
-    "for the next modules"
+    reason="the row written at danang after the partition still reaches quangnam (twice on 2026-11-28, with "
+    "every packet of both sides' connections dropped in the WAN and the link cut until quangnam promoted): "
+    "the path it takes is not found yet"
 )
 def test_a_lost_site_fails_over_and_its_diverged_data_is_kept_when_it_returns(database: Database) -> None:
     """danang writes a row quangnam never gets (the link is cut), then is lost; quangnam fails over by itself
@@ -277,22 +277,25 @@ def test_a_lost_site_fails_over_and_its_diverged_data_is_kept_when_it_returns(da
     database.sql(danang, f"INSERT INTO probe VALUES ((SELECT max(id) + 1 FROM probe), '{lost}')")
     database.sql(danang, "CHECKPOINT")  # the row in danang's data files, where the check below looks
     old_volume = _volume_dir(danang, namespace, database.primary_pod(danang))
+    epoch = int(database.cluster(quangnam)["metadata"]["labels"]["sharedcore.danang.gov.vn/epoch"])
     database.pair.operators["danang"].stop(signal.SIGKILL)
     danang.stop()
-    bed.heal("danang", "quangnam")
-    epoch = int(database.cluster(quangnam)["metadata"]["labels"]["sharedcore.danang.gov.vn/epoch"])
-    name = f"automatic-failover-epoch-{epoch + 1}"
-    eventually(lambda: _failover(quangnam, name), timeout=120, message=f"quangnam's {name}", interval=1)
-    status = ended(quangnam, name, timeout=180)
-    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
-    print(f"failover: recorded RTO {status.get('rtoSeconds')}s, window {status['services'][0]}")
-    assert database.sql(quangnam, "SELECT pg_is_in_recovery()") == "f"
-    assert database.sql(quangnam, f"SELECT count(*) FROM probe WHERE note = '{lost}'") == "0"
-    database.sql(quangnam, f"INSERT INTO probe VALUES ((SELECT max(id) + 1 FROM probe), '{after}')")
-
-    returned = time.monotonic()
-    danang.start()
-    database.pair.operators["danang"].start()
+    # The link stays cut until quangnam has promoted: danang's network namespace outlives its processes, and
+    # its kernel would retransmit what the killed walsender had queued (the lost row reached quangnam so).
+    try:  # danang comes back whatever happens: the next modules need it
+        name = f"automatic-failover-epoch-{epoch + 1}"
+        eventually(lambda: _failover(quangnam, name), timeout=120, message=f"quangnam's {name}", interval=1)
+        status = ended(quangnam, name, timeout=180)
+        assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+        print(f"failover: recorded RTO {status.get('rtoSeconds')}s, window {status['services'][0]}")
+        assert database.sql(quangnam, "SELECT pg_is_in_recovery()") == "f"
+        assert database.sql(quangnam, f"SELECT count(*) FROM probe WHERE note = '{lost}'") == "0"
+        database.sql(quangnam, f"INSERT INTO probe VALUES ((SELECT max(id) + 1 FROM probe), '{after}')")
+    finally:
+        bed.heal("danang", "quangnam")
+        returned = time.monotonic()
+        danang.start()
+        database.pair.operators["danang"].start()
 
     def rebuilt() -> bool:
         cluster = _healthy(danang, database)
