@@ -12,9 +12,10 @@ and one CoreDNS serve them all (kube-proxy's rules are the namespace's).
 
 The host routes only the site's pod and service ranges into the site; a site routes the other sites' ranges
 into the WAN namespace and has no default route, so nothing a pod sends can leave the machine. Partitions of
-the data plane are iptables rules in the WAN namespace (`conntrack --ctdir ORIGINAL`: a one-way cut stops the
-connections one side opens, as the API link proxies do). No rule or sysctl is set in the host's namespace:
-deleting the namespaces takes every interface, route and rule with them.
+the data plane are iptables rules in the WAN namespace (`conntrack --ctdir`: a one-way cut stops the
+connections one side opens, as the API link proxies do; and the packets conntrack calls invalid, see
+`_cut_rules`). No rule or sysctl is set in the host's namespace: deleting the namespaces takes every
+interface, route and rule with them.
 """
 
 import contextlib
@@ -180,13 +181,22 @@ def create_site(net: SiteNet, peers: Iterable[SiteNet]) -> None:
 def _cut_rules(source: SiteNet, target: SiteNet) -> list[list[str]]:
     """Both directions of every connection `source` opens towards `target`: its packets there, and the
     answers back (the answers alone let a stream the peer opened before the cut deliver what fits in a TCP
-    window: a row written after the partition still reached the replica)."""
+    window: a row written after the partition still reached the replica). And, both ways, the packets
+    conntrack calls invalid, which no --ctdir rule matches: a FIN with no entry, as when a killed process's
+    socket closes on a connection whose every packet since the cut was dropped (no entry is confirmed for a
+    dropped packet), with its unacknowledged data retransmitted in the same segment: a row written after the
+    cut reached quangnam so when danang was stopped. (A connection `target` opens keeps its entry, made by
+    its SYN, so its FIN stays valid and passes.) Each rule names its cut, so one cut's removal leaves the
+    other's."""
+    tag = ["-m", "comment", "--comment", f"cut {source.site}>{target.site}", "-m", "conntrack"]
     return [
-        [
-            *("FORWARD", "-i", inbound.wan_if, "-o", outbound.wan_if),
-            *("-m", "conntrack", "--ctdir", direction, "-j", "DROP"),
-        ]
-        for inbound, outbound, direction in ((source, target, "ORIGINAL"), (target, source, "REPLY"))
+        ["FORWARD", "-i", inbound.wan_if, "-o", outbound.wan_if, *tag, *match, "-j", "DROP"]
+        for inbound, outbound, match in (
+            (source, target, ["--ctdir", "ORIGINAL"]),
+            (target, source, ["--ctdir", "REPLY"]),
+            (source, target, ["--ctstate", "INVALID"]),
+            (target, source, ["--ctstate", "INVALID"]),
+        )
     ]
 
 
