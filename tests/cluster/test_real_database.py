@@ -7,6 +7,7 @@ other's end state: that keeps the real-node time small)."""
 import json
 import signal
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ from kubernetes import client
 from sharedcore_testbed import cnpg, operators
 from sharedcore_testbed import pair as two_sites
 from sharedcore_testbed.clients import as_object
+from sharedcore_testbed.operators import metric
+from sharedcore_testbed.targets import ServiceDatabase
+from sharedcore_testbed.traffic import Move, Traffic
 from tests.cluster.test_failover import ended, request
 from tests.conftest import Sites
 from tests.support import samples
@@ -31,6 +35,9 @@ pytestmark = [pytest.mark.cluster, pytest.mark.nodes, pytest.mark.timeout(900)]
 SERVICE = "opendata"
 DATABASE = "ckan"  # the OpenData profile's database (and its owner)
 CNPG = ("postgresql.cnpg.io", "v1", "clusters")
+FAILOVERS = ("sharedcore.danang.gov.vn", "v1alpha1", "failovers")
+TOPOLOGY = ("sharedcore.danang.gov.vn", "v1alpha1", "topologies", "default")
+HEALTHY = "ReplicationHealthy"
 
 
 @dataclass
@@ -46,8 +53,10 @@ class Database:
         return str(self.cluster(site)["status"]["currentPrimary"])
 
     def sql(self, site: Site, statement: str) -> str:
-        """Run SQL at the site's primary instance, again while it does not accept connections (CloudNativePG
-        restarts a just-promoted primary when a setting needs it; seen right after a switchover)."""
+        """Run SQL at the site's primary instance, again while it does not accept connections: CloudNativePG
+        restarts a just-promoted primary (archive_mode changes), and its smart shutdown refuses new sessions
+        while it waits for the connected ones, the writer's, up to its smartShutdownTimeout (180 s; about a
+        minute seen)."""
 
         def attempt() -> list[str] | None:  # (a list: an empty answer is an answer)
             pod = self.primary_pod(site)
@@ -58,15 +67,19 @@ class Database:
                     raise
                 return None
 
-        return eventually(attempt, timeout=60, interval=1, message=f"SQL at {site.name}")[0]
+        return eventually(attempt, timeout=240, interval=1, message=f"SQL at {site.name}")[0]
 
 
-def _condition(site: Site, database: Database, kind: str) -> dict[str, Any]:
-    service = as_object(
+def _service_at(site: Site, database: Database) -> dict[str, Any]:
+    return as_object(
         site.custom.get_namespaced_custom_object(
             "sharedcore.danang.gov.vn", "v1alpha1", database.namespace, "sharedservices", SERVICE
         )
     )
+
+
+def _condition(site: Site, database: Database, kind: str) -> dict[str, Any]:
+    service = _service_at(site, database)
     found: dict[str, Any] = next(
         (c for c in (service.get("status") or {}).get("conditions", []) if c["type"] == kind), {}
     )
@@ -178,6 +191,30 @@ def test_the_standby_streams_the_active_sites_database(database: Database) -> No
     )
 
 
+# --- Under continuous writes (sharedcore_testbed.traffic): what each move costs, counted from the data
+
+
+@pytest.fixture(scope="module")
+def traffic(database: Database) -> Iterator[Traffic]:
+    """For the rest of the module: a client writing a numbered row every 20 ms wherever the service's DNS
+    record points, and pg_is_in_recovery() sampled at both sites every 100 ms (never two writable)."""
+    sites = {site.name: site for site in database.pair.sites}
+    located = ServiceDatabase(sites, database.namespace, SERVICE, ingress=two_sites.ADDRESSES)
+    with Traffic(located) as writes:
+        writes.writing_at("danang", timeout=240)
+        yield writes
+    assert writes.sampler.two_writable() == [], "two writable primaries in one 100 ms tick"
+
+
+def _moved(traffic: Traffic, target: Site, status: dict[str, Any], since: float) -> Move:
+    """The checker's count once the writer writes at `target`; printed beside what sharedcore recorded."""
+    move = traffic.after_move(status, primary=target.name, since=since)
+    print(f"to {target.name}: {move.figures()}; {move.report.summary()}")
+    assert move.report.at_two_primaries == (), move.report.at_two_primaries
+    assert traffic.sampler.two_writable() == [], traffic.sampler.two_writable()
+    return move
+
+
 def _identity(site: Site, database: Database) -> tuple[str, str, str]:
     """What a new base backup would change: the instance, its volume, and the data directory's system id."""
     pod = database.primary_pod(site)
@@ -186,21 +223,27 @@ def _identity(site: Site, database: Database) -> tuple[str, str, str]:
     return pod, volume, system
 
 
-def _switchover(database: Database, source: Site, target: Site) -> None:
-    """A Switchover to `target`: the source's demotion token is the target's promotion token; the source's
-    instance then streams from the target, on its own volume (no base backup); a row written at the target
-    arrives there."""
+def _switchover(database: Database, traffic: Traffic, source: Site, target: Site) -> None:
+    """A Switchover to `target` under the writer: no acknowledged row lost; the source's demotion token is the
+    target's promotion token; the source's instance then streams from the target, on its own volume (no base
+    backup); a row written at the target arrives there."""
     before = _identity(source, database)
-    # A switchover needs both sites: after the previous test's partition, wait until the target sees it
-    # again (requested at once, it failed with SourceUnreachable in two fresh-clone CI runs).
+    # A switchover needs both sites: after a partition, wait until the target sees the source again
+    # (requested at once, it failed with SourceUnreachable in two fresh-clone CI runs).
     eventually(
         lambda: two_sites.site_entry(target, source.name).get("reachable") is True,
         timeout=60,
         message=f"{target.name} reaches {source.name}",
     )
+    since = time.time()
     name = request(target, target.name, "Switchover")
     status = ended(target, name, timeout=180)
     assert status["phase"] == "Succeeded", (status.get("phase"), status.get("message"))
+    move = _moved(traffic, target, status, since)
+    assert move.lost == 0 and move.report.missing == (), move.report.summary()
+    last, first = move.report.last_before, move.report.first_after
+    assert last is not None and last.site == source.name, move.report
+    assert first is not None and first.site == target.name, move.report
     token = database.cluster(source)["status"]["demotionToken"]
     # The Promote step passed only once the target's Cluster reported lastPromotionToken equal to the token it
     # recorded; once the Failover ends the token is withdrawn from the spec, and CloudNativePG's status may no
@@ -227,17 +270,113 @@ def _switchover(database: Database, source: Site, target: Site) -> None:
     )
 
 
-def test_a_switchover_hands_the_database_over_by_token_and_back(database: Database) -> None:
+def test_a_switchover_under_writes_hands_the_database_over_by_token_losing_nothing_and_back(
+    database: Database, traffic: Traffic
+) -> None:
     danang, quangnam = database.pair.danang, database.pair.quangnam
-    _switchover(database, danang, quangnam)
-    _switchover(database, quangnam, danang)
+    _switchover(database, traffic, danang, quangnam)
+    _switchover(database, traffic, quangnam, danang)
+
+
+def _replicating(site: Site, database: Database, message: str, timeout: float = 120) -> None:
+    """Until ReplicationHealthy is True at `site` (else fail with the condition last seen)."""
+    seen: dict[str, Any] = {}
+
+    def healthy() -> bool:
+        seen.clear()
+        seen.update(_condition(site, database, HEALTHY))
+        return seen.get("status") == "True"
+
+    try:
+        eventually(healthy, timeout=timeout, message=message)
+    except AssertionError as error:
+        raise AssertionError(f"{error}; ReplicationHealthy: {seen}") from None
+
+
+def _failovers(site: Site) -> set[str]:
+    return {
+        f["metadata"]["name"] for f in as_object(site.custom.list_cluster_custom_object(*FAILOVERS))["items"]
+    }
+
+
+def _cnpg_metric(site: Site, series: str) -> float | None:
+    """A CloudNativePG instance metric of the site's replica, as its Prometheus has it."""
+    url = site.bed.prometheus_url(site.name)
+    with urllib.request.urlopen(f"{url}/api/v1/query?query={series}", timeout=5) as response:
+        found = json.loads(response.read())["data"]["result"]
+    ours = [r for r in found if r["metric"].get("pod", "").startswith(f"{SERVICE}-db-{site.name}-")]
+    return float(ours[0]["value"][1]) if ours else None
+
+
+def test_a_partition_under_writes_raises_the_lag_past_the_rpo_and_promotes_nothing(
+    database: Database, traffic: Traffic
+) -> None:
+    quangnam = database.pair.quangnam
+    rpo = 10  # the sample's hour would make the test wait an hour
+    sample_rpo = _set_rpo(database, rpo)
+    _replicating(quangnam, database, "quangnam replicating")
+    failovers = _failovers(quangnam)
+    lag = ("sharedcore_replication_lag_seconds", {"namespace": database.namespace, "name": SERVICE})
+    operator = database.pair.operators["quangnam"]
+    quangnam.bed.partition("danang", "quangnam")
+    try:
+        eventually(  # once PostgreSQL's wal_receiver_timeout has passed
+            lambda: _cnpg_metric(quangnam, "cnpg_pg_replication_is_wal_receiver_up") == 0.0,
+            timeout=120,
+            message="quangnam's Prometheus: the replica's WAL receiver down",
+        )
+        condition = eventually(
+            lambda: (
+                (c := _condition(quangnam, database, "ReplicationHealthy")).get("status") == "False" and c
+            ),
+            timeout=60,
+            message="ReplicationHealthy False at quangnam",
+        )
+        past = eventually(
+            lambda: (v := metric(operator, lag[0], **lag[1], kind="database")) is not None and v > rpo and v,
+            timeout=60,
+            message=f"the database lag past the RPO ({rpo} s) in quangnam's metrics",
+        )
+        print(f"partitioned: {condition['reason']}: {condition['message']}; lag {past:.0f} s")
+        traffic.writing_at("danang")  # the active site goes on taking writes
+        assert database.sql(quangnam, "SELECT pg_is_in_recovery()") == "t"
+    finally:
+        quangnam.bed.heal("danang", "quangnam")
+    assert _failovers(quangnam) == failovers, "nothing promotes on a partition between the sites"
+    # The replica's connection attempts during the cut were black-holed: TCP's backoff says when it retries.
+    _replicating(quangnam, database, "quangnam replicating again once healed", timeout=240)
+    eventually(
+        lambda: (v := _cnpg_metric(quangnam, "cnpg_pg_replication_lag")) is not None and v < 2,
+        timeout=60,
+        message="the lag near zero again in quangnam's Prometheus",
+    )
+    eventually(
+        lambda: (v := metric(operator, lag[0], **lag[1], kind="database")) is not None and v < 2,
+        timeout=60,
+        message="the lag near zero again in quangnam's metrics",
+    )
+    assert traffic.sampler.two_writable() == []
+    _set_rpo(database, sample_rpo)
+
+
+def _set_rpo(database: Database, rpo: int) -> int:
+    """Set the service's rpoSeconds at danang; return the one it had once quangnam has the new one."""
+    danang, quangnam = database.pair.danang, database.pair.quangnam
+    before = int(_service_at(danang, database)["spec"]["objectives"]["rpoSeconds"])
+    patch = {"spec": {"objectives": {"rpoSeconds": rpo}}}
+    danang.custom.patch_namespaced_custom_object(
+        *FAILOVERS[:2], database.namespace, "sharedservices", SERVICE, patch
+    )
+    eventually(
+        lambda: _service_at(quangnam, database)["spec"]["objectives"]["rpoSeconds"] == rpo,
+        message=f"rpoSeconds {rpo} replicated to quangnam",
+    )
+    return before
 
 
 def _failover(site: Site, name: str) -> dict[str, Any] | None:
     try:
-        return as_object(
-            site.custom.get_cluster_custom_object("sharedcore.danang.gov.vn", "v1alpha1", "failovers", name)
-        )
+        return as_object(site.custom.get_cluster_custom_object(*FAILOVERS, name))
     except client.ApiException:
         return None
 
@@ -254,48 +393,77 @@ def _holds(directory: Path, text: str) -> bool:
     return any(needle in path.read_bytes() for path in directory.rglob("*") if path.is_file())
 
 
-@pytest.mark.skip(
-    reason="the row written at danang after the partition still reaches quangnam (twice on 2026-11-28, with "
-    "every packet of both sides' connections dropped in the WAN and the link cut until quangnam promoted): "
-    "the path it takes is not found yet"
-)
-def test_a_lost_site_fails_over_and_its_diverged_data_is_kept_when_it_returns(database: Database) -> None:
-    """danang writes a row quangnam never gets (the link is cut), then is lost; quangnam fails over by itself
-    and is promoted from what it has. When danang returns, its database follows quangnam's again: copied
-    anew, because it diverged; its old volume kept under a claim of its own, the lost row still in it."""
+def test_a_lost_site_under_writes_fails_over_losing_only_its_recorded_window_and_keeps_its_data(
+    database: Database, traffic: Traffic
+) -> None:
+    """danang, cut off from quangnam (not from its witness), goes on taking writes that quangnam never gets,
+    then is lost. quangnam fails over by itself, promoted from what it has; every acknowledged write lost was
+    acknowledged inside the data-loss window it recorded, and every write acknowledged after the cut is among
+    them. When danang returns its database follows quangnam's, copied anew because
+    it diverged, its old volume kept under a claim of its own with the lost rows in it. Whatever fails, danang
+    is started and the link healed again: the later real-node modules need the pair."""
     danang, quangnam, bed = database.pair.danang, database.pair.quangnam, database.pair.danang.bed
-    namespace, own = database.namespace, f"{SERVICE}-db-danang"
+    namespace = database.namespace
     lost, after = f"lost-{uuid.uuid4().hex}", f"after-{uuid.uuid4().hex}"
-    # Steady state first: quangnam has measured its replica since it became one again (else the data-loss
-    # window is unknown and the automatic failover is refused, as it must be).
-    eventually(
-        lambda: _condition(quangnam, database, "ReplicationHealthy").get("status") == "True",
-        timeout=120,
-        message="quangnam's replication measured healthy",
-    )
+    # Steady state first: quangnam has measured its replica since it became one again (else the window is
+    # unknown and the automatic failover refused, as it must be).
+    _replicating(quangnam, database, "quangnam's replication measured healthy")
+    traffic.baseline(primary="danang")  # what earlier moves lost is theirs
+    epoch = int(quangnam.custom.get_cluster_custom_object(*TOPOLOGY)["status"]["epoch"])
+    stopped = False
     bed.partition("danang", "quangnam")
-    database.sql(danang, f"INSERT INTO probe VALUES ((SELECT max(id) + 1 FROM probe), '{lost}')")
-    database.sql(danang, "CHECKPOINT")  # the row in danang's data files, where the check below looks
-    old_volume = _volume_dir(danang, namespace, database.primary_pod(danang))
-    epoch = int(database.cluster(quangnam)["metadata"]["labels"]["sharedcore.danang.gov.vn/epoch"])
-    database.pair.operators["danang"].stop(signal.SIGKILL)
-    danang.stop()
-    # The link stays cut until quangnam has promoted: danang's network namespace outlives its processes, and
-    # its kernel would retransmit what the killed walsender had queued (the lost row reached quangnam so).
-    try:  # danang comes back whatever happens: the next modules need it
+    try:
+        # Every write acknowledged after the cut is lost: the cut drops what danang sends from then on, its
+        # kernel's last FIN included (tests/cluster/test_wan_cut.py; before, that FIN carried the walsender's
+        # unacknowledged WAL to quangnam when danang was stopped). So no need to wait for quangnam's WAL
+        # receiver to notice the cut (wal_receiver_timeout) before the writes that must be lost: waiting for
+        # it only hid that leak (a receiver that has gone drops what arrives late).
+        cut = time.time()
+        database.sql(danang, f"INSERT INTO probe VALUES ((SELECT max(id) + 1 FROM probe), '{lost}')")
+        traffic.writing_at("danang", count=100)
+        database.sql(danang, "CHECKPOINT")  # the rows in danang's data files, where the check below looks
+        old_volume = _volume_dir(danang, namespace, database.primary_pod(danang))
+        since = time.time()
+        database.pair.operators["danang"].stop(signal.SIGKILL)  # it runs at that site: lost with it
+        danang.stop()
+        stopped = True
+        # The link stays cut until quangnam has promoted: danang's network namespace outlives its processes,
+        # and its kernel goes on retransmitting what the killed walsender had sent, which a receiver still
+        # waiting would take (a lost site's kernel dies with it).
         name = f"automatic-failover-epoch-{epoch + 1}"
         eventually(lambda: _failover(quangnam, name), timeout=120, message=f"quangnam's {name}", interval=1)
         status = ended(quangnam, name, timeout=180)
         assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
-        print(f"failover: recorded RTO {status.get('rtoSeconds')}s, window {status['services'][0]}")
         assert database.sql(quangnam, "SELECT pg_is_in_recovery()") == "f"
         assert database.sql(quangnam, f"SELECT count(*) FROM probe WHERE note = '{lost}'") == "0"
+        move = _moved(traffic, quangnam, status, since)
+        # (A second's margin: a commit made just before the cut may reach the writer's thread a moment late.)
+        after_cut = [a.seq for a in traffic.writer.acks if a.site == "danang" and a.at > cut + 1]
+        assert after_cut and set(after_cut) <= set(move.report.missing), (
+            "written after the cut, yet at quangnam"
+        )
+        # Against what sharedcore recorded: no acknowledged write lost from before the window.
+        assert move.window_recorded is not None and move.outside_window == 0, (
+            f"{move.lost} acknowledged rows lost, {move.outside_window} of them acknowledged before the "
+            f"recorded data-loss window of {move.window_recorded} s"
+        )
         database.sql(quangnam, f"INSERT INTO probe VALUES ((SELECT max(id) + 1 FROM probe), '{after}')")
     finally:
         bed.heal("danang", "quangnam")
         returned = time.monotonic()
-        danang.start()
-        database.pair.operators["danang"].start()
+        if stopped:
+            danang.start()
+            database.pair.operators["danang"].start()
+
+    _follows_again_with_its_data_kept(database, old_volume, lost, after, returned)
+
+
+def _follows_again_with_its_data_kept(
+    database: Database, old_volume: Path, lost: str, after: str, returned: float
+) -> None:
+    """danang, back, follows quangnam: copied anew on a new volume, its old one kept under a claim of its own
+    with the row quangnam never got."""
+    danang, namespace, own = database.pair.danang, database.namespace, f"{SERVICE}-db-danang"
 
     def rebuilt() -> bool:
         cluster = _healthy(danang, database)
@@ -325,3 +493,4 @@ def test_a_lost_site_fails_over_and_its_diverged_data_is_kept_when_it_returns(da
     events = danang.core.list_namespaced_event(namespace, field_selector="reason=DatabaseDiverged").items
     assert events and claims[0] in events[0].message
     print(f"danang following again {following:.0f}s after its return, {copied / 2**20:.0f} MiB copied")
+    _replicating(danang, database, "danang replicating from quangnam")
