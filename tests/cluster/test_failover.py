@@ -247,6 +247,9 @@ def sites_by_role(pair: Pair) -> tuple[Site, Site]:
 
 
 def switchover(pair: Pair, to: Site, timeout: float = 90) -> dict[str, Any]:
+    # As a person would: once the pair has settled. Requested the moment the previous switchover ended, the
+    # old source, its view still from before (Fenced, handing over), failed it with "AlreadyActive" (CI).
+    sites_by_role(pair)
     name = request(to, to.name, "Switchover")
     status = ended(to, name, timeout=timeout)
     assert status["phase"] == "Succeeded", status
