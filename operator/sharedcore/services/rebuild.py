@@ -79,19 +79,21 @@ async def _keep(rt: Runtime, claim: Body, epoch: str, because: str) -> str:
     return name
 
 
+async def _claims(rt: Runtime, namespace: str, cluster: str) -> list[Body]:
+    """The claims CloudNativePG made for a Cluster of this name."""
+    return await rt.client.list(PERSISTENT_VOLUME_CLAIMS, namespace, labels={CNPG_CLUSTER_LABEL: cluster})
+
+
 async def leftovers(rt: Runtime, namespace: str, cluster: str) -> list[str]:
     """The claims a deleted Cluster of this name left, still terminating."""
-    claims = await rt.client.list(PERSISTENT_VOLUME_CLAIMS, namespace, labels={CNPG_CLUSTER_LABEL: cluster})
-    return sorted(claim["metadata"]["name"] for claim in claims)
+    return sorted(claim["metadata"]["name"] for claim in await _claims(rt, namespace, cluster))
 
 
 async def rebuild(rt: Runtime, service: Body, cluster: Body, because: str) -> list[str]:
     """Keep the diverged Cluster's volumes and delete it; returns the kept claims."""
     meta = cluster["metadata"]
     epoch = (meta.get("labels") or {}).get(EPOCH_LABEL, "0")
-    claims = await rt.client.list(
-        PERSISTENT_VOLUME_CLAIMS, meta["namespace"], labels={CNPG_CLUSTER_LABEL: meta["name"]}
-    )
+    claims = await _claims(rt, meta["namespace"], meta["name"])
     where = f"{rt.site().name}: {because}"
     kept = [await _keep(rt, claim, epoch, where) for claim in claims]
     if not meta.get("deletionTimestamp"):
