@@ -7,7 +7,7 @@ exception they did not expect (`CleanOperators`). Convergence and the end of eve
 what the runner waits for when it settles (`sharedcore_testbed.nemesis.convergence`).
 
 The data half, on real nodes (never two writable primaries; no acknowledged write lost outside a recorded
-data-loss window, no row at two primaries) is two further `Invariant`s (`sharedcore_testbed.nemesis.database`).
+data-loss window, no row at two primaries), is two more `Invariant`s: `sharedcore_testbed.nemesis.database`.
 """
 
 import json
