@@ -29,6 +29,8 @@ from sharedcore_testbed.writer import Ack
 WRITES_RESUME_S = 180.0  # after a settle, until the writer writes at the active site (a promoted primary's
 # restart waits for the sessions connected to it: CloudNativePG's smartShutdownTimeout, 180 s)
 OBSERVER_WAIT_S = 10.0
+# A Failover deleted while at one of these steps may have promoted its target before it went.
+PROMOTING = ("Promote", "Redirect", "Verify")
 
 
 class OneWritable:
@@ -171,7 +173,8 @@ class NoLostWrites:
             self._violate(at, f"{len(two)} rows committed by a server that was not the primary: {shown}")
 
     def _moves(self, asked: float) -> list[Move]:
-        """The Failovers that promoted their target, once the observer has looked since `asked`."""
+        """The Failovers that promoted their target (or may have), once the observer has looked since
+        `asked`."""
         deadline = asked + OBSERVER_WAIT_S
         while self.observer.last_pass < asked and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -186,7 +189,7 @@ class NoLostWrites:
                 c.window,
             )
             for c in list(self.observer.courses.values())
-            if c.promoted and c.source and c.target and c.created is not None
+            if (c.promoted or (c.deleted and c.step in PROMOTING)) and c.source and c.target and c.created
         ]
 
     def _span(self, acks: Sequence[Ack]) -> str:
