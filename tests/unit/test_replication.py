@@ -240,3 +240,24 @@ def test_active_site_reports_its_pushes_and_a_single_site_nothing() -> None:
     alone = SiteContext("danang", Role.ACTIVE, 0)
     single = data.assess(service, alone, render(service, alone), live=live, lag=LagTable(), now=NOW)
     assert single.condition.reason == "NoPeerSite" and single.status is None
+
+
+def test_a_pod_name_reused_is_read_from_its_latest_instance_scraped() -> None:
+    """Prometheus restarted (a site back from an outage) writes no staleness markers for what it scraped
+    before, so for its lookback (5 min) a pod name CloudNativePG reuses answers twice: the old instance (here
+    the primary it was, receiver down) and the new replica. The newest scrape is the pod's; its lag counts
+    from then."""
+    pod = {"namespace": "app", "pod": "svc-db-danang-1"}
+    new, old = {**pod, "instance": "10.1.0.9:9187"}, {**pod, "instance": "10.1.0.5:9187"}
+    result = [
+        {"metric": {"__name__": LAG, **new}, "value": [1000.0, "1.5"]},
+        {"metric": {"__name__": RECEIVER_UP, **new}, "value": [1000.0, "1"]},
+        {"metric": {"sharedcore": "scraped", **new}, "value": [1000.0, "995"]},
+        {"metric": {"__name__": LAG, **old}, "value": [1000.0, "0"]},
+        {"metric": {"__name__": RECEIVER_UP, **old}, "value": [1000.0, "0"]},
+        {"metric": {"sharedcore": "scraped", **old}, "value": [1000.0, "700"]},
+    ]
+    table = LagTable()
+    table.update(parse({"status": "success", "data": {"resultType": "vector", "result": result}}))
+    sample = table.sample("app", "svc-db-danang-1")
+    assert sample and sample.lag_seconds == 1.5 and sample.complete_at == pytest.approx(993.5)
