@@ -35,7 +35,7 @@ from sharedcore_testbed.realpair import real_pair
 
 HEARTBEAT, LEASE, RESYNC = 1, 6, 4.0
 # A real database moves slower: a diverged one is copied anew before its site stands by again (73 s measured
-# alone), and a promoted primary restarts once its sessions let it (up to 180 s).
+# alone), on nodes that start again with their site.
 REAL_BOUNDS = Bounds(failover_s=180.0, converge_s=300.0)
 REAL_RESYNC = 5.0  # the real-database tests' setting
 

@@ -26,8 +26,9 @@ from sharedcore_testbed.sampler import PrimarySampler
 from sharedcore_testbed.traffic import Traffic
 from sharedcore_testbed.writer import Ack
 
-WRITES_RESUME_S = 180.0  # after a settle, until the writer writes at the active site (a promoted primary's
-# restart waits for the sessions connected to it: CloudNativePG's smartShutdownTimeout, 180 s)
+# After a settle, until the writer writes at the active site: the pair converged, so this is the client's own
+# way back (its DNS lookup, its connection to a primary that may still be starting), not a move.
+WRITES_RESUME_S = 120.0
 OBSERVER_WAIT_S = 10.0
 # A Failover deleted while at one of these steps may have promoted its target before it went.
 PROMOTING = ("Promote", "Redirect", "Verify")
