@@ -31,7 +31,7 @@ from sharedcore.replication import (
     feasibility,
     retained,
 )
-from sharedcore.services import parallel, rebuild, status
+from sharedcore.services import parallel, rebuild, role_first, status
 from sharedcore.services.drift import drifted_field
 from sharedcore.services.runtime import Runtime, ServiceKey
 
@@ -279,6 +279,25 @@ async def _diverged_database(
     return status.Blocker("DatabaseRebuilding", f"{why}: copying it anew, its old volumes kept as {kept_as}")
 
 
+async def _role_first(rt: Runtime, body: Body, desired: list[Body]) -> bool:
+    """Write what a Failover waits for, alone (services.role_first); whether anything was written."""
+    meta = body["metadata"]
+    owned = [o for o in rt.cache.owned_by(meta["namespace"], meta["name"]) if _owned(o, meta["uid"])]
+    wave, stale = role_first.first(desired, rt.cache.get, owned)
+    if not wave:
+        return False
+    repaired: list[str] = []
+    blocker, removed = await asyncio.gather(
+        _apply_wave(rt, wave, repaired), _remove(rt, stale, meta["uid"], None, "prune")
+    )
+    if repaired:
+        await rt.recorder.record(body, "Normal", "DriftRepaired", "restored " + "; ".join(repaired))
+    if removed:
+        message = "removed what is no longer rendered: " + ", ".join(removed)
+        await rt.recorder.record(body, "Normal", "Pruned", message)
+    return blocker is None  # a refusal: the full pass meets it again and reports it
+
+
 async def _apply_all(rt: Runtime, body: Body, desired: list[Body]) -> status.Blocker | None:
     """Apply what drifted, in dependency order; a refusal by the API server stalls the service.
 
@@ -477,7 +496,11 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
         blocker = _role_unknown(site) or await _missing_references(rt, service)
         if blocker is None:
             await _provision_credentials(rt, key, service, site)
-            blocker = await _diverged_database(rt, body, desired, site) or await _apply_all(rt, body, desired)
+            blocker = await _diverged_database(rt, body, desired, site)
+            if blocker is None and await _role_first(rt, body, desired):
+                rt.queue.add(key)  # the rest of this pass after every other service's first writes
+                return None
+            blocker = blocker or await _apply_all(rt, body, desired)
         if blocker is None:
             await _prune(rt, body, desired, site, spec.deletion_policy)
     refused = admission.refusal(body, rt.policy()) if site.role is Role.ACTIVE else None
