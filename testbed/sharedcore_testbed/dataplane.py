@@ -19,6 +19,7 @@ import datetime
 import json
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -31,6 +32,9 @@ CNPG = ("postgresql.cnpg.io", "v1", "clusters")
 VOLSYNC = "volsync.backube", "v1alpha1"
 VOLSYNC_KINDS = ("replicationsources", "replicationdestinations")
 HEALTHY = "Cluster in healthy state"
+PATCHERS = 8  # status writes at once (the client's connection pool holds 10)
+# (group, version), namespace, plural, name, the status patch
+Patch = tuple[tuple[str, str], str, str, str, dict[str, Any]]
 
 
 def _stamp(moment: datetime.datetime) -> str:
@@ -120,6 +124,7 @@ class DataPlaneDouble:
         self._sent: dict[tuple[str, str], int] = {}  # (namespace, ReplicationSource) → bytes a copy sends
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"dataplane-{site.name}", daemon=True)
+        self._pool = ThreadPoolExecutor(PATCHERS, thread_name_prefix=f"dataplane-{site.name}")
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
 
     @property
@@ -134,6 +139,7 @@ class DataPlaneDouble:
         self._stop.set()
         self._server.shutdown()
         self._thread.join(timeout=10)
+        self._pool.shutdown(wait=False)
 
     def pause_syncs(self, paused: bool) -> None:
         """Stop (or resume) completing VolSync syncs, as when the schedule is far off."""
@@ -175,6 +181,7 @@ class DataPlaneDouble:
     def _play_once(self) -> None:
         custom = self.site.custom
         series = []
+        patches: list[Patch] = []  # CloudNativePG's, then VolSync's, each set written at once
         for cluster in items(custom.list_cluster_custom_object(*CNPG, _request_timeout=5)):
             meta = cluster["metadata"]
             key = (meta["namespace"], meta["name"])
@@ -188,15 +195,15 @@ class DataPlaneDouble:
             if "demotionToken" in reported and "demotionToken" not in status:
                 status["demotionToken"] = None  # promoted again (failback): the token is spent
             if {k: reported.get(k) for k in status} != status:
-                custom.patch_namespaced_custom_object_status(
-                    *CNPG[:2], meta["namespace"], CNPG[2], meta["name"], {"status": status}
-                )
+                patches.append((CNPG[:2], meta["namespace"], CNPG[2], meta["name"], {"status": status}))
             if not is_primary(cluster):
                 series += list(
                     self._replica_series(meta["namespace"], meta["name"], status["currentPrimary"])
                 )
         with self._lock:
             self._series = series
+        self._patch(patches)
+        patches = []
         now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
         for plural in VOLSYNC_KINDS:
             for obj in items(custom.list_cluster_custom_object(*VOLSYNC, plural, _request_timeout=5)):
@@ -219,13 +226,20 @@ class DataPlaneDouble:
                     status = volsync_status(plural, now, self.sync_every, sent)
                     if manual is not None:
                         status["lastManualSync"] = manual
-                    custom.patch_namespaced_custom_object_status(
-                        *VOLSYNC,
-                        obj["metadata"]["namespace"],
-                        plural,
-                        obj["metadata"]["name"],
-                        {"status": status},
-                    )
+                    meta = obj["metadata"]
+                    patches.append((VOLSYNC, meta["namespace"], plural, meta["name"], {"status": status}))
+        self._patch(patches)
+
+    def _patch(self, patches: list[Patch]) -> None:
+        """Write these statuses at once, as the real controllers reconcile their objects side by side (one
+        after another, 50 Clusters' promotions took the double 10 s on a loaded testbed)."""
+        custom = self.site.custom
+
+        def one(patch: Patch) -> None:
+            (group, version), namespace, plural, name, body = patch
+            custom.patch_namespaced_custom_object_status(group, version, namespace, plural, name, body)
+
+        list(self._pool.map(one, patches))  # the first failure is raised, as a sequential write's was
 
     def _replica_series(self, namespace: str, cluster: str, pod: str) -> Iterator[dict[str, Any]]:
         with self._lock:
