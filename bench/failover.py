@@ -15,7 +15,9 @@ steps its Failover recorded, into detection (loss → FenceSource done: the Leas
 service Active and Ready); each switchover into its handover (FenceSource start → Promote done: fence, final
 sync, promote) and end to end (created → every service Active and Ready at danang). A role sampler (both
 operators' roles every 100 ms) runs throughout: a run in which it ever sees two Active sites is void, and the
-benchmark fails. The load average is recorded beside each run (the machine is shared).
+benchmark fails. The load average is recorded beside each run (the machine is shared). Before the runs, two
+resyncs of doing nothing: the requests per second each plane's audit log records from the operators (and,
+apart, from the testbed's doubles and ExternalDNS), the operators' by request.
 
 The testbed runs the city DNS with ExternalDNS at each site (as root: port 53), and each site has a stand-in
 web front end at its ingress address (stopped with the site). A prober, a citizen's HTTP client, resolves the
