@@ -60,4 +60,7 @@ def situation(
         source_unseen_seconds=unseen,
         services=tuple(sorted((replica(s) for s in services), key=lambda r: (r.namespace, r.name))),
         running=tuple(sorted(running)),
+        target_role=pair.state.role,
+        target_why=pair.state.message,
+        peer_handover=pair.peer_handover,
     )
