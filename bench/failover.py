@@ -38,6 +38,7 @@ import socket
 import statistics
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -272,26 +273,45 @@ def front_ends() -> Iterator[dict[str, FrontEnd]]:
             end.stop()
 
 
-def idle_requests(bed: Testbed, seconds: float) -> dict[str, dict[str, float]]:
-    """The requests per second each plane received from the operators (either's own identity, or its peer
-    identity) over `seconds` of doing nothing, counted from the plane's audit log: all, and the writes."""
-    users = {OPERATOR_USER, peer_user("danang"), peer_user("quangnam")}
+def who(username: str) -> str | None:
+    """Whose request a plane's audit log records: the operators' (either's own identity, or its peer identity
+    at the other site and the witness), the testbed's (the data-plane doubles and ExternalDNS, as the site's
+    admin), or neither (the API server's own; kube-controller-manager, the scheduler and kwok are not
+    audited)."""
+    if username in {OPERATOR_USER, peer_user("danang"), peer_user("quangnam")}:
+        return "operator"
+    return "testbed" if username == "admin" else None
+
+
+def idle_requests(bed: Testbed, seconds: float) -> dict[str, Any]:
+    """The requests per second each plane received over `seconds` of doing nothing, counted from the plane's
+    audit log, watches aside (a watch held open is one stream): the operators' and the testbed's apart, each
+    all and writes, and the operators' by verb and resource (what they are)."""
     since = time.time()
     time.sleep(seconds)
     until = time.time()
-    rates = {}
+    rates: dict[str, Any] = {}
     for plane in ("danang", "quangnam", "witness"):
-        events = [
-            e
-            for e in audit_events(bed.directory / plane / "audit.log", None, since)
-            if e.get("user", {}).get("username") in users
-            and datetime.datetime.fromisoformat(e["requestReceivedTimestamp"]).timestamp() < until
-            and e["verb"] != "watch"  # a watch held open is one stream, not a request a second
-        ]
-        writes = sum(1 for e in events if e["verb"] in WRITES)
+        counts: dict[str, Counter[str]] = {"operator": Counter(), "testbed": Counter()}
+        for e in audit_events(bed.directory / plane / "audit.log", None, since):
+            received = datetime.datetime.fromisoformat(e["requestReceivedTimestamp"]).timestamp()
+            whose = who(e.get("user", {}).get("username", ""))
+            if whose is None or received >= until or e["verb"] == "watch":
+                continue
+            ref = e.get("objectRef") or {}
+            what = "/".join(filter(None, (ref.get("resource"), ref.get("subresource"))))
+            counts[whose][f"{e['verb']} {what}"] += 1
         rates[plane] = {
-            "requests_per_s": round(len(events) / seconds, 2),
-            "writes_per_s": round(writes / seconds, 2),
+            whose: {
+                "requests_per_s": round(sum(found.values()) / seconds, 2),
+                "writes_per_s": round(
+                    sum(n for request, n in found.items() if request.split()[0] in WRITES) / seconds, 2
+                ),
+            }
+            for whose, found in counts.items()
+        }
+        rates[plane]["operator"]["by_request_per_s"] = {
+            request: round(n / seconds, 2) for request, n in counts["operator"].most_common()
         }
     return rates
 
@@ -395,14 +415,18 @@ def main() -> None:
             *(spread(col(key)) for key in columns.values()),
         )
         print("  ".join(f"{v:>18}" for v in row))
-    print("\nidle (two resyncs): the operators' requests per second (writes) at each plane, watches aside")
+    print(
+        "\nidle (two resyncs): requests per second (writes) at each plane, watches aside: the operators' and"
+        " the testbed's (data-plane doubles, ExternalDNS)"
+    )
     for r in results:
         idle = r["idle"]
-        planes = "  ".join(
-            f"{plane} {idle[plane]['requests_per_s']} ({idle[plane]['writes_per_s']})"
-            for plane in ("danang", "quangnam", "witness")
-        )
-        print(f"  {r['services']:>5} services: {planes}  (load {idle['load_average']})")
+        for whose in ("operator", "testbed"):
+            planes = "  ".join(
+                f"{plane} {idle[plane][whose]['requests_per_s']} ({idle[plane][whose]['writes_per_s']})"
+                for plane in ("danang", "quangnam", "witness")
+            )
+            print(f"  {r['services']:>5} services, {whose:>8}: {planes}  (load {idle['load_average']})")
     out = results_file.write("failover", results)
     print(f"\nwritten: {out}")
 

@@ -133,6 +133,7 @@ def assemble(options: Options, client: KubeClient, peers: Peers) -> Operator:
         peer_client=lambda: _peer(site, peers),
         services=rt.services.values,
         managed=lambda resource: rt.cache.of_kind(resource.api_version, resource.kind),
+        owned=rt.cache.owned_by,
     )
     rt.site = site_context(site, failovers)
     site.subscribe(services.requeue)

@@ -93,9 +93,9 @@ def following(site: SiteClients) -> bool:
 
 
 @contextlib.contextmanager
-def real_pair(directory: Path) -> Iterator[tuple[Pair[SiteClients], Traffic]]:
+def real_pair(directory: Path, *, resync: float = 30) -> Iterator[tuple[Pair[SiteClients], Traffic]]:
     """Everything up, the service's database streaming to quangnam and the writer writing at danang; all of
-    it stopped and the testbed down on the way out."""
+    it stopped and the testbed down on the way out. `resync`: the operators' --resync-seconds."""
     bed = Testbed(directory / "testbed")
     bed.up(SITES, real=SITES[:2], node_count=2, monitored=True)
     try:
@@ -109,7 +109,7 @@ def real_pair(directory: Path) -> Iterator[tuple[Pair[SiteClients], Traffic]]:
             directory / "operators",
             crds=(source_root() / "crds", *data_plane_crds()),
             topology=topology(mode="Automatic"),
-            resync=30,
+            resync=resync,
             prometheus={site.name: bed.prometheus_url(site.name) for site in (danang, quangnam)},
         )
         with pair.running(forget=False):

@@ -13,6 +13,7 @@ the site's network namespace, where kube-proxy forwards them (sharedcore_testbed
 """
 
 import base64
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ CLUSTERS = ("postgresql.cnpg.io", "v1", "clusters")
 SHARED_SERVICES = ("sharedcore.danang.gov.vn", "v1alpha1", "sharedservices")
 POSTGRES_PORT = 5432
 ASK_TIMEOUT = 2  # seconds: a client does not wait long for a site that is gone
+REREAD = 5.0  # seconds a site's read-write Service address is trusted before it is read again
 
 
 def published_records(sites: Sequence[SiteClients], namespace: str) -> Resolve:
@@ -61,8 +63,9 @@ def site_of(addresses: Sequence[str], ingress: Mapping[str, str]) -> str | None:
 
 
 class ServiceDatabase:
-    """One SharedService's database at each site: its read-write Service and the application's credentials
-    (read once from the site, then kept: neither changes when the roles do)."""
+    """One SharedService's database at each site: its read-write Service and the application's credentials,
+    read again after `REREAD` seconds (a rebuilt database is a new Cluster whose Service has a new address;
+    while the site's API does not answer, the last address read is kept)."""
 
     def __init__(
         self,
@@ -78,17 +81,21 @@ class ServiceDatabase:
         self.sites, self.namespace, self.service = dict(sites), namespace, service
         self.ingress = dict(ingress)
         self.resolve = resolve or published_records(list(self.sites.values()), namespace)
-        self._targets: dict[str, Target] = {}
+        self._targets: dict[str, tuple[Target, float]] = {}  # site → (target, when read)
         self._host: str | None = None
 
     def at(self, site: str) -> Target | None:
         """How to reach `site`'s read-write Service now (None: the site cannot tell yet)."""
-        if site not in self._targets:
-            try:
-                self._targets[site] = self._target(self.sites[site])
-            except Exception:  # the site is gone or its database not made yet
-                return None
-        return self._targets[site]
+        kept = self._targets.get(site)
+        if kept is not None and time.monotonic() - kept[1] < REREAD:
+            return kept[0]
+        try:
+            target: Target | None = self._target(self.sites[site])
+        except Exception:  # the site's API is gone (its database may not be) or the database not made yet
+            target = kept[0] if kept else None
+        if target is not None:
+            self._targets[site] = (target, time.monotonic())
+        return target
 
     def located(self) -> Target | None:
         """Where the service's DNS record points now (None: nowhere)."""

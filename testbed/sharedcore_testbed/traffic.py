@@ -76,8 +76,7 @@ class Traffic:
 
     def rows(self, primary: str, timeout: float = 240) -> dict[str, Any]:
         """Each site's rows (None where its database does not answer), once the primary's could be read
-        (CloudNativePG restarts a just-promoted primary to apply a setting, and its smart shutdown refuses new
-        sessions while the writer's stays connected: up to its smartShutdownTimeout, 180 s)."""
+        (a just-promoted primary may still be starting)."""
         deadline = time.monotonic() + timeout
         while True:
             found: dict[str, Any] = {}

@@ -53,10 +53,8 @@ class Database:
         return str(self.cluster(site)["status"]["currentPrimary"])
 
     def sql(self, site: Site, statement: str) -> str:
-        """Run SQL at the site's primary instance, again while it does not accept connections: CloudNativePG
-        restarts a just-promoted primary (archive_mode changes), and its smart shutdown refuses new sessions
-        while it waits for the connected ones, the writer's, up to its smartShutdownTimeout (180 s; about a
-        minute seen)."""
+        """Run SQL at the site's primary instance, again while it does not accept connections (an instance
+        restarting, or one just made a primary and still starting)."""
 
         def attempt() -> list[str] | None:  # (a list: an empty answer is an answer)
             pod = self.primary_pod(site)
@@ -251,6 +249,8 @@ def _switchover(database: Database, traffic: Traffic, source: Site, target: Site
     # old primary streams from the new one on its own volume (a promotion without it forks the timeline).
     assert token and status["services"][0]["promotionToken"] == token, (token, status.get("services"))
     assert database.sql(target, "SELECT pg_is_in_recovery()") == "f"
+    # No WAL archiving (cnpg.io/skipWalArchiving): nothing for CloudNativePG to restart the new primary for.
+    assert database.sql(target, "SHOW archive_mode") == "off"
     host = f"{SERVICE}-db-{target.name}-rw.{database.namespace}.svc.clusterset.local"
     eventually(
         lambda: (

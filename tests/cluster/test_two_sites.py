@@ -440,22 +440,17 @@ def test_an_idle_pair_writes_nothing_but_leases(pair: Pair, namespace: str) -> N
             timeout=120,
             message=f"no namespace terminating at {site.name}",
         )
-    for double in pair.doubles.values():
-        double.pause_syncs(True)  # otherwise each completed copy of the files is news worth a status write
-    try:
-        time.sleep(RESYNC)  # let the last status writes land
-        since = time.time()
-        time.sleep(3 * RESYNC)
-        for site in (pair.danang, pair.quangnam, pair.witness):
-            # Its own operator, and the others as their peer identities.
-            users = [OPERATOR_USER, *(peer_user(other.name) for other in pair.sites if other is not site)]
-            writes = [w for user in users for w in audit_requests(site, user, since, WRITE_VERBS)]
-            others = [(w["verb"], w["requestURI"]) for w in writes if w["objectRef"]["resource"] != "leases"]
-            assert others == [], f"writes at {site.name}: {others}"
-            assert writes, f"heartbeats keep going at {site.name}"
-    finally:
-        for double in pair.doubles.values():
-            double.pause_syncs(False)
+    # The data plane keeps copying the files meanwhile (every few seconds): a copy is no news to write.
+    time.sleep(RESYNC)  # let the last status writes land
+    since = time.time()
+    time.sleep(3 * RESYNC)
+    for site in (pair.danang, pair.quangnam, pair.witness):
+        # Its own operator, and the others as their peer identities.
+        users = [OPERATOR_USER, *(peer_user(other.name) for other in pair.sites if other is not site)]
+        writes = [w for user in users for w in audit_requests(site, user, since, WRITE_VERBS)]
+        others = [(w["verb"], w["requestURI"]) for w in writes if w["objectRef"]["resource"] != "leases"]
+        assert others == [], f"writes at {site.name}: {others}"
+        assert writes, f"heartbeats keep going at {site.name}"
 
 
 def test_replication_lag_above_the_objective_is_reported(pair: Pair, namespace: str) -> None:
@@ -478,7 +473,6 @@ def test_replication_lag_above_the_objective_is_reported(pair: Pair, namespace: 
     assert behind["reason"] == "DatabaseLagAboveObjective" and "420s" in behind["message"]
     status = get(pair.quangnam, namespace, name)["status"]["replication"]
     assert status["databaseLagSeconds"] == 420 and status["sourceSite"] == "danang"
-    assert status["filesLastSyncTime"]
     lag = metric(
         pair.operators["quangnam"],
         "sharedcore_replication_lag_seconds",

@@ -38,6 +38,7 @@ def test_a_failover_deleted_as_its_promote_step_ends_is_still_named_in_the_event
         peer_client=lambda: None,
         services=lambda: [],
         managed=lambda _: [],
+        owned=lambda *_: [],
     )
     controller.on_event("ADDED", BODY)
     controller.on_event("DELETED", BODY)  # between writing the step's outcome and reporting it

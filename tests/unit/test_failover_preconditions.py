@@ -10,7 +10,7 @@ from sharedcore.api import FailoverPhase, FailoverType, Role, StepName, StepStat
 from sharedcore.api.formats import micro_time
 from sharedcore.failover.plan import make_plan
 from sharedcore.failover.preconditions import planned
-from sharedcore.failover.situation import situation
+from sharedcore.failover.situation import FilesSynced, situation
 from sharedcore.sites import leases
 from sharedcore.sites.controller import SiteController
 from sharedcore.sites.state import SiteState
@@ -39,14 +39,22 @@ def stamp(seconds_ago: float) -> str:
     return (NOW - datetime.timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def synced(**seconds_ago: float) -> FilesSynced:
+    """When the target last completed a copy of each named service's files (VolSync's object says)."""
+    return lambda _, name: (
+        NOW - datetime.timedelta(seconds=seconds_ago[name]) if name in seconds_ago else None
+    )
+
+
 def test_the_situation_reads_each_services_replication_and_objectives() -> None:
     found = situation(
         pair(),
         [
-            service("vanban", {"databaseLagSeconds": 2.0, "filesLastSyncTime": stamp(30)}),
+            service("vanban", {"databaseLagSeconds": 2.0}),
             service("hotline", None, objectives={"rpoSeconds": 60}, files={"enabled": False}),
         ],
         NOW,
+        files_synced=synced(vanban=30),
     )
     hotline, vanban = found.services
     assert (found.target, found.active_site, found.epoch, found.source_last_seen) == (
@@ -61,10 +69,12 @@ def test_the_situation_reads_each_services_replication_and_objectives() -> None:
 
 
 def test_an_unreachable_source_was_last_seen_at_its_last_heartbeat() -> None:
-    found = situation(pair(reachable=False), [], NOW)
+    found = situation(pair(reachable=False), [], NOW, files_synced=synced())
     assert found.source_last_seen == HEARD and not found.source_reachable
     never_heard = dataclasses.replace(pair(reachable=False), peer_last_active=None)
-    assert situation(never_heard, [], NOW).source_last_seen == NOW  # overestimates the window, never under
+    assert (
+        situation(never_heard, [], NOW, files_synced=synced()).source_last_seen == NOW
+    )  # overestimates the window, never under
 
 
 def test_an_unreachable_source_may_have_written_until_it_could_have_fenced_itself() -> None:
@@ -72,21 +82,33 @@ def test_an_unreachable_source_may_have_written_until_it_could_have_fenced_itsel
     itself: the window runs to its last sign of life plus the time it may act unseen, never beyond now."""
     unseen = dataclasses.replace(pair(reachable=False), peer_may_write_seconds=25)
     found = situation(
-        unseen, [service("vanban", {"databaseLastReplayTime": stamp(41)}, files={"enabled": False})], NOW
+        unseen,
+        [service("vanban", {"databaseLastReplayTime": stamp(41)}, files={"enabled": False})],
+        NOW,
+        files_synced=synced(),
     )
     assert found.source_last_seen == HEARD + datetime.timedelta(seconds=25)
     assert make_plan(FailoverType.FAILOVER, True, found).services[0].data_loss_window_seconds == 26.0
     # A replica still reported streaming (its receiver not timed out yet) lags by what it has not seen.
     streaming = situation(
-        unseen, [service("vanban", {"databaseLagSeconds": 0.0}, files={"enabled": False})], NOW
+        unseen,
+        [service("vanban", {"databaseLagSeconds": 0.0}, files={"enabled": False})],
+        NOW,
+        files_synced=synced(),
     )
     assert make_plan(FailoverType.FAILOVER, True, streaming).services[0].data_loss_window_seconds == 25.0
-    soon = situation(unseen, [], HEARD + datetime.timedelta(seconds=10))
+    soon = situation(unseen, [], HEARD + datetime.timedelta(seconds=10), files_synced=synced())
     assert soon.source_last_seen == HEARD + datetime.timedelta(seconds=10)  # not beyond now
 
 
-def plan_of(failover_type: FailoverType, *services: dict[str, Any], reachable: bool = True) -> Any:
-    return make_plan(failover_type, False, situation(pair(reachable), services, NOW))
+def plan_of(
+    failover_type: FailoverType,
+    *services: dict[str, Any],
+    reachable: bool = True,
+    files: FilesSynced | None = None,
+) -> Any:
+    found = situation(pair(reachable), services, NOW, files_synced=files or synced())
+    return make_plan(failover_type, False, found)
 
 
 def test_a_dry_run_is_planned_with_the_preconditions_that_would_fail() -> None:
@@ -115,8 +137,9 @@ def test_a_data_loss_not_accepted_fails_check_preconditions_with_its_reason() ->
 
 
 def test_preconditions_that_hold_start_the_failover_at_fence_source() -> None:
-    replicated = {"databaseLagSeconds": 1.0, "filesLastSyncTime": stamp(10)}
-    status = planned(plan_of(FailoverType.SWITCHOVER, service("vanban", replicated)), dry_run=False, now=NOW)
+    replicated = service("vanban", {"databaseLagSeconds": 1.0})
+    switchover = plan_of(FailoverType.SWITCHOVER, replicated, files=synced(vanban=10))
+    status = planned(switchover, dry_run=False, now=NOW)
     assert status.phase == FailoverPhase.RUNNING and status.data_loss_window_seconds == 0.0
     assert [s.state for s in status.steps[:2]] == [StepState.SUCCEEDED, StepState.PENDING]
     assert status.steps[0].message and "danang → quangnam at epoch 4" in status.steps[0].message
@@ -157,11 +180,13 @@ def test_the_window_of_a_source_whose_clock_is_an_hour_behind_comes_from_this_si
     """Rule 7: the source's heartbeats carry its own clock's renewTime; an hour behind, it made the window
     of a service whose files were last copied 30 s ago look like zero."""
     site, now = hearing_danang_an_hour_behind()
-    files = {
-        "databaseLagSeconds": 0.0,
-        "filesLastSyncTime": (now - datetime.timedelta(seconds=30)).isoformat(),
-    }
-    found = situation(site.pair(), [service("vanban", files)], now)
+    files = {"databaseLagSeconds": 0.0}
+    found = situation(
+        site.pair(),
+        [service("vanban", files)],
+        now,
+        files_synced=lambda *_: now - datetime.timedelta(seconds=30),
+    )
     (window,) = make_plan(FailoverType.FAILOVER, False, found).services
     assert window.data_loss_window_seconds is not None and window.data_loss_window_seconds >= 29
     assert found.source_last_seen >= now - datetime.timedelta(seconds=1)

@@ -30,13 +30,19 @@ def stamp(seconds_ago: float) -> str:
     return (NOW - datetime.timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-HEALTHY = service("vanban", {"databaseLagSeconds": 1.0, "filesLastSyncTime": stamp(20)})
+HEALTHY = service("vanban", {"databaseLagSeconds": 1.0})
 
 
 def ready(services: list[dict[str, Any]], **changes: Any) -> Any:
     auto = changes.pop("topology", topology())
     return readiness.automatic_failover_ready(
-        "quangnam", view(**changes), auto, pair=PAIR, services=services, now=NOW
+        "quangnam",
+        view(**changes),
+        auto,
+        pair=PAIR,
+        services=services,
+        files_synced=lambda *_: NOW - datetime.timedelta(seconds=20),  # every service's files
+        now=NOW,
     )
 
 
@@ -52,14 +58,14 @@ def test_not_reported_in_manual_mode_nor_at_the_active_site() -> None:
 
 
 def test_an_unknown_lag_says_why() -> None:
-    unknown = service("vanban", {"filesLastSyncTime": stamp(20)}, healthy=UNKNOWN_LAG)
+    unknown = service("vanban", {}, healthy=UNKNOWN_LAG)
     want = ready([unknown])
     assert (want.status, want.reason) == (False, "DataLossWindowUnknown")
     assert "city/vanban" in want.message and "no Prometheus" in want.message
 
 
 def test_a_service_behind_its_objective() -> None:
-    behind = service("vanban", {"databaseLagSeconds": 400.0, "filesLastSyncTime": stamp(20)})
+    behind = service("vanban", {"databaseLagSeconds": 400.0})
     want = ready([behind])
     assert (want.status, want.reason) == (False, "AboveObjective")
     assert "city/vanban" in want.message and "400" not in want.message  # names, not moving figures

@@ -59,7 +59,13 @@ def test_a_failing_service_backs_off_and_a_deleted_one_starts_afresh(monkeypatch
 def test_a_broken_failover_is_retried_less_and_less_often(monkeypatch: pytest.MonkeyPatch) -> None:
     """It used to be retried every 2 s forever."""
     controller = FailoverController(
-        NONE, recorder=NONE, site=NONE, peer_client=lambda: None, services=list, managed=lambda _: []
+        NONE,
+        recorder=NONE,
+        site=NONE,
+        peer_client=lambda: None,
+        services=list,
+        managed=lambda _: [],
+        owned=lambda *_: [],
     )
     delays = recording(monkeypatch, controller._queue)
     monkeypatch.setattr(controller, "_advance", broken)

@@ -99,10 +99,24 @@ class FakeCluster:
     def failovers(self) -> list[Body]:
         return self._failovers
 
+    def file_copies(self, namespace: str | None) -> list[Body]:
+        return [c for c in COPIES if namespace in (None, c["metadata"]["namespace"])]
 
+
+def copy_of_files(namespace: str, service: str, synced: str) -> Body:
+    """A service's ReplicationDestination as VolSync reports its last copy."""
+    labels = {"sharedcore.danang.gov.vn/service": service}
+    return {
+        "kind": "ReplicationDestination",
+        "metadata": {"name": f"{service}-files", "namespace": namespace, "labels": labels},
+        "status": {"lastSyncTime": synced},
+    }
+
+
+COPIES = [copy_of_files("egov", "qlvb", ago(90))]
 SERVICES = [
     # database 2 s behind, files copied 90 s ago: the worst, 90 s, against an RPO of 120 s.
-    service("document-management", replication={"databaseLagSeconds": 2.0, "filesLastSyncTime": ago(90)}),
+    service("document-management", replication={"databaseLagSeconds": 2.0}),
     # 75 s behind an RPO of 60 s.
     service("hotline-1022", replication={"databaseLagSeconds": 75.0}),
     service("operations-center", ready="False"),

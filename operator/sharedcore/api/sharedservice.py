@@ -468,8 +468,6 @@ class ReplicationStatus(Model):
     """Seconds of database changes not yet replayed here."""
     database_last_replay_time: AwareDatetime | None = None
     """Commit time of the last database change replayed here."""
-    files_last_sync_time: AwareDatetime | None = None
-    """When the last copy of the files completed."""
     message: str | None = Field(default=None, max_length=32768)
     """Why replication is stopped or behind, when it is."""
 

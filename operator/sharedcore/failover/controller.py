@@ -56,6 +56,7 @@ from sharedcore.metrics import (
 )
 from sharedcore.render import ClusterKey
 from sharedcore.render.names import database_cluster
+from sharedcore.replication import data
 from sharedcore.sites.controller import TOPOLOGY_NAME, SiteController
 from sharedcore.sites.peers import REMOTE_ERRORS, describe
 from sharedcore.sites.state import Claim, Handover
@@ -89,9 +90,11 @@ class FailoverController:
         peer_client: Callable[[], KubeClient | None],
         services: Callable[[], Iterable[Body]],
         managed: Callable[[Resource], list[Body]],
+        owned: Callable[[str, str], list[Body]],
     ) -> None:
         self._client, self._recorder, self._site = client, recorder, site
         self._peer_client, self._all_services, self._managed = peer_client, services, managed
+        self._owned = owned
         self._bodies: dict[str, Body] = {}
         self._queue: WorkQueue[str] = WorkQueue(base_delay=RETRY_SECONDS / 2, max_delay=MAX_RETRY_SECONDS)
         self._announced: str | None = None  # the Failover whose handover this site announces
@@ -132,6 +135,9 @@ class FailoverController:
 
     def _services(self) -> list[Body]:
         return progress.moving(self._all_services())
+
+    def _files_synced(self, namespace: str, name: str) -> datetime.datetime | None:
+        return data.files_synced(self._owned(namespace, name))
 
     # --- one pass over one Failover -------------------------------------------------------------------------
 
@@ -306,7 +312,7 @@ class FailoverController:
         status = misplaced(spec.target_site, self._site.name, pair.sites, now)
         if status is None:
             running = [other for other, b in self._bodies.items() if other != name and _running(b)]
-            facts = situation(pair, self._services(), now, running)
+            facts = situation(pair, self._services(), now, running, files_synced=self._files_synced)
             topology = self._site.topology()
             lease = topology.spec.failover.lease_duration_seconds if topology else 0
             plan = make_plan(spec.type, spec.accept_data_loss, facts)
@@ -361,6 +367,7 @@ class FailoverController:
                 topology,
                 pair=self._site.pair(),
                 services=services,
+                files_synced=self._files_synced,
                 now=_now(),
                 running=running,
             )

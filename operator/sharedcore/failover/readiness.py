@@ -16,7 +16,7 @@ from sharedcore import Body
 from sharedcore.api import FailoverMode, FailoverType, Role, Topology
 from sharedcore.failover import triggers
 from sharedcore.failover.plan import Situation, make_plan
-from sharedcore.failover.situation import situation
+from sharedcore.failover.situation import FilesSynced, situation
 from sharedcore.kube import conditions
 from sharedcore.sites.settings import FailoverSettings
 from sharedcore.sites.views import PairObservation, PairView
@@ -50,6 +50,7 @@ def automatic_failover_ready(
     *,
     pair: PairView,
     services: list[Body],
+    files_synced: FilesSynced,
     now: datetime.datetime,
     running: Iterable[str] = (),
 ) -> conditions.Want | None:
@@ -57,7 +58,9 @@ def automatic_failover_ready(
     if topology.spec.failover.mode is not FailoverMode.AUTOMATIC or view.state.active_site == site:
         return None
     # Were the active site lost now, it would have been writing until now.
-    facts = situation(dataclasses.replace(pair, peer_reachable=True), services, now, running)
+    facts = situation(
+        dataclasses.replace(pair, peer_reachable=True), services, now, running, files_synced=files_synced
+    )
     problem = _pair_problem(site, view, topology) or _data_problem(facts, services)
     if problem is not None:
         return problem

@@ -1,9 +1,10 @@
 """The `Situation` a Failover is planned from, assembled from what the target site holds: its own view of the
 pair (role, epoch, whether the peer answers and when it was last heard from) and each SharedService's
-`status.replication` as the target's operator wrote it."""
+`status.replication` as the target's operator wrote it, and when the target last completed a copy of its
+files (VolSync's object, which changes at every copy: not in the status)."""
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sharedcore import Body
 from sharedcore.api import Database, Files, Objectives
@@ -21,24 +22,33 @@ def enabled(spec: Body, part: str) -> bool:
     return bool((spec.get(part) or {}).get("enabled", ENABLED[part]))
 
 
-def replica(service: Body) -> ServiceReplica:
+FilesSynced = Callable[[str, str], datetime.datetime | None]  # (namespace, name) → the last copy's completion
+
+
+def replica(service: Body, files_synced: FilesSynced) -> ServiceReplica:
     spec, status = service.get("spec") or {}, service.get("status") or {}
+    namespace, name = service["metadata"]["namespace"], service["metadata"]["name"]
     replication = status.get("replication") or {}
     lag = replication.get("databaseLagSeconds")
     return ServiceReplica(
-        namespace=service["metadata"]["namespace"],
-        name=service["metadata"]["name"],
+        namespace=namespace,
+        name=name,
         rpo_seconds=float((spec.get("objectives") or {}).get("rpoSeconds", DEFAULT_RPO_SECONDS)),
         database_lag_seconds=float(lag) if lag is not None else None,
         database_complete_at=parse_time(replication.get("databaseLastReplayTime")),
-        files_last_sync=parse_time(replication.get("filesLastSyncTime")),
+        files_last_sync=files_synced(namespace, name),
         database_enabled=enabled(spec, "database"),
         files_enabled=enabled(spec, "files"),
     )
 
 
 def situation(
-    pair: PairView, services: Iterable[Body], now: datetime.datetime, running: Iterable[str] = ()
+    pair: PairView,
+    services: Iterable[Body],
+    now: datetime.datetime,
+    running: Iterable[str] = (),
+    *,
+    files_synced: FilesSynced,
 ) -> Situation:
     """A reachable source is writing until now. An unreachable one may have gone on writing after this site
     last saw it Active (cut off from this site, not from its clients or the witness) until it fenced itself:
@@ -58,7 +68,9 @@ def situation(
         source_reachable=pair.peer_reachable,
         source_last_seen=last_seen,
         source_unseen_seconds=unseen,
-        services=tuple(sorted((replica(s) for s in services), key=lambda r: (r.namespace, r.name))),
+        services=tuple(
+            sorted((replica(s, files_synced) for s in services), key=lambda r: (r.namespace, r.name))
+        ),
         running=tuple(sorted(running)),
         target_role=pair.state.role,
         target_why=pair.state.message,

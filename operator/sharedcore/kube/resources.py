@@ -65,6 +65,7 @@ DEPLOYMENTS = next(r for r in RENDERED if r.kind == "Deployment")
 CLUSTERS = next(r for r in RENDERED if r.kind == "Cluster")
 PERSISTENT_VOLUME_CLAIMS = next(r for r in RENDERED if r.kind == "PersistentVolumeClaim")
 REPLICATION_SOURCES = next(r for r in RENDERED if r.kind == "ReplicationSource")
+REPLICATION_DESTINATIONS = next(r for r in RENDERED if r.kind == "ReplicationDestination")
 DNS_ENDPOINTS = next(r for r in RENDERED if r.kind == "DNSEndpoint")
 # Never rendered: a diverged database's volumes are moved to claims of their own (services.rebuild).
 PERSISTENT_VOLUMES = Resource("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False)

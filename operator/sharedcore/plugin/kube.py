@@ -17,7 +17,13 @@ from kubernetes import client, config
 
 from sharedcore import API_GROUP, API_VERSION, Body
 from sharedcore.kube.cache import SERVICE_LABEL
-from sharedcore.kube.resources import CLUSTERS, PERSISTENT_VOLUME_CLAIMS
+from sharedcore.kube.resources import (
+    CLUSTERS,
+    MANAGED_BY,
+    PERSISTENT_VOLUME_CLAIMS,
+    REPLICATION_DESTINATIONS,
+    REPLICATION_SOURCES,
+)
 from sharedcore.replication import retained
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -95,6 +101,27 @@ class Cluster:
 
     def failovers(self) -> list[Body]:
         return self._list("failovers", None)
+
+    def file_copies(self, namespace: str | None) -> list[Body]:
+        """The VolSync objects sharedcore rendered here: when each service's files were last copied (the
+        SharedService status does not carry it, as it changes at every copy). None installed: none."""
+        selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+        found = []
+        for resource in (REPLICATION_DESTINATIONS, REPLICATION_SOURCES):
+
+            def call(resource: Any = resource) -> object:
+                args = (resource.group, resource.version)
+                if namespace:
+                    return self._custom.list_namespaced_custom_object(
+                        *args, namespace, resource.plural, label_selector=selector
+                    )
+                return self._custom.list_cluster_custom_object(
+                    *args, resource.plural, label_selector=selector
+                )
+
+            listing = self._call(f"VolSync {resource.plural}", call) or {}
+            found += [obj | {"kind": resource.kind} for obj in listing.get("items", [])]
+        return found
 
     def failover(self, name: str) -> Body | None:
         return self._call(

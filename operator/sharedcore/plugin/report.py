@@ -1,6 +1,7 @@
 """`kubectl sharedcore status`: what one site sees of both sites, every SharedService and the last failover.
 
-Everything comes from status the operators write (Topology, SharedService, Failover): the plugin only reads.
+Everything comes from status the operators write (Topology, SharedService, Failover), and the files' last
+copies from VolSync's objects: the plugin only reads.
 `collect` turns the raw objects into a Report (pure, unit-tested); `as_text` and `as_document` present it.
 """
 
@@ -17,6 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from sharedcore import Body
 from sharedcore.api import Objectives
+from sharedcore.kube.cache import SERVICE_LABEL
 
 
 class Source(Protocol):
@@ -25,6 +27,7 @@ class Source(Protocol):
     def topology(self) -> Body | None: ...
     def services(self, namespace: str | None) -> list[Body]: ...
     def failovers(self) -> list[Body]: ...
+    def file_copies(self, namespace: str | None) -> list[Body]: ...
 
 
 @dataclass(frozen=True)
@@ -158,21 +161,32 @@ def _automatic_failover(topology: Body) -> str | None:
     return f"NOT READY ({condition.get('reason')}): {condition.get('message')}"
 
 
-def _lag(replication: Body, now: datetime.datetime) -> float | None:
+def _synced(copies: Iterable[Body]) -> dict[tuple[str, str], datetime.datetime]:
+    """When each service's files were last copied here (pushed, at the active site), by (namespace, name)."""
+    found: dict[tuple[str, str], datetime.datetime] = {}
+    for obj in copies:
+        meta = obj["metadata"]
+        service = (meta.get("namespace", ""), (meta.get("labels") or {}).get(SERVICE_LABEL, ""))
+        synced = _time((obj.get("status") or {}).get("lastSyncTime"))
+        if synced is not None:
+            found[service] = min(synced, found.get(service, synced))
+    return found
+
+
+def _lag(replication: Body, synced: datetime.datetime | None, now: datetime.datetime) -> float | None:
     """The worst of the database's replay lag and the files' age since their last copy."""
     lags = []
     if replication.get("databaseLagSeconds") is not None:
         lags.append(float(replication["databaseLagSeconds"]))
-    synced = _time(replication.get("filesLastSyncTime"))
     if synced:
         lags.append(max(0.0, (now - synced).total_seconds()))
     return max(lags) if lags else None
 
 
-def _service(body: Body, now: datetime.datetime) -> ServiceRow:
+def _service(body: Body, synced: datetime.datetime | None, now: datetime.datetime) -> ServiceRow:
     spec, status = body.get("spec") or {}, body.get("status") or {}
     ready = _condition(body, "Ready")
-    lag = _lag(status.get("replication") or {}, now)
+    lag = _lag(status.get("replication") or {}, synced, now)
     rpo = int((spec.get("objectives") or {}).get("rpoSeconds", DEFAULT_RPO_SECONDS))
     return ServiceRow(
         namespace=body["metadata"]["namespace"],
@@ -233,8 +247,12 @@ def _last_failover(failovers: Iterable[Body], topology: Body) -> FailoverRow | N
 def collect(source: Source, namespace: str | None, now: datetime.datetime) -> Report:
     topology = source.topology() or {}
     spec, status = topology.get("spec") or {}, topology.get("status") or {}
+    synced = _synced(source.file_copies(namespace))
     services = sorted(
-        (_service(body, now) for body in source.services(namespace)),
+        (
+            _service(body, synced.get((body["metadata"]["namespace"], body["metadata"]["name"])), now)
+            for body in source.services(namespace)
+        ),
         key=lambda row: (row.namespace, row.name),
     )
     return Report(

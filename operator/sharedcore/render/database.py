@@ -18,6 +18,10 @@ Each Cluster also runs one monitoring query of sharedcore's (ConfigMap `<service
 CloudNativePG's own: when its replica last received anything from the source
 (`cnpg_sharedcore_wal_receiver_last_msg_receipt_time`), which bounds the data-loss window of a failover
 (CloudNativePG's lag reads 0 for a while after the stream stopped; see `replication.lag`).
+
+WAL archiving is off (`cnpg.io/skipWalArchiving`): sharedcore configures no WAL archive, and with archiving on
+CloudNativePG restarts every newly promoted primary to turn `archive_mode` from `always` (replica) to `on`, a
+second outage for the service's clients after each move, up to its smart shutdown timeout (180 s) long.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from sharedcore.render.site import PeerSite
 DATABASE_COMPONENT = "database"
 REPLICATION_USER = "streaming_replica"
 MONITORING_KEY = "queries"
+SKIP_WAL_ARCHIVING = "cnpg.io/skipWalArchiving"
 # CloudNativePG names each metric cnpg_<query>_<column>: cnpg_sharedcore_wal_receiver_last_msg_receipt_time.
 MONITORING_QUERIES = """\
 sharedcore_wal_receiver:
@@ -59,6 +64,8 @@ def database_clusters(ctx: RenderContext) -> list[Manifest]:
         "monitoring": {"customQueriesConfigMap": [{"name": monitoring, "key": MONITORING_KEY}]},
     }
     spec.update(_topology(ctx, ctx.site.peer) if ctx.site.peer else {"bootstrap": {"initdb": _owner(ctx)}})
+    cluster = ctx.manifest("postgresql.cnpg.io/v1", "Cluster", own, DATABASE_COMPONENT, spec=spec)
+    cluster["metadata"]["annotations"][SKIP_WAL_ARCHIVING] = "enabled"
     return [
         ctx.manifest(
             "v1",
@@ -68,7 +75,7 @@ def database_clusters(ctx: RenderContext) -> list[Manifest]:
             by_role=False,
             data={MONITORING_KEY: MONITORING_QUERIES},
         ),
-        ctx.manifest("postgresql.cnpg.io/v1", "Cluster", own, DATABASE_COMPONENT, spec=spec),
+        cluster,
     ]
 
 

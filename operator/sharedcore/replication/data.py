@@ -6,12 +6,14 @@ see `replication.lag`), and the last completed copy of the files (ReplicationDes
 `status.lastSyncTime`); its database is the source and has no lag. ReplicationHealthy is False when either is
 unknown or further behind than `objectives.rpoSeconds`.
 
-Status values are ones that change only when the situation does (whole seconds of lag, sync times), so a
-steady replication costs no status writes; the metrics carry the live figures.
+Status values are ones that change only when the situation does (whole seconds of lag, whether the files are
+within the objective), so a steady replication costs no status writes; the metrics carry the live figures.
+The time of the files' last copy changes at every copy, so it is not in the status: whoever needs it reads
+VolSync's object (`files_synced`; the Failover's plan from the watch cache).
 """
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,7 +21,7 @@ from sharedcore import Body
 from sharedcore.api import Role, SharedService
 from sharedcore.kube import conditions
 from sharedcore.kube.cache import ObjectKey, key_of
-from sharedcore.kube.times import rfc3339
+from sharedcore.kube.times import parse_time, rfc3339
 from sharedcore.render import SiteContext
 from sharedcore.replication.lag import LagTable
 
@@ -105,7 +107,6 @@ def _files(found: _Findings, replication: Body, live: Body | None, rpo: int, now
     if synced is None:
         found.problems.append(("FilesSyncUnknown", f"{what} has not completed a sync yet"))
         return
-    found.status["filesLastSyncTime"] = raw
     found.series.append(Series("files", synced, None))
     if now >= synced + rpo:
         message = f"files last copied at {raw}, more than rpoSeconds ({rpo}) ago ({what})"
@@ -113,6 +114,18 @@ def _files(found: _Findings, replication: Body, live: Body | None, rpo: int, now
     else:
         found.healthy.append("files")
         found.recheck_after = synced + rpo - now
+
+
+def files_synced(objects: Iterable[Body]) -> datetime.datetime | None:
+    """When this site last completed a copy of a service's files, from the service's objects: its
+    ReplicationDestination's `status.lastSyncTime` (the earliest, were there several); None before the first
+    copy."""
+    times = [
+        parse_time((obj.get("status") or {}).get("lastSyncTime"))
+        for obj in objects
+        if obj.get("kind") == "ReplicationDestination"
+    ]
+    return None if not times or None in times else min(t for t in times if t is not None)
 
 
 def assess(

@@ -10,6 +10,12 @@ service's Cluster also exports, by a query sharedcore renders (`render.database`
 `pg_stat_wal_receiver.last_msg_receipt_time`: the replica is complete only up to the earlier of that and
 `sample time - lag`. A replica whose WAL receiver is down is reported as not streaming, complete up to where
 it was last seen so.
+
+A pod's name outlives its instance (CloudNativePG names them `<cluster>-<n>`), and a Prometheus restarted
+with its site writes no staleness markers for what it scraped before, so for its lookback (5 min) one pod may
+answer twice: the instance it was and the one it is. The query therefore also asks when each series was
+scraped (`timestamp()`, marked with the label `sharedcore="scraped"`); the latest scraped series is the
+pod's, and its lag counts from that scrape.
 """
 
 import logging
@@ -25,7 +31,11 @@ log = logging.getLogger(__name__)
 LAG = "cnpg_pg_replication_lag"
 RECEIVER_UP = "cnpg_pg_replication_is_wal_receiver_up"
 RECEIPT = "cnpg_sharedcore_wal_receiver_last_msg_receipt_time"
-QUERY = f'{{__name__=~"{LAG}|{RECEIVER_UP}|{RECEIPT}"}}'
+MARK = "sharedcore"  # the label that marks the scrape times' series
+QUERY = (
+    f'{{__name__=~"{LAG}|{RECEIVER_UP}|{RECEIPT}"}}'
+    f' or label_replace(timestamp({RECEIVER_UP}), "{MARK}", "scraped", "", "")'
+)
 NOT_CONFIGURED = f"no Prometheus to read {LAG} from (sharedcore run --prometheus-url)"
 Pod = tuple[str, str]  # (namespace, name)
 
@@ -94,14 +104,29 @@ class LagTable:
 
 
 def parse(answer: dict[str, Any]) -> dict[Pod, dict[str, tuple[float, float]]]:
-    """A Prometheus instant-query answer (resultType vector) as values by pod and metric."""
-    values: dict[Pod, dict[str, tuple[float, float]]] = {}
+    """A Prometheus instant-query answer (resultType vector) as values by pod and metric, each with when it
+    was scraped (else when the query was evaluated); of a pod's several instances, the latest scraped."""
+    metrics: dict[frozenset[tuple[str, str]], dict[str, tuple[float, float]]] = {}
+    scraped: dict[frozenset[tuple[str, str]], float] = {}
     for result in answer["data"]["result"]:
-        labels = result["metric"]
-        if "namespace" in labels and "pod" in labels:
-            taken, value = result["value"]
-            pod = (labels["namespace"], labels["pod"])
-            values.setdefault(pod, {})[labels["__name__"]] = (float(taken), float(value))
+        labels = dict(result["metric"])
+        if "namespace" not in labels or "pod" not in labels:
+            continue
+        name, marked = labels.pop("__name__", None), labels.pop(MARK, None)
+        evaluated, value = (float(v) for v in result["value"])
+        series = frozenset(labels.items())
+        if marked is not None:
+            scraped[series] = value
+        elif name is not None:
+            metrics.setdefault(series, {})[name] = (evaluated, value)
+    values: dict[Pod, dict[str, tuple[float, float]]] = {}
+    latest: dict[Pod, float] = {}
+    for series, found in metrics.items():
+        labels = dict(series)
+        pod, at = (labels["namespace"], labels["pod"]), scraped.get(series)
+        if pod not in values or (at or 0.0) > latest[pod]:
+            values[pod] = {name: (at or evaluated, value) for name, (evaluated, value) in found.items()}
+            latest[pod] = at or 0.0
     return values
 
 

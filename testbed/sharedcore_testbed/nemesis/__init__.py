@@ -2,8 +2,9 @@
 
 `Nemesis(pair, seed=N).run(duration)` on a running `sharedcore_testbed.pair.Pair` (Automatic mode) draws
 episodes of faults (`schedule`), injects and heals them (`faults`), lets the pair settle and checks the
-invariants between episodes and at the end (`checks`, `convergence`), and returns the results: every fault
-with its kind and time, every violation, the figures. `bench/nemesis.py` runs it on a testbed of its own;
+invariants between episodes and at the end (`checks`, `convergence`; on a real database, given its `traffic`,
+`database` and `windows` too), and returns the results: every fault with its kind and time, every violation,
+the figures. `bench/nemesis.py` runs it on a testbed of its own;
 a cluster test runs a short schedule on the session's sites.
 """
 

@@ -6,8 +6,8 @@ epoch than its site's), operator memory flat (`FlatMemory`), and operators that 
 exception they did not expect (`CleanOperators`). Convergence and the end of every Failover are
 what the runner waits for when it settles (`sharedcore_testbed.nemesis.convergence`).
 
-The data half (a writer and its checker on real nodes: no acknowledged write lost outside a recorded
-data-loss window, no row at two primaries, never two writable primaries) plugs in as further `Invariant`s.
+The data half, on real nodes (never two writable primaries; no acknowledged write lost outside a recorded
+data-loss window, no row at two primaries), is two more `Invariant`s: `sharedcore_testbed.nemesis.database`.
 """
 
 import json

@@ -5,7 +5,9 @@ Lease naming the active site at the same epoch, no Failover unfinished at either
 Active and Ready at the active site, in standby form, Ready and with its replication healthy at the other.
 """
 
+import datetime
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +133,14 @@ class Course:
     ended: float | None = None
     message: str | None = None
     deleted: bool = False
+    # What the data checks need (sharedcore_testbed.nemesis.database): where it moved the data from and to,
+    # its recorded data-loss window, when its target's API server created it (epoch seconds), and whether
+    # it promoted its target.
+    source: str | None = None
+    target: str | None = None
+    window: float | None = None
+    created: float | None = None
+    promoted: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -148,6 +158,7 @@ class Observer:
     _seen: int = 0
     _roles: dict[str, str | None] = field(default_factory=dict)
     _earlier: set[tuple[str, str]] = field(default_factory=set)
+    last_pass: float = 0.0  # when the last complete look at both sites began (monotonic)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -165,9 +176,11 @@ class Observer:
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
+            began = time.monotonic()
             self.roles()
             for site in self.pair.sites:
                 self._failovers(site)
+            self.last_pass = began
 
     def roles(self) -> None:
         samples = self.sampler.samples[self._seen :]
@@ -194,6 +207,7 @@ class Observer:
                 self.courses[(site.name, name)] = course
             status = body.get("status") or {}
             steps = status.get("steps") or []
+            _moves(course, body)
             step = next((s["name"] for s in steps if s["state"] not in ("Succeeded", "Skipped")), None)
             if (status.get("phase"), step) != (course.phase, course.step):
                 course.phase, course.step, course.message = status.get("phase"), step, status.get("message")
@@ -209,6 +223,21 @@ class Observer:
 
     def unfinished(self) -> list[Course]:
         return [c for c in self.courses.values() if c.ended is None]
+
+
+def _moves(course: Course, body: dict[str, Any]) -> None:
+    """Record what the Failover says of the data it moves."""
+    status = body.get("status") or {}
+    if course.created is None and (created := body["metadata"].get("creationTimestamp")):
+        course.created = datetime.datetime.fromisoformat(created).timestamp()
+    if status.get("fromSite"):
+        course.source, course.target = status["fromSite"], status.get("toSite")
+    if status.get("dataLossWindowSeconds") is not None:
+        course.window = float(status["dataLossWindowSeconds"])
+    promote: dict[str, Any] = next((s for s in status.get("steps") or [] if s.get("name") == "Promote"), {})
+    course.promoted |= not (body.get("spec") or {}).get("dryRun") and (
+        status.get("phase") == "Succeeded" or promote.get("state") == "Succeeded"
+    )
 
 
 def _kind(body: dict[str, Any]) -> str:

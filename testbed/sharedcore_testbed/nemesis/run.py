@@ -26,12 +26,14 @@ from sharedcore_testbed.nemesis.checks import (
     Violation,
 )
 from sharedcore_testbed.nemesis.convergence import Observer
+from sharedcore_testbed.nemesis.database import NoLostWrites, OneWritable
 from sharedcore_testbed.nemesis.faults import Injected, Injector
 from sharedcore_testbed.nemesis.schedule import episode
 from sharedcore_testbed.nemesis.timeline import Timeline
 from sharedcore_testbed.operators import OperatorProcess
 from sharedcore_testbed.pair import Pair
 from sharedcore_testbed.roles import RoleSampler
+from sharedcore_testbed.traffic import Traffic
 
 RECHECKS = 3
 OPERATOR_START_S = 120.0
@@ -54,8 +56,11 @@ class Nemesis:
         seed: int,
         bounds: Bounds = Bounds(),
         extra: Sequence[Invariant] = (),
+        traffic: Traffic | None = None,
         echo: bool = True,
     ) -> None:
+        """`traffic`: a writer and a `pg_is_in_recovery()` sampler on a service's real database (real
+        nodes), held to the data invariants (`database`)."""
         self.pair, self.seed, self.bounds = pair, seed, bounds
         self.timeline = Timeline(echo=echo)
         self.sampler = RoleSampler(pair.operators)
@@ -69,6 +74,11 @@ class Nemesis:
             CleanOperators(pair.operators, self.injector.terminated),
             *extra,
         ]
+        if traffic is not None:
+            self.invariants += [
+                OneWritable(traffic.sampler, self.timeline),
+                NoLostWrites(traffic, self.observer, self.timeline),
+            ]
         self.violations: list[Violation] = []
         self.convergence: list[float] = []
         self.episodes = 0
