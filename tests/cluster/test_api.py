@@ -140,7 +140,17 @@ def failover_of(count: int) -> tuple[dict[str, Any], dict[str, Any]]:
         ServiceReplica(f"district-{i % 20:02d}", f"{samples.SLUGS[i % len(samples.SLUGS)]}-{i:05d}", 60.0)
         for i in range(count)
     )
-    situation = Situation("quangnam", ("danang", "quangnam"), "danang", 7, False, now, services)
+    situation = Situation(
+        "quangnam",
+        ("danang", "quangnam"),
+        "danang",
+        7,
+        False,
+        now,
+        services,
+        target_role=Role.STANDBY,
+        target_why="danang is active at epoch 7",
+    )
     status = planned(make_plan(FailoverType.FAILOVER, False, situation), False, now)
     token = base64.b64encode(json.dumps(CNPG_TOKEN).encode()).decode()
     status = status.model_copy(

@@ -240,9 +240,6 @@ def sites_by_role(pair: Pair) -> tuple[Site, Site]:
 
 
 def switchover(pair: Pair, to: Site, timeout: float = 90) -> dict[str, Any]:
-    # As a person would: once the pair has settled. Requested the moment the previous switchover ended, the
-    # old source, its view still from before (Fenced, handing over), failed it with "AlreadyActive" (CI).
-    sites_by_role(pair)
     name = request(to, to.name, "Switchover")
     status = ended(to, name, timeout=timeout)
     assert status["phase"] == "Succeeded", status
@@ -346,6 +343,35 @@ def test_a_switchover_there_and_back_loses_nothing_and_hands_over_the_tokens(
         back = switchover(pair, pair.danang)
     assert (back["toSite"], back["toEpoch"], back["dataLossWindowSeconds"]) == ("danang", epoch + 2, 0.0)
     eventually(lambda: serving_at(pair.danang, namespace, names, epoch + 2), timeout=30, message="back")
+
+
+def test_a_switchover_back_requested_while_the_pair_settles_waits_for_it_and_then_runs(pair: Pair) -> None:
+    """CI: requested the moment the switchover to quangnam ended, the switchover back found danang still
+    Fenced, handing over, its recorded claim naming itself, and failed for good with a false AlreadyActive.
+    Requested here while danang hands over (the moment not left to chance), it waits, Pending with the
+    true reason, and then runs from the settled pair."""
+    ensure_active(pair, pair.danang)
+    epoch = topology_status(pair.danang)["epoch"]
+
+    def status_of(name: str) -> dict[str, Any] | None:
+        body = pair.danang.custom.get_cluster_custom_object(API_GROUP, API_VERSION, "failovers", name)
+        return body.get("status") or None
+
+    with RoleSampler(pair.operators):
+        there = request(pair.quangnam, "quangnam", "Switchover")
+        eventually(lambda: role_of_site(pair, "danang") == "Fenced", timeout=30, message="danang hands over")
+        back = request(pair.danang, "danang", "Switchover")
+        first = eventually(lambda: status_of(back), interval=0.05, message=f"{back} taken up")
+        moved = ended(pair.quangnam, there, timeout=90)
+        done = ended(pair.danang, back, timeout=90)
+    assert moved["phase"] == "Succeeded", moved
+    print(f"{back} first: {first['phase']}: {first.get('message')}")
+    assert first["phase"] == "Pending", first
+    assert first["message"].startswith("PairSettling: the pair has not settled: "), first
+    assert "danang is Fenced, not Active" in first["message"], first
+    assert done["phase"] == "Succeeded", done
+    assert (done["fromSite"], done["fromEpoch"], done["toEpoch"]) == ("quangnam", epoch + 1, epoch + 2)
+    assert sites_by_role(pair) == (pair.danang, pair.quangnam)
 
 
 STEPS = ("FenceSource", "FinalSync", "Promote", "Redirect", "Verify")

@@ -10,6 +10,7 @@ from sharedcore.api import (
     FailoverPhase,
     FailoverStatus,
     FailoverType,
+    Role,
     StepName,
     StepState,
 )
@@ -17,6 +18,7 @@ from sharedcore.failover.machine import Outcome, next_step, record
 from sharedcore.failover.plan import ServiceReplica, Situation, make_plan
 from sharedcore.failover.preconditions import planned
 from sharedcore.failover.steps import initial_steps
+from sharedcore.sites.state import Handover
 
 NOW = datetime.datetime(2026, 11, 24, 8, 0, tzinfo=datetime.UTC)
 
@@ -39,6 +41,7 @@ def situation(
     last_seen: datetime.datetime = NOW,
     active: str | None = "danang",
     target: str = "quangnam",
+    role: Role = Role.STANDBY,
 ) -> Situation:
     return Situation(
         target=target,
@@ -48,6 +51,8 @@ def situation(
         source_reachable=reachable,
         source_last_seen=last_seen,
         services=services,
+        target_role=role,
+        target_why=f"{target} is {role}",
     )
 
 
@@ -123,9 +128,72 @@ def test_unknown_or_active_target_is_refused() -> None:
     assert [
         p.reason for p in make_plan(FailoverType.SWITCHOVER, False, situation(target="hue")).problems
     ] == ["UnknownSite"]
-    assert "AlreadyActive" in [
-        p.reason for p in make_plan(FailoverType.SWITCHOVER, False, situation(active="quangnam")).problems
+    active = situation(active="quangnam", role=Role.ACTIVE)
+    assert "AlreadyActive" in [p.reason for p in make_plan(FailoverType.SWITCHOVER, False, active).problems]
+
+
+def test_a_target_whose_recorded_claim_names_it_but_is_not_active_is_settling_not_already_active() -> None:
+    """Right after a switchover away from danang, its recorded claim names it for a moment while it is Fenced,
+    handing over: a switchover back is not refused as AlreadyActive, and not planned from epoch 4 either."""
+    handing_over = dataclasses.replace(
+        situation(active="danang", target="danang", role=Role.FENCED),
+        target_why="handing over to quangnam for epoch 5 (Failover switchover-1)",
+    )
+    plan = make_plan(FailoverType.SWITCHOVER, False, handing_over)
+    assert [(p.reason, p.message) for p in plan.problems] == [
+        (
+            "PairSettling",
+            "the pair has not settled: danang is Fenced, not Active, though its recorded claim names it "
+            "(handing over to quangnam for epoch 5 (Failover switchover-1))",
+        )
     ]
+    # Standing by, its claim not yet recorded: settling too. Active whatever it recorded: AlreadyActive.
+    standing_by = situation(active="danang", target="danang", role=Role.STANDBY)
+    assert [p.reason for p in make_plan(FailoverType.SWITCHOVER, False, standing_by).problems] == [
+        "PairSettling"
+    ]
+    active = situation(active="quangnam", target="danang", role=Role.ACTIVE)
+    assert [p.reason for p in make_plan(FailoverType.SWITCHOVER, False, active).problems] == ["AlreadyActive"]
+
+
+def test_a_move_the_peer_still_executes_leaves_the_pair_unsettled() -> None:
+    """danang stands by from quangnam's Promote on, but quangnam's switchover still redirects and verifies: a
+    switchover back begun then would supersede it (found by the kwok test)."""
+    still_moving = dataclasses.replace(
+        situation(active="quangnam", target="danang", role=Role.STANDBY),
+        peer_handover=Handover(5, "quangnam", "switchover-there"),
+    )
+    plan = make_plan(FailoverType.SWITCHOVER, False, still_moving)
+    assert [(p.reason, p.message) for p in plan.problems] == [
+        (
+            "PairSettling",
+            "the pair has not settled: quangnam is still executing Failover switchover-there (to epoch 5)",
+        )
+    ]
+
+
+def test_a_failover_waits_a_bounded_time_for_the_pair_to_settle_and_then_fails_saying_why() -> None:
+    settling = make_plan(
+        FailoverType.SWITCHOVER, False, situation(active="quangnam", target="quangnam", role=Role.FENCED)
+    )
+    waiting = planned(settling, False, NOW, since=NOW - datetime.timedelta(seconds=59), settle=60)
+    assert waiting.phase is FailoverPhase.PENDING and waiting.completion_time is None
+    assert waiting.message and waiting.message.startswith("PairSettling: the pair has not settled")
+    assert waiting.message.endswith("planned once it has settled (waiting up to 60s)")
+    first = waiting.steps[0]
+    assert (first.name, first.state, first.start_time) == (
+        StepName.CHECK_PRECONDITIONS,
+        StepState.RUNNING,
+        NOW - datetime.timedelta(seconds=59),
+    )
+    assert (waiting.from_site, waiting.from_epoch, waiting.services) == (None, None, [])
+    drill = planned(settling, True, NOW)
+    assert drill.phase is FailoverPhase.PLANNED and "would fail: PairSettling" in (drill.message or "")
+
+    failed = planned(settling, False, NOW, since=NOW - datetime.timedelta(seconds=60), settle=60)
+    assert failed.phase is FailoverPhase.FAILED and failed.start_time == NOW - datetime.timedelta(seconds=60)
+    assert failed.message and failed.message.startswith("CheckPreconditions: PairSettling: the pair has not")
+    assert "waited 60s for it: once one site is Active and the other Standby" in failed.message
 
 
 def test_steps_resume_at_the_first_unfinished_one_and_end_the_phase() -> None:
@@ -157,8 +225,7 @@ def test_a_failed_step_fails_the_failover() -> None:
 def test_a_failover_of_more_services_than_one_status_can_hold_is_refused_and_its_record_bounded() -> None:
     now = datetime.datetime(2026, 11, 28, 9, 0, tzinfo=datetime.UTC)
     services = tuple(ServiceReplica("egov", f"svc-{i:05d}", 60.0) for i in range(MAX_FAILOVER_SERVICES + 1))
-    situation = Situation("quangnam", ("danang", "quangnam"), "danang", 3, False, now, services)
-    plan = make_plan(FailoverType.FAILOVER, False, situation)
+    plan = make_plan(FailoverType.FAILOVER, False, situation(*services, reachable=False, last_seen=now))
     assert [p.reason for p in plan.problems] == ["TooManyServices", "DataLossNotAccepted"]
     assert "egov/svc-00003, egov/svc-00004 and 1196 more: set acceptDataLoss" in plan.problems[1].message
     status = planned(plan, False, now)

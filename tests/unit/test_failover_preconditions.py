@@ -1,5 +1,6 @@
 """What a Failover is planned from (the target's view), and the status CheckPreconditions records."""
 
+import dataclasses
 import datetime
 import time
 import types
@@ -12,6 +13,7 @@ from sharedcore.failover.preconditions import planned
 from sharedcore.failover.situation import FilesSynced, situation
 from sharedcore.sites import leases
 from sharedcore.sites.controller import SiteController
+from sharedcore.sites.state import SiteState
 from sharedcore.sites.views import PairView
 
 NOW = datetime.datetime(2026, 11, 24, 8, 0, tzinfo=datetime.UTC)
@@ -26,8 +28,11 @@ def service(name: str, replication: dict[str, Any] | None, **spec: Any) -> dict[
     }
 
 
+STANDING_BY = SiteState(Role.STANDBY, 3, "danang", "Standby", "danang is active at epoch 3")
+
+
 def pair(reachable: bool = True) -> PairView:
-    return PairView("quangnam", ("danang", "quangnam"), "danang", 3, reachable, HEARD)
+    return PairView("quangnam", ("danang", "quangnam"), "danang", 3, reachable, HEARD, state=STANDING_BY)
 
 
 def stamp(seconds_ago: float) -> str:
@@ -66,7 +71,7 @@ def test_the_situation_reads_each_services_replication_and_objectives() -> None:
 def test_an_unreachable_source_was_last_seen_at_its_last_heartbeat() -> None:
     found = situation(pair(reachable=False), [], NOW, files_synced=synced())
     assert found.source_last_seen == HEARD and not found.source_reachable
-    never_heard = PairView("quangnam", ("danang", "quangnam"), "danang", 3, False, None)
+    never_heard = dataclasses.replace(pair(reachable=False), peer_last_active=None)
     assert (
         situation(never_heard, [], NOW, files_synced=synced()).source_last_seen == NOW
     )  # overestimates the window, never under
@@ -75,9 +80,7 @@ def test_an_unreachable_source_was_last_seen_at_its_last_heartbeat() -> None:
 def test_an_unreachable_source_may_have_written_until_it_could_have_fenced_itself() -> None:
     """Cut off from this site but not from its witness, the source goes on taking writes until it fences
     itself: the window runs to its last sign of life plus the time it may act unseen, never beyond now."""
-    unseen = PairView(
-        "quangnam", ("danang", "quangnam"), "danang", 3, False, HEARD, peer_may_write_seconds=25
-    )
+    unseen = dataclasses.replace(pair(reachable=False), peer_may_write_seconds=25)
     found = situation(
         unseen,
         [service("vanban", {"databaseLastReplayTime": stamp(41)}, files={"enabled": False})],

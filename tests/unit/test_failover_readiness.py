@@ -12,7 +12,8 @@ from sharedcore.sites.views import PairView
 from tests.unit.test_failover_progress import DANANG_1, topology, view
 
 NOW = datetime.datetime(2026, 11, 24, 8, 0, tzinfo=datetime.UTC)
-PAIR = PairView("quangnam", ("danang", "quangnam"), "danang", 1, True, NOW)
+STANDING_BY = SiteState(Role.STANDBY, 1, "danang", "Standby", "danang is active at epoch 1")
+PAIR = PairView("quangnam", ("danang", "quangnam"), "danang", 1, True, NOW, state=STANDING_BY)
 UNKNOWN_LAG = "no lag for city/vanban-db-quangnam-1: no Prometheus to read cnpg_pg_replication_lag from"
 
 

@@ -9,8 +9,9 @@ from typing import Any, cast
 
 import yaml
 
-from sharedcore.api import Role, SharedService
+from sharedcore.api import Role, SharedService, StepName
 from sharedcore.failover.controller import FailoverController
+from sharedcore.failover.machine import Outcome
 from sharedcore.kube.events import EventRecorder
 from sharedcore.kube.resources import PERSISTENT_VOLUME_CLAIMS, SECRETS
 from sharedcore.render import KIND_ORDER, render
@@ -22,6 +23,7 @@ from sharedcore.services.runtime import Runtime
 from sharedcore.sites import leases, pair_memory
 from sharedcore.sites.controller import SiteController
 from sharedcore.sites.peers import Peers
+from sharedcore.sites.state import HANDING_OVER, SiteState
 from tests.golden.samples import INPUTS_DIR, site
 from tests.support.fake_api import FakeApi
 
@@ -437,3 +439,64 @@ def test_a_standby_makes_its_cluster_again_only_once_the_old_ones_claims_are_gon
     asyncio.run(api.delete(PERSISTENT_VOLUME_CLAIMS, leftover, key[0]))
     asyncio.run(reconcile.reconcile(rt, key))
     assert api.find("Cluster", desired["metadata"]["name"], key[0]) is not None
+
+
+def test_a_switchover_requested_while_the_pair_settles_waits_and_is_planned_from_the_settled_pair() -> None:
+    """Right after a switchover to quangnam, danang is Fenced (handing over) and its recorded claim still
+    names itself: a switchover back requested then waits, saying why, instead of failing for good with a
+    false AlreadyActive (CI); once danang stands by, it is planned from what the pair then says."""
+    api = FakeApi()
+    api.add({**topology(), "status": {"activeSite": "danang", "epoch": 2}})
+    site = site_controller(api, "danang")
+    failovers = executor(api, site)
+    failover = api.add(failover_body("switchover-back", "danang"))
+    handing_over = SiteState(
+        Role.FENCED,
+        2,
+        "danang",
+        HANDING_OVER,
+        "handing over to quangnam for epoch 3 (Failover switchover-there)",
+        final_sync="switchover-there",
+    )
+
+    def status() -> Body:
+        return dict((api.find("Failover", "switchover-back") or {})["status"])
+
+    async def requested_while_settling() -> None:
+        await site._prime()
+        site.heartbeats.reachable = True
+        site._publish(handing_over)
+        failovers.on_event("ADDED", failover)
+        await failovers._advance("switchover-back")
+
+    asyncio.run(requested_while_settling())
+    waiting = status()
+    assert waiting["phase"] == "Pending", waiting
+    assert waiting["message"].startswith("PairSettling: ") and "AlreadyActive" not in waiting["message"]
+    assert "danang is Fenced" in waiting["message"] and "handing over to quangnam" in waiting["message"]
+    assert (waiting["steps"][0]["name"], waiting["steps"][0]["state"]) == ("CheckPreconditions", "Running")
+    assert "fromEpoch" not in waiting, "nothing is planned from an unsettled view"
+    events = [e["reason"] for e in api.of_kind("Event") if e["involvedObject"]["kind"] == "Failover"]
+    assert events == ["FailoverStarted"]
+
+    attempted: list[StepName] = []
+
+    async def attempt(step: StepName, *_: Any) -> Outcome:
+        attempted.append(step)
+        return Outcome.waiting("fencing")
+
+    async def settled() -> None:
+        settled_topology = dict(api.find("Topology", "default") or {})
+        settled_topology["status"] = {**settled_topology["status"], "activeSite": "quangnam", "epoch": 3}
+        site.on_topology(None, api.add(settled_topology))
+        site._publish(SiteState(Role.STANDBY, 3, "quangnam", "Standby", "quangnam is active at epoch 3"))
+        failovers._attempt = attempt  # type: ignore[method-assign]
+        failovers.on_event("MODIFIED", api.find("Failover", "switchover-back") or {})
+        await failovers._advance("switchover-back")
+
+    asyncio.run(settled())
+    running = status()
+    assert running["phase"] == "Running", running
+    assert (running["fromSite"], running["fromEpoch"], running["toEpoch"]) == ("quangnam", 3, 4)
+    assert running["startTime"] == waiting["startTime"], "started when first taken up"
+    assert attempted == [StepName.FENCE_SOURCE]

@@ -35,7 +35,7 @@ from sharedcore.api import (
 from sharedcore.failover import progress, readiness, triggers
 from sharedcore.failover.machine import Outcome, ServiceKey, next_step, record
 from sharedcore.failover.plan import make_plan
-from sharedcore.failover.preconditions import misplaced, planned
+from sharedcore.failover.preconditions import misplaced, planned, settle_seconds
 from sharedcore.failover.situation import situation
 from sharedcore.failover.steps import BY_NAME, Attempt, city_dns
 from sharedcore.kube.client import ApiError, KubeClient
@@ -67,6 +67,7 @@ ENDED = frozenset({FailoverPhase.SUCCEEDED, FailoverPhase.FAILED, FailoverPhase.
 RETRY_SECONDS = 2.0  # the first retry of a pass that failed; each next one waits twice as long
 MAX_RETRY_SECONDS = 60.0
 POLL_SECONDS = 0.5
+SETTLE_POLL_SECONDS = 1.0  # a Failover waiting for the pair to settle is planned again this often
 TRIGGER_POLL_SECONDS = 0.5
 
 
@@ -152,9 +153,11 @@ class FailoverController:
         status = failover.status or FailoverStatus()
         if status.phase in ENDED:
             return
-        if not status.steps:
-            status = await self._check_preconditions(body, failover)
-            if status.phase in ENDED:
+        if not status.steps or next_step(status) is StepName.CHECK_PRECONDITIONS:
+            status = await self._check_preconditions(body, failover, status)
+            if status.phase is FailoverPhase.PENDING:  # the pair is settling: plan again shortly
+                self._queue.add_after(name, SETTLE_POLL_SECONDS)
+            if status.phase is not FailoverPhase.RUNNING:
                 return
         step = next_step(status)
         assert step is not None  # a Running status has a step left
@@ -299,7 +302,10 @@ class FailoverController:
         self._set_promotions({})
         self._site.announce(None)
 
-    async def _check_preconditions(self, body: Body, failover: Failover) -> FailoverStatus:
+    async def _check_preconditions(
+        self, body: Body, failover: Failover, previous: FailoverStatus
+    ) -> FailoverStatus:
+        """Plan the Failover; again on each pass while it waits for the pair to settle (`previous`)."""
         spec, now = failover.spec, _now().replace(microsecond=0)
         name = failover.metadata.name
         pair = self._site.pair()
@@ -307,11 +313,15 @@ class FailoverController:
         if status is None:
             running = [other for other, b in self._bodies.items() if other != name and _running(b)]
             facts = situation(pair, self._services(), now, running, files_synced=self._files_synced)
-            status = planned(make_plan(spec.type, spec.accept_data_loss, facts), spec.dry_run, now)
-            started = "FailoverPlanned" if spec.dry_run else "FailoverStarted"
-            await self._recorder.record(
-                body, "Normal", started, f"{spec.type} to {spec.target_site}: {spec.reason}"
-            )
+            topology = self._site.topology()
+            lease = topology.spec.failover.lease_duration_seconds if topology else 0
+            plan = make_plan(spec.type, spec.accept_data_loss, facts)
+            status = planned(plan, spec.dry_run, now, previous.start_time, settle_seconds(lease))
+            if not previous.steps:
+                started = "FailoverPlanned" if spec.dry_run else "FailoverStarted"
+                await self._recorder.record(
+                    body, "Normal", started, f"{spec.type} to {spec.target_site}: {spec.reason}"
+                )
         await self._write(name, status)
         if status.phase in ENDED:
             FAILOVERS_TOTAL.labels(str(spec.type), str(status.phase)).inc()

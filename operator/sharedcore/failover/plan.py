@@ -12,9 +12,12 @@ unknown. A switchover's final sync closes the window to 0.
 """
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sharedcore.api import MAX_FAILOVER_SERVICES, FailoverType
+from sharedcore.api import MAX_FAILOVER_SERVICES, FailoverType, Role
+from sharedcore.sites.state import Handover
+
+SETTLING = "PairSettling"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,11 @@ class Situation:
     services: tuple[ServiceReplica, ...]
     running: tuple[str, ...] = ()  # other Failovers under way at the target
     source_unseen_seconds: float = 0.0  # of that, how long after this site last saw it
+    # The target's own role now, and why (its state's message): `active_site` is the claim it recorded,
+    # which lags behind its role for a moment after each move.
+    target_role: Role = field(kw_only=True)
+    target_why: str = field(kw_only=True)
+    peer_handover: Handover | None = None  # a Failover the other site announces it is executing
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,24 @@ def _data_loss_problems(
     return problems
 
 
+def _unsettled(situation: Situation) -> Problem | None:
+    """Why the pair has not settled from a previous move, if it has not: a plan made now would start from a
+    passing view (a stale epoch), or move the roles while a move executing at the other site still runs."""
+    why = []
+    if (handover := situation.peer_handover) is not None:
+        why.append(
+            f"{handover.to_site} is still executing Failover {handover.failover} (to epoch {handover.epoch})"
+        )
+    if situation.target_role is not Role.ACTIVE and situation.active_site == situation.target:
+        # Handing over (a move to the peer under way, or just ended and not taken in here yet), or unable
+        # to prove its claim.
+        why.append(
+            f"{situation.target} is {situation.target_role}, not Active, though its recorded claim names it "
+            f"({situation.target_why})"
+        )
+    return Problem(SETTLING, f"the pair has not settled: {'; '.join(why)}") if why else None
+
+
 def make_plan(failover_type: FailoverType, accept_data_loss: bool, situation: Situation) -> Plan:
     """The steps, the per-service data-loss windows, and every precondition that fails."""
     problems: list[Problem] = []
@@ -162,8 +188,10 @@ def make_plan(failover_type: FailoverType, accept_data_loss: bool, situation: Si
                 "(its status must stay one object the API server can store)",
             )
         )
-    if situation.active_site == situation.target:
+    if situation.target_role is Role.ACTIVE:
         problems.append(Problem("AlreadyActive", f"{situation.target} is already the active site"))
+    if (unsettled := _unsettled(situation)) is not None:
+        problems.append(unsettled)
     if situation.running:
         running = ", ".join(situation.running)
         problems.append(

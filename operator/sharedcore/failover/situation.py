@@ -72,4 +72,7 @@ def situation(
             sorted((replica(s, files_synced) for s in services), key=lambda r: (r.namespace, r.name))
         ),
         running=tuple(sorted(running)),
+        target_role=pair.state.role,
+        target_why=pair.state.message,
+        peer_handover=pair.peer_handover,
     )

@@ -141,8 +141,10 @@ class SiteController:
         """What a Failover is planned from: the claim recorded here and what is known of the peer now."""
         pairing = self._pairing
         recorded = topology_status.recorded_claim(self._body or {})
+        heartbeat = self.heartbeats.latest()
         if pairing is None:
-            return PairView(self.name, (self.name,), self.state.active_site, self.state.epoch, False, None)
+            state = self.state
+            return PairView(self.name, (self.name,), state.active_site, state.epoch, False, None, state=state)
         return PairView(
             site=self.name,
             sites=tuple(site.name for site in pairing.topology.spec.sites),
@@ -151,7 +153,12 @@ class SiteController:
             peer_reachable=self.heartbeats.reachable,
             # Its services stopped answering when it stopped being active, not when its operator fell silent.
             peer_last_active=self.heartbeats.active_seen,
-            peer_may_write_seconds=self._takeover_seconds(pairing, self.heartbeats.latest()),
+            peer_may_write_seconds=self._takeover_seconds(pairing, heartbeat),
+            state=self.state,
+            # A silent peer's last announcement is not a move under way: it may have died during it.
+            peer_handover=heartbeat.handover
+            if heartbeat and self.heartbeats.current(time.monotonic(), pairing.duration)
+            else None,
         )
 
     def peer_name(self) -> str | None:

@@ -1,11 +1,11 @@
 """This site's views of the pair, as the SiteController hands them to the Failover executor."""
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sharedcore.api import Role
 from sharedcore.sites.settings import FailoverSettings
-from sharedcore.sites.state import Claim, SiteState, WitnessView
+from sharedcore.sites.state import Claim, Handover, SiteState, WitnessView
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,9 @@ class PairView:
     peer_last_active: datetime.datetime | None
     # How long the peer may go on writing unseen after that before it has fenced itself: the takeover time.
     peer_may_write_seconds: float = 0.0
+    state: SiteState = field(kw_only=True)  # this site's role now: `active_site` is only what it recorded
+    # A Failover the peer announces it is executing (to itself), as its heartbeat says while it is current.
+    peer_handover: Handover | None = None
 
 
 @dataclass(frozen=True)
