@@ -2,7 +2,8 @@
 
 The API server adds defaults (protocol: TCP, imagePullPolicy, …) and other managers add fields, so the test is
 containment: every field we render must be present in the live object with the same value. Lists must match
-element by element (extra defaulted keys inside elements are fine, extra elements are not).
+element by element (extra defaulted keys inside elements are fine, extra elements are not), except the lists
+another controller's defaulting extends, where ours must appear in order among its additions.
 """
 
 from typing import Any
@@ -13,6 +14,9 @@ from sharedcore.replication.diverged import EPOCH_LABEL, ROLE_LABEL
 IGNORED_METADATA = frozenset(
     {"ownerReferences", "resourceVersion", "uid", "generation", "creationTimestamp", "managedFields"}
 )
+# Lists a webhook adds to: CloudNativePG puts its default monitoring queries first (when its operator is
+# configured with them).
+EXTENDED_LISTS = frozenset({".spec.monitoring.customQueriesConfigMap"})
 
 
 def _contains(desired: Any, live: Any, path: str) -> str | None:
@@ -20,6 +24,8 @@ def _contains(desired: Any, live: Any, path: str) -> str | None:
     if isinstance(desired, dict):
         return _dict_contains(desired, live, path) if isinstance(live, dict) else path or "."
     if isinstance(desired, list):
+        if path in EXTENDED_LISTS and isinstance(live, list):
+            return None if _in_order(desired, live) else path
         if not isinstance(live, list) or len(live) != len(desired):
             return path
         pairs = zip(desired, live, strict=True)
@@ -32,6 +38,12 @@ def _contains(desired: Any, live: Any, path: str) -> str | None:
             None,
         )
     return None if desired == live else path
+
+
+def _in_order(desired: list[Any], live: list[Any]) -> bool:
+    """Every desired element held by a live one, in the same order (others between them)."""
+    remaining = iter(live)
+    return all(any(_contains(want, have, "") is None for have in remaining) for want in desired)
 
 
 def _dict_contains(desired: dict[str, Any], live: dict[str, Any], path: str) -> str | None:
