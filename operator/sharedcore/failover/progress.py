@@ -242,22 +242,6 @@ def promote(
     return Outcome.done(f"{site} is active at epoch {epoch}; its databases are primaries")
 
 
-# CloudNativePG's phase while a replica Cluster's instance waits to have replayed up to its promotion token.
-TOKEN_PHASE = "Promoting to primary cluster"
-
-
-def checking_tokens(clusters: Mapping[Key, Body]) -> list[Key]:
-    """The Clusters whose instance CloudNativePG reports still checking the promotion token they are given
-    (not yet replayed up to it)."""
-    waiting = []
-    for key, cluster in clusters.items():
-        status = cluster.get("status") or {}
-        token = ((cluster.get("spec") or {}).get("replica") or {}).get("promotionToken")
-        if token and status.get("phase") == TOKEN_PHASE and status.get("lastPromotionToken") != token:
-            waiting.append(key)
-    return waiting
-
-
 def redirect(
     site: str,
     source: str,

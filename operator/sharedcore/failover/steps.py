@@ -11,12 +11,11 @@ Adding a step: a `StepName` member, a `Step` here, at its place in `STEPS`, and 
 """
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from sharedcore import API_GROUP, Body, citydns
+from sharedcore import Body, citydns
 from sharedcore.api import FailoverType, StepName, StepState, StepStatus, Topology
 from sharedcore.failover import progress
 from sharedcore.failover.machine import Outcome, ServiceKey
@@ -26,7 +25,6 @@ from sharedcore.sites.peers import REMOTE_ERRORS, describe
 from sharedcore.sites.views import PairObservation
 
 Seen = TypeVar("Seen")
-TOKEN_CHECK = f"{API_GROUP}/promotion-token-checked"  # when sharedcore last asked CloudNativePG to check
 CITY_DNS_TIMEOUT = 2.0
 
 
@@ -76,7 +74,7 @@ class Attempt:
     city_dns: CityDnsCheck | None = None  # what Redirect also waits for, with spec.dns in the Topology
 
 
-async def _nothing(_: Handles, __: Attempt) -> None:
+def _nothing(_: Handles, __: Attempt) -> None:
     return None
 
 
@@ -85,11 +83,11 @@ class Step(Generic[Seen]):
     name: StepName
     observe: Callable[[Handles, Attempt], Awaitable[Seen]]
     judge: Callable[[Attempt, Seen], Outcome]
-    act: Callable[[Handles, Attempt], Awaitable[None]] = _nothing
+    act: Callable[[Handles, Attempt], None] = _nothing
     skipped: Mapping[FailoverType, str] = field(default_factory=dict)  # where it does not apply, and why
 
     async def take(self, handles: Handles, attempt: Attempt) -> Outcome:
-        await self.act(handles, attempt)
+        self.act(handles, attempt)
         return self.judge(attempt, await self.observe(handles, attempt))
 
 
@@ -216,23 +214,8 @@ def _verified(attempt: Attempt, _: None) -> Outcome:
 # --- actions ------------------------------------------------------------------------------------------------
 
 
-async def _promote(handles: Handles, attempt: Attempt) -> None:
+def _promote(handles: Handles, attempt: Attempt) -> None:
     handles.promote(attempt.epoch, attempt.promotion_tokens)
-    await _ask_for_token_checks(handles)
-
-
-async def _ask_for_token_checks(handles: Handles) -> None:
-    """CloudNativePG checks a promotion token and, when its replica has not yet replayed up to it, checks
-    again only 10 s later (its instance manager's requeue), though the last WAL is usually a moment away: a
-    switchover's Promote took 1.5 s or 12-14 s by that alone. Any change to the Cluster makes it check at
-    once, so a Cluster still checking is touched, at most once a second."""
-    now = str(int(time.time()))
-    clusters = progress.by_key(handles.managed(CLUSTERS))
-    for namespace, name in progress.checking_tokens(clusters):
-        annotations = clusters[(namespace, name)]["metadata"].get("annotations") or {}
-        if annotations.get(TOKEN_CHECK) != now:
-            patch = {"metadata": {"annotations": {TOKEN_CHECK: now}}}
-            await handles.client.patch(CLUSTERS, name, namespace, patch)
 
 
 STEPS: tuple[Step[Any], ...] = (
