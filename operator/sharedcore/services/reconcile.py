@@ -290,11 +290,8 @@ async def _role_first(rt: Runtime, body: Body, desired: list[Body]) -> bool:
     blocker, removed = await asyncio.gather(
         _apply_wave(rt, wave, repaired), _remove(rt, stale, meta["uid"], None, "prune")
     )
-    if repaired:
-        await rt.recorder.record(body, "Normal", "DriftRepaired", "restored " + "; ".join(repaired))
-    if removed:
-        message = "removed what is no longer rendered: " + ", ".join(removed)
-        await rt.recorder.record(body, "Normal", "Pruned", message)
+    await _repaired(rt, body, repaired)
+    await _pruned(rt, body, removed)
     return blocker is None  # a refusal: the full pass meets it again and reports it
 
 
@@ -326,9 +323,19 @@ async def _apply_all(rt: Runtime, body: Body, desired: list[Body]) -> status.Blo
         creating = creating or live is None
     if blocker := await _apply_wave(rt, wave, repaired):
         return blocker
+    await _repaired(rt, body, repaired)
+    return None
+
+
+async def _repaired(rt: Runtime, body: Body, repaired: list[str]) -> None:
     if repaired:
         await rt.recorder.record(body, "Normal", "DriftRepaired", "restored " + "; ".join(repaired))
-    return None
+
+
+async def _pruned(rt: Runtime, body: Body, removed: list[str]) -> None:
+    if removed:
+        message = "removed what is no longer rendered: " + ", ".join(removed)
+        await rt.recorder.record(body, "Normal", "Pruned", message)
 
 
 async def _apply_wave(
@@ -425,10 +432,7 @@ async def _prune(
         for obj in rt.cache.owned_by(meta["namespace"], meta["name"])
         if key_of(obj) not in wanted and _owned(obj, meta["uid"])
     ]
-    if removed := await _remove(rt, stale, meta["uid"], kept_with, "prune"):
-        await rt.recorder.record(
-            body, "Normal", "Pruned", "removed what is no longer rendered: " + ", ".join(removed)
-        )
+    await _pruned(rt, body, await _remove(rt, stale, meta["uid"], kept_with, "prune"))
 
 
 async def _write_status(rt: Runtime, body: Body, new: Body) -> None:
