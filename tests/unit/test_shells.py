@@ -5,6 +5,7 @@ the site's tick and the Failover executor's pass, each in seconds rather than af
 import asyncio
 import dataclasses
 import datetime
+import time
 from typing import Any, cast
 
 import yaml
@@ -23,7 +24,7 @@ from sharedcore.services.runtime import Runtime
 from sharedcore.sites import leases, pair_memory
 from sharedcore.sites.controller import SiteController
 from sharedcore.sites.peers import Peers
-from sharedcore.sites.state import HANDING_OVER, SiteState
+from sharedcore.sites.state import HANDING_OVER, Claim, Handover, SiteState
 from tests.golden.samples import INPUTS_DIR, site
 from tests.support.fake_api import FakeApi
 
@@ -267,6 +268,48 @@ def test_the_sites_tick_records_its_decision_and_then_renews_only_its_heartbeat(
     writes = len(api.writes)
     asyncio.run(controller._tick())
     assert api.writes[writes:] == [("apply", "Lease", leases.heartbeat_name("danang"))]
+
+
+def test_the_source_of_a_switchover_learns_of_it_from_the_announcing_heartbeat_at_once() -> None:
+    """The target announces a handover in its heartbeat, which it renews in the source's cluster at once: the
+    source, watching that heartbeat, fences itself for the handover then, not at its next tick up to a
+    heartbeat interval (2 s) later (issue 17: most of the wait of a switchover's source)."""
+    api = FakeApi()
+    api.add({**topology(), "status": {"activeSite": "quangnam", "epoch": 2}})
+    source = site_controller(api, "quangnam")
+    ticks: list[float] = []
+    tick = source._tick
+
+    async def counted() -> None:
+        ticks.append(time.monotonic())
+        await tick()
+
+    source._tick = counted  # type: ignore[method-assign]
+
+    async def announced() -> float:
+        running = asyncio.create_task(source.run())
+        while len(ticks) < 2:  # the first decision, and the loop's first round
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        announcement = leases.heartbeat(
+            "danang",
+            SYSTEM,
+            Role.STANDBY,
+            Claim(2, "quangnam"),
+            duration=15,
+            now=datetime.datetime.now(datetime.UTC),
+            handover=Handover(3, "danang", "switchover-here"),
+        )
+        api.add(announcement)
+        announced_at = time.monotonic()
+        while source.state.reason != HANDING_OVER and time.monotonic() - announced_at < 1.5:
+            await asyncio.sleep(0.01)
+        running.cancel()
+        return time.monotonic() - announced_at
+
+    took = asyncio.run(announced())
+    assert source.state.reason == HANDING_OVER and source.state.final_sync == "switchover-here"
+    assert took < 1.0, f"the source fenced {took:.1f} s after the announcement, at its next tick"
 
 
 def test_a_single_site_without_a_topology_is_active_at_epoch_zero() -> None:
