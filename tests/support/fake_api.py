@@ -70,14 +70,21 @@ class FakeApi:
         return copy.deepcopy(found) if found else None
 
     async def list(
-        self, resource: Resource, namespace: str | None = None, labels: Mapping[str, str] | None = None
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> list[Body]:
+        """`fields`: metadata.name only (what the operator selects on)."""
+        assert set(fields or {}) <= {"metadata.name"}, fields
         return [
             copy.deepcopy(obj)
-            for (kind, ns, _), obj in self.objects.items()
+            for (kind, ns, name), obj in self.objects.items()
             if kind == resource.kind
             and (namespace is None or ns == namespace)
             and all(obj["metadata"].get("labels", {}).get(k) == v for k, v in (labels or {}).items())
+            and (fields or {}).get("metadata.name", name) == name
         ]
 
     async def apply(self, obj: Body, *, dry_run: bool = False) -> Body:

@@ -210,11 +210,20 @@ class KubeClient:
             raise
 
     async def list(
-        self, resource: Resource, namespace: str | None = None, labels: Mapping[str, str] | None = None
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> list[Body]:
-        query = {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())} if labels else None
+        """`labels` and `fields` (such as metadata.name) select on the server: only those cross the link."""
+        query = {
+            key: ",".join(f"{k}={v}" for k, v in selector.items())
+            for key, selector in (("labelSelector", labels), ("fieldSelector", fields))
+            if selector
+        }
         path = resource.path(namespace)
-        items = (await self._request("list", "GET", path, query=query)).get("items")
+        items = (await self._request("list", "GET", path, query=query or None)).get("items")
         if not isinstance(items, list):
             raise ApiError(200, "InvalidResponse", f"not a Kubernetes list from GET {path}")
         return items

@@ -229,12 +229,14 @@ async def _provision_credentials(
 
 
 async def _peer_cluster(rt: Runtime, namespace: str, name: str) -> Body | None:
-    """The peer's database Cluster, or None when it cannot be read (the peer unreachable, say)."""
+    """The peer's database Cluster, or None when it cannot be read (the peer unreachable, say). Listed (the
+    peer identity may list, not get) by name: not every Cluster of the namespace across the link, for each
+    service."""
     client = rt.peer()
     if client is None:
         return None
     try:
-        clusters = await client.list(CLUSTERS, namespace, labels=MANAGED_BY)
+        clusters = await client.list(CLUSTERS, namespace, labels=MANAGED_BY, fields={"metadata.name": name})
     except (ApiError, OSError, TimeoutError):
         return None
     return next((c for c in clusters if c["metadata"]["name"] == name), None)
