@@ -18,7 +18,7 @@ from sharedcore.kube.resources import PERSISTENT_VOLUME_CLAIMS, SECRETS
 from sharedcore.render import KIND_ORDER, render
 from sharedcore.replication import credentials
 from sharedcore.replication.diverged import EPOCH_LABEL, ROLE_LABEL
-from sharedcore.services import rebuild, reconcile
+from sharedcore.services import drift, rebuild, reconcile
 from sharedcore.services.controller import SharedServiceController
 from sharedcore.services.runtime import Runtime
 from sharedcore.sites import leases, pair_memory
@@ -81,6 +81,41 @@ def test_a_reconcile_applies_the_render_reports_it_and_then_writes_nothing() -> 
     writes = len(api.writes)
     asyncio.run(reconcile.reconcile(rt, key))
     assert api.writes[writes:] == [], "an unchanged service costs no write"
+
+
+def test_a_reconcile_again_compares_only_what_changed_since_it_was_last_found_in_sync() -> None:
+    """Every watch event of one of a service's objects (a Deployment's status, say) reconciles the whole
+    service again: the objects that did not change since they were last found in sync are not compared field
+    by field (issue 17: that comparison was the largest single cost of a reconcile); what changed is."""
+    api = FakeApi()
+    body = api.add(sample_body("open-data"))
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    rt = Runtime(cast(Any, api), EventRecorder(cast(Any, api), "danang"), lambda: site(Role.ACTIVE), 60)
+    rt.services[key] = body
+    asyncio.run(reconcile.reconcile(rt, key))
+    asyncio.run(reconcile.reconcile(rt, key))  # the applied objects as they came back: found in sync once
+    compared: list[str] = []
+    contains = drift._contains
+
+    def counted(desired: Any, live: Any, path: str) -> str | None:
+        if path == "" and isinstance(live, dict) and "apiVersion" in live:  # a whole object
+            compared.append(live["kind"])
+        return contains(desired, live, path)
+
+    drift._contains = counted  # type: ignore[assignment]
+    try:
+        asyncio.run(reconcile.reconcile(rt, key))
+        assert compared == [], "nothing changed, nothing compared"
+        deployment = next(o for o in api.of_kind("Deployment") if o["metadata"]["namespace"] == key[0])
+        edited = api.add(deployment | {"spec": {**deployment["spec"], "replicas": 9}})  # a hand edit
+        rt.cache.upsert(edited)
+        writes = len(api.writes)
+        asyncio.run(reconcile.reconcile(rt, key))
+    finally:
+        drift._contains = contains  # type: ignore[assignment]
+    assert compared == ["Deployment"], "only what changed is compared"
+    applied = [w for w in api.writes[writes:] if w[0] == "apply"]
+    assert applied == [("apply", "Deployment", deployment["metadata"]["name"])], "and repaired"
 
 
 class RoundTrips(FakeApi):
