@@ -419,16 +419,16 @@ def _fenced(status: FailoverStatus) -> FailoverStatus:
 
 
 def _completed(failover_type: FailoverType, status: FailoverStatus, now: datetime.datetime) -> FailoverStatus:
-    fence = next((s.start_time for s in status.steps if s.name is StepName.FENCE_SOURCE), None)
-    rto = progress.recovery_seconds(failover_type, status.source_last_seen_time, fence, now)
+    rto = progress.recovery_seconds(failover_type, status, now)
     services = [s.model_copy(update={"state": StepState.SUCCEEDED}) for s in status.services]
     summary = f"{status.from_site} → {status.to_site} at epoch {status.to_epoch}"
     loss = status.data_loss_window_seconds
     window = "unknown" if loss is None else f"{loss:.0f}s"
+    recovery = "unknown" if rto is None else f"{rto}s"
     return status.model_copy(
         update={
             "rto_seconds": rto,
             "services": services,
-            "message": f"{summary}: RTO {rto}s, data-loss window {window}",
+            "message": f"{summary}: RTO {recovery}, data-loss window {window}",
         }
     )
