@@ -210,9 +210,13 @@ def test_automatic_failback_after_the_hold_time_of_being_caught_up(healthy: bool
 
 
 def test_a_failover_overtaken_by_a_later_epoch_ends_superseded_and_departing_services_are_not_moved() -> None:
-    assert progress.superseded(2, view()) is None
-    later = progress.superseded(2, view(peer_claim=Claim(3, "danang")))
+    assert progress.superseded("quangnam", 2, view()) is None
+    later = progress.superseded("quangnam", 2, view(peer_claim=Claim(3, "danang")))
     assert later is not None and (later.state.value, later.reason) == ("Failed", "Superseded")
+    # Its source took this very epoch back while this site was silent: the Failover cannot resume.
+    taken = progress.superseded("quangnam", 2, view(peer_claim=Claim(2, "danang")))
+    assert taken is not None and taken.reason == "Superseded" and "danang took epoch 2" in taken.message
+    assert progress.superseded("quangnam", 2, view(peer_claim=Claim(2, "quangnam"))) is None  # its own
     leaving = service("old")
     leaving["metadata"]["deletionTimestamp"] = "2026-11-24T08:00:00Z"
     assert progress.moving([leaving, service("vanban")]) == [service("vanban")]

@@ -175,7 +175,7 @@ class FailoverController:
         """Take `step` (again: every action is idempotent) and judge how far it got."""
         name, site, epoch = failover.metadata.name, self._site.name, status.to_epoch or 0
         view = self._site.observation()
-        if (later := progress.superseded(epoch, view)) is not None:
+        if (later := progress.superseded(site, epoch, view)) is not None:
             return later
         self._announced = name
         self._site.announce(Handover(epoch, site, name))

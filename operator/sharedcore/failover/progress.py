@@ -279,11 +279,23 @@ def city_dns_answers(
     return Outcome.done(f"{servers} city DNS servers answer {len(hosts)} names with {site}'s {address}")
 
 
-def superseded(epoch: int, view: PairObservation) -> Outcome | None:
-    """A later epoch than this Failover's is in force (another Failover moved on): nothing left to do."""
+def superseded(site: str, epoch: int, view: PairObservation) -> Outcome | None:
+    """A later epoch than this Failover's is in force (another Failover moved on), or another site took this
+    very epoch (a source whose target fell silent mid-handover takes the epoch it announced: `sites.state`):
+    nothing left to do."""
     later = max(view.state.epoch, view.peer_claim.epoch if view.peer_claim else 0)
     if later > epoch:
         return Outcome.failed("Superseded", f"epoch {later} is in force, later than this Failover's {epoch}")
+    witness = view.witness.claim if view.witness else None
+    taken = next(
+        (c for c in (view.peer_claim, witness) if c and c.epoch == epoch and c.active_site != site), None
+    )
+    if taken is not None:
+        return Outcome.failed(
+            "Superseded",
+            f"{taken.active_site} took epoch {epoch} while {site} was silent during this Failover: create "
+            "the Failover again",
+        )
     return None
 
 
