@@ -424,6 +424,15 @@ def test_a_switchover_survives_its_operator_killed_at_each_step(
     assert claims(pair)[standby.name] == (standby.name, status["toEpoch"])
 
 
+def switchover_held_at_final_sync(pair: Pair) -> str:
+    """A switchover to quangnam, at its FinalSync with danang fenced for it (danang's double made to lose its
+    source first, so that the final sync never completes); its name."""
+    name = request(pair.quangnam, "quangnam", "Switchover")
+    eventually(lambda: current_step(pair.quangnam, name) == "FinalSync", timeout=60, message="FinalSync")
+    eventually(lambda: role_of_site(pair, "danang") == "Fenced", timeout=30, message="danang fenced")
+    return name
+
+
 @pytest.mark.parametrize("mode", ["Manual", "Automatic"])
 def test_deleting_a_switchover_before_promote_gives_the_source_its_role_back(
     pair: Pair, namespace: str, mode: str
@@ -438,11 +447,7 @@ def test_deleting_a_switchover_before_promote_gives_the_source_its_role_back(
     pair.doubles["danang"].lose_source(True)  # the final sync never completes: the switchover waits there
     try:
         with RoleSampler(pair.operators):
-            name = request(pair.quangnam, "quangnam", "Switchover")
-            eventually(
-                lambda: current_step(pair.quangnam, name) == "FinalSync", timeout=60, message="FinalSync"
-            )
-            eventually(lambda: role_of_site(pair, "danang") == "Fenced", timeout=30, message="danang fenced")
+            name = switchover_held_at_final_sync(pair)
             pair.quangnam.custom.delete_cluster_custom_object(API_GROUP, API_VERSION, "failovers", name)
             eventually(lambda: role_of_site(pair, "danang") == "Active", timeout=60, message="danang Active")
             time.sleep(LEASE)  # room for a wrong automatic failover
@@ -473,11 +478,7 @@ def test_a_source_handing_over_to_a_target_that_falls_silent_takes_its_role_back
     pair.doubles["danang"].lose_source(True)  # the final sync never completes: the switchover waits there
     try:
         with RoleSampler(pair.operators):
-            name = request(pair.quangnam, "quangnam", "Switchover")
-            eventually(
-                lambda: current_step(pair.quangnam, name) == "FinalSync", timeout=60, message="FinalSync"
-            )
-            eventually(lambda: role_of_site(pair, "danang") == "Fenced", timeout=30, message="danang fenced")
+            name = switchover_held_at_final_sync(pair)
             target.stop(signal.SIGKILL)
             try:
                 silent = time.monotonic()
