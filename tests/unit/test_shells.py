@@ -62,12 +62,18 @@ def site_controller(api: FakeApi, name: str = "danang", **options: Any) -> SiteC
     )
 
 
-def test_a_reconcile_applies_the_render_reports_it_and_then_writes_nothing() -> None:
-    api = FakeApi()
+def active_open_data(api: FakeApi) -> tuple[Runtime, tuple[str, str], Body]:
+    """An open-data service at the active danang, not reconciled yet."""
     body = api.add(sample_body("open-data"))
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     rt = Runtime(cast(Any, api), EventRecorder(cast(Any, api), "danang"), lambda: site(Role.ACTIVE), 60)
     rt.services[key] = body
+    return rt, key, body
+
+
+def test_a_reconcile_applies_the_render_reports_it_and_then_writes_nothing() -> None:
+    api = FakeApi()
+    rt, key, body = active_open_data(api)
 
     asyncio.run(reconcile.reconcile(rt, key))
     rendered = render(SharedService.model_validate(body), site(Role.ACTIVE))
@@ -88,10 +94,7 @@ def test_a_reconcile_again_compares_only_what_changed_since_it_was_last_found_in
     service again: the objects that did not change since they were last found in sync are not compared field
     by field (issue 17: that comparison was the largest single cost of a reconcile); what changed is."""
     api = FakeApi()
-    body = api.add(sample_body("open-data"))
-    key = (body["metadata"]["namespace"], body["metadata"]["name"])
-    rt = Runtime(cast(Any, api), EventRecorder(cast(Any, api), "danang"), lambda: site(Role.ACTIVE), 60)
-    rt.services[key] = body
+    rt, key, _ = active_open_data(api)
     asyncio.run(reconcile.reconcile(rt, key))
     asyncio.run(reconcile.reconcile(rt, key))  # the applied objects as they came back: found in sync once
     compared: list[str] = []
