@@ -407,12 +407,30 @@ def test_a_switchover_survives_its_operator_killed_at_each_step(
             body = standby.custom.get_cluster_custom_object(API_GROUP, API_VERSION, "failovers", name)
             raise AssertionError(f"{error}; the Failover: {body.get('status')}") from None
         target.stop(signal.SIGKILL)
+        down = time.monotonic()
         target.start()
         target.wait_ready(timeout=60)
+        down = time.monotonic() - down
         status = ended(standby, name, timeout=90)
-    print(f"killed at {reached}; steps: {[(s['name'], s['state']) for s in status['steps']]}")
+    print(
+        f"killed at {reached}, down {down:.1f}s; steps: {[(s['name'], s['state']) for s in status['steps']]}"
+    )
+    if status["phase"] == "Failed" and down >= LEASE and reached in ("FenceSource", "FinalSync", "Promote"):
+        # Gone a whole lease before it took the witness Lease: its source took the epoch back (rule 4).
+        assert "took epoch" in status["message"], status
+        assert sites_by_role(pair) == (active, standby)
+        return
     assert status["phase"] == "Succeeded", status
     assert claims(pair)[standby.name] == (standby.name, status["toEpoch"])
+
+
+def switchover_held_at_final_sync(pair: Pair) -> str:
+    """A switchover to quangnam, at its FinalSync with danang fenced for it (danang's double made to lose its
+    source first, so that the final sync never completes); its name."""
+    name = request(pair.quangnam, "quangnam", "Switchover")
+    eventually(lambda: current_step(pair.quangnam, name) == "FinalSync", timeout=60, message="FinalSync")
+    eventually(lambda: role_of_site(pair, "danang") == "Fenced", timeout=30, message="danang fenced")
+    return name
 
 
 @pytest.mark.parametrize("mode", ["Manual", "Automatic"])
@@ -429,11 +447,7 @@ def test_deleting_a_switchover_before_promote_gives_the_source_its_role_back(
     pair.doubles["danang"].lose_source(True)  # the final sync never completes: the switchover waits there
     try:
         with RoleSampler(pair.operators):
-            name = request(pair.quangnam, "quangnam", "Switchover")
-            eventually(
-                lambda: current_step(pair.quangnam, name) == "FinalSync", timeout=60, message="FinalSync"
-            )
-            eventually(lambda: role_of_site(pair, "danang") == "Fenced", timeout=30, message="danang fenced")
+            name = switchover_held_at_final_sync(pair)
             pair.quangnam.custom.delete_cluster_custom_object(API_GROUP, API_VERSION, "failovers", name)
             eventually(lambda: role_of_site(pair, "danang") == "Active", timeout=60, message="danang Active")
             time.sleep(LEASE)  # room for a wrong automatic failover
@@ -446,6 +460,44 @@ def test_deleting_a_switchover_before_promote_gives_the_source_its_role_back(
         "witness": ("danang", str(epoch)),
         "danang": ("danang", epoch),
         "quangnam": ("danang", epoch),
+    }
+
+
+def test_a_source_handing_over_to_a_target_that_falls_silent_takes_its_role_back(
+    pair: Pair, namespace: str
+) -> None:
+    """The target's operator dies during a switchover's final sync, before it took the witness Lease: its
+    last heartbeat announces the handover for good, and the source must not stay fenced for it (no site
+    would be active). Once the target has not renewed its heartbeat for a lease, the source takes the epoch
+    the handover announced, through the witness; the target, back, finds its Failover superseded rather
+    than resume it with a final sync the source's writes since have outdated."""
+    ensure_active(pair, pair.danang)
+    replicated(pair, namespace, "open-data")
+    epoch = topology_status(pair.danang)["epoch"]
+    target = pair.operators["quangnam"]
+    pair.doubles["danang"].lose_source(True)  # the final sync never completes: the switchover waits there
+    try:
+        with RoleSampler(pair.operators):
+            name = switchover_held_at_final_sync(pair)
+            target.stop(signal.SIGKILL)
+            try:
+                silent = time.monotonic()
+                eventually(lambda: role_of_site(pair, "danang") == "Active", timeout=60, message="back")
+                print(f"danang Active again {time.monotonic() - silent:.1f}s after quangnam fell silent")
+                assert claims(pair)["witness"] == ("danang", str(epoch + 1))
+            finally:
+                target.start()
+                target.wait_ready(timeout=60)
+            status = ended(pair.quangnam, name, timeout=60)
+    finally:
+        pair.doubles["danang"].lose_source(False)
+    assert status["phase"] == "Failed", status
+    assert status["message"].startswith(f"FinalSync: danang took epoch {epoch + 1} while quangnam was silent")
+    assert sites_by_role(pair) == (pair.danang, pair.quangnam)
+    assert claims(pair) == {
+        "witness": ("danang", str(epoch + 1)),
+        "danang": ("danang", epoch + 1),
+        "quangnam": ("danang", epoch + 1),
     }
 
 

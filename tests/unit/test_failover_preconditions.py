@@ -8,6 +8,7 @@ from typing import Any
 
 from sharedcore.api import FailoverPhase, FailoverType, Role, StepName, StepState
 from sharedcore.api.formats import micro_time
+from sharedcore.failover import progress
 from sharedcore.failover.plan import make_plan
 from sharedcore.failover.preconditions import planned
 from sharedcore.failover.situation import FilesSynced, situation
@@ -99,6 +100,24 @@ def test_an_unreachable_source_may_have_written_until_it_could_have_fenced_itsel
     assert make_plan(FailoverType.FAILOVER, True, streaming).services[0].data_loss_window_seconds == 25.0
     soon = situation(unseen, [], HEARD + datetime.timedelta(seconds=10), files_synced=synced())
     assert soon.source_last_seen == HEARD + datetime.timedelta(seconds=10)  # not beyond now
+
+
+def test_a_failovers_rto_counts_from_the_sources_last_sight_as_active_not_from_the_end_of_its_window() -> (
+    None
+):
+    """The data-loss window runs to when the unseen source may have stopped writing; its clients' outage began
+    at the last sight of it Active (found a lease later: detection is part of the RTO)."""
+    unseen = dataclasses.replace(pair(reachable=False), peer_may_write_seconds=25)
+    plan = make_plan(FailoverType.FAILOVER, True, situation(unseen, [], NOW, files_synced=synced()))
+    status = planned(plan, dry_run=False, now=NOW)
+    assert status.source_last_seen_time == HEARD + datetime.timedelta(seconds=25)
+    assert status.source_last_active_time == HEARD
+    assert progress.recovery_seconds(FailoverType.FAILOVER, status, NOW) == 40.0
+    never = dataclasses.replace(unseen, peer_last_active=None)
+    unknown = planned(
+        make_plan(FailoverType.FAILOVER, True, situation(never, [], NOW, files_synced=synced())), False, NOW
+    )
+    assert progress.recovery_seconds(FailoverType.FAILOVER, unknown, NOW) is None  # not guessed short
 
 
 def plan_of(

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from sharedcore.api import FailoverType, Role, Topology
+from sharedcore.api import FailoverStatus, FailoverType, Role, StepName, StepState, StepStatus, Topology
 from sharedcore.failover import progress, triggers
 from sharedcore.failover.machine import Outcome
 from sharedcore.sites.state import Claim, SiteState, WitnessView
@@ -132,12 +132,15 @@ def test_verify_needs_every_service_ready_and_active_here_at_the_new_epoch() -> 
     assert done(progress.verify("quangnam", 2, [body]))
 
 
-def test_the_rto_counts_from_the_sources_last_sign_of_life_or_for_a_switchover_from_its_fencing() -> None:
+def test_the_rto_counts_from_the_sources_last_sight_as_active_or_for_a_switchover_from_its_fencing() -> None:
     t0 = datetime.datetime(2026, 11, 24, 8, 0, tzinfo=datetime.UTC)
-    seen, fence, end = t0, t0 + datetime.timedelta(seconds=30), t0 + datetime.timedelta(seconds=34.5)
-    assert progress.recovery_seconds(FailoverType.FAILOVER, seen, fence, end) == 34.5
-    assert progress.recovery_seconds(FailoverType.SWITCHOVER, seen, fence, end) == 4.5
-    assert progress.recovery_seconds(FailoverType.FAILOVER, None, fence, end) is None
+    fence, end = t0 + datetime.timedelta(seconds=30), t0 + datetime.timedelta(seconds=34.5)
+    steps = [StepStatus(name=StepName.FENCE_SOURCE, state=StepState.SUCCEEDED, start_time=fence)]
+    status = FailoverStatus(source_last_active_time=t0, steps=steps)
+    assert progress.recovery_seconds(FailoverType.FAILOVER, status, end) == 34.5
+    assert progress.recovery_seconds(FailoverType.SWITCHOVER, status, end) == 4.5
+    unseen = status.model_copy(update={"source_last_active_time": None})
+    assert progress.recovery_seconds(FailoverType.FAILOVER, unseen, end) is None
 
 
 def topology(**policy: Any) -> Topology:
@@ -207,9 +210,13 @@ def test_automatic_failback_after_the_hold_time_of_being_caught_up(healthy: bool
 
 
 def test_a_failover_overtaken_by_a_later_epoch_ends_superseded_and_departing_services_are_not_moved() -> None:
-    assert progress.superseded(2, view()) is None
-    later = progress.superseded(2, view(peer_claim=Claim(3, "danang")))
+    assert progress.superseded("quangnam", 2, view()) is None
+    later = progress.superseded("quangnam", 2, view(peer_claim=Claim(3, "danang")))
     assert later is not None and (later.state.value, later.reason) == ("Failed", "Superseded")
+    # Its source took this very epoch back while this site was silent: the Failover cannot resume.
+    taken = progress.superseded("quangnam", 2, view(peer_claim=Claim(2, "danang")))
+    assert taken is not None and taken.reason == "Superseded" and "danang took epoch 2" in taken.message
+    assert progress.superseded("quangnam", 2, view(peer_claim=Claim(2, "quangnam"))) is None  # its own
     leaving = service("old")
     leaving["metadata"]["deletionTimestamp"] = "2026-11-24T08:00:00Z"
     assert progress.moving([leaving, service("vanban")]) == [service("vanban")]

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from sharedcore.api import Role, TopologyStatus, dump
 from sharedcore.kube import conditions
 from sharedcore.sites import leases, settings, topology_status
+from sharedcore.sites.heartbeats import PeerHeartbeats
 from sharedcore.sites.state import Claim, Handover, Observations, SiteState, WitnessView, decide, fenced
 
 NOBODY = fenced("Starting", "not decided yet")
@@ -229,6 +230,48 @@ def test_freshness_counts_only_renewals_seen_happening() -> None:
     freshness.observe("t2", now=102.0)
     assert freshness.age(104.0) == pytest.approx(2.0) and freshness.fresh(104.0, duration=5)
     assert not freshness.fresh(108.0, duration=5)
+
+
+def test_a_peer_stops_renewing_its_heartbeat_when_neither_copy_changes_for_a_lease() -> None:
+    """What a handover's lapse is judged by: either copy of the heartbeat renewed, counted from its first
+    sight when it has not changed since (a source whose operator restarts while a live target hands over must
+    still honour the handover), and not the peer's API server answering (its operator may be dead)."""
+    heartbeats = PeerHeartbeats("danang", "sharedcore-system")
+    heartbeats.inbound.observe("t1", now=100.0)
+    assert heartbeats.renewing(114.0, duration=15), "first sight: not silent for a lease yet"
+    assert not heartbeats.renewing(115.0, duration=15)
+    heartbeats.outbound.observe("t1", now=110.0)
+    heartbeats.outbound.observe("t2", now=112.0)  # renewed at the peer, though not here
+    assert heartbeats.renewing(126.0, duration=15)
+    assert not heartbeats.renewing(127.0, duration=15)
+
+
+def test_a_source_whose_target_falls_silent_mid_handover_takes_the_announced_epoch_through_the_witness() -> (
+    None
+):
+    """Fenced for good, the source would leave no site active. It claims the epoch the handover announced (so
+    that the target, back, finds its Failover superseded), only through the witness, and only while the
+    witness shows the target never took that epoch."""
+    takeover = Handover(2, "quangnam", "switchover-1")
+    released = WitnessView(reachable=True, claim=DANANG_1, held=False)
+    lapsed = {"own": DANANG_1, "peer": DANANG_1, "handover": takeover, "handover_lapsed": True}
+    state, record, hold = at("danang", seen(**lapsed, witness=released))
+    assert (state.role, state.epoch, record, hold) == (Role.FENCED, 2, None, Claim(2, "danang"))
+    assert "acquiring the witness Lease for epoch 2" in state.message
+    taken = WitnessView(reachable=True, claim=Claim(2, "danang"), held=True)
+    state, record, hold = at("danang", seen(**lapsed, witness=taken))
+    assert (state.role, state.epoch, record, hold) == (Role.ACTIVE, 2, Claim(2, "danang"), Claim(2, "danang"))
+    # The target took the Lease first: it won, and the source stands by.
+    won = WitnessView(reachable=True, claim=Claim(2, "quangnam"), held=False)
+    assert at("danang", seen(**lapsed, witness=won))[0].role is Role.STANDBY
+    # No witness to ask, or none reachable: nobody can tell whether the target promoted; still handing over.
+    assert at("danang", seen(**lapsed))[0].reason == "HandingOver"
+    unreachable = WitnessView(reachable=False, claim=DANANG_1)
+    assert at("danang", seen(**lapsed, witness=unreachable))[0].reason == "HandingOver"
+    # Still renewed: handing over as before.
+    assert at("danang", seen(**(lapsed | {"handover_lapsed": False}), witness=released))[0].reason == (
+        "HandingOver"
+    )
 
 
 TOPOLOGY = {

@@ -136,12 +136,17 @@ class FailoverStatus(Model):
     completion_time: AwareDatetime | None = None
     """When the failover ended."""
     source_last_seen_time: AwareDatetime | None = None
-    """When the source site was last heard from, as the target saw it when the failover started (the start
-    itself while the source still answered)."""
+    """Until when the source may have taken writes, as the target saw it when the failover started: the start
+    itself while the source still answered; else its last sight as Active plus the time it may have gone on
+    acting unseen before fencing itself (at most a lease). The data-loss window reaches back from here."""
+    source_last_active_time: AwareDatetime | None = None
+    """When the target last saw the source Active (a heartbeat as Active, or its renewal of the witness
+    Lease), as it saw it when the failover started: the start itself while the source still answered; unset
+    if it never saw it. A failover's RTO counts from here."""
     rto_seconds: StrictFloat | None = Field(default=None, ge=0)
     """Recovery time: seconds from when the services stopped answering at the source (a failover: the
-    source's last sign of life; a switchover: the start of its fencing) until every service answered at the
-    target."""
+    target's last sight of the source Active, so detection counts; a switchover: the start of its fencing)
+    until every service answered at the target. Unset when that start is unknown."""
     data_loss_window_seconds: StrictFloat | None = Field(default=None, ge=0)
     """Seconds of changes that may have been lost, at worst over all services."""
     fencing_seconds: StrictFloat | None = Field(default=None, ge=0)

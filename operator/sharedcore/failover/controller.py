@@ -175,7 +175,7 @@ class FailoverController:
         """Take `step` (again: every action is idempotent) and judge how far it got."""
         name, site, epoch = failover.metadata.name, self._site.name, status.to_epoch or 0
         view = self._site.observation()
-        if (later := progress.superseded(epoch, view)) is not None:
+        if (later := progress.superseded(site, epoch, view)) is not None:
             return later
         self._announced = name
         self._site.announce(Handover(epoch, site, name))
@@ -419,16 +419,16 @@ def _fenced(status: FailoverStatus) -> FailoverStatus:
 
 
 def _completed(failover_type: FailoverType, status: FailoverStatus, now: datetime.datetime) -> FailoverStatus:
-    fence = next((s.start_time for s in status.steps if s.name is StepName.FENCE_SOURCE), None)
-    rto = progress.recovery_seconds(failover_type, status.source_last_seen_time, fence, now)
+    rto = progress.recovery_seconds(failover_type, status, now)
     services = [s.model_copy(update={"state": StepState.SUCCEEDED}) for s in status.services]
     summary = f"{status.from_site} → {status.to_site} at epoch {status.to_epoch}"
     loss = status.data_loss_window_seconds
     window = "unknown" if loss is None else f"{loss:.0f}s"
+    recovery = "unknown" if rto is None else f"{rto}s"
     return status.model_copy(
         update={
             "rto_seconds": rto,
             "services": services,
-            "message": f"{summary}: RTO {rto}s, data-loss window {window}",
+            "message": f"{summary}: RTO {recovery}, data-loss window {window}",
         }
     )

@@ -62,6 +62,9 @@ class Situation:
     services: tuple[ServiceReplica, ...]
     running: tuple[str, ...] = ()  # other Failovers under way at the target
     source_unseen_seconds: float = 0.0  # of that, how long after this site last saw it
+    # When this site last saw the source Active (now if it answers; None if never): its clients' outage
+    # began there, detection included, so a failover's RTO counts from it.
+    source_last_active: datetime.datetime | None = None
     # The target's own role now, and why (its state's message): `active_site` is the claim it recorded,
     # which lags behind its role for a moment after each move.
     target_role: Role = field(kw_only=True)
@@ -94,6 +97,7 @@ class Plan:
     services: tuple[ServicePlan, ...]
     problems: tuple[Problem, ...]
     source_last_seen: datetime.datetime
+    source_last_active: datetime.datetime | None
 
     @property
     def data_loss_window_seconds(self) -> float | None:
@@ -226,4 +230,5 @@ def make_plan(failover_type: FailoverType, accept_data_loss: bool, situation: Si
         ),
         problems=tuple(problems),
         source_last_seen=last_seen,
+        source_last_active=situation.source_last_active,
     )

@@ -84,6 +84,7 @@ def planned(
         ],
         start_time=started,
         source_last_seen_time=plan.source_last_seen,
+        source_last_active_time=plan.source_last_active,
         data_loss_window_seconds=plan.data_loss_window_seconds,
     )
     if dry_run:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sharedcore import Body
-from sharedcore.api import FailoverType, Role, StepState
+from sharedcore.api import FailoverStatus, FailoverType, Role, StepName, StepState
 from sharedcore.citydns import Answer
 from sharedcore.failover.machine import Outcome
 from sharedcore.failover.plan import listing
@@ -279,11 +279,23 @@ def city_dns_answers(
     return Outcome.done(f"{servers} city DNS servers answer {len(hosts)} names with {site}'s {address}")
 
 
-def superseded(epoch: int, view: PairObservation) -> Outcome | None:
-    """A later epoch than this Failover's is in force (another Failover moved on): nothing left to do."""
+def superseded(site: str, epoch: int, view: PairObservation) -> Outcome | None:
+    """A later epoch than this Failover's is in force (another Failover moved on), or another site took this
+    very epoch (a source whose target fell silent mid-handover takes the epoch it announced: `sites.state`):
+    nothing left to do."""
     later = max(view.state.epoch, view.peer_claim.epoch if view.peer_claim else 0)
     if later > epoch:
         return Outcome.failed("Superseded", f"epoch {later} is in force, later than this Failover's {epoch}")
+    witness = view.witness.claim if view.witness else None
+    taken = next(
+        (c for c in (view.peer_claim, witness) if c and c.epoch == epoch and c.active_site != site), None
+    )
+    if taken is not None:
+        return Outcome.failed(
+            "Superseded",
+            f"{taken.active_site} took epoch {epoch} while {site} was silent during this Failover: create "
+            "the Failover again",
+        )
     return None
 
 
@@ -306,12 +318,13 @@ def verify(site: str, epoch: int, services: Iterable[Body]) -> Outcome:
 
 
 def recovery_seconds(
-    failover_type: FailoverType,
-    outage_start: datetime.datetime | None,
-    fence_start: datetime.datetime | None,
-    now: datetime.datetime,
+    failover_type: FailoverType, status: FailoverStatus, now: datetime.datetime
 ) -> float | None:
-    """The RTO: from when the services stopped answering at the source (a failover: the source's last sign
-    of life; a switchover: the start of its fencing) until they all answered here."""
-    start = fence_start if failover_type is FailoverType.SWITCHOVER else outage_start
+    """The RTO: from when the services stopped answering at the source until they all answered here. A
+    switchover stops them as it fences the source; a failover's source stopped answering when it was last
+    seen Active (not at the end of the time it may have written unseen: the data-loss window's reckoning)."""
+    if failover_type is FailoverType.SWITCHOVER:
+        start = next((s.start_time for s in status.steps if s.name is StepName.FENCE_SOURCE), None)
+    else:
+        start = status.source_last_active_time
     return None if start is None else round(max((now - start).total_seconds(), 0.0), 3)

@@ -56,7 +56,7 @@ def situation(
     now (the window is then overestimated, never underestimated). Every time compared here is by this site's
     clock: `now`, the sight of the source's heartbeat or witness renewal, and the sync and receipt times this
     site's own data plane reports."""
-    last_seen, unseen = now, 0.0
+    last_seen, unseen, last_active = now, 0.0, (now if pair.peer_reachable else pair.peer_last_active)
     if not pair.peer_reachable and pair.peer_last_active is not None:
         unseen = max(0.0, min(pair.peer_may_write_seconds, (now - pair.peer_last_active).total_seconds()))
         last_seen = pair.peer_last_active + datetime.timedelta(seconds=unseen)
@@ -68,6 +68,7 @@ def situation(
         source_reachable=pair.peer_reachable,
         source_last_seen=last_seen,
         source_unseen_seconds=unseen,
+        source_last_active=last_active,
         services=tuple(
             sorted((replica(s, files_synced) for s in services), key=lambda r: (r.namespace, r.name))
         ),

@@ -439,6 +439,9 @@ class SiteController:
             peer_current=silence is not None and silence < fence_after,
             witness=self.witness.view(now) if pairing.witnessed else None,
             handover=heartbeat.handover if heartbeat else None,
+            handover_lapsed=not self.heartbeats.renewing(
+                now, max(pairing.duration, (heartbeat and heartbeat.duration) or 0)
+            ),
             promotion=self._promotion,
             own_cluster_lost=self.heartbeats.own_cluster_lost(now, pairing.duration),
             accept_split_brain_risk=bool(pairing.topology.spec.failover.accept_split_brain_risk),

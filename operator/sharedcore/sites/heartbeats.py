@@ -33,6 +33,7 @@ class PeerHeartbeats:
     def __init__(self, site: str, namespace: str) -> None:
         self._site, self._namespace = site, namespace
         self.inbound = leases.Freshness()  # the peer's heartbeat in this cluster: does it arrive?
+        self.outbound = leases.Freshness()  # the peer's heartbeat in its own cluster: is it renewed there?
         self._latest: dict[str, leases.Heartbeat] = {}  # by where it was read: "inbound", "outbound"
         # When this site last saw the peer active: a new heartbeat of it saying Active, or its renewal of the
         # witness Lease (`seen_active`).
@@ -53,6 +54,11 @@ class PeerHeartbeats:
         """Seconds since the peer was last known alive (a fresh heartbeat here, or an answer there)."""
         answered = None if self._reached_at is None else now - self._reached_at
         return min((a for a in (self.inbound.age(now), answered) if a is not None), default=None)
+
+    def renewing(self, now: float, duration: float) -> bool:
+        """The peer's operator renewed its heartbeat (either copy) within `duration`: what it announces there
+        (a handover) still stands. Unlike `current`, an answer from its API server does not count."""
+        return not all(f.silent(now, duration) for f in (self.inbound, self.outbound))
 
     def current(self, now: float, duration: float) -> bool:
         """The peer was heard from (a heartbeat renewed here, or an answer there) within `duration`."""
@@ -141,7 +147,8 @@ class PeerHeartbeats:
             else:
                 reachable, problem, self._reached_at = True, None, time.monotonic()
                 if lease is not None:
-                    self.heard("outbound", leases.read_heartbeat(lease))
+                    theirs = self.heard("outbound", leases.read_heartbeat(lease))
+                    self.outbound.observe(theirs.renew_time, time.monotonic())
         changed = reachable != self.reachable
         if changed and reachable:
             log.info("%s reachable", pairing.peer)

@@ -163,11 +163,14 @@ class Freshness:
     def __init__(self) -> None:
         self.renew_time: str | None = None
         self._seen_at: float | None = None
+        self._first_at: float | None = None
 
     def observe(self, renew_time: str | None, now: float) -> None:
         if renew_time is not None and renew_time != self.renew_time:
             if self.renew_time is not None:
                 self._seen_at = now
+            else:
+                self._first_at = now
             self.renew_time = renew_time
 
     def age(self, now: float) -> float | None:
@@ -176,3 +179,9 @@ class Freshness:
     def fresh(self, now: float, duration: float) -> bool:
         age = self.age(now)
         return age is not None and age < duration
+
+    def silent(self, now: float, duration: float) -> bool:
+        """Not seen renewed for `duration`, counting from its first sight (which proves nothing either way)
+        when it has not changed since; a Lease never seen is silent."""
+        since = self._seen_at if self._seen_at is not None else self._first_at
+        return since is None or now - since >= duration

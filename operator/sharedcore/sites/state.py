@@ -59,6 +59,7 @@ class Observations:
     peer_current: bool  # the peer was heard recently enough: without a witness, not for long enough to fence
     witness: WitnessView | None  # None: no witness configured
     handover: Handover | None = None  # the peer's announced takeover, if any
+    handover_lapsed: bool = False  # the peer has not renewed the heartbeat announcing it for a lease
     promotion: Claim | None = None  # a Failover promoting this site (its Promote step), if any
     own_cluster_lost: bool = False  # this site's API server has not answered for the renew deadline
     accept_split_brain_risk: bool = False  # without a witness: stay active without hearing the peer
@@ -102,6 +103,8 @@ def decide(site: str, peer: str, preferred: str, seen: Observations, previous: S
     if not claims:
         return _bootstrap(site, peer, preferred, seen)
     best = max(claims, key=lambda claim: claim.epoch)
+    if (taken_back := _taken_back(site, best, seen)) is not None:
+        claims.append(best := taken_back)
     rivals = sorted({claim.active_site for claim in claims if claim.epoch == best.epoch})
     if len(rivals) > 1:
         message = f"both {' and '.join(rivals)} claim to be active at epoch {best.epoch}"
@@ -109,6 +112,27 @@ def decide(site: str, peer: str, preferred: str, seen: Observations, previous: S
     if best.active_site != site:
         return _standby(best)
     return _claimed(site, peer, best, seen, previous)
+
+
+def _taken_back(site: str, best: Claim, seen: Observations) -> Claim | None:
+    """The epoch a lapsed handover announced, claimed by its source for itself. A target that announced a
+    handover and then stopped renewing its heartbeat for a lease may have died during it; its source, fenced
+    for it, would otherwise stay fenced for good, and no site be active. The source takes that very epoch
+    (not its own again): should the target come back, its Failover finds the epoch taken and fails
+    (Superseded) rather than resume with a final sync and demotion tokens the source's writes since have
+    outdated. The witness arbitrates: once the target holds its Lease at that epoch, it won; without a
+    reachable witness nobody can tell, and the source stays fenced."""
+    handover = seen.handover
+    if handover is None or not seen.handover_lapsed or handover.to_site == site:
+        return None
+    if best.active_site != site or handover.epoch <= best.epoch:
+        return None
+    witness = seen.witness
+    if witness is None or not witness.reachable:
+        return None
+    if witness.claim is not None and witness.claim.epoch >= handover.epoch:
+        return None
+    return Claim(handover.epoch, site)
 
 
 def _standby(best: Claim) -> Decision:
