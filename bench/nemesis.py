@@ -29,14 +29,11 @@ from typing import Any
 import failover
 import results_file
 
-from sharedcore_testbed.nemesis import Bounds, Nemesis, summary
+from sharedcore_testbed.nemesis import REAL_BOUNDS, Nemesis, summary
 from sharedcore_testbed.pair import create_services
 from sharedcore_testbed.realpair import real_pair
 
 HEARTBEAT, LEASE, RESYNC = 1, 6, 4.0
-# A real database moves slower: a diverged one is copied anew before its site stands by again (73 s measured
-# alone), on nodes that start again with their site.
-REAL_BOUNDS = Bounds(failover_s=180.0, converge_s=300.0)
 REAL_RESYNC = 5.0  # the real-database tests' setting
 
 

@@ -20,6 +20,7 @@ from kubernetes import client
 from sharedcore_testbed import cnpg, operators
 from sharedcore_testbed import pair as two_sites
 from sharedcore_testbed.clients import as_object
+from sharedcore_testbed.nemesis import REAL_BOUNDS, Nemesis, summary
 from sharedcore_testbed.operators import metric
 from sharedcore_testbed.targets import ServiceDatabase
 from sharedcore_testbed.traffic import Move, Traffic
@@ -494,3 +495,29 @@ def _follows_again_with_its_data_kept(
     assert events and claims[0] in events[0].message
     print(f"danang following again {following:.0f}s after its return, {copied / 2**20:.0f} MiB copied")
     _replicating(danang, database, "danang replicating from quangnam")
+
+
+# --- The nemesis on this pair (sharedcore_testbed.nemesis): a fixed seed's short schedule, under the writer
+
+NEMESIS_SEED = 26  # a switchover with its operator killed at Promote, a request at the wrong site, slow links
+NEMESIS_DURATION = 150.0  # seconds of faults; the last settle follows
+
+
+@pytest.mark.timeout(1200)
+def test_a_short_nemesis_schedule_loses_no_write_and_never_makes_two_primaries(
+    database: Database, traffic: Traffic
+) -> None:
+    """`bench/nemesis.py --nodes real` in brief, on this module's pair as the tests above left it: episodes of
+    faults drawn from the seed, each healed and settled, then checked — never two Active sites nor two
+    writable primaries, every Failover ended, convergence, no acknowledged write lost outside a recorded
+    data-loss window, no row at two primaries, nothing leaked, clean operators."""
+    results = Nemesis(database.pair, seed=NEMESIS_SEED, bounds=REAL_BOUNDS, traffic=traffic).run(
+        NEMESIS_DURATION
+    )
+    print(summary(results))
+    replay = f"replay: bench/nemesis.py --seed {NEMESIS_SEED} --duration {NEMESIS_DURATION:g} --nodes real"
+    assert not results["violations"], f"{replay}\n{summary(results)}"
+    moves = [name for name, count in results["failovers"].items() if "Succeeded" in name and count]
+    assert moves and results["figures"]["no-lost-writes"]["checked"], (
+        f"no move under writes checked\n{replay}"
+    )

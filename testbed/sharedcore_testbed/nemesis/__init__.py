@@ -5,10 +5,10 @@ episodes of faults (`schedule`), injects and heals them (`faults`), lets the pai
 invariants between episodes and at the end (`checks`, `convergence`; on a real database, given its `traffic`,
 `database` and `windows` too), and returns the results: every fault with its kind and time, every violation,
 the figures. `bench/nemesis.py` runs it on a testbed of its own;
-a cluster test runs a short schedule on the session's sites.
+cluster tests run short schedules on the session's sites (kwok) and on the real-database tests' pair.
 """
 
 from sharedcore_testbed.nemesis.checks import Invariant, Settled, Violation
-from sharedcore_testbed.nemesis.run import Bounds, Nemesis, summary
+from sharedcore_testbed.nemesis.run import REAL_BOUNDS, Bounds, Nemesis, summary
 
-__all__ = ["Bounds", "Invariant", "Nemesis", "Settled", "Violation", "summary"]
+__all__ = ["REAL_BOUNDS", "Bounds", "Invariant", "Nemesis", "Settled", "Violation", "summary"]

@@ -48,6 +48,11 @@ class Bounds:
     memory_growth_mib: float = 48.0  # over one operator process's life
 
 
+# A real database moves slower: a diverged one is copied anew before its site stands by again (73 s measured
+# alone), on nodes that start again with their site.
+REAL_BOUNDS = Bounds(failover_s=180.0, converge_s=300.0)
+
+
 class Nemesis:
     def __init__(
         self,
