@@ -116,9 +116,7 @@ class KubeClient:
         body: Body | None,
         content_type: str,
     ) -> Body:
-        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
-        if token := self.credentials.bearer():
-            headers["Authorization"] = f"Bearer {token}"
+        headers = self._headers()
         if body is not None:
             headers["Content-Type"] = content_type
         url = f"{self.credentials.server}{path}" + (f"?{urlencode(query)}" if query else "")
@@ -146,6 +144,30 @@ class KubeClient:
         if parsed is None:
             raise ApiError(status, "InvalidResponse", f"not a Kubernetes answer to {method} {path}")
         return parsed
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
+        if token := self.credentials.bearer():
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    async def ready(self) -> None:
+        """Return if the API server says it is ready (`GET /readyz`), else raise. A kube-apiserver serves
+        requests before then, its discovery listing part of its API groups (one, for its first seconds).
+        Not allowed to ask (401, 403): nothing to wait for."""
+        try:
+            async with self._open().get(
+                f"{self.credentials.server}/readyz", headers=self._headers()
+            ) as answer:
+                status, text = answer.status, await answer.text()
+        except (aiohttp.ClientError, TimeoutError):
+            if self._observer:
+                self._observer("get", 0)
+            raise
+        if self._observer:
+            self._observer("get", status)
+        if status not in (200, 401, 403):
+            raise ApiError(status, "NotReady", text.strip()[:200] or "not ready")
 
     async def get(self, resource: Resource, name: str, namespace: str | None = None) -> Body | None:
         try:
