@@ -13,7 +13,8 @@ floor: a lapsed witness Lease), and writes bench/results/failover.json. Each fai
 steps its Failover recorded, into detection (loss → FenceSource done: the Lease lapsed), promotion
 (→ Redirect done: quangnam Active, its databases primaries, its DNS records published) and scale-up (→ every
 service Active and Ready); each switchover into its handover (FenceSource start → Promote done: fence, final
-sync, promote) and end to end (created → every service Active and Ready at danang). A role sampler (both
+sync, promote) and end to end (created → every service Active and Ready at danang); each Failover's steps'
+durations are kept beside them. A role sampler (both
 operators' roles every 100 ms) runs throughout: a run in which it ever sees two Active sites is void, and the
 benchmark fails. The load average is recorded beside each run (the machine is shared). Before the runs, two
 resyncs of doing nothing: the requests per second each plane's audit log records from the operators (and,
@@ -214,6 +215,8 @@ def losing_danang(
     )
     handover = step_times(status)
     return {
+        "failover_steps_s": {name: between(*times) for name, times in steps.items()},
+        "switchover_steps_s": {name: between(*times) for name, times in handover.items()},
         "failover_rto_measured_s": round(measured, 2),
         "failover_rto_recorded_s": recorded,
         "failover_rto_prober_s": None if citizen is None else round(citizen, 2),

@@ -6,20 +6,25 @@ every one is Ready (which includes kube-controller-manager, kube-scheduler and k
 the operator's API requests by verb (from the API server's audit log), its writes during an idle window of
 two resync intervals, and its peak RSS; and beside the operator's CPU until all are reconciled, the CPU
 kube-apiserver spent meanwhile (what the operator costs the control plane), with the load average at the start
-(the machine is shared). Prints a table and writes bench/results/reconcile.json.
+(the machine is shared). Prints a table and writes bench/results/reconcile.json. With --profile DIR, py-spy
+samples the operator from the creation until all are reconciled (DIR/reconcile-N.txt, collapsed stacks), and
+its busiest functions are printed.
 
-    .venv/bin/python bench/reconcile.py [--sizes 100 500 1000] [--resync 20]
+    .venv/bin/python bench/reconcile.py [--sizes 100 500 1000] [--resync 20] [--profile DIR]
 """
 
 import argparse
 import collections
 import json
 import os
+import signal
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import profiling
 import results_file
 import yaml
 
@@ -77,7 +82,7 @@ def wait_all(kubeconfig: Path, n: int, predicate: Any, timeout: float) -> float 
     return None
 
 
-def measure(n: int, resync: float, workdir: Path) -> dict[str, Any]:
+def measure(n: int, resync: float, workdir: Path, profile: Path | None) -> dict[str, Any]:
     bed = Testbed(workdir / f"n{n}")
     bed.up(["bench"], workloads={"bench"})
     try:
@@ -99,9 +104,12 @@ def measure(n: int, resync: float, workdir: Path) -> dict[str, Any]:
         load = os.getloadavg()[0]
         since = time.time()
         cpu_before, apiserver_before = operator.cpu_seconds(), processes.cpu_seconds(apiserver)
-        started = time.monotonic()
-        kubectl(admin, "create", "-f", "-", stdin="---\n".join(yaml.safe_dump(b) for b in bodies))
-        done_reconciled = wait_all(admin, n, reconciled, 600 + n)
+        assert operator.process is not None
+        samples = None if profile is None else profile / f"reconcile-{n}.txt"
+        with profiling.recording(operator.process.pid, samples):
+            started = time.monotonic()
+            kubectl(admin, "create", "-f", "-", stdin="---\n".join(yaml.safe_dump(b) for b in bodies))
+            done_reconciled = wait_all(admin, n, reconciled, 600 + n)
         cpu_reconciled = operator.cpu_seconds() - cpu_before
         apiserver_reconciled = processes.cpu_seconds(apiserver) - apiserver_before
         done_ready = wait_all(admin, n, ready, 900 + n)
@@ -116,7 +124,7 @@ def measure(n: int, resync: float, workdir: Path) -> dict[str, Any]:
             for e in audit_events(bed.directory / "bench" / "audit.log", OPERATOR_USER, idle_since)
             if e["verb"] in WRITES
         ]
-        result = {
+        result: dict[str, Any] = {
             "services": n,
             "reconciled_seconds": round(done_reconciled - started, 1) if done_reconciled else None,
             "ready_seconds": round(done_ready - started, 1) if done_ready else None,
@@ -129,7 +137,13 @@ def measure(n: int, resync: float, workdir: Path) -> dict[str, Any]:
             "idle_writes": len(idle),
             "peak_rss_mib": round(operator.peak_rss_bytes() / 2**20, 1),
         }
-        operator.stop()
+        if samples is not None:
+            result["profile_top"] = profiling.top(samples)
+        print(json.dumps(result), flush=True)  # kept in the log whatever the stop below meets
+        try:
+            operator.stop()
+        except subprocess.TimeoutExpired:  # a loaded machine: the figures are taken, the operator goes anyway
+            operator.stop(signal.SIGKILL)
         return result
     finally:
         bed.down()
@@ -139,13 +153,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 1000])
     parser.add_argument("--resync", type=float, default=20.0, help="operator resync interval during the run")
+    parser.add_argument("--profile", type=Path, help="py-spy the operator into DIR")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="sharedcore-bench-") as tmp:
         for n in args.sizes:
             print(f"measuring N={n} ...", flush=True)
-            results.append(measure(n, args.resync, Path(tmp)))
-            print(json.dumps(results[-1]), flush=True)
+            results.append(measure(n, args.resync, Path(tmp), args.profile))
+            for frame, share in results[-1].get("profile_top", []):
+                print(f"  {share:5.1f} %  {frame}", flush=True)
     columns = (
         "N",
         "reconciled s",

@@ -1,5 +1,6 @@
 """Where the benchmarks keep their figures: bench/results/<name>.json, with the machine they ran on."""
 
+import datetime
 import json
 import os
 import platform
@@ -18,6 +19,8 @@ def write(name: str, results: list[dict[str, Any]] | dict[str, Any]) -> Path:
         "machine": platform.machine(),
     }
     out = RESULTS / f"{name}.json"
-    body = {"machine": machine} | (results if isinstance(results, dict) else {"results": results})
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    found = results if isinstance(results, dict) else {"results": results}
+    body = {"machine": machine, "date": date} | found
     out.write_text(json.dumps(body, indent=2) + "\n")
     return out

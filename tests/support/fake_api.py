@@ -2,12 +2,14 @@
 site's tick, the Failover executor's pass), so that a mistake in the glue shows in seconds.
 
 It keeps objects by kind, namespace and name with a resourceVersion, applies like a server-side apply that
-owns every field it is given (the rest, such as the status, is kept), merge-patches, and records every write.
+owns every field it is given (the rest, such as the status, is kept), merge-patches, records every write, and
+watches one object by name.
 """
 
+import asyncio
 import copy
 import itertools
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from sharedcore.kube.client import ApiError
@@ -35,6 +37,7 @@ class FakeApi:
         self.objects: dict[Key, Body] = {}
         self.writes: list[tuple[str, str, str]] = []  # (verb, kind, name)
         self._versions = itertools.count(1)
+        self._watchers: list[tuple[Key, asyncio.Queue[Body]]] = []
 
     def add(self, obj: Body) -> Body:
         """Put an object in place without counting it as a write (the test's setup)."""
@@ -52,7 +55,11 @@ class FakeApi:
         meta["resourceVersion"] = str(next(self._versions))
         meta.setdefault("uid", f"uid-{meta['name']}")
         meta.setdefault("generation", 1)
-        self.objects[(obj["kind"], meta.get("namespace", ""), meta["name"])] = obj
+        key = (obj["kind"], meta.get("namespace", ""), meta["name"])
+        self.objects[key] = obj
+        for watched, queue in self._watchers:
+            if watched == key:
+                queue.put_nowait(copy.deepcopy(obj))
         return obj
 
     def _wrote(self, verb: str, kind: str, name: str) -> None:
@@ -63,14 +70,21 @@ class FakeApi:
         return copy.deepcopy(found) if found else None
 
     async def list(
-        self, resource: Resource, namespace: str | None = None, labels: Mapping[str, str] | None = None
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> list[Body]:
+        """`fields`: metadata.name only (what the operator selects on)."""
+        assert set(fields or {}) <= {"metadata.name"}, fields
         return [
             copy.deepcopy(obj)
-            for (kind, ns, _), obj in self.objects.items()
+            for (kind, ns, name), obj in self.objects.items()
             if kind == resource.kind
             and (namespace is None or ns == namespace)
             and all(obj["metadata"].get("labels", {}).get(k) == v for k, v in (labels or {}).items())
+            and (fields or {}).get("metadata.name", name) == name
         ]
 
     async def apply(self, obj: Body, *, dry_run: bool = False) -> Body:
@@ -114,6 +128,20 @@ class FakeApi:
         if gone is not None:
             self._wrote("delete", resource.kind, name)
         return gone is not None
+
+    async def watch(
+        self, resource: Resource, namespace: str, name: str, since: str | None = None
+    ) -> AsyncGenerator[tuple[str, Body], None]:
+        """The object as it is (if it exists), then every write of it, until the watcher stops."""
+        key, queue = (resource.kind, namespace, name), asyncio.Queue[Body]()
+        self._watchers.append((key, queue))
+        try:
+            if (current := self.objects.get(key)) is not None:
+                yield "ADDED", copy.deepcopy(current)
+            while True:
+                yield "MODIFIED", await queue.get()
+        finally:
+            self._watchers.remove((key, queue))
 
     async def close(self) -> None:
         return None

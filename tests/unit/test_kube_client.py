@@ -2,6 +2,7 @@
 real semantics are tested against real API servers)."""
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,7 @@ from aiohttp import web
 
 from sharedcore.kube.client import ApiError, KubeClient
 from sharedcore.kube.credentials import Credentials
-from sharedcore.kube.resources import DEPLOYMENTS
+from sharedcore.kube.resources import DEPLOYMENTS, LEASES
 
 Script = list[Callable[[web.Request], web.StreamResponse]]
 
@@ -191,3 +192,29 @@ def test_ready_is_the_api_servers_readyz_and_a_refusal_is_no_reason_to_wait() ->
     assert "apiservice-registration-controller" in message
     assert [path for _, path, _, _ in fake.requests] == ["/readyz"] * 3
     assert seen == [("get", 500), ("get", 200), ("get", 403)]
+
+
+def test_a_watch_of_one_object_yields_its_events_and_an_error_event_raises() -> None:
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "hb"}}
+    lines = [
+        {"type": "ADDED", "object": {**lease, "metadata": {"name": "hb", "resourceVersion": "7"}}},
+        {"type": "BOOKMARK", "object": {**lease, "metadata": {"resourceVersion": "9"}}},
+        {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}},
+    ]
+    stream = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    fake = FakeApiServer()
+    fake.script = [lambda _: web.Response(body=stream, content_type="application/json")]
+    events: list[tuple[str, str]] = []
+
+    async def follow(client: KubeClient) -> None:
+        async for kind, obj in client.watch(LEASES, "sharedcore-system", "hb", since="5"):
+            events.append((kind, obj["metadata"]["resourceVersion"]))
+
+    with pytest.raises(ApiError) as error:
+        asyncio.run(with_client(fake, follow))
+    assert error.value.status == 410 and events == [("ADDED", "7"), ("BOOKMARK", "9")]
+    method, path, _, _ = fake.requests[0]
+    assert method == "GET" and path.startswith(
+        "/apis/coordination.k8s.io/v1/namespaces/sharedcore-system/leases?"
+    )
+    assert "fieldSelector=metadata.name%3Dhb" in path and "resourceVersion=5" in path and "watch=1" in path

@@ -1,12 +1,13 @@
 """A small asyncio Kubernetes client: the only place sharedcore's own requests to an API server are made.
 
-Kopf watches; this client reads, applies (server-side apply) and deletes. Every request is reported to an
-observer (the metrics count them by verb and status code, which is how "zero writes when idle" is checked).
+Kopf watches; this client reads, applies (server-side apply) and deletes, and watches one object by name.
+Every request is reported to an observer (the metrics count them by verb and status code, which is how "zero
+writes when idle" is checked).
 """
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from urllib.parse import urlencode
 
 import aiohttp
@@ -21,6 +22,9 @@ FIELD_MANAGER = "sharedcore"
 RETRY_BACKOFF = (0.2, 0.5, 1.0)
 RETRYABLE_READ_STATUSES = frozenset({500, 502, 503, 504})
 READ_VERBS = frozenset({"get", "list"})
+WATCH_SECONDS = (
+    300  # how long the API server keeps a watch open before it ends it (the client then renews it)
+)
 RequestObserver = Callable[[str, int], None]  # (verb, HTTP status or 0 for a connection failure)
 
 
@@ -40,6 +44,15 @@ def _object(payload: bytes) -> Body | None:
     except ValueError:
         return None
     return parsed if isinstance(parsed, dict) else None
+
+
+def _refusal(status: int, parsed: Body | None, retry_after: str) -> ApiError:
+    return ApiError(
+        status,
+        str((parsed or {}).get("reason", "")),
+        str((parsed or {}).get("message", "(not a Kubernetes answer)")),
+        float(retry_after) if retry_after.isdigit() else None,
+    )
 
 
 def namespace_terminating(error: ApiError) -> bool:
@@ -116,10 +129,8 @@ class KubeClient:
         body: Body | None,
         content_type: str,
     ) -> Body:
-        headers = self._headers()
-        if body is not None:
-            headers["Content-Type"] = content_type
-        url = f"{self.credentials.server}{path}" + (f"?{urlencode(query)}" if query else "")
+        headers = self._headers(content_type if body is not None else None)
+        url = self._url(path, query)
         try:
             async with self._open().request(
                 method, url, headers=headers, data=json.dumps(body) if body is not None else None
@@ -135,30 +146,67 @@ class KubeClient:
             self._observer(verb, status)
         parsed = _object(payload)
         if status >= 400:
-            raise ApiError(
-                status,
-                str((parsed or {}).get("reason", "")),
-                str((parsed or {}).get("message", "(not a Kubernetes answer)")),
-                float(retry_after) if retry_after.isdigit() else None,
-            )
+            raise _refusal(status, parsed, retry_after)
         if parsed is None:
             raise ApiError(status, "InvalidResponse", f"not a Kubernetes answer to {method} {path}")
         return parsed
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": self._user_agent}
         if token := self.credentials.bearer():
             headers["Authorization"] = f"Bearer {token}"
+        if content_type is not None:
+            headers["Content-Type"] = content_type
         return headers
+
+    def _url(self, path: str, query: Mapping[str, str] | None) -> str:
+        return f"{self.credentials.server}{path}" + (f"?{urlencode(query)}" if query else "")
+
+    async def watch(
+        self, resource: Resource, namespace: str, name: str, since: str | None = None
+    ) -> AsyncGenerator[tuple[str, Body], None]:
+        """The events (type, object) of the object `name`, from resourceVersion `since` (None: from now,
+        starting with the object as it is), until the API server ends the watch (after WATCH_SECONDS);
+        BOOKMARK events carry only the resourceVersion to go on from. A 410 Gone means `since` is too old."""
+        query = {
+            "watch": "1",
+            "fieldSelector": f"metadata.name={name}",
+            "timeoutSeconds": str(WATCH_SECONDS),
+            "allowWatchBookmarks": "true",
+        } | ({"resourceVersion": since} if since else {})
+        # No total timeout: the stream stays open; silence beyond the server's own end means a dead link.
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._timeout.total, sock_read=WATCH_SECONDS + 30
+        )
+        try:
+            async with self._open().get(
+                self._url(resource.path(namespace), query), headers=self._headers(None), timeout=timeout
+            ) as response:
+                if self._observer:
+                    self._observer("watch", response.status)
+                if response.status >= 400:
+                    raise _refusal(response.status, _object(await response.read()), "")
+                async for line in response.content:
+                    event = _object(line)
+                    if event is None or not isinstance(event.get("object"), dict):
+                        raise ApiError(
+                            response.status, "InvalidResponse", f"not a watch event: {line[:200]!r}"
+                        )
+                    if event.get("type") == "ERROR":
+                        error = event["object"]
+                        raise ApiError(int(error.get("code", 500)), str(error.get("reason", "")), str(error))
+                    yield str(event.get("type")), event["object"]
+        except (aiohttp.ClientError, TimeoutError):
+            if self._observer:
+                self._observer("watch", 0)
+            raise
 
     async def ready(self) -> None:
         """Return if the API server says it is ready (`GET /readyz`), else raise. A kube-apiserver serves
         requests before then, its discovery listing part of its API groups (one, for its first seconds).
         Not allowed to ask (401, 403): nothing to wait for."""
         try:
-            async with self._open().get(
-                f"{self.credentials.server}/readyz", headers=self._headers()
-            ) as answer:
+            async with self._open().get(self._url("/readyz", None), headers=self._headers(None)) as answer:
                 status, text = answer.status, await answer.text()
         except (aiohttp.ClientError, TimeoutError):
             if self._observer:
@@ -178,11 +226,20 @@ class KubeClient:
             raise
 
     async def list(
-        self, resource: Resource, namespace: str | None = None, labels: Mapping[str, str] | None = None
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> list[Body]:
-        query = {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())} if labels else None
+        """`labels` and `fields` (such as metadata.name) select on the server: only those cross the link."""
+        query = {
+            key: ",".join(f"{k}={v}" for k, v in selector.items())
+            for key, selector in (("labelSelector", labels), ("fieldSelector", fields))
+            if selector
+        }
         path = resource.path(namespace)
-        items = (await self._request("list", "GET", path, query=query)).get("items")
+        items = (await self._request("list", "GET", path, query=query or None)).get("items")
         if not isinstance(items, list):
             raise ApiError(200, "InvalidResponse", f"not a Kubernetes list from GET {path}")
         return items

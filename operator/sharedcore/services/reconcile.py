@@ -229,12 +229,14 @@ async def _provision_credentials(
 
 
 async def _peer_cluster(rt: Runtime, namespace: str, name: str) -> Body | None:
-    """The peer's database Cluster, or None when it cannot be read (the peer unreachable, say)."""
+    """The peer's database Cluster, or None when it cannot be read (the peer unreachable, say). Listed (the
+    peer identity may list, not get) by name: not every Cluster of the namespace across the link, for each
+    service."""
     client = rt.peer()
     if client is None:
         return None
     try:
-        clusters = await client.list(CLUSTERS, namespace, labels=MANAGED_BY)
+        clusters = await client.list(CLUSTERS, namespace, labels=MANAGED_BY, fields={"metadata.name": name})
     except (ApiError, OSError, TimeoutError):
         return None
     return next((c for c in clusters if c["metadata"]["name"] == name), None)
@@ -283,7 +285,7 @@ async def _role_first(rt: Runtime, body: Body, desired: list[Body]) -> bool:
     """Write what a Failover waits for, alone (services.role_first); whether anything was written."""
     meta = body["metadata"]
     owned = [o for o in rt.cache.owned_by(meta["namespace"], meta["name"]) if _owned(o, meta["uid"])]
-    wave, stale = role_first.first(desired, rt.cache.get, owned)
+    wave, stale = role_first.first(desired, rt.cache.get, owned, lambda obj, live: _drift(rt, obj, live))
     if not wave:
         return False
     repaired: list[str] = []
@@ -315,9 +317,8 @@ async def _apply_all(rt: Runtime, body: Body, desired: list[Body]) -> status.Blo
             if not _same_origin(live, body):
                 return _in_the_way(live, body["metadata"]["name"])
             live = await _adopt(rt, body, live)
-        drift = drifted_field(obj, live)
+        drift = _drift(rt, obj, live)
         if drift is None:
-            rt.applied[key] = obj
             continue
         wave.append((obj, drift))
         creating = creating or live is None
@@ -325,6 +326,20 @@ async def _apply_all(rt: Runtime, body: Body, desired: list[Body]) -> status.Blo
         return blocker
     await _repaired(rt, body, repaired)
     return None
+
+
+def _drift(rt: Runtime, obj: Body, live: Body | None) -> str | None:
+    """Where `live` departs from `obj` (`drift.drifted_field`), without comparing them field by field when
+    neither changed since they were last found in sync: every watch event of any of a service's objects (a
+    Deployment's status, say) reconciles the whole service again, its other objects unchanged."""
+    key = key_of(obj)
+    version = live["metadata"].get("resourceVersion") if live is not None else None
+    if version is not None and rt.in_sync.get(key) == version and rt.applied.get(key) == obj:
+        return None
+    drift = drifted_field(obj, live)
+    if drift is None and version is not None:
+        rt.applied[key], rt.in_sync[key] = obj, version
+    return drift
 
 
 async def _repaired(rt: Runtime, body: Body, repaired: list[str]) -> None:
@@ -414,6 +429,7 @@ async def _remove(
         await rt.client.delete(for_object(obj), meta["name"], meta.get("namespace"))
         rt.cache.remove(obj)
         rt.applied.pop(key_of(obj), None)
+        rt.in_sync.pop(key_of(obj), None)
         OBJECT_WRITES.labels(obj["kind"], reason).inc()
         removed.append(f"{obj['kind']} {meta['name']}")
     return removed

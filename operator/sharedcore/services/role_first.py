@@ -32,11 +32,14 @@ def _role_dependent(obj: Body) -> bool:
 
 
 def first(
-    desired: Iterable[Body], live: Callable[[ObjectKey], Body | None], owned: Iterable[Body]
+    desired: Iterable[Body],
+    live: Callable[[ObjectKey], Body | None],
+    owned: Iterable[Body],
+    drift: Callable[[Body, Body | None], str | None] = drifted_field,
 ) -> tuple[list[tuple[Body, str]], list[Body]]:
-    """What to write first (each drifted object with where it drifted) and the records to withdraw (`owned`:
-    the service's objects here); nothing unless an object whose form depends on the role drifted (a change of
-    role): a new service, say, is created in order by the full pass."""
+    """What to write first (each drifted object with where it drifted, as `drift` finds it) and the records to
+    withdraw (`owned`: the service's objects here); nothing unless an object whose form depends on the role
+    drifted (a change of role): a new service, say, is created in order by the full pass."""
     desired = list(desired)
     wave: list[tuple[Body, str]] = []
     records: list[tuple[Body, str]] = []
@@ -45,8 +48,8 @@ def first(
         if found is not None and retained.is_retained(found):
             continue  # adopting a retained copy is the full pass's
         first_here = obj["kind"] == RECORD or (found is not None and _role_dependent(obj))
-        if first_here and (drift := drifted_field(obj, found)) is not None:
-            (records if obj["kind"] == RECORD else wave).append((obj, drift))
+        if first_here and (where := drift(obj, found)) is not None:
+            (records if obj["kind"] == RECORD else wave).append((obj, where))
     if not wave:
         return [], []
     wanted = {key_of(obj) for obj in desired}

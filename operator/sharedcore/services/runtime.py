@@ -27,6 +27,8 @@ class Runtime:
     queue: WorkQueue[ServiceKey] = field(default_factory=WorkQueue)
     # The body we last applied per object: tells a hand edit (drift) from a change of the service's spec.
     applied: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
+    # The live resourceVersion at which that body was last found in sync: the same pair again is not compared.
+    in_sync: dict[ObjectKey, str] = field(default_factory=dict)
     deleting: set[ServiceKey] = field(default_factory=set)
     provisioned: set[ServiceKey] = field(default_factory=set)  # database credentials known to exist here
     secrets: set[tuple[str, str]] = field(default_factory=set)  # (namespace, name): Secrets the watch saw

@@ -5,7 +5,9 @@ Three loops, so that a silent peer or witness never delays this site's own work:
   the Topology status (only when the status changes) and renews this site's heartbeat here;
 - the peer loop renews this site's heartbeat in the peer's cluster and reads the peer's own there;
 - the witness loop reads the `sharedcore-active` Lease and renews it while this site holds it.
-Each runs every heartbeatIntervalSeconds; what one of them learns wakes the local loop at once.
+Each runs every heartbeatIntervalSeconds; what one of them learns wakes the local loop at once. A watch on the
+peer's heartbeat in this cluster wakes it too when the heartbeat says something new (a handover announced):
+the source of a switchover learns of it at once, not at its next tick.
 Until the first decision the site is Fenced: nothing acts on a role that is not known yet.
 A usable Topology's pair (the peer, the last epoch) is remembered (`sites.pair_memory`): a Topology that is
 deleted, invalid or does not name this site, before or across a restart, leaves the site Fenced in its
@@ -20,6 +22,7 @@ status it is recorded in (`sites.topology_status`, pure).
 """
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -31,10 +34,10 @@ from pydantic import ValidationError
 from sharedcore import Body
 from sharedcore.api import Role, Topology
 from sharedcore.kube import conditions, loops
-from sharedcore.kube.client import KubeClient
+from sharedcore.kube.client import ApiError, KubeClient
 from sharedcore.kube.events import EventRecorder
 from sharedcore.kube.patches import merge_patch
-from sharedcore.kube.resources import CONFIG_MAPS, TOPOLOGIES
+from sharedcore.kube.resources import CONFIG_MAPS, LEASES, TOPOLOGIES
 from sharedcore.kube.times import rfc3339
 from sharedcore.metrics import (
     AUTOMATIC_FAILOVER_READY,
@@ -281,6 +284,7 @@ class SiteController:
             self._repeat(self._peer_round, self._wake_peer),
             self._repeat(self._witness_round, self._wake_witness),
             self._repeat(self._city_dns_round),
+            self._watch_peer_heartbeat(),
         )
 
     async def _prime(self) -> None:
@@ -318,6 +322,40 @@ class SiteController:
         problem = self._peers.problem(pairing.peer)
         if await self.heartbeats.visit(client, problem, pairing, lambda: self._heartbeat(pairing)):
             self._wake.set()
+
+    async def _watch_peer_heartbeat(self) -> None:
+        """Watch the peer's heartbeat Lease in this cluster, as long as the peer stays the same: news in it
+        wakes the local loop (which reads it as always). A failure: it watches again an interval later."""
+        since: str | None = None
+        while True:
+            peer = self.peer_name()
+            if peer is None:
+                since = None
+                await asyncio.sleep(min(self._interval(), 5.0))  # a Topology may come
+                continue
+            try:
+                since = await self._follow(peer, since)
+            except ApiError as error:
+                since = None  # 410 Gone (too old to go on from), or a refusal: start afresh
+                if error.status != 410:
+                    log.warning("cannot watch %s's heartbeat here: %s", peer, describe(error))
+                    await asyncio.sleep(self._interval())
+            except REMOTE_ERRORS as error:
+                log.warning("cannot watch %s's heartbeat here: %s", peer, describe(error))
+                await asyncio.sleep(self._interval())
+
+    async def _follow(self, peer: str, since: str | None) -> str | None:
+        """One watch of `peer`'s heartbeat; the resourceVersion to go on from when it ends."""
+        name = leases.heartbeat_name(peer)
+        events = self._client.watch(LEASES, self._namespace, name, since)
+        async with contextlib.aclosing(events):
+            async for kind, lease in events:
+                since = lease.get("metadata", {}).get("resourceVersion") or since
+                if kind in ("ADDED", "MODIFIED") and self.heartbeats.news(leases.read_heartbeat(lease)):
+                    self._wake.set()
+                if self.peer_name() != peer:
+                    return None
+        return since
 
     async def _witness_round(self) -> None:
         pairing = self._pairing

@@ -7,6 +7,7 @@ from a dead site (the PeerConnected condition). Every time kept here is by this 
 renewTime is by its own, which may be skewed, so it is only compared with itself.
 """
 
+import dataclasses
 import datetime
 import logging
 import time
@@ -97,6 +98,14 @@ class PeerHeartbeats:
         self.active_seen = _now()
 
     # --- exchanging them ------------------------------------------------------------------------------------
+
+    def news(self, heartbeat: leases.Heartbeat) -> bool:
+        """Whether the peer's heartbeat, seen in this cluster, says something the last one read here did not
+        (a handover announced, a new role or claim): a renewal alone is no news."""
+        known = self._latest.get("inbound")
+        return known is None or dataclasses.replace(known, renew_time=None) != dataclasses.replace(
+            heartbeat, renew_time=None
+        )
 
     def heard(self, where: str, heartbeat: leases.Heartbeat) -> leases.Heartbeat:
         previous = self._latest.get(where)
