@@ -17,10 +17,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sharedcore import SYSTEM_NAMESPACE
-from sharedcore.kube import credentials
+from sharedcore.kube import credentials, loops
 from sharedcore.kube.client import KubeClient
 from sharedcore.metrics import API_REQUESTS, REGISTRY
-from sharedcore.sites.peers import Peers
+from sharedcore.sites.peers import REMOTE_ERRORS, Peers
 from sharedcore.wiring import Options, assemble, configure, register
 
 log = logging.getLogger("sharedcore")
@@ -135,21 +135,26 @@ async def run(options: Options) -> None:
     )
     # Watching only some namespaces, Kopf must still see the system namespace's Secrets (kubeconfigs).
     watched = [*options.namespaces, options.system_namespace] if options.namespaces else []
+
+    async def kopf_once_ready() -> None:
+        # Kopf reads the API server's discovery once, as it starts, and serves only the resources it found
+        # then: started while the API server itself starts (one API group listed, for its first seconds), it
+        # would go on without watching SharedServices, Topologies or Failovers until restarted.
+        await loops.until_done(client.ready, REMOTE_ERRORS, "waiting for the API server to be ready")
+        await kopf.operator(
+            registry=registry,
+            # Kopf would name itself after the process's user, from the passwd database; the image runs
+            # as a numeric user that has no entry there (getpwuid fails and Kopf with it).
+            identity=cast(Any, f"sharedcore-{options.site}@{socket.gethostname()}"),  # Kopf's NewType
+            standalone=True,
+            clusterwide=not options.namespaces,
+            namespaces=watched,
+            stop_flag=stop,
+            ready_flag=kopf_up,
+        )
+
     tasks = [
-        asyncio.create_task(
-            kopf.operator(
-                registry=registry,
-                # Kopf would name itself after the process's user, from the passwd database; the image runs
-                # as a numeric user that has no entry there (getpwuid fails and Kopf with it).
-                identity=cast(Any, f"sharedcore-{options.site}@{socket.gethostname()}"),  # Kopf's NewType
-                standalone=True,
-                clusterwide=not options.namespaces,
-                namespaces=watched,
-                stop_flag=stop,
-                ready_flag=kopf_up,
-            ),
-            name="kopf",
-        ),
+        asyncio.create_task(kopf_once_ready(), name="kopf"),
         *(asyncio.create_task(job, name=name) for name, job in parts.loops.items()),
     ]
     try:

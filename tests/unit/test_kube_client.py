@@ -173,6 +173,27 @@ def test_a_garbage_answer_is_an_api_error_not_a_crash(
     assert refused.value.reason == "InvalidResponse" or refused.value.status == 502
 
 
+def test_ready_is_the_api_servers_readyz_and_a_refusal_is_no_reason_to_wait() -> None:
+    fake = FakeApiServer()
+    fake.script = [
+        lambda _: web.Response(status=500, text="[-]poststarthook/apiservice-registration-controller failed"),
+        lambda _: web.Response(text="ok"),
+        status(403, "Forbidden"),
+    ]
+
+    async def body(client: KubeClient) -> str:
+        with pytest.raises(ApiError) as starting:
+            await client.ready()
+        await client.ready()
+        await client.ready()
+        return starting.value.message
+
+    message, seen = asyncio.run(with_client(fake, body))
+    assert "apiservice-registration-controller" in message
+    assert [path for _, path, _, _ in fake.requests] == ["/readyz"] * 3
+    assert seen == [("get", 500), ("get", 200), ("get", 403)]
+
+
 def test_a_watch_of_one_object_yields_its_events_and_an_error_event_raises() -> None:
     lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "hb"}}
     lines = [

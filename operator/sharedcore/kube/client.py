@@ -201,6 +201,22 @@ class KubeClient:
                 self._observer("watch", 0)
             raise
 
+    async def ready(self) -> None:
+        """Return if the API server says it is ready (`GET /readyz`), else raise. A kube-apiserver serves
+        requests before then, its discovery listing part of its API groups (one, for its first seconds).
+        Not allowed to ask (401, 403): nothing to wait for."""
+        try:
+            async with self._open().get(self._url("/readyz", None), headers=self._headers(None)) as answer:
+                status, text = answer.status, await answer.text()
+        except (aiohttp.ClientError, TimeoutError):
+            if self._observer:
+                self._observer("get", 0)
+            raise
+        if self._observer:
+            self._observer("get", status)
+        if status not in (200, 401, 403):
+            raise ApiError(status, "NotReady", text.strip()[:200] or "not ready")
+
     async def get(self, resource: Resource, name: str, namespace: str | None = None) -> Body | None:
         try:
             return await self._request("get", "GET", resource.path(namespace, name))
