@@ -163,6 +163,37 @@ def topology(**policy: Any) -> Topology:
     )
 
 
+def test_a_failed_automatic_failover_is_tried_again_for_its_epoch_after_a_growing_pause() -> None:
+    """A run at a load of 25: the active site flapped, the standby's automatic failover of the next epoch
+    failed its preconditions (DataLossNotAccepted), and when the site was lost for real a minute later no
+    failover followed: one attempt per epoch, never again. A failed one is now tried again after 60 s, then
+    120, 240, … up to 15 minutes; never while one is under way or after one succeeded."""
+    due = triggers.Due("failover", FailoverType.FAILOVER, "AutomaticFailover: danang has been silent")
+    t0 = datetime.datetime(2026, 11, 29, 2, 0, tzinfo=datetime.UTC)
+
+    def ended(name: str, phase: str, seconds: float) -> dict[str, Any]:
+        stamp = (t0 + datetime.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"metadata": {"name": name}, "status": {"phase": phase, "completionTime": stamp}}
+
+    def at(seconds: float, *existing: dict[str, Any]) -> str | None:
+        known = {b["metadata"]["name"]: b for b in existing}
+        body = triggers.attempt(due, "quangnam", 2, known, t0 + datetime.timedelta(seconds=seconds))
+        return None if body is None else str(body["metadata"]["name"])
+
+    first = "automatic-failover-epoch-2"
+    assert at(0) == first
+    failed = ended(first, "Failed", 0)
+    assert at(59, failed) is None
+    assert at(60, failed) == f"{first}-retry-1"
+    again = ended(f"{first}-retry-1", "Failed", 70)
+    assert at(189, failed, again) is None and at(190, failed, again) == f"{first}-retry-2"
+    running = {"metadata": {"name": f"{first}-retry-1"}, "status": {"phase": "Running"}}
+    assert at(1000, failed, running) is None
+    assert at(1000, ended(first, "Succeeded", 0)) is None
+    many = [ended(first if n == 0 else f"{first}-retry-{n}", "Failed", 0) for n in range(12)]
+    assert at(899, *many) is None and at(900, *many) == f"{first}-retry-12"
+
+
 def test_automatic_failover_needs_the_lease_lapsed_and_the_active_site_silent_or_not_active() -> None:
     auto = topology()
     lost = {"peer_current": False, "peer_silent_seconds": 16.0, "witness_lapsed": True}

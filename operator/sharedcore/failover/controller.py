@@ -381,9 +381,9 @@ class FailoverController:
         if due is None:
             await self._recommend(triggers.failover_due(self._site.name, view, topology), view.state.epoch)
             return
-        body = due.failover(self._site.name, view.state.epoch + 1)
-        if body["metadata"]["name"] in self._bodies:
-            return  # created already (the name is the epoch's): once per epoch, never again
+        body = triggers.attempt(due, self._site.name, view.state.epoch + 1, self._bodies, _now())
+        if body is None:
+            return  # under way, succeeded, or failed too recently: the names are the epoch's
         try:
             await self._client.create(FAILOVERS, body)
         except ApiError as error:

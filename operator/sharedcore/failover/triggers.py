@@ -15,12 +15,14 @@ Either creates a Failover named after the epoch it would start, so each happens 
 fails (its data-loss window above a service's objective, say), people decide what comes next.
 """
 
-from collections.abc import Iterable
+import datetime
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sharedcore import API_GROUP, API_VERSION, Body
 from sharedcore.api import FailbackMode, FailoverMode, FailoverType, Role, Topology
 from sharedcore.kube import conditions
+from sharedcore.kube.times import parse_time
 from sharedcore.sites.state import HANDING_OVER
 from sharedcore.sites.views import PairObservation
 
@@ -43,6 +45,36 @@ class Due:
             },
             "spec": {"targetSite": site, "type": str(self.type), "reason": self.reason},
         }
+
+
+# A failed automatic Failover of an epoch is tried again after this pause, doubled at each attempt, up to the
+# longest: its preconditions may hold later (a window known again, a flapping site lost for good), and a
+# condition that persists costs one Failover object per pause.
+RETRY_SECONDS = 60.0
+RETRY_MAX_SECONDS = 900.0
+RETRY = "-retry-"
+
+
+def attempt(
+    due: Due, site: str, epoch: int, existing: Mapping[str, Body], now: datetime.datetime
+) -> Body | None:
+    """The Failover to create for `due` at `epoch`, given this site's Failovers: the epoch's first, or its
+    next attempt once the last one failed and its pause has passed; None while one is under way, or once one
+    succeeded."""
+    body = due.failover(site, epoch)
+    first = body["metadata"]["name"]
+    attempts = [b for name, b in existing.items() if name == first or name.startswith(first + RETRY)]
+    if not attempts:
+        return body
+    statuses = [b.get("status") or {} for b in attempts]
+    if any(s.get("phase") != "Failed" or not s.get("completionTime") for s in statuses):
+        return None
+    last = max(parse_time(s["completionTime"]) or now for s in statuses)
+    pause = min(RETRY_SECONDS * 2 ** (len(attempts) - 1), RETRY_MAX_SECONDS)
+    if (now - last).total_seconds() < pause:
+        return None
+    body["metadata"]["name"] = f"{first}{RETRY}{len(attempts)}"
+    return body
 
 
 def automatic_failover(site: str, view: PairObservation, topology: Topology) -> Due | None:
