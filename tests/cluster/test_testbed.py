@@ -208,6 +208,9 @@ def test_interrupted_session_leaves_nothing(tmp_path: Path) -> None:
         timeout=60,
         message="first apiserver started",
     )
+    # The log is opened just before the process is forked and recorded: interrupted in that instant, the
+    # command could not know its apiserver (CI, once). Interrupt it while it waits for the apiserver instead.
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     process.wait(timeout=60)
     assert process.returncode != 0
