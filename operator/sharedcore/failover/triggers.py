@@ -11,8 +11,9 @@
   been caught up (both sites talking, the peer Active, every service's replication healthy here) for
   failbackHoldSeconds without a break: a Switchover back.
 In manual mode the same observation that would start a failover is told as a Warning Event, once per epoch.
-Either creates a Failover named after the epoch it would start, so each happens at most once per epoch: if it
-fails (its data-loss window above a service's objective, say), people decide what comes next.
+Either creates a Failover named after the epoch it would start, so at most one runs per epoch; one that fails
+(its data-loss window above a service's objective, say) is tried again while the observation holds, after a
+pause that doubles at each attempt (`attempt`).
 """
 
 import datetime
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sharedcore import API_GROUP, API_VERSION, Body
-from sharedcore.api import FailbackMode, FailoverMode, FailoverType, Role, Topology
+from sharedcore.api import FailbackMode, FailoverMode, FailoverPhase, FailoverType, Role, Topology
 from sharedcore.kube import conditions
 from sharedcore.kube.times import parse_time
 from sharedcore.sites.state import HANDING_OVER
@@ -67,7 +68,7 @@ def attempt(
     if not attempts:
         return body
     statuses = [b.get("status") or {} for b in attempts]
-    if any(s.get("phase") != "Failed" or not s.get("completionTime") for s in statuses):
+    if any(s.get("phase") != FailoverPhase.FAILED or not s.get("completionTime") for s in statuses):
         return None
     last = max(parse_time(s["completionTime"]) or now for s in statuses)
     pause = min(RETRY_SECONDS * 2 ** (len(attempts) - 1), RETRY_MAX_SECONDS)

@@ -22,9 +22,8 @@ FIELD_MANAGER = "sharedcore"
 RETRY_BACKOFF = (0.2, 0.5, 1.0)
 RETRYABLE_READ_STATUSES = frozenset({500, 502, 503, 504})
 READ_VERBS = frozenset({"get", "list"})
-WATCH_SECONDS = (
-    300  # how long the API server keeps a watch open before it ends it (the client then renews it)
-)
+# How long the API server keeps a watch open before it ends it (the client then renews it).
+WATCH_SECONDS = 300
 RequestObserver = Callable[[str, int], None]  # (verb, HTTP status or 0 for a connection failure)
 
 

@@ -228,14 +228,8 @@ class SiteController:
     def _takeover_seconds(self, pairing: Pairing, heartbeat: leases.Heartbeat | None) -> float:
         """The longest Lease duration in play (this site's, the peer's, the witness Lease's), plus the time
         the peer was last measured to take to fence its data plane."""
-        return (
-            max(
-                pairing.duration,
-                (heartbeat.duration or 0) if heartbeat else 0,
-                self.witness.recorded_duration if pairing.witnessed else 0,
-            )
-            + self._peer_fencing()
-        )
+        witnessed = self.witness.recorded_duration if pairing.witnessed else 0
+        return max(_sites_lease(pairing, heartbeat), witnessed) + self._peer_fencing()
 
     def _peer_fencing(self) -> float:
         """Seconds the peer took to fence its data plane at the last switchover from it (0: not measured)."""
@@ -477,9 +471,7 @@ class SiteController:
             peer_current=silence is not None and silence < fence_after,
             witness=self.witness.view(now) if pairing.witnessed else None,
             handover=heartbeat.handover if heartbeat else None,
-            handover_lapsed=not self.heartbeats.renewing(
-                now, max(pairing.duration, (heartbeat and heartbeat.duration) or 0)
-            ),
+            handover_lapsed=not self.heartbeats.renewing(now, _sites_lease(pairing, heartbeat)),
             promotion=self._promotion,
             own_cluster_lost=self.heartbeats.own_cluster_lost(now, pairing.duration),
             accept_split_brain_risk=bool(pairing.topology.spec.failover.accept_split_brain_risk),
@@ -580,3 +572,8 @@ class SiteController:
             for listener in self._listeners:
                 listener()
         self.settled.set()
+
+
+def _sites_lease(pairing: Pairing, heartbeat: leases.Heartbeat | None) -> float:
+    """The longer of the two sites' Lease durations (this Topology's, the one the peer's heartbeat gives)."""
+    return max(pairing.duration, (heartbeat.duration or 0) if heartbeat else 0)
