@@ -18,6 +18,7 @@ import base64
 import datetime
 import json
 import threading
+import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,8 +82,13 @@ def cnpg_status(cluster: dict[str, Any], was_primary: bool) -> dict[str, Any]:
     if not primary and was_primary:
         status["demotionToken"] = demotion_token(name)
     token = replica.get("promotionToken")
-    if primary and token and token_cluster(token) == replica.get("source"):
+    taken = token is not None and token_cluster(token) == replica.get("source")
+    if primary and taken:
         status["lastPromotionToken"] = token
+    promoted = primary and (token is None or taken)  # with a foreign token it never leaves recovery
+    status["instancesReportedState"] = {
+        pod: {"isPrimary": promoted and pod == pods[0], "timeLineID": 1} for pod in pods
+    }
     return status
 
 
@@ -177,6 +183,8 @@ class DataPlaneDouble:
                 self._play_once()
             except (client.ApiException, urllib3.exceptions.HTTPError, OSError):  # the site may be down
                 continue
+            except Exception:  # anything else is a bug here, but a dead double would stall every later test
+                traceback.print_exc()
 
     def _play_once(self) -> None:
         custom = self.site.custom

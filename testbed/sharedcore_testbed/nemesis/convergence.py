@@ -5,7 +5,9 @@ Lease naming the active site at the same epoch, no Failover unfinished at either
 Active and Ready at the active site, in standby form, Ready and with its replication healthy at the other.
 """
 
+import contextlib
 import datetime
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -113,6 +115,68 @@ def _service_problem(body: dict[str, Any], role: str, epoch: int | None) -> str 
     if role == "Standby" and _condition(body, "ReplicationHealthy") != "True":
         return "replication not healthy"
     return None
+
+
+def diagnosis(pair: Pair[SiteClients]) -> list[str]:
+    """What an administrator would look at when the pair does not converge: each site's Nodes not Ready, its
+    services not Ready with their conditions' messages, and in their namespaces the pods not ready and the
+    database Clusters' phases."""
+    lines = []
+    for site in pair.sites[:2]:
+        try:
+            lines += _site_diagnosis(site)
+        except ERRORS as error:
+            lines.append(f"{site.name}: does not answer: {type(error).__name__}")
+    return lines
+
+
+def _site_diagnosis(site: SiteClients) -> list[str]:
+    def plain(response: Any) -> list[dict[str, Any]]:  # unparsed (_preload_content=False): JSON
+        return items(json.loads(response.data))
+
+    lines = [
+        f"{site.name}: node {node['metadata']['name']} Ready={ready}"
+        for node in plain(site.core.list_node(_request_timeout=5, _preload_content=False))
+        if (ready := _condition(node, "Ready")) != "True"
+    ]
+    for body in services(site):
+        if _condition(body, "Ready") == "True":
+            continue
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        said = "; ".join(
+            f"{c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}"
+            for c in (body.get("status") or {}).get("conditions") or []
+        )
+        lines.append(f"{site.name}: {namespace}/{name}: {said}")
+        for pod in plain(
+            site.core.list_namespaced_pod(namespace, _request_timeout=5, _preload_content=False)
+        ):
+            status = pod.get("status") or {}
+            containers = status.get("containerStatuses") or []
+            if status.get("phase") == "Running" and containers and all(c.get("ready") for c in containers):
+                continue
+            waits = ", ".join(
+                f"{c['name']} ready={c.get('ready')} restarts={c.get('restartCount')} "
+                f"{(c.get('state') or {}).get('waiting') or ''}"
+                for c in containers
+            )
+            lines.append(
+                f"{site.name}: pod {namespace}/{pod['metadata']['name']} {status.get('phase')} on "
+                f"{(pod.get('spec') or {}).get('nodeName')}: {waits or status.get('message')}"
+            )
+        with contextlib.suppress(client.ApiException):  # no CloudNativePG at a kwok site
+            for cluster in items(
+                site.custom.list_namespaced_custom_object(
+                    "postgresql.cnpg.io", "v1", namespace, "clusters", _request_timeout=5
+                )
+            ):
+                status = cluster.get("status") or {}
+                lines.append(
+                    f"{site.name}: Cluster {namespace}/{cluster['metadata']['name']}: {status.get('phase')} "
+                    f"({status.get('phaseReason')}), ready {status.get('readyInstances')}/"
+                    f"{status.get('instances')}, primary {status.get('currentPrimary')}"
+                )
+    return lines
 
 
 def _phase(body: dict[str, Any]) -> str | None:

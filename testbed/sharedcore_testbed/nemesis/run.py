@@ -178,6 +178,8 @@ class Nemesis:
             if time.monotonic() - healed > bound:
                 detail = f"{label}: not converged {bound:.0f}s after the faults healed: {why}"
                 self._violate([Violation("convergence", self.timeline.now(), detail)])
+                for line in convergence.diagnosis(self.pair):
+                    self.timeline.note(f"  {line}")
                 return None
             time.sleep(0.5)
         took = round(time.monotonic() - healed, 2)
