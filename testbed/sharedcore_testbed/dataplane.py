@@ -245,7 +245,9 @@ class DataPlaneDouble:
 
         def one(patch: Patch) -> None:
             (group, version), namespace, plural, name, body = patch
-            custom.patch_namespaced_custom_object_status(group, version, namespace, plural, name, body)
+            custom.patch_namespaced_custom_object_status(
+                group, version, namespace, plural, name, body, _request_timeout=10
+            )
 
         list(self._pool.map(one, patches))  # the first failure is raised, as a sequential write's was
 
