@@ -23,9 +23,11 @@ from sharedcore_testbed.nemesis.convergence import ERRORS
 from sharedcore_testbed.nemesis.schedule import ACTIVE, REQUESTS, STANDBY, STEPS, WITNESS, Fault
 from sharedcore_testbed.nemesis.timeline import Timeline
 from sharedcore_testbed.pair import Pair
+from sharedcore_testbed.plane import PlaneError
 
 FAILOVERS = (API_GROUP, API_VERSION, "failovers")
 STEP_WAIT = 30.0  # seconds a kill waits for its Failover to reach the step drawn
+HEAL_ATTEMPTS = 3
 
 
 @dataclass
@@ -121,9 +123,20 @@ class Injector:
         if heal is None:
             return
         time.sleep(fault.hold)
-        record = heal()
+        record = self._heal(fault, heal)
         record.healed = self.timeline.now()
         self.timeline.note(f"heal {record.kind} {'->'.join(record.targets)}")
+
+    def _heal(self, fault: Fault, heal: Callable[[], Injected]) -> Injected:
+        """Heal, again if the testbed failed to (a real node not Ready in time on a loaded machine): a site
+        left down would be reported as sharedcore's failure to converge."""
+        for attempt in range(1, HEAL_ATTEMPTS):
+            try:
+                return heal()
+            except PlaneError as error:
+                first = str(error).splitlines()[0]
+                self.timeline.note(f"heal {fault.kind} failed (attempt {attempt}), trying again: {first}")
+        return heal()
 
     def _record(self, fault: Fault, episode: Episode, targets: tuple[str, ...], note: str = "") -> Injected:
         record = Injected(fault.kind, self.timeline.now(), episode.index, targets, dict(fault.detail))
