@@ -82,13 +82,8 @@ def cnpg_status(cluster: dict[str, Any], was_primary: bool) -> dict[str, Any]:
     if not primary and was_primary:
         status["demotionToken"] = demotion_token(name)
     token = replica.get("promotionToken")
-    taken = token is not None and token_cluster(token) == replica.get("source")
-    if primary and taken:
+    if primary and token and token_cluster(token) == replica.get("source"):
         status["lastPromotionToken"] = token
-    promoted = primary and (token is None or taken)  # with a foreign token it never leaves recovery
-    status["instancesReportedState"] = {
-        pod: {"isPrimary": promoted and pod == pods[0], "timeLineID": 1} for pod in pods
-    }
     return status
 
 

@@ -436,9 +436,16 @@ def test_a_lost_site_under_writes_fails_over_losing_only_its_recorded_window_and
         eventually(lambda: _failover(quangnam, name), timeout=120, message=f"quangnam's {name}", interval=1)
         status = ended(quangnam, name, timeout=180)
         assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
-        # Promoted without a token: Promote waited for PostgreSQL itself to leave recovery (it ended seconds
-        # before that when it counted the Cluster's spec alone).
-        assert database.sql(quangnam, "SELECT pg_is_in_recovery()") == "f", "Succeeded, yet still in recovery"
+        # Promoted without a token, the Cluster is Promote's once told so: PostgreSQL's own promotion may end
+        # seconds after the Failover (README, "Real PostgreSQL under writes").
+        succeeded = time.monotonic()
+        eventually(
+            lambda: database.sql(quangnam, "SELECT pg_is_in_recovery()") == "f",
+            timeout=60,
+            interval=0.2,
+            message="quangnam's database writable",
+        )
+        print(f"quangnam's database writable {time.monotonic() - succeeded:.1f}s after the Failover ended")
         assert database.sql(quangnam, f"SELECT count(*) FROM probe WHERE note = '{lost}'") == "0"
         move = _moved(traffic, quangnam, status, since)
         # (A second's margin: a commit made just before the cut may reach the writer's thread a moment late.)

@@ -25,17 +25,3 @@ def test_promotion_needs_the_token_of_the_cluster_it_replicated_from() -> None:
     foreign = cnpg_status(cluster(name, name, source, demotion_token("other-db")), was_primary=False)
     assert "lastPromotionToken" not in foreign
     assert "lastPromotionToken" not in cnpg_status(cluster(name, name, source), was_primary=False)
-
-
-def test_each_instance_reports_whether_it_is_the_primary_as_cloudnativepg_does() -> None:
-    name, source = "vanban-db-quangnam", "vanban-db-danang"
-
-    def reported(status: dict[str, Any]) -> bool:
-        return bool(status["instancesReportedState"][status["currentPrimary"]]["isPrimary"])
-
-    assert not reported(cnpg_status(cluster(name, source, source), was_primary=False))
-    assert reported(cnpg_status(cluster(name, name, source), was_primary=False))
-    assert reported(cnpg_status(cluster(name, name, source, demotion_token(source)), was_primary=False))
-    assert not reported(
-        cnpg_status(cluster(name, name, source, demotion_token("other-db")), was_primary=False)
-    )

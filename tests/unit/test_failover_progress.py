@@ -305,26 +305,3 @@ def test_a_source_that_answers_is_fenced_only_once_its_databases_are_demoted_and
         assert done(fence(failover_type, progress.SourcePlane(progress.by_key([demoted]), {})))
     # A source that cannot be asked: the lapsed witness Lease is the proof, as before.
     assert done(fence(FailoverType.FAILOVER, None))
-
-
-def test_a_promotion_without_a_token_waits_until_postgresql_reports_itself_the_primary() -> None:
-    """A failover promotes without a token (the source cannot be asked for one): the Cluster's spec names this
-    site's primary at once, but PostgreSQL leaves recovery only later; CloudNativePG reports that per instance
-    (`instancesReportedState`: not pg_is_in_recovery())."""
-    active = SiteState(Role.ACTIVE, 2, "quangnam", "Active", "holds the witness Lease")
-    status: dict[str, Any] = {"currentPrimary": "vanban-db-quangnam-1"}
-    clusters = {
-        ("city", "vanban-db-quangnam"): {
-            "spec": {"replica": {"primary": "vanban-db-quangnam"}},
-            "status": status,
-        }
-    }
-
-    def promote() -> Outcome:
-        return progress.promote("quangnam", 2, view(state=active), [VANBAN], tokens={}, clusters=clusters)
-
-    assert waiting(promote()) and "city/vanban" in promote().message
-    status["instancesReportedState"] = {"vanban-db-quangnam-1": {"isPrimary": False, "timeLineID": 1}}
-    assert waiting(promote())
-    status["instancesReportedState"] = {"vanban-db-quangnam-1": {"isPrimary": True, "timeLineID": 2}}
-    assert done(promote())

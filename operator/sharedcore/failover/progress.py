@@ -232,22 +232,14 @@ def promote(
         cluster = clusters.get((service.namespace, own)) or {}
         replica = (cluster.get("spec") or {}).get("replica") or {}
         token = tokens.get(service.key)
-        status = cluster.get("status") or {}
-        # Without a token CloudNativePG promotes at once, but PostgreSQL leaves recovery only later: until its
-        # instance reports itself the primary (not pg_is_in_recovery()), the site takes no writes.
         promoted = replica.get("primary") == own and (
-            status.get("lastPromotionToken") == token if token is not None else _reports_primary(status)
+            token is None or (cluster.get("status") or {}).get("lastPromotionToken") == token
         )
         if not promoted:
             pending.append(str(service))
     if pending:
         return _waiting_for(pending, "database promotion")
     return Outcome.done(f"{site} is active at epoch {epoch}; its databases are primaries")
-
-
-def _reports_primary(status: Body) -> bool:
-    reported = (status.get("instancesReportedState") or {}).get(status.get("currentPrimary")) or {}
-    return reported.get("isPrimary") is True
 
 
 def redirect(
