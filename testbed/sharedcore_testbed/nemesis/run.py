@@ -37,6 +37,7 @@ from sharedcore_testbed.traffic import Traffic
 
 RECHECKS = 3
 OPERATOR_START_S = 120.0
+SLOW_SETTLE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -168,12 +169,17 @@ class Nemesis:
     def _converged(self, label: str, healed: float, bound: float) -> Settled | None:
         """The converged pair, once it is (or None, a violation recorded, if it is not within `bound`)."""
         late: set[tuple[str, str]] = set()
+        said = None
         while True:
             self._violate(self.one_active.new())
             roles = self.sampler.samples[-1][1] if self.sampler.samples else {}
             why = convergence.unconverged(self.pair, roles)
             if why is None:
                 break
+            waited = time.monotonic() - healed
+            if why != said and waited > SLOW_SETTLE_S:  # where a long settle's time goes
+                self.timeline.note(f"not converged {waited:.0f}s after the heal: {why}")
+                said = why
             self._late_failovers(healed, late)
             if time.monotonic() - healed > bound:
                 detail = f"{label}: not converged {bound:.0f}s after the faults healed: {why}"
