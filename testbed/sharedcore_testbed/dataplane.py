@@ -17,7 +17,9 @@ the source site gone (`lose_source`), or Prometheus without samples of the repli
 import base64
 import datetime
 import json
+import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +36,7 @@ VOLSYNC = "volsync.backube", "v1alpha1"
 VOLSYNC_KINDS = ("replicationsources", "replicationdestinations")
 HEALTHY = "Cluster in healthy state"
 PATCHERS = 8  # status writes at once (the client's connection pool holds 10)
+SLOW_PASS_S = 5.0
 # (group, version), namespace, plural, name, the status patch
 Patch = tuple[tuple[str, str], str, str, str, dict[str, Any]]
 
@@ -174,12 +177,18 @@ class DataPlaneDouble:
 
     def _loop(self) -> None:
         while not self._stop.wait(0.5):
+            began = time.monotonic()
             try:
                 self._play_once()
             except (client.ApiException, urllib3.exceptions.HTTPError, OSError):  # the site may be down
                 continue
             except Exception:  # anything else is a bug here, but a dead double would stall every later test
                 traceback.print_exc()
+            finally:
+                if (
+                    took := time.monotonic() - began
+                ) > SLOW_PASS_S:  # the controllers it plays lag by as much
+                    print(f"{self._thread.name}: a pass took {took:.1f}s", file=sys.stderr, flush=True)
 
     def _play_once(self) -> None:
         custom = self.site.custom

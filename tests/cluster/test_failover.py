@@ -392,7 +392,15 @@ def test_a_switchover_survives_its_operator_killed_at_each_step(
     replicated_somewhere = samples.service("open-data", namespace)
     active, standby = sites_by_role(pair)
     create_active(active, replicated_somewhere)
-    standby_ready(standby, namespace, replicated_somewhere["metadata"]["name"])
+    service = replicated_somewhere["metadata"]["name"]
+    # Its database reported up as the primary first: a Cluster demoted before it ever ran as one has no
+    # demotion token to hand over (nor has the double), and the switchover would wait for it.
+    eventually(
+        lambda: condition(get(active, namespace, service), "Ready").get("status") == "True",
+        timeout=60,
+        message=f"{namespace}/{service} Ready at {active.name}",
+    )
+    standby_ready(standby, namespace, service)
     target = pair.operators[standby.name]
     with RoleSampler(pair.operators) as sampler:
         name = request(standby, standby.name, "Switchover")
