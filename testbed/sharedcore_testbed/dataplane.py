@@ -36,7 +36,7 @@ VOLSYNC = "volsync.backube", "v1alpha1"
 VOLSYNC_KINDS = ("replicationsources", "replicationdestinations")
 HEALTHY = "Cluster in healthy state"
 PATCHERS = 8  # status writes at once (the client's connection pool holds 10)
-SLOW_PASS_S = 5.0
+SLOW_PASS_S = 5.0  # a pass this long is said: the controllers it plays lag by as much
 # (group, version), namespace, plural, name, the status patch
 Patch = tuple[tuple[str, str], str, str, str, dict[str, Any]]
 
@@ -185,9 +185,8 @@ class DataPlaneDouble:
             except Exception:  # anything else is a bug here, but a dead double would stall every later test
                 traceback.print_exc()
             finally:
-                if (
-                    took := time.monotonic() - began
-                ) > SLOW_PASS_S:  # the controllers it plays lag by as much
+                took = time.monotonic() - began
+                if took > SLOW_PASS_S:
                     print(f"{self._thread.name}: a pass took {took:.1f}s", file=sys.stderr, flush=True)
 
     def _play_once(self) -> None:

@@ -2,14 +2,19 @@
 skewed clock, and what it reads in an operator's log."""
 
 import collections
+import json
 import os
 import subprocess
 import sys
 import time
+import types
+from typing import Any, cast
 
 import pytest
+import urllib3
 
 from sharedcore_testbed import clock
+from sharedcore_testbed.nemesis import convergence
 from sharedcore_testbed.nemesis.checks import exceptions
 from sharedcore_testbed.nemesis.schedule import REQUESTS, STEPS, WEIGHTS, episode
 
@@ -83,3 +88,47 @@ Traceback (most recent call last):
         "(cut short)",
     ]
     assert exceptions("2026-11-28 INFO all well\n") == []
+
+
+class _Answer:
+    """A response read unparsed (`_preload_content=False`)."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.data = json.dumps(body).encode()
+
+
+def _stub_site(name: str, *, down: bool = False) -> Any:
+    def condition(ready: str) -> dict[str, Any]:
+        return {"conditions": [{"type": "Ready", "status": ready, "reason": "R", "message": "m"}]}
+
+    def custom_list(*args: Any, **_: Any) -> dict[str, Any]:
+        if down:
+            raise urllib3.exceptions.MaxRetryError(None, "/", None)  # type: ignore[arg-type]
+        if args[-1] == "sharedservices":
+            meta = {"namespace": "city", "name": "opendata"}
+            return {"items": [{"metadata": meta, "status": condition("False")}]}
+        return {"items": [{"metadata": {"name": "opendata-db"}, "status": {"phase": "Setting up primary"}}]}
+
+    pod = {
+        "metadata": {"name": "opendata-db-1"},
+        "spec": {"nodeName": f"{name}-0"},
+        "status": {"phase": "Pending", "containerStatuses": [{"name": "postgres", "ready": False}]},
+    }
+    nodes = {"items": [{"metadata": {"name": f"{name}-0"}, "status": condition("False")}]}
+    core = types.SimpleNamespace(
+        list_node=lambda **_: _Answer(nodes), list_namespaced_pod=lambda *_, **__: _Answer({"items": [pod]})
+    )
+    custom = types.SimpleNamespace(
+        list_cluster_custom_object=custom_list, list_namespaced_custom_object=custom_list
+    )
+    return types.SimpleNamespace(name=name, core=core, custom=custom)
+
+
+def test_a_pair_that_does_not_converge_is_described_as_an_administrator_would_look_at_it() -> None:
+    pair = cast(Any, types.SimpleNamespace(sites=(_stub_site("danang"), _stub_site("quangnam", down=True))))
+    lines = convergence.diagnosis(pair)
+    assert lines[0] == "danang: node danang-0 Ready=False"
+    assert lines[1] == "danang: city/opendata: Ready=False R: m"
+    assert lines[2].startswith("danang: pod city/opendata-db-1 Pending on danang-0: postgres ready=False")
+    assert lines[3].startswith("danang: Cluster city/opendata-db: Setting up primary")
+    assert lines[4:] == ["quangnam: does not answer: MaxRetryError"]

@@ -21,6 +21,7 @@ from sharedcore_testbed.clients import SiteClients, as_object, items
 from sharedcore_testbed.nemesis.timeline import Timeline
 from sharedcore_testbed.pair import WITNESS_LEASE, Pair
 from sharedcore_testbed.roles import RoleSampler
+from sharedcore_testbed.targets import CLUSTERS
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Planned"})
 ERRORS = (client.ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)  # a site down or cut off
@@ -122,7 +123,7 @@ def diagnosis(pair: Pair[SiteClients]) -> list[str]:
     services not Ready with their conditions' messages, and in their namespaces the pods not ready and the
     database Clusters' phases."""
     lines = []
-    for site in pair.sites[:2]:
+    for site in pair.sites:
         try:
             lines += _site_diagnosis(site)
         except ERRORS as error:
@@ -165,11 +166,11 @@ def _site_diagnosis(site: SiteClients) -> list[str]:
                 f"{(pod.get('spec') or {}).get('nodeName')}: {waits or status.get('message')}"
             )
         with contextlib.suppress(client.ApiException):  # no CloudNativePG at a kwok site
-            for cluster in items(
-                site.custom.list_namespaced_custom_object(
-                    "postgresql.cnpg.io", "v1", namespace, "clusters", _request_timeout=5
-                )
-            ):
+            group, version, plural = CLUSTERS
+            listed = site.custom.list_namespaced_custom_object(
+                group, version, namespace, plural, _request_timeout=5
+            )
+            for cluster in items(listed):
                 status = cluster.get("status") or {}
                 lines.append(
                     f"{site.name}: Cluster {namespace}/{cluster['metadata']['name']}: {status.get('phase')} "

@@ -181,7 +181,7 @@ class Nemesis:
                 self.timeline.note(f"not converged {waited:.0f}s after the heal: {why}")
                 said = why
             self._late_failovers(healed, late)
-            if time.monotonic() - healed > bound:
+            if waited > bound:
                 detail = f"{label}: not converged {bound:.0f}s after the faults healed: {why}"
                 self._violate([Violation("convergence", self.timeline.now(), detail)])
                 for line in convergence.diagnosis(self.pair):
