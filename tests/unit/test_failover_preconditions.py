@@ -8,7 +8,7 @@ from typing import Any
 
 from sharedcore.api import FailoverPhase, FailoverType, Role, StepName, StepState
 from sharedcore.api.formats import micro_time
-from sharedcore.failover import progress
+from sharedcore.failover import progress, triggers
 from sharedcore.failover.plan import make_plan
 from sharedcore.failover.preconditions import planned
 from sharedcore.failover.situation import FilesSynced, situation
@@ -220,3 +220,39 @@ def test_the_peers_last_heartbeat_is_reported_by_this_sites_clock() -> None:
     reported = site.heartbeats.view(pairing, None).last_heartbeat
     assert reported is not None
     assert abs((reported - now).total_seconds()) < 5
+
+
+def test_a_standby_that_read_the_witness_before_the_first_epoch_started_does_not_fail_over_at_bootstrap() -> (
+    None
+):
+    """Seen at a pair's bootstrap in Automatic mode (a CI run of the real-database tests): quangnam read the
+    witness before danang created its Lease, then danang's heartbeat said epoch 1 while its role still read
+    Fenced (acquiring the Lease); quangnam started an automatic failover half a second into epoch 1."""
+    peers = types.SimpleNamespace(rejected=lambda _: None)
+    site = SiteController("quangnam", None, recorder=None, peers=peers, namespace="sharedcore-system")  # type: ignore[arg-type]
+    ref = {"name": "peer", "namespace": "sharedcore-system"}
+    body = {
+        "apiVersion": "sharedcore.danang.gov.vn/v1alpha1",
+        "kind": "Topology",
+        "metadata": {"name": "default", "resourceVersion": "1"},
+        "spec": {
+            "sites": [
+                {"name": n, "kubeconfigSecretRef": ref, "ingressAddress": f"203.0.113.{i}"}
+                for i, n in enumerate(("danang", "quangnam"), start=10)
+            ],
+            "preferredPrimary": "danang",
+            "witness": {"kubeconfigSecretRef": ref},
+            "failover": {"mode": "Automatic"},
+        },
+    }
+    site.on_topology(None, body)
+    site.witness._reachable = True
+    site.witness._observe(None, time.monotonic())  # no Lease yet
+    beat = leases.Heartbeat(
+        Role.FENCED, leases.Claim(1, "danang"), micro_time(datetime.datetime.now(datetime.UTC))
+    )
+    site.heartbeats.heard("inbound", dataclasses.replace(beat, reason="AcquiringWitnessLease"))
+    site.state = SiteState(Role.STANDBY, 1, "danang", "Standby", "danang is active at epoch 1")
+    topology = site.topology()
+    assert topology is not None
+    assert triggers.automatic_failover("quangnam", site.observation(), topology) is None

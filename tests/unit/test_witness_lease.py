@@ -167,3 +167,30 @@ def test_a_lapse_waits_on_top_for_the_holders_measured_fencing_time(clock: list[
     assert witness_claim(store.lease) == Claim(1, "danang")
     clock[0] += 3
     assert quangnam.lapsed(clock[0], DURATION)
+
+
+def test_a_read_older_than_the_epoch_a_site_knows_shows_nobody_holding_only_after_a_whole_duration(
+    clock: list[float],
+) -> None:
+    """A pair's bootstrap: quangnam read the witness before danang created its Lease, then learned epoch 1
+    from danang's heartbeat. That read is older than epoch 1 (whose active site held the Lease to be active
+    at it): it shows nobody holding the Lease only if nothing changes for a whole Lease duration (the Lease
+    deleted by hand while danang is down, say), not at once as a release of the epoch would."""
+    store = Store()
+    danang, quangnam = WitnessLease("danang", "ns"), WitnessLease("quangnam", "ns")
+    visit(quangnam, store)  # no Lease yet
+    visit(danang, store, hold=Claim(1, "danang"))
+    assert quangnam.lapsed(clock[0], DURATION), "knowing no epoch, no Lease is nobody holding it"
+    assert not quangnam.lapsed(clock[0], DURATION, epoch=1)
+    visit(quangnam, store)
+    assert not quangnam.lapsed(clock[0], DURATION, epoch=1)
+    store.lease = None  # deleted by hand
+    visit(quangnam, store)
+    clock[0] += DURATION - 1
+    assert not quangnam.lapsed(clock[0], DURATION, epoch=1)
+    clock[0] += 1
+    assert quangnam.lapsed(clock[0], DURATION, epoch=1)
+    visit(danang, store, hold=Claim(1, "danang"))  # created again: released at that epoch, free at once
+    visit(danang, store, release=Claim(1, "danang"))
+    visit(quangnam, store)
+    assert quangnam.lapsed(clock[0], DURATION, epoch=1)

@@ -186,7 +186,7 @@ class SiteController:
             peer_current=self.heartbeats.current(now, duration),
             peer_silent_seconds=silence if silence is not None else now - self._started,
             witness=self.witness.view(now) if witness else None,
-            witness_lapsed=witness and self.witness.lapsed(now, duration),
+            witness_lapsed=witness and self.witness.lapsed(now, duration, self.state.epoch),
             peer_reason=heartbeat.reason if heartbeat else None,
             takeover_seconds=self._takeover_seconds(pairing, heartbeat) if pairing else self._peer_fencing(),
             peer_settings=heartbeat.settings if heartbeat else None,

@@ -38,7 +38,9 @@ class PairObservation:
     peer_current: bool  # the peer was heard from within a Lease duration
     peer_silent_seconds: float | None  # since the peer was last heard from (or this operator started)
     witness: WitnessView | None  # None: no witness configured
-    witness_lapsed: bool  # nobody holds the witness Lease (released, or not renewed for a Lease duration)
+    # Nobody holds the witness Lease (released, or not renewed for a Lease duration), as last read: a read
+    # older than this site's epoch shows nobody holding only after a whole duration without a change.
+    witness_lapsed: bool
     peer_reason: str | None = None  # why the peer is in its role, as its latest heartbeat says
     # How long the active site must have been silent (or its witness Lease unrenewed) before this site may
     # take over: the longest Lease duration in play (this site's, the peer's, the witness Lease's), plus the

@@ -42,6 +42,7 @@ class WitnessLease:
         self._site, self._namespace = site, namespace
         self._reachable = False
         self._claim: Claim | None = None
+        self._epoch = 0  # the epoch the Lease was last held for, as last read (0: none, or no Lease)
         self._held: Claim | None = None
         self._held_until = 0.0  # monotonic
         self._last: tuple[object, ...] | None = None  # (holder, epoch, renewTime) as last read
@@ -65,10 +66,13 @@ class WitnessLease:
         held = self._held is not None and self._held == self._claim and now < self._held_until
         return WitnessView(self._reachable, self._claim, held)
 
-    def lapsed(self, now: float, duration: int) -> bool:
+    def lapsed(self, now: float, duration: int, epoch: int = 0) -> bool:
         """Whether no site holds the Lease: released, or not renewed for `duration` seconds, or for the
-        longer duration its holder renewed it with, and then for its data plane's fencing time."""
-        if self._claim is None:
+        longer duration its holder renewed it with, and then for its data plane's fencing time. A read of the
+        Lease older than `epoch`, which this site knows was started (its active site held the Lease to be
+        active at it), was taken before that site acquired it: nobody holding it then proves nothing, only a
+        whole duration without a change does."""
+        if self._claim is None and self._epoch >= epoch:
             return self._reachable
         waited = max(duration, self.recorded_duration) + self.grace
         return self._changed_at is not None and now - self._changed_at >= waited
@@ -79,6 +83,7 @@ class WitnessLease:
         if seen != self._last:
             self._last, self._changed_at = seen, now
         self._claim = witness_claim(lease)
+        self._epoch = lease_epoch(lease) if lease is not None else 0
         recorded = spec.get("leaseDurationSeconds")
         self.recorded_duration = recorded if isinstance(recorded, int) and recorded > 0 else 0
 
