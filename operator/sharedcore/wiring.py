@@ -140,7 +140,7 @@ def assemble(options: Options, client: KubeClient, peers: Peers) -> Operator:
     site.subscribe(replicator.trigger)
     failovers.subscribe(services.requeue)
     loops = {
-        "site": site.run(),
+        "site": site.run(resume=failovers.handover_in_flight),
         "services": services.run(site.settled.wait()),
         "replication": replicator.run(),
         "failovers": failovers.run(site.settled.wait()),

@@ -402,7 +402,7 @@ def test_a_switchover_survives_its_operator_killed_at_each_step(
     )
     standby_ready(standby, namespace, service)
     target = pair.operators[standby.name]
-    with RoleSampler(pair.operators):
+    with RoleSampler(pair.operators) as sampler:
         name = request(standby, standby.name, "Switchover")
         try:
             reached = eventually(
@@ -430,6 +430,10 @@ def test_a_switchover_survives_its_operator_killed_at_each_step(
         return
     assert status["phase"] == "Succeeded", status
     assert claims(pair)[standby.name] == (standby.name, status["toEpoch"])
+    # Fenced for the handover, the source never acts again: its target's restart is not a withdrawal.
+    roles = [sample.get(active.name) for _, sample in sampler.samples]
+    fenced = roles.index("Fenced") if "Fenced" in roles else len(roles)
+    assert "Active" not in roles[fenced:], f"{active.name} Active again during the handover"
 
 
 def switchover_held_at_final_sync(pair: Pair) -> str:

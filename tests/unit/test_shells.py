@@ -612,3 +612,61 @@ def test_a_switchover_requested_while_the_pair_settles_waits_and_is_planned_from
     assert (running["fromSite"], running["fromEpoch"], running["toEpoch"]) == ("quangnam", 3, 4)
     assert running["startTime"] == waiting["startTime"], "started when first taken up"
     assert attempted == [StepName.FENCE_SOURCE]
+
+
+def test_a_target_restarted_mid_handover_announces_it_again_in_its_first_heartbeat() -> None:
+    """A target whose operator restarts while its Failover runs (killed at Promote, before it held the witness
+    Lease) heartbeated without the handover until its executor resumed: its source, fenced for the handover,
+    took that for a withdrawal and was Active again for a moment (seen on real nodes: 0.36 s), demoted again
+    with a new token, and so copied its database anew once Standby. The first heartbeat carries it again."""
+    api = FakeApi()
+    api.add({**topology(), "status": {"activeSite": "danang", "epoch": 2}})
+    site = site_controller(api, "quangnam")
+    failovers = executor(api, site)
+    steps = ["CheckPreconditions", "FenceSource", "FinalSync", "Promote", "Redirect", "Verify"]
+    running = failover_body("switchover-1", "quangnam")
+    running["status"] = {
+        "phase": "Running",
+        "fromSite": "danang",
+        "toSite": "quangnam",
+        "fromEpoch": 2,
+        "toEpoch": 3,
+        "steps": [{"name": s, "state": "Succeeded" if i < 3 else "Pending"} for i, s in enumerate(steps)],
+    }
+    api.add(running)
+    api.add(
+        {**failover_body("switchover-0", "quangnam"), "status": {"phase": "Succeeded", "toSite": "quangnam"}}
+    )
+
+    async def first_heartbeat() -> Body | None:
+        started = asyncio.create_task(site.run(resume=failovers.handover_in_flight))
+        while (lease := api.find("Lease", leases.heartbeat_name("quangnam"), SYSTEM)) is None:
+            await asyncio.sleep(0.01)
+        started.cancel()
+        return lease
+
+    lease = asyncio.run(first_heartbeat())
+    assert lease is not None
+    assert leases.read_heartbeat(lease).handover == Handover(3, "quangnam", "switchover-1")
+
+
+def test_a_restored_handover_the_watch_never_delivers_again_is_withdrawn() -> None:
+    """Deleted between this operator's start and its watch's first listing, the Failover never comes back as
+    an event (nor as a deletion): its restored handover would keep the source fenced for good."""
+    api = FakeApi()
+    api.add({**topology(), "status": {"activeSite": "danang", "epoch": 2}})
+    steps = [
+        {"name": "CheckPreconditions", "state": "Succeeded"},
+        {"name": "FenceSource", "state": "Running"},
+    ]
+    status = {"phase": "Running", "toSite": "quangnam", "toEpoch": 3, "steps": steps}
+    api.add({**failover_body("switchover-1", "quangnam"), "status": status})
+    for delivered in (False, True):
+        site = site_controller(api, "quangnam")
+        failovers = executor(api, site)
+        asyncio.run(site._prime(resume=failovers.handover_in_flight))
+        assert site._handover == Handover(3, "quangnam", "switchover-1")
+        if delivered:
+            failovers.on_event("ADDED", api.find("Failover", "switchover-1") or {})
+        failovers._unconfirmed()
+        assert (site._handover is not None) is delivered

@@ -63,6 +63,7 @@ from sharedcore.sites.state import Claim, Handover
 from sharedcore.sites.witness import RENEW_DEADLINE
 
 log = logging.getLogger(__name__)
+RESTORED_UNSEEN_SECONDS = 30.0  # the watch delivers every Failover within seconds of its start
 ENDED = frozenset({FailoverPhase.SUCCEEDED, FailoverPhase.FAILED, FailoverPhase.PLANNED})
 RETRY_SECONDS = 2.0  # the first retry of a pass that failed; each next one waits twice as long
 MAX_RETRY_SECONDS = 60.0
@@ -98,6 +99,7 @@ class FailoverController:
         self._bodies: dict[str, Body] = {}
         self._queue: WorkQueue[str] = WorkQueue(base_delay=RETRY_SECONDS / 2, max_delay=MAX_RETRY_SECONDS)
         self._announced: str | None = None  # the Failover whose handover this site announces
+        self._restored: str | None = None  # announced again at start, not delivered by the watch since
         self._failback = triggers.HealthyClock()
         self._recommended: int | None = None  # the epoch a manual failover was last recommended at
         # The handover this site drives: its Promote step's tokens, by database Cluster here.
@@ -113,11 +115,40 @@ class FailoverController:
                 self._withdraw(f"Failover {name} was deleted")
             return
         self._bodies[name] = body
+        if name == self._restored:
+            self._restored = None
         self._queue.add(name)
+
+    async def handover_in_flight(self) -> Handover | None:
+        """The handover of a Failover executing here that is past its preconditions and still Running, as it
+        was announced before this operator (re)started: the site announces it again at once."""
+        for body in await self._client.list(FAILOVERS):
+            try:
+                failover = Failover.model_validate(body)
+            except ValidationError:
+                continue
+            status = failover.status or FailoverStatus()
+            if (status.phase, status.to_site) != (
+                FailoverPhase.RUNNING,
+                self._site.name,
+            ) or status.to_epoch is None:
+                continue
+            if failover.spec.dry_run or next_step(status) in (None, StepName.CHECK_PRECONDITIONS):
+                continue
+            self._announced = self._restored = failover.metadata.name
+            return Handover(status.to_epoch, self._site.name, failover.metadata.name)
+        return None
+
+    def _unconfirmed(self) -> None:
+        """A restored handover whose Failover the watch has not delivered since (deleted meanwhile) would keep
+        the source fenced for good: withdrawn."""
+        if self._restored is not None and self._restored == self._announced:
+            self._withdraw(f"Failover {self._restored} was not seen again since this operator started")
 
     async def run(self, site_settled: Any) -> None:
         """Plan nothing before this site knows its role and epoch."""
         await site_settled
+        asyncio.get_running_loop().call_later(RESTORED_UNSEEN_SECONDS, self._unconfirmed)
         while True:
             name = await self._queue.get()
             try:

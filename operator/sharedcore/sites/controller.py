@@ -271,8 +271,9 @@ class SiteController:
 
     # --- the loops ------------------------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        await self._prime()
+    async def run(self, resume: Callable[[], Awaitable[Handover | None]] | None = None) -> None:
+        """`resume`: the handover a Failover executing here had announced before this operator started."""
+        await self._prime(resume)
         await asyncio.gather(
             self._repeat(self._tick, self._wake),
             self._repeat(self._peer_round, self._wake_peer),
@@ -281,7 +282,7 @@ class SiteController:
             self._watch_peer_heartbeat(),
         )
 
-    async def _prime(self) -> None:
+    async def _prime(self, resume: Callable[[], Awaitable[Handover | None]] | None = None) -> None:
         """Read the Topology and the remembered pair, and hear from the others once, before the first
         decision is published."""
         body = await loops.until_done(self._read_stored, REMOTE_ERRORS, "reading the Topology")
@@ -289,6 +290,10 @@ class SiteController:
             body.setdefault("apiVersion", TOPOLOGIES.api_version)
             body.setdefault("kind", TOPOLOGIES.kind)
             self.on_topology(None, body)
+            if self._pairing is not None and resume is not None:
+                # Announced again before the first heartbeat: the source, fenced for the handover, would take
+                # a heartbeat without it for a withdrawal and act again, outdating the Failover's tokens.
+                self.announce(await loops.until_done(resume, REMOTE_ERRORS, "reading the Failovers"))
             if self._pairing is not None:
                 await self._configure_peers(self._pairing)
                 rounds = (self._peer_round, self._witness_round)
