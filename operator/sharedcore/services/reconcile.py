@@ -33,7 +33,7 @@ from sharedcore.replication import (
 )
 from sharedcore.services import parallel, rebuild, role_first, status
 from sharedcore.services.drift import drifted_field
-from sharedcore.services.runtime import Runtime, ServiceKey, digest
+from sharedcore.services.runtime import Runtime, ServiceKey
 
 log = logging.getLogger(__name__)
 ORPHANED_LABEL = f"{API_GROUP}/orphaned"
@@ -334,11 +334,11 @@ def _drift(rt: Runtime, obj: Body, live: Body | None) -> str | None:
     Deployment's status, say) reconciles the whole service again, its other objects unchanged."""
     key = key_of(obj)
     version = live["metadata"].get("resourceVersion") if live is not None else None
-    if version is not None and rt.in_sync.get(key) == version and rt.applied.get(key) == digest(obj):
+    if version is not None and rt.in_sync.get(key) == version and rt.applied.get(key) == obj:
         return None
     drift = drifted_field(obj, live)
     if drift is None and version is not None:
-        rt.applied[key], rt.in_sync[key] = digest(obj), version
+        rt.applied[key], rt.in_sync[key] = obj, version
     return drift
 
 
@@ -374,8 +374,7 @@ async def _apply_wave(
 async def _apply_one(rt: Runtime, obj: Body, drift: str) -> status.Blocker | str | None:
     """Apply one drifted object; what a person changed in it (a repair), if that is what it was."""
     key = key_of(obj)
-    applied = digest(obj)
-    by_hand = rt.applied.get(key) == applied  # we applied this very body before: someone changed it since
+    by_hand = rt.applied.get(key) == obj  # we applied this very body before: someone changed it since
     try:
         rt.cache.upsert(await rt.client.apply(obj))
     except ApiError as error:
@@ -390,7 +389,7 @@ async def _apply_one(rt: Runtime, obj: Body, drift: str) -> status.Blocker | str
                 "ApplyRejected", f"{obj['kind']} {obj['metadata']['name']}: {error.message}"
             )
         raise
-    rt.applied[key] = applied
+    rt.applied[key] = obj
     OBJECT_WRITES.labels(obj["kind"], "drift" if by_hand else "render").inc()
     if by_hand:
         return f"{obj['kind']} {obj['metadata']['name']} ({'deleted' if drift == '(missing)' else drift})"

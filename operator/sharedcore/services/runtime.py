@@ -1,8 +1,6 @@
 """What every reconcile shares: the client, the caches, the queue, the event recorder, the site and the
 replicas' lag."""
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,13 +16,6 @@ from sharedcore.replication.lag import LagTable
 ServiceKey = tuple[str, str]  # (namespace, name)
 
 
-def digest(obj: dict[str, Any]) -> bytes:
-    """A rendered body's fingerprint, kept instead of the body where only its equality with a later render
-    matters (issue 17: the bodies of 1 000 services' objects took about 80 MiB)."""
-    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"))
-    return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
-
-
 @dataclass
 class Runtime:
     client: KubeClient
@@ -34,9 +25,8 @@ class Runtime:
     cache: ObjectCache = field(default_factory=ObjectCache)
     services: dict[ServiceKey, dict[str, Any]] = field(default_factory=dict)
     queue: WorkQueue[ServiceKey] = field(default_factory=WorkQueue)
-    # The digest of the body we last applied per object: tells a hand edit (drift) from a change of the
-    # service's spec.
-    applied: dict[ObjectKey, bytes] = field(default_factory=dict)
+    # The body we last applied per object: tells a hand edit (drift) from a change of the service's spec.
+    applied: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
     # The live resourceVersion at which that body was last found in sync: the same pair again is not compared.
     in_sync: dict[ObjectKey, str] = field(default_factory=dict)
     deleting: set[ServiceKey] = field(default_factory=set)
