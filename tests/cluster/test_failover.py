@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from sharedcore import API_GROUP, API_VERSION
+from sharedcore.render.names import base, database_cluster
 from sharedcore_testbed.roles import RoleSampler, role_of
 from tests.cluster.test_operator import condition, get
 from tests.cluster.test_two_sites import create_active, standby_ready, try_get
@@ -400,6 +401,13 @@ def test_a_switchover_survives_its_operator_killed_at_each_step(
         timeout=60,
         message=f"{namespace}/{service} Ready at {active.name}",
     )
+    # Ready says nothing of the database: in a CI run, a switchover requested 0.5 s after the service was
+    # created demoted a Cluster the double had not seen yet, and FenceSource waited past 60 s.
+    eventually(
+        lambda: reported_primary(active, namespace, service),
+        timeout=60,
+        message=f"{namespace}/{service}'s database reported up at {active.name}",
+    )
     standby_ready(standby, namespace, service)
     target = pair.operators[standby.name]
     with RoleSampler(pair.operators) as sampler:
@@ -434,6 +442,15 @@ def test_a_switchover_survives_its_operator_killed_at_each_step(
     roles = [sample.get(active.name) for _, sample in sampler.samples]
     fenced = roles.index("Fenced") if "Fenced" in roles else len(roles)
     assert "Active" not in roles[fenced:], f"{active.name} Active again during the handover"
+
+
+def reported_primary(site: Site, namespace: str, service: str) -> bool:
+    """Whether the site's data plane reported the service's database Cluster up (the primary it is there)."""
+    name = database_cluster(base(service), site.name)
+    cluster = site.custom.get_namespaced_custom_object(
+        "postgresql.cnpg.io", "v1", namespace, "clusters", name
+    )
+    return bool((cluster.get("status") or {}).get("currentPrimary"))
 
 
 def switchover_held_at_final_sync(pair: Pair) -> str:
