@@ -515,8 +515,9 @@ NEMESIS_DURATION = 150.0  # seconds of faults; the last settle follows
 
 @pytest.mark.skipif(
     os.environ.get("SHAREDCORE_NEMESIS_REAL") != "1",
-    reason="not in make test yet: the final CI run of 2026-11-29 did not converge (danang's service not "
-    "Ready 300 s after its site's restart); SHAREDCORE_NEMESIS_REAL=1 runs it",
+    reason="not in make test yet: it finds a bug not fixed (a switchover withdrawn during a demotion that "
+    "a site stop interrupted: CloudNativePG refuses the Cluster back as primary); SHAREDCORE_NEMESIS_REAL=1 "
+    "runs it",
 )
 @pytest.mark.timeout(1200)
 def test_a_short_nemesis_schedule_loses_no_write_and_never_makes_two_primaries(
