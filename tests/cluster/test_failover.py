@@ -18,6 +18,7 @@ import pytest
 from sharedcore import API_GROUP, API_VERSION
 from sharedcore.render.names import base, database_cluster
 from sharedcore_testbed.roles import RoleSampler, role_of
+from sharedcore_testbed.targets import CLUSTERS
 from tests.cluster.test_operator import condition, get
 from tests.cluster.test_two_sites import create_active, standby_ready, try_get
 from tests.conftest import Sites
@@ -447,9 +448,8 @@ def test_a_switchover_survives_its_operator_killed_at_each_step(
 def reported_primary(site: Site, namespace: str, service: str) -> bool:
     """Whether the site's data plane reported the service's database Cluster up (the primary it is there)."""
     name = database_cluster(base(service), site.name)
-    cluster = site.custom.get_namespaced_custom_object(
-        "postgresql.cnpg.io", "v1", namespace, "clusters", name
-    )
+    group, version, plural = CLUSTERS
+    cluster = site.custom.get_namespaced_custom_object(group, version, namespace, plural, name)
     return bool((cluster.get("status") or {}).get("currentPrimary"))
 
 

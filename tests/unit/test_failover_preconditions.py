@@ -164,27 +164,29 @@ def test_preconditions_that_hold_start_the_failover_at_fence_source() -> None:
     assert status.steps[0].message and "danang → quangnam at epoch 4" in status.steps[0].message
 
 
-def hearing_danang_an_hour_behind() -> tuple[SiteController, datetime.datetime]:
-    """quangnam's SiteController, having seen two renewals of danang's heartbeat (Active) happen, each
-    stamped by danang's clock an hour behind quangnam's."""
+def quangnam_controller(**spec: Any) -> SiteController:
+    """quangnam's SiteController, without I/O, given the pair's Topology (`spec` added to its spec)."""
     peers = types.SimpleNamespace(rejected=lambda _: None)  # the peer's kubeconfig is not refused
     site = SiteController("quangnam", None, recorder=None, peers=peers, namespace="sharedcore-system")  # type: ignore[arg-type]
     ref = {"name": "peer", "namespace": "sharedcore-system"}
-    site.on_topology(
-        None,
-        {
-            "apiVersion": "sharedcore.danang.gov.vn/v1alpha1",
-            "kind": "Topology",
-            "metadata": {"name": "default", "resourceVersion": "1"},
-            "spec": {
-                "sites": [
-                    {"name": n, "kubeconfigSecretRef": ref, "ingressAddress": f"203.0.113.{i}"}
-                    for i, n in enumerate(("danang", "quangnam"), start=10)
-                ],
-                "preferredPrimary": "danang",
-            },
-        },
-    )
+    sites = [
+        {"name": n, "kubeconfigSecretRef": ref, "ingressAddress": f"203.0.113.{i}"}
+        for i, n in enumerate(("danang", "quangnam"), start=10)
+    ]
+    body = {
+        "apiVersion": "sharedcore.danang.gov.vn/v1alpha1",
+        "kind": "Topology",
+        "metadata": {"name": "default", "resourceVersion": "1"},
+        "spec": {"sites": sites, "preferredPrimary": "danang", **spec},
+    }
+    site.on_topology(None, body)
+    return site
+
+
+def hearing_danang_an_hour_behind() -> tuple[SiteController, datetime.datetime]:
+    """quangnam's SiteController, having seen two renewals of danang's heartbeat (Active) happen, each
+    stamped by danang's clock an hour behind quangnam's."""
+    site = quangnam_controller()
     now = datetime.datetime.now(datetime.UTC)
     for seconds in (2, 1):
         skewed = micro_time(now - datetime.timedelta(hours=1, seconds=seconds))
@@ -228,24 +230,8 @@ def test_a_standby_that_read_the_witness_before_the_first_epoch_started_does_not
     """Seen at a pair's bootstrap in Automatic mode (a CI run of the real-database tests): quangnam read the
     witness before danang created its Lease, then danang's heartbeat said epoch 1 while its role still read
     Fenced (acquiring the Lease); quangnam started an automatic failover half a second into epoch 1."""
-    peers = types.SimpleNamespace(rejected=lambda _: None)
-    site = SiteController("quangnam", None, recorder=None, peers=peers, namespace="sharedcore-system")  # type: ignore[arg-type]
     ref = {"name": "peer", "namespace": "sharedcore-system"}
-    body = {
-        "apiVersion": "sharedcore.danang.gov.vn/v1alpha1",
-        "kind": "Topology",
-        "metadata": {"name": "default", "resourceVersion": "1"},
-        "spec": {
-            "sites": [
-                {"name": n, "kubeconfigSecretRef": ref, "ingressAddress": f"203.0.113.{i}"}
-                for i, n in enumerate(("danang", "quangnam"), start=10)
-            ],
-            "preferredPrimary": "danang",
-            "witness": {"kubeconfigSecretRef": ref},
-            "failover": {"mode": "Automatic"},
-        },
-    }
-    site.on_topology(None, body)
+    site = quangnam_controller(witness={"kubeconfigSecretRef": ref}, failover={"mode": "Automatic"})
     site.witness._reachable = True
     site.witness._observe(None, time.monotonic())  # no Lease yet
     beat = leases.Heartbeat(
