@@ -57,6 +57,9 @@ CLUSTER_RULES: list[dict[str, Any]] = [
     },
     # Events about SharedServices go to their namespaces, those about the Topology and Failovers to default.
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    # A CloudNativePG demotion whose instance's report was lost with its site is reported for it
+    # (replication.demotion).
+    {"apiGroups": ["postgresql.cnpg.io"], "resources": ["clusters/status"], "verbs": ["patch"]},
     # A diverged database's volumes are kept: set to Retain, bound to claims of their own (services.rebuild).
     {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["get", "patch"]},
     # Replication reads which namespaces opted in to it; it never creates one.

@@ -507,6 +507,72 @@ def _follows_again_with_its_data_kept(
     _replicating(danang, database, "danang replicating from quangnam")
 
 
+def _active_site(database: Database) -> Site:
+    topology = as_object(database.pair.danang.custom.get_cluster_custom_object(*TOPOLOGY))
+    active = topology["status"]["activeSite"]
+    return next(site for site in database.pair.sites if site.name == active)
+
+
+def _demoting(site: Site, database: Database) -> bool:
+    status = database.cluster(site).get("status") or {}
+    return bool((status.get("switchReplicaClusterStatus") or {}).get("inProgress"))
+
+
+def test_a_switchover_withdrawn_while_its_source_site_is_lost_mid_demotion_leaves_the_source_writable(
+    database: Database, traffic: Traffic
+) -> None:
+    """The nemesis's find (seed 26): a switchover whose source site is lost (every process killed) while
+    CloudNativePG demotes its Cluster, then deleted before anything was promoted. The source, back, is the
+    active site again (nothing moved), and its database must be writable again, the peer following it, no
+    acknowledged write lost. CloudNativePG alone never finishes a demotion whose primary was killed in it
+    (the shutdown checkpoint it waits for never comes), and refuses the Cluster back as primary meanwhile."""
+    source = _active_site(database)
+    target = next(site for site in database.pair.sites if site is not source)
+    _replicating(target, database, f"{target.name} replicating from {source.name}")
+    traffic.baseline(primary=source.name)
+    eventually(
+        lambda: two_sites.site_entry(target, source.name).get("reachable") is True,
+        timeout=60,
+        message=f"{target.name} reaches {source.name}",
+    )
+    since = time.time()
+    name = request(target, target.name, "Switchover")
+    eventually(
+        lambda: _demoting(source, database),
+        timeout=120,
+        interval=0.1,
+        message=f"CloudNativePG demoting {source.name}'s Cluster",
+    )
+    operator = database.pair.operators[source.name]
+    operator.stop(signal.SIGKILL)
+    source.stop()
+    try:
+        target.custom.delete_cluster_custom_object(*FAILOVERS, name)
+        time.sleep(6)
+    finally:
+        source.start()
+        operator.start()
+    returned = time.monotonic()
+
+    def writable() -> bool:
+        try:
+            return database.sql(source, "SELECT pg_is_in_recovery()") == "f"
+        except RuntimeError:
+            return False
+
+    try:
+        eventually(writable, timeout=300, interval=2, message=f"{source.name}'s database writable again")
+    except AssertionError as error:
+        cluster = database.cluster(source)
+        state = {"annotations": cluster["metadata"].get("annotations"), "status": cluster.get("status")}
+        raise AssertionError(f"{error}; {source.name}'s Cluster: {json.dumps(state, indent=1)}") from None
+    print(f"{source.name}'s database writable {time.monotonic() - returned:.0f}s after its return")
+    assert _active_site(database) is source
+    move = _moved(traffic, source, {}, since)
+    assert move.lost == 0 and move.report.missing == (), move.report.summary()
+    _replicating(target, database, f"{target.name} replicating from {source.name} again", timeout=240)
+
+
 # --- The nemesis on this pair (sharedcore_testbed.nemesis): a fixed seed's short schedule, under the writer
 
 NEMESIS_SEED = 26  # a switchover with its operator killed at Promote, a request at the wrong site, slow links

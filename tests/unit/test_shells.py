@@ -14,9 +14,9 @@ from sharedcore.api import Role, SharedService, StepName
 from sharedcore.failover.controller import FailoverController
 from sharedcore.failover.machine import Outcome
 from sharedcore.kube.events import EventRecorder
-from sharedcore.kube.resources import PERSISTENT_VOLUME_CLAIMS, SECRETS
+from sharedcore.kube.resources import CLUSTERS, PERSISTENT_VOLUME_CLAIMS, SECRETS
 from sharedcore.render import KIND_ORDER, render
-from sharedcore.replication import credentials
+from sharedcore.replication import credentials, demotion
 from sharedcore.replication.diverged import EPOCH_LABEL, ROLE_LABEL
 from sharedcore.services import drift, rebuild, reconcile
 from sharedcore.services.controller import SharedServiceController
@@ -670,3 +670,77 @@ def test_a_restored_handover_the_watch_never_delivers_again_is_withdrawn() -> No
             failovers.on_event("ADDED", api.find("Failover", "switchover-1") or {})
         failovers._unconfirmed()
         assert (site._handover is not None) is delivered
+
+
+def test_a_demoted_cluster_keeps_its_role_and_a_demotion_that_stands_still_is_moved_on() -> None:
+    """The real-node nemesis's find (seed 26): a switchover withdrawn while its source's Cluster was being
+    demoted, that site lost meanwhile. Back and active, the operator applied the Cluster as primary again and
+    CloudNativePG's webhook refused it for good: the instance had made its transition, but its report was
+    lost with the site. The Cluster keeps its role while demoted (the service says so); a demotion that
+    stands still is moved on: the lost report made, then (were PostgreSQL's shutdown unclean) the fence
+    lifted so it recovers, and restored a little later so it shuts down cleanly."""
+    api = FakeApi()
+    rt, key, body = active_open_data(api)
+    desired = next(
+        o for o in render(SharedService.model_validate(body), site(Role.ACTIVE)) if o["kind"] == "Cluster"
+    )
+    meta = desired["metadata"]
+    demoted = {**desired["spec"]["replica"], "primary": desired["spec"]["replica"]["source"]}
+    pod = f"{meta['name']}-1"
+    live = api.add(
+        desired
+        | {
+            "metadata": {
+                **meta,
+                "uid": "c-1",
+                "annotations": {**meta["annotations"], demotion.FENCED_INSTANCES: '["*"]'},
+            },
+            "spec": {**desired["spec"], "replica": demoted},
+            "status": {
+                "switchReplicaClusterStatus": {"inProgress": True},
+                "conditions": [{"type": demotion.TRANSITION, "status": "False"}],
+                "currentPrimary": pod,
+                "instancesReportedState": {pod: {"isPrimary": False}},
+            },
+        }
+    )
+    rt.cache.upsert(live)
+
+    def cluster() -> Body:
+        return api.find("Cluster", meta["name"], meta["namespace"]) or {}
+
+    def stalled() -> Body:
+        status = (api.find("SharedService", key[1], key[0]) or {})["status"]
+        return next(c for c in status["conditions"] if c["type"] == "Stalled")
+
+    assert asyncio.run(reconcile.reconcile(rt, key)) == reconcile.DEMOTION_RECHECK_SECONDS
+    assert ("apply", "Cluster", meta["name"]) not in api.writes, "no role change while CloudNativePG demotes"
+    assert stalled()["reason"] == "DatabaseDemotionInProgress" and "made a primary" in stalled()["message"]
+    assert ("patch status", "Cluster", meta["name"]) not in api.writes, "a demotion under way is left alone"
+
+    rt.demoting["c-1"] -= demotion.STUCK_SECONDS  # stood still
+    asyncio.run(reconcile.reconcile(rt, key))
+    transition = next(c for c in cluster()["status"]["conditions"] if c["type"] == demotion.TRANSITION)
+    assert (transition["status"], transition["reason"]) == ("True", "TransitionCompleted")
+
+    rt.demoting["c-1"] -= demotion.STUCK_SECONDS  # no token came
+    asyncio.run(reconcile.reconcile(rt, key))
+    annotations = cluster()["metadata"]["annotations"]
+    assert demotion.FENCED_INSTANCES not in annotations and demotion.RESTARTED in annotations
+    asyncio.run(reconcile.reconcile(rt, key))
+    assert demotion.FENCED_INSTANCES not in cluster()["metadata"]["annotations"], (
+        "fenced again a little later"
+    )
+
+    rt.demoting["c-1"] -= demotion.REFENCE_SECONDS
+    asyncio.run(reconcile.reconcile(rt, key))
+    annotations = cluster()["metadata"]["annotations"]
+    assert annotations[demotion.FENCED_INSTANCES] == '["*"]' and demotion.RESTARTED not in annotations
+    reasons = [e["reason"] for e in api.of_kind("Event")]
+    assert reasons.count("DatabaseDemotionStuck") == 2 and reasons.count("DatabaseDemotionResumed") == 1
+
+    ended = {"switchReplicaClusterStatus": {"inProgress": False}}
+    rt.cache.upsert(asyncio.run(api.patch(CLUSTERS, meta["name"], meta["namespace"], {"status": ended})))
+    asyncio.run(reconcile.reconcile(rt, key))
+    assert cluster()["spec"]["replica"]["primary"] == meta["name"], "made a primary once the demotion ended"
+    assert "c-1" not in rt.demoting

@@ -7,6 +7,7 @@ It writes only what differs from the cache, so an unchanged service costs the AP
 import asyncio
 import datetime
 import logging
+import time
 from collections.abc import Sequence
 
 from pydantic import ValidationError
@@ -27,6 +28,7 @@ from sharedcore.replication import (
     content,
     credentials,
     data,
+    demotion,
     diverged,
     feasibility,
     retained,
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 ORPHANED_LABEL = f"{API_GROUP}/orphaned"
 DATA_KINDS = frozenset({"PersistentVolumeClaim", "Cluster"})  # what deletionPolicy: Retain keeps
 STALLED_RETRY_SECONDS = 10.0
+DEMOTION_RECHECK_SECONDS = 5.0  # a stuck demotion changes nothing that a watch would see
 # The model's, for a deleted service whose stored spec (not necessarily valid any more) leaves it out.
 DEFAULT_DELETION_POLICY = SharedServiceSpec.model_fields["deletion_policy"].default
 
@@ -281,6 +284,67 @@ async def _diverged_database(
     return status.Blocker("DatabaseRebuilding", f"{why}: copying it anew, its old volumes kept as {kept_as}")
 
 
+async def _demotion(rt: Runtime, body: Body, desired: list[Body], site: SiteContext) -> status.Blocker | None:
+    """A database CloudNativePG is demoting (replication.demotion) keeps its replica role meanwhile (its
+    webhook refuses a change); a demotion that stands still is moved on."""
+    own = next((obj for obj in desired if obj["kind"] == "Cluster"), None)
+    live = rt.cache.get(key_of(own)) if own else None
+    if own is None or live is None or not demotion.in_progress(live):
+        if live is not None:
+            rt.demoting.pop(live["metadata"]["uid"], None)
+        return None
+    meta = live["metadata"]
+    since = rt.demoting.setdefault(meta["uid"], time.monotonic())
+    action = demotion.step(live, stuck_for=time.monotonic() - since, active=site.role is Role.ACTIVE)
+    if action in _DEMOTION_STEPS:
+        await _move_demotion_on(rt, body, live, action)
+    if not demotion.changes_role(own, live):
+        return None
+    wanted = "a primary" if own["spec"]["replica"]["primary"] == meta["name"] else "a replica"
+    return status.Blocker(
+        "DatabaseDemotionInProgress",
+        f"CloudNativePG is demoting Cluster {meta['name']}; it is made {wanted} once that ends",
+    )
+
+
+async def _move_demotion_on(rt: Runtime, body: Body, live: Body, action: demotion.Step) -> None:
+    meta = live["metadata"]
+    subresource, patch = demotion.write(action, live, now())
+    try:
+        written = await rt.client.patch(CLUSTERS, meta["name"], meta["namespace"], patch, subresource)
+    except ApiError as error:
+        if error.status != 409:  # changed meanwhile: the next look decides again
+            raise
+        return
+    rt.cache.upsert(written)
+    rt.demoting[meta["uid"]] = time.monotonic()
+    OBJECT_WRITES.labels("Cluster", "demotion").inc()
+    severity, reason, message = _DEMOTION_STEPS[action]
+    await rt.recorder.record(body, severity, reason, f"Cluster {meta['name']}: {message}")
+
+
+_STUCK = f"CloudNativePG's demotion stood still {demotion.STUCK_SECONDS:.0f} s"
+_DEMOTION_STEPS = {
+    demotion.Step.REPORT: (
+        "Warning",
+        "DatabaseDemotionStuck",
+        f"{_STUCK}, waiting for a report its instance made before the site was lost (the instance is no "
+        "longer a primary): reported it",
+    ),
+    demotion.Step.UNFENCE: (
+        "Warning",
+        "DatabaseDemotionStuck",
+        f"{_STUCK} (its instance stopped uncleanly in it): lifted its fence so PostgreSQL recovers; it is "
+        f"fenced again in {demotion.REFENCE_SECONDS:.0f} s",
+    ),
+    demotion.Step.REFENCE: (
+        "Normal",
+        "DatabaseDemotionResumed",
+        "fenced again: PostgreSQL shuts down cleanly, and the demotion can end",
+    ),
+}
+
+
 async def _role_first(rt: Runtime, body: Body, desired: list[Body]) -> bool:
     """Write what a Failover waits for, alone (services.role_first); whether anything was written."""
     meta = body["metadata"]
@@ -517,6 +581,7 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
         if blocker is None:
             await _provision_credentials(rt, key, service, site)
             blocker = await _diverged_database(rt, body, desired, site)
+            blocker = blocker or await _demotion(rt, body, desired, site)
             if blocker is None and await _role_first(rt, body, desired):
                 rt.queue.add(key)  # the rest of this pass after every other service's first writes
                 return None
@@ -559,8 +624,20 @@ async def _reconcile(rt: Runtime, key: ServiceKey) -> float | None:
     REPLICATION.set(*key, {s.kind: (s.complete_at, s.lag) for s in replication.series})
     FEASIBILITY.set(*key, (feasible.feasible, feasible.initial_copy_seconds) if feasible else None)
     PARALLEL_RUN.set(*key, (run.days_left, run.previous_up, run.missing) if run else None)
-    delays = [STALLED_RETRY_SECONDS if blocker else None, replication.recheck_after]
+    delays = [
+        STALLED_RETRY_SECONDS if blocker else None,
+        DEMOTION_RECHECK_SECONDS if _demoting(rt, desired) else None,
+        replication.recheck_after,
+    ]
     return min((delay for delay in delays if delay is not None), default=None)
+
+
+def _demoting(rt: Runtime, desired: list[Body]) -> bool:
+    return any(
+        demotion.in_progress(live)
+        for obj in desired
+        if obj["kind"] == "Cluster" and (live := rt.cache.get(key_of(obj))) is not None
+    )
 
 
 async def _report(
