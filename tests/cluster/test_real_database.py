@@ -5,7 +5,6 @@ One pair and one SharedService serve every test of the module (the tests run in 
 other's end state: that keeps the real-node time small)."""
 
 import json
-import os
 import signal
 import time
 import urllib.request
@@ -579,12 +578,6 @@ NEMESIS_SEED = 26  # a switchover with its operator killed at Promote, a request
 NEMESIS_DURATION = 150.0  # seconds of faults; the last settle follows
 
 
-@pytest.mark.skipif(
-    os.environ.get("SHAREDCORE_NEMESIS_REAL") != "1",
-    reason="not in make test yet: it finds a bug not fixed (a switchover withdrawn during a demotion that "
-    "a site stop interrupted: CloudNativePG refuses the Cluster back as primary); SHAREDCORE_NEMESIS_REAL=1 "
-    "runs it",
-)
 @pytest.mark.timeout(1200)
 def test_a_short_nemesis_schedule_loses_no_write_and_never_makes_two_primaries(
     database: Database, traffic: Traffic
