@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from sharedcore.replication import demotion
 from sharedcore_testbed import cnpg, operators
 from sharedcore_testbed import pair as two_sites
 from sharedcore_testbed.clients import as_object
@@ -512,14 +513,8 @@ def _follows_again_with_its_data_kept(
 
 
 def _active_site(database: Database) -> Site:
-    topology = as_object(database.pair.danang.custom.get_cluster_custom_object(*TOPOLOGY))
-    active = topology["status"]["activeSite"]
+    active = two_sites.topology_status(database.pair.danang)["activeSite"]
     return next(site for site in database.pair.sites if site.name == active)
-
-
-def _demoting(site: Site, database: Database) -> bool:
-    status = database.cluster(site).get("status") or {}
-    return bool((status.get("switchReplicaClusterStatus") or {}).get("inProgress"))
 
 
 def test_a_switchover_withdrawn_while_its_source_site_is_lost_mid_demotion_leaves_the_source_writable(
@@ -537,7 +532,7 @@ def test_a_switchover_withdrawn_while_its_source_site_is_lost_mid_demotion_leave
     traffic.baseline(primary=source.name)
     name, since = _request_switchover(source, target)
     eventually(
-        lambda: _demoting(source, database),
+        lambda: demotion.in_progress(database.cluster(source)),
         timeout=120,
         interval=0.1,
         message=f"CloudNativePG demoting {source.name}'s Cluster",

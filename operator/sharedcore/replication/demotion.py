@@ -54,17 +54,14 @@ def in_progress(cluster: Body) -> bool:
     return bool((status.get("switchReplicaClusterStatus") or {}).get("inProgress"))
 
 
-def restarted(cluster: Body) -> bool:
-    return RESTARTED in (cluster["metadata"].get("annotations") or {})
-
-
 def step(cluster: Body, *, stuck_for: float, active: bool) -> Step:
     """What to do about the Cluster's demotion, `stuck_for` seconds after this operator first saw it in
     progress or last took a step; `active`: whether this site is the active one."""
     if not in_progress(cluster):
         return Step.NONE
-    fenced = (cluster["metadata"].get("annotations") or {}).get(FENCED_INSTANCES)
-    if restarted(cluster):
+    annotations = cluster["metadata"].get("annotations") or {}
+    fenced = annotations.get(FENCED_INSTANCES)
+    if RESTARTED in annotations:
         return Step.REFENCE if fenced is None and stuck_for >= REFENCE_SECONDS else Step.WAIT
     if fenced != ALL_INSTANCES or stuck_for < STUCK_SECONDS:
         return Step.WAIT
@@ -102,11 +99,12 @@ def _transition_reported(cluster: Body, now: str) -> Body:
     }
 
 
+def is_primary(cluster: Body) -> bool:
+    """Whether the Cluster's spec makes it the primary of the pair (no pair: `replica` unset, it is)."""
+    replica = (cluster.get("spec") or {}).get("replica") or {}
+    return bool(replica.get("primary") == replica.get("self"))
+
+
 def changes_role(desired: Body, live: Body) -> bool:
     """Whether applying `desired` moves the Cluster between primary and replica (refused mid-demotion)."""
-
-    def primary(cluster: Body) -> bool:
-        replica = (cluster.get("spec") or {}).get("replica") or {}
-        return replica.get("primary") == replica.get("self")
-
-    return primary(desired) != primary(live)
+    return is_primary(desired) != is_primary(live)

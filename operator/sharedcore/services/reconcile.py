@@ -300,7 +300,7 @@ async def _demotion(rt: Runtime, body: Body, desired: list[Body], site: SiteCont
         await _move_demotion_on(rt, body, live, action)
     if not demotion.changes_role(own, live):
         return None
-    wanted = "a primary" if own["spec"]["replica"]["primary"] == meta["name"] else "a replica"
+    wanted = "a primary" if demotion.is_primary(own) else "a replica"
     return status.Blocker(
         "DatabaseDemotionInProgress",
         f"CloudNativePG is demoting Cluster {meta['name']}; it is made {wanted} once that ends",

@@ -32,9 +32,8 @@ class Runtime:
     deleting: set[ServiceKey] = field(default_factory=set)
     provisioned: set[ServiceKey] = field(default_factory=set)  # database credentials known to exist here
     secrets: set[tuple[str, str]] = field(default_factory=set)  # (namespace, name): Secrets the watch saw
-    demoting: dict[str, float] = field(
-        default_factory=dict
-    )  # Cluster uid: when its demotion was last moved on
+    # Cluster uid: when its CloudNativePG demotion was first seen in progress, or last moved on.
+    demoting: dict[str, float] = field(default_factory=dict)
     lag: LagTable = field(default_factory=LagTable)  # CloudNativePG replicas' lag, as last polled
     policy: Callable[[], ReplicationPolicy] = ReplicationPolicy  # what copies from the peer may hold
     topology: Callable[[], TopologySpec | None] = lambda: None  # the sites' capacities and links
