@@ -104,6 +104,13 @@ class DnsSampler:
         self._stop.set()
         self._thread.join(timeout=10)
 
+    def tally(self) -> str:
+        """How often each answer came, in the order first seen (for a failure's message)."""
+        counts: dict[str, int] = {}
+        for _, found in self.samples:
+            counts[str(found)] = counts.get(str(found), 0) + 1
+        return ", ".join(f"{answer}: {count}" for answer, count in counts.items())
+
     def first(self, address: str) -> float | None:
         return next((at for at, found in self.samples if found == [address]), None)
 
@@ -264,7 +271,7 @@ def test_danang_back_a_switchover_never_lets_the_city_dns_answer_with_both_sites
         name = request(pair.danang, "danang", "Switchover")
         status = ended(pair.danang, name, timeout=120)
     assert status["phase"] == "Succeeded", status
-    assert dns.first(danang) is not None
+    assert dns.first(danang) is not None, f"the city DNS never answered with danang: {dns.tally()}"
     both = [found for _, found in dns.samples if found and len(found) > 1]
     assert not both, f"{len(both)} of {len(dns.samples)} answers list both sites: {both[0]}"
     eventually(lambda: answers(city.resolver, city.host) == [danang], timeout=10, message="danang's")
